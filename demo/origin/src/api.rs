@@ -1,0 +1,202 @@
+//! The ERP backend's HTTP surface: orders JSON API, version probe, counters, static files.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::extract::State as AxState;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tower_http::services::ServeDir;
+
+/// Which deployment of the backend a listener plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    V1,
+    V2,
+}
+
+impl Version {
+    fn as_str(self) -> &'static str {
+        match self {
+            Version::V1 => "v1",
+            Version::V2 => "v2",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct Order {
+    id: u64,
+    item: String,
+    quantity: u32,
+    #[serde(rename = "createdBy")]
+    created_by: &'static str,
+}
+
+#[derive(Default, Debug)]
+struct Db {
+    orders: Vec<Order>,
+    /// Idempotency-Key → order id, so a replayed offline write never creates a second order.
+    by_key: HashMap<String, u64>,
+}
+
+/// State shared by both versions: one database, per-version request counters.
+#[derive(Clone, Default, Debug)]
+pub struct State {
+    db: Arc<Mutex<Db>>,
+    requests: Arc<[AtomicU64; 2]>,
+}
+
+#[derive(Clone, Debug)]
+struct Ctx {
+    version: Version,
+    state: State,
+}
+
+pub fn router(version: Version, state: State, static_dir: Option<&Path>) -> Router {
+    let ctx = Ctx { version, state };
+    let api = Router::new()
+        .route("/api/version", get(version_info))
+        .route("/api/health", get(health))
+        .route("/api/orders", get(list_orders).post(create_order))
+        .route("/__origin/stats", get(stats));
+    let app = match static_dir {
+        Some(dir) => api.fallback_service(ServeDir::new(dir).append_index_html_on_directories(true)),
+        None => api,
+    };
+    app.layer(axum::middleware::from_fn_with_state(ctx.clone(), stamp))
+        .with_state(ctx)
+}
+
+/// Stamps every response with the serving version and counts the request.
+async fn stamp(
+    AxState(ctx): AxState<Ctx>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let idx = usize::from(ctx.version == Version::V2);
+    if let Some(counter) = ctx.state.requests.get(idx) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+    let path = req.uri().path().to_owned();
+    let mut res = next.run(req).await;
+    let headers = res.headers_mut();
+    headers.insert(
+        HeaderName::from_static("x-app-version"),
+        HeaderValue::from_static(ctx.version.as_str()),
+    );
+    // The service worker script and HTML must be revalidated so updates are seen; hashed
+    // assets (the wasm) never change under one name.
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        let cc = if path.starts_with("/api/") || path.starts_with("/__origin/") {
+            "no-store"
+        } else if path.contains(".wasm") && path.starts_with("/sw/") {
+            "public, max-age=31536000, immutable"
+        } else {
+            "no-cache"
+        };
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cc));
+    }
+    res
+}
+
+async fn version_info(AxState(ctx): AxState<Ctx>, headers: HeaderMap) -> Json<serde_json::Value> {
+    // Echo what the edge told us, so tests can see the edge's decisions arrive at the origin.
+    let edge: serde_json::Map<String, serde_json::Value> = headers
+        .iter()
+        .filter(|(name, _)| name.as_str().starts_with("x-edgeflags-") || name.as_str().starts_with("x-forwarded-"))
+        .filter_map(|(name, v)| Some((name.as_str().to_owned(), json!(v.to_str().ok()?))))
+        .collect();
+    Json(json!({
+        "service": "erp-backend",
+        "version": ctx.version.as_str(),
+        "channel": if ctx.version == Version::V1 { "stable" } else { "canary" },
+        "edgeHeaders": edge,
+    }))
+}
+
+async fn health(AxState(ctx): AxState<Ctx>) -> Json<serde_json::Value> {
+    Json(json!({"ok": true, "version": ctx.version.as_str()}))
+}
+
+async fn stats(AxState(ctx): AxState<Ctx>) -> Json<serde_json::Value> {
+    let count = |i: usize| ctx.state.requests.get(i).map_or(0, |c| c.load(Ordering::Relaxed));
+    let orders = ctx.state.db.lock().unwrap_or_else(PoisonError::into_inner).orders.len();
+    Json(json!({"requests": {"v1": count(0), "v2": count(1)}, "orders": orders}))
+}
+
+async fn list_orders(AxState(ctx): AxState<Ctx>) -> Json<serde_json::Value> {
+    let db = ctx.state.db.lock().unwrap_or_else(PoisonError::into_inner);
+    let orders: Vec<serde_json::Value> = db
+        .orders
+        .iter()
+        .map(|o| {
+            let mut v = json!(o);
+            // The canary's visible change: v2 also reports a delivery estimate.
+            if ctx.version == Version::V2 {
+                v["etaDays"] = json!(2 + o.id % 3);
+            }
+            v
+        })
+        .collect();
+    Json(json!({"version": ctx.version.as_str(), "orders": orders}))
+}
+
+#[derive(Deserialize)]
+struct NewOrder {
+    item: String,
+    #[serde(default = "one")]
+    quantity: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+async fn create_order(AxState(ctx): AxState<Ctx>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let new: NewOrder = match serde_json::from_slice(&body) {
+        Ok(n) => n,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": "invalid order", "details": e.to_string()})),
+            )
+                .into_response()
+        }
+    };
+    if new.item.trim().is_empty() || new.item.len() > 200 {
+        return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({"error": "item must be 1..200 characters"})))
+            .into_response();
+    }
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut db = ctx.state.db.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(id) = key.as_ref().and_then(|k| db.by_key.get(k)).copied() {
+        if let Some(order) = db.orders.iter().find(|o| o.id == id) {
+            let mut res = (StatusCode::OK, Json(json!(order))).into_response();
+            res.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            return res;
+        }
+    }
+    let id = db.orders.len() as u64 + 1;
+    let order = Order {
+        id,
+        item: new.item,
+        quantity: new.quantity,
+        created_by: ctx.version.as_str(),
+    };
+    db.orders.push(order.clone());
+    if let Some(k) = key {
+        db.by_key.insert(k, id);
+    }
+    (StatusCode::CREATED, Json(json!(order))).into_response()
+}

@@ -1,0 +1,122 @@
+//! Worker configuration read from `[vars]` (wrangler.toml / `--var`), validated once per isolate.
+
+use crate::error::EdgeError;
+
+/// Default path prefix of the edge's own endpoints (status now, admin API later).
+pub const DEFAULT_ADMIN_PREFIX: &str = "/__edge";
+/// Default KV key of the active flag set.
+pub const DEFAULT_FLAGS_KEY: &str = "flags";
+
+/// Everything the worker needs from its environment, parsed and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Base URL of the stable origin (no trailing slash).
+    pub origin: String,
+    /// Base URL of the canary origin, when one is configured.
+    pub canary_origin: Option<String>,
+    /// Prefix of the edge's own endpoints, e.g. `/__edge`.
+    pub admin_prefix: String,
+    /// KV key holding the active flag set.
+    pub flags_key: String,
+}
+
+impl Config {
+    /// Builds the configuration from a variable lookup (the Worker `Env` in production, a
+    /// closure in tests), so the rules live in plain Rust.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, EdgeError> {
+        let origin = get("ORIGIN_URL")
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| EdgeError::Config("ORIGIN_URL is not set".into()))?;
+        let origin = normalise_origin("ORIGIN_URL", &origin)?;
+        let canary_origin = match get("CANARY_ORIGIN_URL").filter(|s| !s.trim().is_empty()) {
+            Some(url) => Some(normalise_origin("CANARY_ORIGIN_URL", &url)?),
+            None => None,
+        };
+        let admin_prefix = get("ADMIN_PREFIX").unwrap_or_else(|| DEFAULT_ADMIN_PREFIX.into());
+        if !admin_prefix.starts_with('/') || admin_prefix.len() < 2 || admin_prefix.ends_with('/') {
+            return Err(EdgeError::Config(format!(
+                "ADMIN_PREFIX must look like /__edge (leading slash, no trailing slash), got {admin_prefix:?}"
+            )));
+        }
+        let flags_key = get("FLAGS_KEY")
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| DEFAULT_FLAGS_KEY.into());
+        Ok(Self {
+            origin,
+            canary_origin,
+            admin_prefix,
+            flags_key,
+        })
+    }
+
+    /// The path below the admin prefix, if `path` is one of the edge's own endpoints.
+    pub fn admin_subpath<'p>(&self, path: &'p str) -> Option<&'p str> {
+        let rest = path.strip_prefix(self.admin_prefix.as_str())?;
+        (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+    }
+}
+
+fn normalise_origin(name: &str, url: &str) -> Result<String, EdgeError> {
+    let url = url.trim().trim_end_matches('/');
+    let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+    let host = url.split_once("://").map_or("", |(_, rest)| rest);
+    if !scheme_ok || host.is_empty() || host.contains('/') || host.contains('?') {
+        return Err(EdgeError::Config(format!(
+            "{name} must be an origin such as https://app.example.com, got {url:?}"
+        )));
+    }
+    Ok(url.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn defaults_apply_when_only_the_origin_is_set() {
+        let c = Config::from_lookup(vars(&[("ORIGIN_URL", "http://127.0.0.1:8788/")])).unwrap();
+        assert_eq!(c.origin, "http://127.0.0.1:8788");
+        assert_eq!(c.canary_origin, None);
+        assert_eq!(c.admin_prefix, "/__edge");
+        assert_eq!(c.flags_key, "flags");
+    }
+
+    #[test]
+    fn a_missing_or_malformed_origin_is_a_config_error() {
+        for bad in [
+            &[][..],
+            &[("ORIGIN_URL", "")],
+            &[("ORIGIN_URL", "ftp://x")],
+            &[("ORIGIN_URL", "http://a/b")],
+        ] {
+            let err = Config::from_lookup(vars(bad)).unwrap_err();
+            assert!(matches!(err, EdgeError::Config(_)), "{bad:?} gave {err:?}");
+        }
+    }
+
+    #[test]
+    fn admin_prefix_must_be_a_clean_path() {
+        for bad in ["edge", "/", "/__edge/"] {
+            let r = Config::from_lookup(vars(&[("ORIGIN_URL", "http://o"), ("ADMIN_PREFIX", bad)]));
+            assert!(r.is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn admin_subpath_matches_whole_segments_only() {
+        let c = Config::from_lookup(vars(&[("ORIGIN_URL", "http://o")])).unwrap();
+        assert_eq!(c.admin_subpath("/__edge"), Some(""));
+        assert_eq!(c.admin_subpath("/__edge/status"), Some("/status"));
+        assert_eq!(c.admin_subpath("/__edgeX/status"), None);
+        assert_eq!(c.admin_subpath("/app/__edge"), None);
+    }
+}

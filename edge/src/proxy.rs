@@ -1,0 +1,163 @@
+//! Origin proxy policy: which URL the origin gets, which headers cross the edge and which
+//! headers the edge adds. Pure functions over plain strings, so they are tested natively.
+
+/// Header the edge adds to every response it handles: proof the worker ran, and which build.
+pub const EDGE_HEADER: &str = "x-edgeflags";
+/// Value of [`EDGE_HEADER`].
+pub const EDGE_HEADER_VALUE: &str = concat!("edge/", env!("CARGO_PKG_VERSION"));
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) that a proxy must not forward, in either direction.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Whether a header is hop-by-hop: a standard one, or one the message's own `Connection`
+/// header names (`connection_tokens`).
+pub fn is_hop_by_hop(name: &str, connection_tokens: &[String]) -> bool {
+    HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
+        || connection_tokens
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(name))
+}
+
+/// Whether a visitor's request header goes on to the origin.
+pub fn forward_request_header(name: &str, connection_tokens: &[String]) -> bool {
+    let lower = name.to_ascii_lowercase();
+    !is_hop_by_hop(&lower, connection_tokens)
+        // `cf-*` headers are the platform's; the origin gets the standard forwarding headers.
+        && !lower.starts_with("cf-")
+        // `Host` is set by fetch from the origin URL; the visitor's host goes in X-Forwarded-Host.
+        && lower != "host"
+        // Requests never carry the edge's own header inward.
+        && lower != EDGE_HEADER
+}
+
+/// Whether an origin response header goes on to the visitor.
+pub fn forward_response_header(name: &str, connection_tokens: &[String]) -> bool {
+    !is_hop_by_hop(name, connection_tokens)
+}
+
+/// The header names a `Connection` header value declares hop-by-hop.
+pub fn connection_tokens(connection: Option<&str>) -> Vec<String> {
+    connection
+        .map(|v| {
+            v.split(',')
+                .map(|t| t.trim().to_ascii_lowercase())
+                .filter(|t| !t.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The URL to fetch at the origin for a request to `path_and_query` at the edge.
+pub fn upstream_url(origin: &str, path_and_query: &str) -> String {
+    let mut url = String::with_capacity(origin.len() + path_and_query.len() + 1);
+    url.push_str(origin);
+    if !path_and_query.starts_with('/') {
+        url.push('/');
+    }
+    url.push_str(path_and_query);
+    url
+}
+
+/// `X-Forwarded-*` headers telling the origin what the visitor asked for.
+pub fn forwarded_headers(
+    host: Option<&str>,
+    scheme: &str,
+    client_ip: Option<&str>,
+) -> Vec<(&'static str, String)> {
+    let mut out = vec![("x-forwarded-proto", scheme.trim_end_matches(':').to_owned())];
+    if let Some(h) = host {
+        out.push(("x-forwarded-host", h.to_owned()));
+    }
+    if let Some(ip) = client_ip {
+        out.push(("x-forwarded-for", ip.to_owned()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_platform_headers_are_not_forwarded() {
+        let none: Vec<String> = vec![];
+        for name in [
+            "Connection",
+            "keep-alive",
+            "TE",
+            "Transfer-Encoding",
+            "upgrade",
+            "cf-ray",
+            "CF-Connecting-IP",
+            "x-edgeflags",
+            "Host",
+        ] {
+            assert!(!forward_request_header(name, &none), "{name} forwarded");
+        }
+        for name in [
+            "accept",
+            "cookie",
+            "authorization",
+            "if-none-match",
+            "x-custom",
+        ] {
+            assert!(forward_request_header(name, &none), "{name} dropped");
+        }
+    }
+
+    #[test]
+    fn responses_keep_everything_but_hop_by_hop_headers() {
+        let none: Vec<String> = vec![];
+        assert!(!forward_response_header("Transfer-Encoding", &none));
+        for name in [
+            "set-cookie",
+            "cache-control",
+            "etag",
+            "cf-cache-status",
+            "x-app-version",
+        ] {
+            assert!(forward_response_header(name, &none), "{name} dropped");
+        }
+    }
+
+    #[test]
+    fn headers_named_in_connection_are_hop_by_hop() {
+        let tokens = connection_tokens(Some("close, X-Secret ,"));
+        assert_eq!(tokens, vec!["close", "x-secret"]);
+        assert!(!forward_request_header("X-Secret", &tokens));
+        assert!(!forward_response_header("x-secret", &tokens));
+        assert!(forward_request_header("x-other", &tokens));
+    }
+
+    #[test]
+    fn upstream_url_keeps_path_and_query() {
+        assert_eq!(
+            upstream_url("http://127.0.0.1:1", "/api/orders?x=1"),
+            "http://127.0.0.1:1/api/orders?x=1"
+        );
+        assert_eq!(upstream_url("http://o", "a"), "http://o/a");
+    }
+
+    #[test]
+    fn forwarded_headers_describe_the_visitor_request() {
+        let h = forwarded_headers(Some("shop.example"), "https:", Some("203.0.113.9"));
+        assert_eq!(
+            h,
+            vec![
+                ("x-forwarded-proto", "https".to_owned()),
+                ("x-forwarded-host", "shop.example".to_owned()),
+                ("x-forwarded-for", "203.0.113.9".to_owned()),
+            ]
+        );
+    }
+}

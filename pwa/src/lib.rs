@@ -1,0 +1,19 @@
+//! edgeflags service worker: Workbox's proven split (routing, strategies, precache) in Rust,
+//! driven by a thin JS shim (`pwa/js/sw.template.js`) that registers every listener
+//! synchronously and forwards events here after one shared wasm init.
+//!
+//! Policy modules (`config`, `precache`, `routing`) are plain Rust and tested natively; the
+//! browser glue (`host`, `strategies`) only exists on wasm32.
+
+pub mod config;
+pub mod error;
+pub mod precache;
+pub mod routing;
+
+#[cfg(target_arch = "wasm32")]
+mod host;
+#[cfg(target_arch = "wasm32")]
+mod strategies;
+
+#[cfg(target_arch = "wasm32")]
+pub use host::exports::*;

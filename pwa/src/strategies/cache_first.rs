@@ -1,0 +1,36 @@
+//! Cache-first: answer from the cache, go to the network only on a miss.
+
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Request, Response};
+
+use crate::error::SwError;
+use crate::host::{cache_match, fetch, open_cache, Worker};
+
+/// A precached entry; on a miss (evicted by the browser) fetch it and re-store it.
+pub async fn precached(w: &Worker, key: &str, req: &Request) -> Result<Response, SwError> {
+    let cache = open_cache(&w.config.precache_name()).await?;
+    if let Some(hit) = cache_match(&cache, key).await? {
+        return Ok(hit);
+    }
+    let res = fetch(req).await?;
+    if res.ok() {
+        JsFuture::from(cache.put_with_str(key, &res.clone()?)).await?;
+    }
+    Ok(res)
+}
+
+/// Runtime cache-first.
+pub async fn handle(cache_name: Option<&str>, req: &Request) -> Result<Response, SwError> {
+    let Some(name) = cache_name else {
+        return fetch(req).await;
+    };
+    let cache = open_cache(name).await?;
+    if let Some(hit) = cache_match(&cache, &req.url()).await? {
+        return Ok(hit);
+    }
+    let res = fetch(req).await?;
+    if super::cacheable(&res) {
+        JsFuture::from(cache.put_with_request(req, &res.clone()?)).await?;
+    }
+    Ok(res)
+}

@@ -1,0 +1,46 @@
+# Shared helpers for the edgeflags scripts. Source it; do not run it.
+# shellcheck shell=bash
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export ROOT
+CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
+export PATH="$CARGO_BIN:$PATH"
+NODE_BIN="$ROOT/node_modules/.bin"
+
+# Wrangler and worker-build stay offline and keep their state inside the repo.
+export WRANGLER_SEND_METRICS=false
+export CLOUDFLARE_CF_FETCH_ENABLED=false
+export XDG_CACHE_HOME="$ROOT/.cache"
+export WRANGLER_LOG_PATH="$ROOT/.cache/wrangler-logs"
+export WRANGLER_REGISTRY_PATH="$ROOT/.cache/wrangler-registry"
+
+# Size-oriented settings for every wasm32 release build (edge and pwa share them, so their
+# common dependencies are compiled once). Native release builds keep the defaults.
+export CARGO_PROFILE_RELEASE_OPT_LEVEL="${EDGEFLAGS_WASM_OPT_LEVEL:-s}"
+export CARGO_PROFILE_RELEASE_LTO=true
+export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
+export CARGO_PROFILE_RELEASE_PANIC=abort
+
+say() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# The version of a crate recorded in Cargo.lock.
+lock_version() {
+  awk -v name="$1" '$0 == "name = \"" name "\"" { getline; gsub(/version = |"/, ""); print; exit }' "$ROOT/Cargo.lock"
+}
+
+# Derives a wrangler config without the [build] section, for runs that build beforehand
+# (wrangler dev would otherwise build twice at start-up). Prints its path.
+nobuild_config() {
+  local out="$ROOT/.wrangler/wrangler.nobuild.toml"
+  mkdir -p "$ROOT/.wrangler"
+  awk '
+    /^\[build\]/ { skip = 1; next }
+    /^\[/ { skip = 0 }
+    skip { next }
+    /^main *=/ { print "main = \"../edge/build/index.js\""; next }
+    { print }
+  ' "$ROOT/wrangler.toml" > "$out"
+  printf '%s\n' "$out"
+}

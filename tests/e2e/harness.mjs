@@ -1,0 +1,193 @@
+// End-to-end harness: the real stack on loopback. Starts the demo origin (both versions) and
+// the edge worker in workerd through `wrangler dev` (a config without [build]: everything is
+// built beforehand by scripts/build-*.sh), with a fresh --persist-to directory, seeds local KV,
+// waits until both answer, and stops every process by PID — also when a test fails, times out
+// or the runner is killed.
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const WRANGLER = join(ROOT, 'node_modules', '.bin', 'wrangler');
+const ORIGIN_BIN = process.env.EDGEFLAGS_ORIGIN_BIN || join(ROOT, 'target', 'debug', 'edgeflags-demo-origin');
+const NOBUILD_CONFIG = join(ROOT, '.wrangler', 'wrangler.nobuild.toml');
+export const DEMO_FLAGS = join(ROOT, 'examples', 'flags', 'demo.flagd.json');
+
+const offlineEnv = {
+  ...process.env,
+  WRANGLER_SEND_METRICS: 'false',
+  CLOUDFLARE_CF_FETCH_ENABLED: 'false',
+  XDG_CONFIG_HOME: join(ROOT, '.cache', 'xdg-config'),
+  WRANGLER_LOG_PATH: join(ROOT, '.cache', 'wrangler-logs'),
+  WRANGLER_REGISTRY_PATH: join(ROOT, '.cache', 'wrangler-registry'),
+};
+
+/** Every child started by this process, killed on exit whatever happens. */
+const children = new Set();
+function killAll(signal = 'SIGKILL') {
+  for (const child of children) {
+    try {
+      process.kill(-child.pid, signal); // the whole group: wrangler's workerd children too
+    } catch {
+      // already gone
+    }
+  }
+}
+process.on('exit', () => killAll());
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    killAll();
+    process.exit(sig === 'SIGINT' ? 130 : 143);
+  });
+}
+
+function startChild(cmd, args, opts = {}) {
+  const child = spawn(cmd, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  child.log = [];
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream }).on('line', (line) => {
+      child.log.push(line);
+      if (child.log.length > 400) child.log.shift();
+      if (process.env.EDGEFLAGS_E2E_VERBOSE) console.error(`[${cmd.split('/').pop()}] ${line}`);
+    });
+  }
+  return child;
+}
+
+async function stopChild(child) {
+  if (!children.has(child)) return;
+  try {
+    process.kill(-child.pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  const timer = setTimeout(() => {
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }, 5000);
+  await once(child, 'exit').catch(() => {});
+  clearTimeout(timer);
+}
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort() {
+  const srv = createServer();
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const { port } = srv.address();
+  srv.close();
+  await once(srv, 'close');
+  return port;
+}
+
+/** Polls `probe` until it returns truthy or `timeoutMs` passes. */
+export async function waitFor(probe, { timeoutMs = 30000, intervalMs = 100, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let lastError;
+  while (Date.now() < deadline) {
+    try {
+      const v = await probe();
+      if (v) return v;
+    } catch (err) {
+      lastError = err;
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${lastError.message}` : ''}`);
+}
+
+function requireBuilt() {
+  const missing = [
+    [join(ROOT, 'edge', 'build', 'index.js'), 'scripts/build-edge.sh'],
+    [ORIGIN_BIN, 'cargo build -p edgeflags-demo-origin'],
+    [join(ROOT, 'pwa', 'dist', 'sw.js'), 'scripts/build-pwa.sh'],
+  ].filter(([p]) => !existsSync(p));
+  if (missing.length) {
+    throw new Error(`not built: ${missing.map(([p, how]) => `${p} (run ${how})`).join(', ')} — or run \`make test\``);
+  }
+  if (!existsSync(NOBUILD_CONFIG)) {
+    spawnSync('bash', ['-c', `source scripts/lib.sh && nobuild_config`], { cwd: ROOT, stdio: 'ignore' });
+  }
+}
+
+/** Runs `wrangler kv ...` against the local store of a stack. */
+function kv(persistDir, args, input) {
+  const res = spawnSync(
+    WRANGLER,
+    ['kv', ...args, '--binding', 'FLAGS', '--local', '--persist-to', persistDir, '--config', NOBUILD_CONFIG],
+    { cwd: ROOT, env: offlineEnv, encoding: 'utf8', input, timeout: 60000 },
+  );
+  if (res.status !== 0) throw new Error(`wrangler kv ${args.join(' ')} failed: ${res.stderr || res.stdout}`);
+  return res.stdout;
+}
+
+/**
+ * Starts origin + edge. Options: `seed` (KV key → file path or string value; default seeds
+ * `flags` with the demo flag set), `vars` (extra worker vars).
+ */
+export async function startStack({ seed = { flags: { path: DEMO_FLAGS } }, vars = {} } = {}) {
+  requireBuilt();
+  mkdirSync(join(ROOT, '.wrangler'), { recursive: true });
+  const persistDir = mkdtempSync(join(ROOT, '.wrangler', 'e2e-'));
+
+  const origin = startChild(ORIGIN_BIN, [
+    '--v1', '127.0.0.1:0', '--v2', '127.0.0.1:0', '--static', join(ROOT, 'pwa', 'dist'),
+  ]);
+  const listening = await waitFor(
+    () => origin.log.map((l) => { try { return JSON.parse(l); } catch { return null; } }).find((m) => m?.event === 'listening'),
+    { what: 'the demo origin to listen', timeoutMs: 15000 },
+  );
+
+  for (const [key, value] of Object.entries(seed)) {
+    if (value.path) kv(persistDir, ['key', 'put', key, '--path', value.path]);
+    else {
+      const file = join(persistDir, `seed-${key}.txt`);
+      writeFileSync(file, typeof value === 'string' ? value : JSON.stringify(value));
+      kv(persistDir, ['key', 'put', key, '--path', file]);
+    }
+  }
+
+  const port = await freePort();
+  const inspector = await freePort();
+  const allVars = { ORIGIN_URL: `http://${listening.v1}`, CANARY_ORIGIN_URL: `http://${listening.v2}`, ...vars };
+  const edge = startChild(WRANGLER, [
+    'dev', '--config', NOBUILD_CONFIG, '--local', '--ip', '127.0.0.1', '--port', String(port),
+    '--inspector-port', String(inspector), '--persist-to', persistDir,
+    '--show-interactive-dev-session=false', '--log-level', 'warn',
+    ...Object.entries(allVars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
+  ], { cwd: ROOT, env: offlineEnv });
+
+  const edgeUrl = `http://127.0.0.1:${port}`;
+  const stack = {
+    edgeUrl,
+    originV1: `http://${listening.v1}`,
+    originV2: `http://${listening.v2}`,
+    persistDir,
+    kvPut: (key, file) => kv(persistDir, ['key', 'put', key, '--path', file]),
+    kvGet: (key) => kv(persistDir, ['key', 'get', key, '--text']),
+    logs: () => ({ origin: origin.log.join('\n'), edge: edge.log.join('\n') }),
+    async stop() {
+      await Promise.all([stopChild(edge), stopChild(origin)]);
+    },
+  };
+  try {
+    await waitFor(async () => (await fetch(`${edgeUrl}/__edge/health`)).ok, {
+      what: `wrangler dev on ${edgeUrl}`,
+      timeoutMs: 60000,
+      intervalMs: 200,
+    });
+  } catch (err) {
+    await stack.stop();
+    throw new Error(`${err.message}\n--- wrangler log ---\n${edge.log.join('\n')}`);
+  }
+  return stack;
+}
