@@ -2,6 +2,7 @@
 # Builds the edge worker (edge/build/) with worker-build, fully offline: worker-build would
 # otherwise download wasm-bindgen, wasm-opt and esbuild, so point it at local copies.
 source "$(dirname "$0")/lib.sh"
+wasm_release_profile
 cd "$ROOT/edge"
 export WASM_BINDGEN_BIN="$CARGO_BIN/wasm-bindgen"
 export WASM_OPT_BIN="$NODE_BIN/wasm-opt"

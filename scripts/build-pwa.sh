@@ -3,6 +3,7 @@
 # a module service worker → wasm-opt → pwa/dist/ with a content-hashed wasm and a generated
 # precache manifest (scripts/pwa-dist.mjs).
 source "$(dirname "$0")/lib.sh"
+wasm_release_profile
 cd "$ROOT"
 cargo build -p edgeflags-pwa --target wasm32-unknown-unknown --release --quiet
 raw="$ROOT/target/wasm32-unknown-unknown/release/edgeflags_pwa.wasm"

@@ -15,12 +15,15 @@ export XDG_CACHE_HOME="$ROOT/.cache"
 export WRANGLER_LOG_PATH="$ROOT/.cache/wrangler-logs"
 export WRANGLER_REGISTRY_PATH="$ROOT/.cache/wrangler-registry"
 
-# Size-oriented settings for every wasm32 release build (edge and pwa share them, so their
-# common dependencies are compiled once). Native release builds keep the defaults.
-export CARGO_PROFILE_RELEASE_OPT_LEVEL="${EDGEFLAGS_WASM_OPT_LEVEL:-s}"
-export CARGO_PROFILE_RELEASE_LTO=true
-export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
-export CARGO_PROFILE_RELEASE_PANIC=abort
+# Size-oriented settings for the wasm32 release builds (edge and pwa share them, so their
+# common dependencies are compiled once). Native release builds (CLI, benches) keep the
+# defaults from Cargo.toml, which is why these are set per build script, not globally.
+wasm_release_profile() {
+  export CARGO_PROFILE_RELEASE_OPT_LEVEL="${EDGEFLAGS_WASM_OPT_LEVEL:-s}"
+  export CARGO_PROFILE_RELEASE_LTO=true
+  export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
+  export CARGO_PROFILE_RELEASE_PANIC=abort
+}
 
 say() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }

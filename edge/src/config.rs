@@ -1,6 +1,7 @@
 //! Worker configuration read from `[vars]` (wrangler.toml / `--var`), validated once per isolate.
 
 use crate::error::EdgeError;
+use crate::identity;
 
 /// Default path prefix of the edge's own endpoints (status now, admin API later).
 pub const DEFAULT_ADMIN_PREFIX: &str = "/__edge";
@@ -18,6 +19,30 @@ pub struct Config {
     pub admin_prefix: String,
     /// KV key holding the active flag set.
     pub flags_key: String,
+    /// How often an isolate re-checks KV for a new flag set (`REFRESH_SECONDS`, default 5).
+    pub refresh_ms: u64,
+    /// Where visitors' targetingKey comes from (`IDENTITY_SOURCE`).
+    pub identity: identity::Source,
+    /// Origins allowed to call OFREP cross-origin (`CORS_ALLOWED_ORIGINS`: `*` or a
+    /// comma-separated list; empty = same-origin only).
+    pub cors: Cors,
+    /// Whether HTML gets the flag bootstrap (`BOOTSTRAP`, default on).
+    pub bootstrap: bool,
+    /// Version history kept for rollback (`HISTORY_LIMIT`, default 20).
+    pub history_limit: usize,
+    /// Audit records kept (`AUDIT_LIMIT`, default 500).
+    pub audit_limit: usize,
+}
+
+/// Cross-origin policy for the OFREP endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cors {
+    /// Same-origin only: no CORS headers.
+    None,
+    /// Any origin (no credentials).
+    Any,
+    /// These exact origins (credentials allowed).
+    List(Vec<String>),
 }
 
 impl Config {
@@ -41,11 +66,50 @@ impl Config {
         let flags_key = get("FLAGS_KEY")
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| DEFAULT_FLAGS_KEY.into());
+        let number = |name: &str, default: u64| -> Result<u64, EdgeError> {
+            match get(name).filter(|s| !s.trim().is_empty()) {
+                None => Ok(default),
+                Some(v) => v.trim().parse().map_err(|_| {
+                    EdgeError::Config(format!("{name} must be a whole number, got {v:?}"))
+                }),
+            }
+        };
+        let refresh_ms = number("REFRESH_SECONDS", 5)?.saturating_mul(1000);
+        let identity = identity::Source::parse(get("IDENTITY_SOURCE").as_deref())
+            .map_err(EdgeError::Config)?;
+        let cors = match get("CORS_ALLOWED_ORIGINS")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+        {
+            s if s.is_empty() => Cors::None,
+            s if s == "*" => Cors::Any,
+            s => Cors::List(
+                s.split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_owned())
+                    .filter(|o| !o.is_empty())
+                    .collect(),
+            ),
+        };
+        let bootstrap = !matches!(
+            get("BOOTSTRAP").as_deref().map(str::trim),
+            Some("off" | "false" | "0")
+        );
+        let limit = |name: &str, default: usize| -> Result<usize, EdgeError> {
+            Ok(usize::try_from(number(name, default as u64)?)
+                .unwrap_or(usize::MAX)
+                .max(1))
+        };
         Ok(Self {
             origin,
             canary_origin,
             admin_prefix,
             flags_key,
+            refresh_ms,
+            identity,
+            cors,
+            bootstrap,
+            history_limit: limit("HISTORY_LIMIT", crate::store::DEFAULT_HISTORY_LIMIT)?,
+            audit_limit: limit("AUDIT_LIMIT", crate::store::DEFAULT_AUDIT_LIMIT)?,
         })
     }
 
@@ -88,6 +152,42 @@ mod tests {
         assert_eq!(c.canary_origin, None);
         assert_eq!(c.admin_prefix, "/__edge");
         assert_eq!(c.flags_key, "flags");
+        assert_eq!(c.refresh_ms, 5000);
+        assert_eq!(c.identity, identity::Source::Cookie("ef_uid".into()));
+        assert_eq!(c.cors, Cors::None);
+        assert!(c.bootstrap);
+    }
+
+    #[test]
+    fn optional_settings_parse_and_bad_values_are_config_errors() {
+        let c = Config::from_lookup(vars(&[
+            ("ORIGIN_URL", "http://o"),
+            ("REFRESH_SECONDS", "0"),
+            (
+                "CORS_ALLOWED_ORIGINS",
+                "https://a.example/, https://b.example",
+            ),
+            ("BOOTSTRAP", "off"),
+            ("IDENTITY_SOURCE", "header:x-user"),
+        ]))
+        .unwrap();
+        assert_eq!(c.refresh_ms, 0);
+        assert_eq!(
+            c.cors,
+            Cors::List(vec!["https://a.example".into(), "https://b.example".into()])
+        );
+        assert!(!c.bootstrap);
+        assert_eq!(c.identity, identity::Source::Header("x-user".into()));
+        for (k, v) in [
+            ("REFRESH_SECONDS", "soon"),
+            ("IDENTITY_SOURCE", "ip"),
+            ("HISTORY_LIMIT", "-1"),
+        ] {
+            assert!(
+                Config::from_lookup(vars(&[("ORIGIN_URL", "http://o"), (k, v)])).is_err(),
+                "{k}={v}"
+            );
+        }
     }
 
     #[test]

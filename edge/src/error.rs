@@ -1,7 +1,9 @@
 //! The worker's one error type, and the single place mapping errors to HTTP statuses and
 //! OFREP-style bodies (`{"errorCode": ..., "errorDetails": ...}`).
 
-use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::live::Finding;
 
 /// Everything that can go wrong while the edge answers a request.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -15,6 +17,33 @@ pub enum EdgeError {
     /// The method is not allowed on this endpoint.
     #[error("method {0} not allowed")]
     MethodNotAllowed(String),
+    /// The request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The request body is larger than the endpoint accepts.
+    #[error("request body larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// No credentials were presented.
+    #[error("missing bearer token")]
+    Unauthorized,
+    /// Credentials were presented and refused.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A flag named in an admin request does not exist.
+    #[error("flag {0:?} not found")]
+    FlagNotFound(String),
+    /// A submitted flag set failed validation; nothing was stored.
+    #[error("invalid flag set: {} error(s)", .0.len())]
+    InvalidFlagSet(Vec<Finding>),
+    /// `If-Match` named a version that is no longer current.
+    #[error("the flag set changed: current version is {current}")]
+    PreconditionFailed { current: String },
+    /// The request conflicts with what is stored.
+    #[error("{0}")]
+    Conflict(String),
+    /// There is no usable flag set (none stored, or only malformed ones since start-up).
+    #[error("no usable flag set: {0}")]
+    NoFlagSet(String),
     /// The origin could not be reached.
     #[error("origin unreachable: {0}")]
     OriginUnreachable(String),
@@ -23,42 +52,49 @@ pub enum EdgeError {
     Internal(String),
 }
 
-/// The JSON body sent with every error answer.
-#[derive(Debug, Serialize, PartialEq, Eq)]
-pub struct ErrorBody<'a> {
-    #[serde(rename = "errorCode")]
-    pub error_code: &'a str,
-    #[serde(rename = "errorDetails")]
-    pub error_details: String,
-}
-
 impl EdgeError {
     /// HTTP status for this error. Keep every mapping here.
     pub fn status(&self) -> u16 {
         match self {
-            EdgeError::NotFound(_) => 404,
+            EdgeError::BadRequest(_) | EdgeError::InvalidFlagSet(_) => 400,
+            EdgeError::Unauthorized => 401,
+            EdgeError::Forbidden(_) => 403,
+            EdgeError::NotFound(_) | EdgeError::FlagNotFound(_) => 404,
             EdgeError::MethodNotAllowed(_) => 405,
+            EdgeError::Conflict(_) => 409,
+            EdgeError::PreconditionFailed { .. } => 412,
+            EdgeError::PayloadTooLarge(_) => 413,
             EdgeError::OriginUnreachable(_) => 502,
-            EdgeError::Config(_) | EdgeError::Internal(_) => 500,
+            EdgeError::NoFlagSet(_) | EdgeError::Config(_) | EdgeError::Internal(_) => 500,
         }
     }
 
     /// Stable machine-readable code (OFREP's `errorCode` vocabulary where one fits).
     pub fn code(&self) -> &'static str {
         match self {
+            EdgeError::BadRequest(_) | EdgeError::PayloadTooLarge(_) => "INVALID_REQUEST",
+            EdgeError::InvalidFlagSet(_) => "PARSE_ERROR",
+            EdgeError::Unauthorized => "UNAUTHORIZED",
+            EdgeError::Forbidden(_) => "FORBIDDEN",
             EdgeError::NotFound(_) => "NOT_FOUND",
+            EdgeError::FlagNotFound(_) => "FLAG_NOT_FOUND",
             EdgeError::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
+            EdgeError::Conflict(_) => "CONFLICT",
+            EdgeError::PreconditionFailed { .. } => "VERSION_MISMATCH",
             EdgeError::OriginUnreachable(_) => "ORIGIN_UNREACHABLE",
-            EdgeError::Config(_) | EdgeError::Internal(_) => "GENERAL",
+            EdgeError::NoFlagSet(_) | EdgeError::Config(_) | EdgeError::Internal(_) => "GENERAL",
         }
     }
 
-    /// The response body for this error.
-    pub fn body(&self) -> ErrorBody<'static> {
-        ErrorBody {
-            error_code: self.code(),
-            error_details: self.to_string(),
+    /// The JSON body for this error. Validation failures list every finding with its path.
+    pub fn body(&self) -> Value {
+        let mut body = json!({ "errorCode": self.code(), "errorDetails": self.to_string() });
+        match self {
+            EdgeError::InvalidFlagSet(errors) => body["errors"] = json!(errors),
+            EdgeError::PreconditionFailed { current } => body["currentVersion"] = json!(current),
+            _ => {}
         }
+        body
     }
 }
 
@@ -69,17 +105,32 @@ mod tests {
     #[test]
     fn statuses_and_codes_are_mapped_in_one_table() {
         let cases = [
+            (EdgeError::BadRequest("x".into()), 400, "INVALID_REQUEST"),
+            (EdgeError::InvalidFlagSet(vec![]), 400, "PARSE_ERROR"),
+            (EdgeError::Unauthorized, 401, "UNAUTHORIZED"),
+            (EdgeError::Forbidden("x".into()), 403, "FORBIDDEN"),
             (EdgeError::NotFound("x".into()), 404, "NOT_FOUND"),
+            (EdgeError::FlagNotFound("x".into()), 404, "FLAG_NOT_FOUND"),
             (
                 EdgeError::MethodNotAllowed("PUT".into()),
                 405,
                 "METHOD_NOT_ALLOWED",
             ),
+            (EdgeError::Conflict("x".into()), 409, "CONFLICT"),
+            (
+                EdgeError::PreconditionFailed {
+                    current: "v".into(),
+                },
+                412,
+                "VERSION_MISMATCH",
+            ),
+            (EdgeError::PayloadTooLarge(1), 413, "INVALID_REQUEST"),
             (
                 EdgeError::OriginUnreachable("x".into()),
                 502,
                 "ORIGIN_UNREACHABLE",
             ),
+            (EdgeError::NoFlagSet("x".into()), 500, "GENERAL"),
             (EdgeError::Config("x".into()), 500, "GENERAL"),
             (EdgeError::Internal("x".into()), 500, "GENERAL"),
         ];
@@ -90,10 +141,24 @@ mod tests {
 
     #[test]
     fn body_serialises_as_ofrep_error_shape() {
-        let json = serde_json::to_value(EdgeError::NotFound("/__edge/nope".into()).body()).unwrap();
         assert_eq!(
-            json,
-            serde_json::json!({"errorCode": "NOT_FOUND", "errorDetails": "not found: /__edge/nope"})
+            EdgeError::NotFound("/__edge/nope".into()).body(),
+            json!({"errorCode": "NOT_FOUND", "errorDetails": "not found: /__edge/nope"})
+        );
+        let invalid = EdgeError::InvalidFlagSet(vec![Finding {
+            path: "flags.a.state".into(),
+            message: "bad".into(),
+        }]);
+        assert_eq!(
+            invalid.body()["errors"],
+            json!([{"path": "flags.a.state", "message": "bad"}])
+        );
+        assert_eq!(
+            EdgeError::PreconditionFailed {
+                current: "abc".into()
+            }
+            .body()["currentVersion"],
+            "abc"
         );
     }
 }

@@ -1,44 +1,85 @@
 //! edgeflags edge worker: entry point and router. Handlers stay small; policy lives in the
 //! plain-Rust modules below, which build and test natively.
 
+pub mod admin;
+pub mod bootstrap;
 pub mod config;
+pub mod cors;
 pub mod error;
-pub mod flagstore;
+pub mod identity;
+pub mod live;
+pub mod ofrep;
 pub mod proxy;
+pub mod store;
 
 #[cfg(target_arch = "wasm32")]
 mod host;
 
 #[cfg(target_arch = "wasm32")]
 mod entry {
-    use worker::{event, Context, Env, Request, Response, Result};
+    use worker::{event, Context, Env, Method, Request, Response, Result};
 
     use crate::config::Config;
     use crate::error::EdgeError;
     use crate::host;
 
+    /// OFREP base path (open-feature/protocol v0.3).
+    const OFREP: &str = "/ofrep/v1/evaluate/flags";
+
     #[event(fetch)]
-    async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-        let res = match route(req, &env).await {
+    async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+        let res = match route(req, &env, &ctx).await {
             Ok(res) => res,
             Err(err) => host::error_response(&err)?,
         };
         host::stamp(res)
     }
 
-    async fn route(req: Request, env: &Env) -> std::result::Result<Response, EdgeError> {
+    async fn route(
+        req: Request,
+        env: &Env,
+        ctx: &Context,
+    ) -> std::result::Result<Response, EdgeError> {
         let config = Config::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()))?;
         let path = req.path();
+        let method = req.method();
+
+        if let Some(rest) = path.strip_prefix(OFREP) {
+            let key = match rest {
+                "" => None,
+                k if k.starts_with('/') && k.len() > 1 => Some(k[1..].to_owned()),
+                _ => return host::proxy::handle(req, env, &config, ctx).await,
+            };
+            return match method {
+                Method::Options => host::ofrep::preflight(&req, &config),
+                Method::Post => host::ofrep::evaluate(req, env, &config, ctx, key.as_deref()).await,
+                m => Err(EdgeError::MethodNotAllowed(m.to_string())),
+            };
+        }
         match config.admin_subpath(&path) {
             Some("/health") => host::json(
                 &serde_json::json!({"ok": true, "edge": crate::proxy::EDGE_HEADER_VALUE}),
             ),
-            Some("/status") => host::status(env, &config).await,
-            Some(other) => Err(EdgeError::NotFound(format!(
-                "{}{other}",
-                config.admin_prefix
-            ))),
-            None => host::proxy(req, &config.origin).await,
+            Some("/status") => status(env, &config, ctx).await,
+            Some(sub) => host::admin::handle(req, env, &config, sub).await,
+            None => host::proxy::handle(req, env, &config, ctx).await,
         }
+    }
+
+    /// `GET {prefix}/status`: the isolate's flag set, and any problem with what KV holds.
+    async fn status(
+        env: &Env,
+        config: &Config,
+        ctx: &Context,
+    ) -> std::result::Result<Response, EdgeError> {
+        let current = host::flags::current(env, config, Some(ctx)).await;
+        let stored = host::flags::stored(env, config).await?;
+        host::json(&serde_json::json!({
+            "edge": crate::proxy::EDGE_HEADER_VALUE,
+            "flagsKey": config.flags_key,
+            "stored": stored.map(|(version, text)| serde_json::json!({"version": version, "bytes": text.len()})),
+            "isolate": host::flags::status_snapshot(),
+            "error": current.err().map(|e| e.to_string()),
+        }))
     }
 }

@@ -16,6 +16,8 @@ const WRANGLER = join(ROOT, 'node_modules', '.bin', 'wrangler');
 const ORIGIN_BIN = process.env.EDGEFLAGS_ORIGIN_BIN || join(ROOT, 'target', 'debug', 'edgeflags-demo-origin');
 const NOBUILD_CONFIG = join(ROOT, '.wrangler', 'wrangler.nobuild.toml');
 export const DEMO_FLAGS = join(ROOT, 'examples', 'flags', 'demo.flagd.json');
+/** Admin token every test stack gets (as a var; in production it is a secret). */
+export const ADMIN_TOKEN = 'e2e-admin-token-0123456789abcdef';
 
 const offlineEnv = {
   ...process.env,
@@ -158,7 +160,15 @@ export async function startStack({ seed = { flags: { path: DEMO_FLAGS } }, vars 
 
   const port = await freePort();
   const inspector = await freePort();
-  const allVars = { ORIGIN_URL: `http://${listening.v1}`, CANARY_ORIGIN_URL: `http://${listening.v2}`, ...vars };
+  const allVars = {
+    ORIGIN_URL: `http://${listening.v1}`,
+    CANARY_ORIGIN_URL: `http://${listening.v2}`,
+    ADMIN_TOKEN,
+    // Every request re-checks KV, so a test's hand-written KV change is seen at once
+    // (the refresh interval itself is unit-tested in edge/src/live.rs).
+    REFRESH_SECONDS: '0',
+    ...vars,
+  };
   const edge = startChild(WRANGLER, [
     'dev', '--config', NOBUILD_CONFIG, '--local', '--ip', '127.0.0.1', '--port', String(port),
     '--inspector-port', String(inspector), '--persist-to', persistDir,
@@ -172,6 +182,7 @@ export async function startStack({ seed = { flags: { path: DEMO_FLAGS } }, vars 
     originV1: `http://${listening.v1}`,
     originV2: `http://${listening.v2}`,
     persistDir,
+    adminToken: ADMIN_TOKEN,
     kvPut: (key, file) => kv(persistDir, ['key', 'put', key, '--path', file]),
     kvGet: (key) => kv(persistDir, ['key', 'get', key, '--text']),
     logs: () => ({ origin: origin.log.join('\n'), edge: edge.log.join('\n') }),

@@ -47,15 +47,17 @@ describe('edge worker in workerd', () => {
     const seeded = JSON.parse(readFileSync(DEMO_FLAGS, 'utf8'));
     const res = await fetch(`${stack.edgeUrl}/__edge/status`);
     assert.equal(res.status, 200);
-    const { flagSet } = await res.json();
-    assert.equal(flagSet.present, true);
-    assert.equal(flagSet.bytes, readFileSync(DEMO_FLAGS).length);
-    assert.equal(flagSet.flags, Object.keys(seeded.flags).length);
-    assert.equal(flagSet.version, String(seeded.metadata.version));
+    const status = await res.json();
+    assert.equal(status.stored.bytes, readFileSync(DEMO_FLAGS).length);
+    assert.match(status.stored.version, /^[0-9a-f]{16}$/);
+    assert.equal(status.isolate.active.version, status.stored.version);
+    assert.equal(status.isolate.active.flags, Object.keys(seeded.flags).length);
+    assert.equal(status.isolate.active.documentVersion, seeded.metadata.version);
+    assert.equal(status.error, null);
   });
 
   test('unknown edge endpoints answer 404 with an OFREP-style error body', async () => {
-    const res = await fetch(`${stack.edgeUrl}/__edge/nope`);
+    const res = await fetch(`${stack.edgeUrl}/__edge/nope`, { headers: { authorization: `Bearer ${stack.adminToken}` } });
     assert.equal(res.status, 404);
     assert.deepEqual(await res.json(), { errorCode: 'NOT_FOUND', errorDetails: 'not found: /__edge/nope' });
   });

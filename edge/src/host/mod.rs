@@ -1,0 +1,102 @@
+//! Worker host glue (wasm32 only): turns policy decisions into Workers API calls — KV reads
+//! and writes, origin fetches, responses. Nothing here decides anything on its own.
+
+pub mod admin;
+pub mod flags;
+pub mod ofrep;
+pub mod proxy;
+
+use worker::{Date, Env, Headers, Request, Response};
+
+use crate::error::EdgeError;
+use crate::proxy as policy;
+
+/// Name of the KV binding holding flag sets (wrangler.toml `[[kv_namespaces]]`).
+pub const FLAGS_BINDING: &str = "FLAGS";
+
+pub fn internal(e: impl std::fmt::Display) -> EdgeError {
+    EdgeError::Internal(e.to_string())
+}
+
+/// Unix milliseconds (the core never reads a clock; the host does, once per request).
+pub fn now_ms() -> u64 {
+    Date::now().as_millis()
+}
+
+/// 16 random bytes from the platform CSPRNG, as a visitor id.
+pub fn random_id() -> Option<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).ok()?;
+    Some(crate::identity::format_id(bytes))
+}
+
+/// A request header, `None` when absent or unreadable.
+pub fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
+
+/// The Workers KV namespace with the flag sets.
+pub fn kv(env: &Env) -> Result<worker::KvStore, EdgeError> {
+    env.kv(FLAGS_BINDING).map_err(internal)
+}
+
+/// A JSON response with `status`, never cached.
+pub fn json_with_status<T: serde::Serialize>(
+    value: &T,
+    status: u16,
+) -> Result<Response, EdgeError> {
+    let res = Response::from_json(value)
+        .map_err(internal)?
+        .with_status(status);
+    res.headers()
+        .set("cache-control", "no-store")
+        .map_err(internal)?;
+    Ok(res)
+}
+
+/// A JSON response with status 200, never cached.
+pub fn json<T: serde::Serialize>(value: &T) -> Result<Response, EdgeError> {
+    json_with_status(value, 200)
+}
+
+/// The response for an error: its status and OFREP-style JSON body.
+pub fn error_response(err: &EdgeError) -> worker::Result<Response> {
+    let res = Response::from_json(&err.body())?.with_status(err.status());
+    res.headers().set("cache-control", "no-store")?;
+    if matches!(err, EdgeError::Unauthorized) {
+        res.headers().set("www-authenticate", "Bearer")?;
+    }
+    Ok(res)
+}
+
+/// Adds the edge's proof-of-passage header to a response.
+pub fn stamp(mut res: Response) -> worker::Result<Response> {
+    res.headers_mut()
+        .set(policy::EDGE_HEADER, policy::EDGE_HEADER_VALUE)?;
+    Ok(res)
+}
+
+/// Reads a request body up to `limit` bytes (413 beyond).
+pub async fn body(req: &mut Request, limit: usize) -> Result<Vec<u8>, EdgeError> {
+    if let Some(len) = header(req, "content-length").and_then(|v| v.parse::<usize>().ok()) {
+        if len > limit {
+            return Err(EdgeError::PayloadTooLarge(limit));
+        }
+    }
+    let bytes = req
+        .bytes()
+        .await
+        .map_err(|e| EdgeError::BadRequest(format!("unreadable body: {e}")))?;
+    if bytes.len() > limit {
+        return Err(EdgeError::PayloadTooLarge(limit));
+    }
+    Ok(bytes)
+}
+
+/// Sets several headers on a response.
+pub fn set_all(headers: &Headers, pairs: &[(&str, String)]) -> Result<(), EdgeError> {
+    for (name, value) in pairs {
+        headers.set(name, value).map_err(internal)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! OFREP endpoints: `POST /ofrep/v1/evaluate/flags[/{key}]`, and their CORS preflight.
+
+use worker::{Context, Env, Request, Response};
+
+use super::{flags, header, internal, json_with_status, now_ms, random_id, set_all};
+use crate::config::Config;
+use crate::error::EdgeError;
+use crate::{cors, identity, ofrep};
+
+/// CORS preflight for the OFREP paths.
+pub fn preflight(req: &Request, config: &Config) -> Result<Response, EdgeError> {
+    let requested = header(req, "access-control-request-headers").unwrap_or_default();
+    let res = Response::empty().map_err(internal)?.with_status(204);
+    set_all(
+        res.headers(),
+        &cors::headers(
+            &config.cors,
+            header(req, "origin").as_deref(),
+            Some(&requested),
+        ),
+    )?;
+    Ok(res)
+}
+
+/// Evaluates one flag (`key`) or all flags for the request's context.
+pub async fn evaluate(
+    mut req: Request,
+    env: &Env,
+    config: &Config,
+    ctx: &Context,
+    key: Option<&str>,
+) -> Result<Response, EdgeError> {
+    let secure = req.url().map(|u| u.scheme() == "https").unwrap_or(false);
+    let visitor = identity::identify(&config.identity, |n| header(&req, n), secure, random_id);
+    let cors_headers = cors::headers(&config.cors, header(&req, "origin").as_deref(), None);
+    let if_none_match = header(&req, "if-none-match");
+
+    let mut res = match answer(
+        &mut req,
+        env,
+        config,
+        ctx,
+        key,
+        visitor.key.as_deref(),
+        if_none_match.as_deref(),
+    )
+    .await
+    {
+        Ok(res) => res,
+        Err(err) => super::error_response(&err).map_err(internal)?,
+    };
+    let headers = res.headers_mut();
+    set_all(headers, &cors_headers)?;
+    if let Some(cookie) = visitor.set_cookie {
+        headers.append("set-cookie", &cookie).map_err(internal)?;
+    }
+    Ok(res)
+}
+
+async fn answer(
+    req: &mut Request,
+    env: &Env,
+    config: &Config,
+    ctx: &Context,
+    key: Option<&str>,
+    visitor_key: Option<&str>,
+    if_none_match: Option<&str>,
+) -> Result<Response, EdgeError> {
+    let body = super::body(req, ofrep::MAX_BODY_BYTES).await?;
+    let context = match ofrep::parse_request(&body, visitor_key) {
+        Ok(c) => c,
+        Err(e) => {
+            let mut body = ofrep::error_body(&e);
+            if let Some(k) = key {
+                body["key"] = serde_json::Value::String(k.to_owned());
+            }
+            return json_with_status(&body, e.http_status());
+        }
+    };
+    let active = flags::current(env, config, Some(ctx)).await?;
+    let now_secs = now_ms() / 1000;
+    let res = match key {
+        Some(key) => {
+            let eval = active.set.evaluate(key, &context, now_secs);
+            json_with_status(&eval, eval.http_status())?
+        }
+        None => {
+            let etag = ofrep::bulk_etag(&active.version, &context);
+            let res = if ofrep::if_none_match(if_none_match, &etag) {
+                Response::empty().map_err(internal)?.with_status(304)
+            } else {
+                json_with_status(&active.set.evaluate_all(&context, now_secs), 200)?
+            };
+            res.headers().set("etag", &etag).map_err(internal)?;
+            res
+        }
+    };
+    // Clients may revalidate; shared caches must not keep one visitor's answer.
+    res.headers()
+        .set("cache-control", "private, no-cache")
+        .map_err(internal)?;
+    Ok(res)
+}

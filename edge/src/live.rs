@@ -1,0 +1,232 @@
+//! The compiled flag set kept in isolate memory, and when to re-check KV.
+//!
+//! Steady-state requests do no KV read and no re-parse: the set is re-checked at most every
+//! `refresh_ms`, and a re-check that finds the same version only bumps the timestamp. A
+//! malformed document never replaces the last good set; the problem is kept for the status
+//! endpoint instead.
+
+use std::rc::Rc;
+
+use edgeflags_core::{Diagnostic, FlagSet, LoadOptions};
+use serde::Serialize;
+
+use crate::store::version_of;
+
+/// A compiled, active flag set.
+#[derive(Debug)]
+pub struct Active {
+    pub set: FlagSet,
+    pub version: String,
+    pub warnings: Vec<Diagnostic>,
+    pub loaded_at_ms: u64,
+}
+
+/// A document that was refused, kept for the status endpoint.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Problem {
+    pub version: String,
+    pub errors: Vec<Finding>,
+    pub seen_at_ms: u64,
+}
+
+/// A validation finding with its JSON path, as the edge reports it in JSON bodies.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Finding {
+    pub path: String,
+    pub message: String,
+}
+
+impl From<&Diagnostic> for Finding {
+    fn from(d: &Diagnostic) -> Self {
+        Finding {
+            path: d.path.clone(),
+            message: d.message.clone(),
+        }
+    }
+}
+
+/// Converts core diagnostics for a JSON body.
+pub fn findings(diagnostics: &[Diagnostic]) -> Vec<Finding> {
+    diagnostics.iter().map(Finding::from).collect()
+}
+
+/// What a re-check found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refresh {
+    /// Same version as in memory.
+    Unchanged,
+    /// A new version compiled and is now active.
+    Replaced { version: String },
+    /// The stored document is malformed; the previous set (if any) stays active.
+    Rejected { version: String },
+    /// Nothing is stored under the key.
+    Missing,
+}
+
+/// Per-isolate flag state.
+#[derive(Debug, Default)]
+pub struct LiveFlags {
+    active: Option<Rc<Active>>,
+    checked_at_ms: Option<u64>,
+    problem: Option<Problem>,
+    missing: bool,
+}
+
+impl LiveFlags {
+    /// Whether KV must be consulted before answering.
+    pub fn needs_check(&self, now_ms: u64, refresh_ms: u64) -> bool {
+        match self.checked_at_ms {
+            None => true,
+            Some(at) => now_ms.saturating_sub(at) >= refresh_ms || now_ms < at,
+        }
+    }
+
+    /// The active set, if any document ever compiled.
+    pub fn active(&self) -> Option<Rc<Active>> {
+        self.active.clone()
+    }
+
+    /// The last refused document, while it is still what KV holds.
+    pub fn problem(&self) -> Option<&Problem> {
+        self.problem.as_ref()
+    }
+
+    /// Whether the last check found no document at all.
+    pub fn is_missing(&self) -> bool {
+        self.missing
+    }
+
+    /// Takes in what KV holds now.
+    pub fn refresh(&mut self, stored: Option<&str>, now_ms: u64) -> Refresh {
+        self.checked_at_ms = Some(now_ms);
+        let Some(text) = stored else {
+            self.missing = true;
+            return Refresh::Missing;
+        };
+        self.missing = false;
+        let version = version_of(text);
+        if self.active.as_ref().is_some_and(|a| a.version == version) {
+            self.problem = None;
+            return Refresh::Unchanged;
+        }
+        if self.problem.as_ref().is_some_and(|p| p.version == version) {
+            return Refresh::Rejected { version };
+        }
+        match self.install(text, now_ms) {
+            Ok(version) => Refresh::Replaced { version },
+            Err(errors) => {
+                self.problem = Some(Problem {
+                    version: version.clone(),
+                    errors: findings(&errors),
+                    seen_at_ms: now_ms,
+                });
+                Refresh::Rejected { version }
+            }
+        }
+    }
+
+    /// Compiles and activates a document (also used right after an admin write, so the
+    /// change takes effect on this isolate at once). On error nothing changes.
+    pub fn install(&mut self, text: &str, now_ms: u64) -> Result<String, Vec<Diagnostic>> {
+        let loaded =
+            FlagSet::from_json_str(text, LoadOptions::default()).map_err(|e| e.diagnostics)?;
+        let version = version_of(text);
+        self.active = Some(Rc::new(Active {
+            set: loaded.set,
+            version: version.clone(),
+            warnings: loaded.warnings,
+            loaded_at_ms: now_ms,
+        }));
+        self.problem = None;
+        self.missing = false;
+        self.checked_at_ms = Some(now_ms);
+        Ok(version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str =
+        r#"{"flags":{"a":{"state":"ENABLED","variants":{"on":true},"defaultVariant":"on"}}}"#;
+    const GOOD2: &str =
+        r#"{"flags":{"a":{"state":"DISABLED","variants":{"on":true},"defaultVariant":"on"}}}"#;
+    const BAD: &str =
+        r#"{"flags":{"a":{"state":"ENABLED","variants":{"on":true},"defaultVariant":"nope"}}}"#;
+
+    #[test]
+    fn checks_kv_only_when_the_refresh_interval_has_passed() {
+        let mut live = LiveFlags::default();
+        assert!(live.needs_check(0, 5000));
+        live.refresh(Some(GOOD), 1000);
+        assert!(!live.needs_check(5999, 5000));
+        assert!(live.needs_check(6000, 5000));
+        assert!(
+            live.needs_check(500, 5000),
+            "a clock going backwards forces a check"
+        );
+    }
+
+    #[test]
+    fn the_same_document_is_not_recompiled() {
+        let mut live = LiveFlags::default();
+        assert!(matches!(
+            live.refresh(Some(GOOD), 1),
+            Refresh::Replaced { .. }
+        ));
+        let first = live.active().unwrap();
+        assert_eq!(live.refresh(Some(GOOD), 2), Refresh::Unchanged);
+        assert!(Rc::ptr_eq(&first, &live.active().unwrap()));
+    }
+
+    #[test]
+    fn a_malformed_document_keeps_the_last_good_set_and_reports_why() {
+        let mut live = LiveFlags::default();
+        live.refresh(Some(GOOD), 1);
+        let good_version = live.active().unwrap().version.clone();
+        let r = live.refresh(Some(BAD), 2);
+        assert_eq!(
+            r,
+            Refresh::Rejected {
+                version: version_of(BAD)
+            }
+        );
+        assert_eq!(live.active().unwrap().version, good_version);
+        let problem = live.problem().unwrap();
+        assert!(
+            problem
+                .errors
+                .iter()
+                .any(|d| d.path.contains("defaultVariant")),
+            "{problem:?}"
+        );
+        // Fixing the document clears the problem.
+        assert!(matches!(
+            live.refresh(Some(GOOD2), 3),
+            Refresh::Replaced { .. }
+        ));
+        assert!(live.problem().is_none());
+    }
+
+    #[test]
+    fn a_malformed_document_on_a_cold_isolate_leaves_no_active_set() {
+        let mut live = LiveFlags::default();
+        assert!(matches!(
+            live.refresh(Some("{not json"), 1),
+            Refresh::Rejected { .. }
+        ));
+        assert!(live.active().is_none());
+        assert!(live.problem().is_some());
+    }
+
+    #[test]
+    fn a_missing_key_is_reported_and_keeps_what_was_active() {
+        let mut live = LiveFlags::default();
+        live.refresh(Some(GOOD), 1);
+        assert_eq!(live.refresh(None, 2), Refresh::Missing);
+        assert!(live.is_missing());
+        assert!(live.active().is_some());
+    }
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Runs the demo: installs what is missing, builds edge + pwa + demo origin, seeds local KV
+# with examples/flags/demo.flagd.json (only when no flag set is stored yet, so admin changes
+# survive restarts), starts the demo origin and `wrangler dev` on 127.0.0.1, prints the URL.
+# Ctrl-C stops everything.
+#   PORT=8787 (edge)  ORIGIN_PORT=8788 (v1; v2 is ORIGIN_PORT+1)  INSPECTOR_PORT=9229
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+PORT="${PORT:-8787}"
+ORIGIN_PORT="${ORIGIN_PORT:-8788}"
+CANARY_PORT="$((ORIGIN_PORT + 1))"
+INSPECTOR_PORT="${INSPECTOR_PORT:-9229}"
+STATE="$ROOT/.wrangler/dev-state"
+
+bash scripts/setup.sh
+say "building (incremental)"
+cargo build -p edgeflags-demo-origin --quiet
+bash scripts/build-pwa.sh
+bash scripts/build-edge.sh >/dev/null
+config=$(nobuild_config)
+
+wr() { "$NODE_BIN/wrangler" "$@" --config "$config"; }
+if [ -z "$(wr kv key get flags --binding FLAGS --local --persist-to "$STATE" --text 2>/dev/null)" ]; then
+  say "seeding local KV with examples/flags/demo.flagd.json"
+  wr kv key put flags --path examples/flags/demo.flagd.json --binding FLAGS --local --persist-to "$STATE" >/dev/null
+fi
+
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup INT TERM EXIT
+
+set -m # each background job gets its own process group, so wrangler's workerd stops with it
+target/debug/edgeflags-demo-origin --v1 "127.0.0.1:$ORIGIN_PORT" --v2 "127.0.0.1:$CANARY_PORT" --static pwa/dist &
+pids+=($!)
+"$NODE_BIN/wrangler" dev --config "$config" --local --ip 127.0.0.1 --port "$PORT" \
+  --inspector-port "$INSPECTOR_PORT" --persist-to "$STATE" --show-interactive-dev-session=false \
+  --var "ORIGIN_URL:http://127.0.0.1:$ORIGIN_PORT" --var "CANARY_ORIGIN_URL:http://127.0.0.1:$CANARY_PORT" &
+pids+=($!)
+set +m
+
+for _ in $(seq 1 300); do
+  node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' \
+    "http://127.0.0.1:$PORT/__edge/health" && break
+  sleep 0.2
+done
+cat >&2 <<MSG
+
+  edgeflags demo is up:  http://127.0.0.1:$PORT/
+    edge status           http://127.0.0.1:$PORT/__edge/status
+    origin v1 (stable)    http://127.0.0.1:$ORIGIN_PORT/   v2 (canary) http://127.0.0.1:$CANARY_PORT/
+  Flags: edit examples/flags/demo.flagd.json, then
+    npx wrangler kv key put flags --path examples/flags/demo.flagd.json --binding FLAGS --local --persist-to .wrangler/dev-state
+  Ctrl-C stops everything.
+
+MSG
+wait -n "${pids[@]}" || true
