@@ -18,10 +18,18 @@ say "building (incremental)"
 cargo build -p edgeflags-demo-origin --quiet
 bash scripts/build-pwa.sh
 bash scripts/build-edge.sh >/dev/null
+# Local secrets (wrangler's .dev.vars convention): an admin token for the admin API.
+if [ ! -f .dev.vars ]; then
+  say "creating .dev.vars with a random ADMIN_TOKEN (kept out of git)"
+  printf 'ADMIN_TOKEN=%s\n' "$(node -e 'console.log(require("crypto").randomBytes(24).toString("hex"))')" > .dev.vars
+fi
+ADMIN_TOKEN=$(sed -n 's/^ADMIN_TOKEN=//p' .dev.vars | head -n1)
 config=$(nobuild_config)
 
 wr() { "$NODE_BIN/wrangler" "$@" --config "$config"; }
-if [ -z "$(wr kv key get flags --binding FLAGS --local --persist-to "$STATE" --text 2>/dev/null)" ]; then
+# `kv key get` prints "Value not found" with exit 0 for a missing key, so list instead.
+if ! wr kv key list --prefix flags --binding FLAGS --local --persist-to "$STATE" 2>/dev/null \
+  | node -e 'const k = JSON.parse(require("fs").readFileSync(0, "utf8")); process.exit(k.some((e) => e.name === "flags") ? 0 : 1)'; then
   say "seeding local KV with examples/flags/demo.flagd.json"
   wr kv key put flags --path examples/flags/demo.flagd.json --binding FLAGS --local --persist-to "$STATE" >/dev/null
 fi
@@ -52,6 +60,9 @@ cat >&2 <<MSG
 
   edgeflags demo is up:  http://127.0.0.1:$PORT/
     edge status           http://127.0.0.1:$PORT/__edge/status
+    OFREP                 curl -s -XPOST http://127.0.0.1:$PORT/ofrep/v1/evaluate/flags -d '{"context":{"targetingKey":"me"}}'
+    admin API             curl -s -H "Authorization: Bearer $ADMIN_TOKEN" http://127.0.0.1:$PORT/__edge/flags
+    kill switch           curl -s -XPOST -H "Authorization: Bearer $ADMIN_TOKEN" http://127.0.0.1:$PORT/__edge/features/disable -d '{"flag":"new-checkout"}'
     origin v1 (stable)    http://127.0.0.1:$ORIGIN_PORT/   v2 (canary) http://127.0.0.1:$CANARY_PORT/
   Flags: edit examples/flags/demo.flagd.json, then
     npx wrangler kv key put flags --path examples/flags/demo.flagd.json --binding FLAGS --local --persist-to .wrangler/dev-state

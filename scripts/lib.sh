@@ -45,5 +45,7 @@ nobuild_config() {
     /^main *=/ { print "main = \"../edge/build/index.js\""; next }
     { print }
   ' "$ROOT/wrangler.toml" > "$out"
+  # wrangler reads local secrets from .dev.vars beside the config it is given.
+  if [ -f "$ROOT/.dev.vars" ]; then cp "$ROOT/.dev.vars" "$ROOT/.wrangler/.dev.vars"; else rm -f "$ROOT/.wrangler/.dev.vars"; fi
   printf '%s\n' "$out"
 }
