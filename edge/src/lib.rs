@@ -61,9 +61,40 @@ mod entry {
                 &serde_json::json!({"ok": true, "edge": crate::proxy::EDGE_HEADER_VALUE}),
             ),
             Some("/status") => status(env, &config, ctx).await,
+            Some("/client-flags") => client_flags(&req, env, &config, ctx).await,
             Some(sub) => host::admin::handle(req, env, &config, sub).await,
             None => host::proxy::handle(req, env, &config, ctx).await,
         }
+    }
+
+    /// `GET {prefix}/client-flags`: definitions of the flags marked client-side, for offline
+    /// evaluation in the service worker (public: only flags explicitly marked are included).
+    async fn client_flags(
+        req: &Request,
+        env: &Env,
+        config: &Config,
+        ctx: &Context,
+    ) -> std::result::Result<Response, EdgeError> {
+        if req.method() != Method::Get {
+            return Err(EdgeError::MethodNotAllowed(req.method().to_string()));
+        }
+        let active = host::flags::current(env, config, Some(ctx)).await?;
+        let etag = format!("\"{}\"", active.version);
+        let res =
+            if crate::ofrep::if_none_match(host::header(req, "if-none-match").as_deref(), &etag) {
+                Response::empty().map_err(host::internal)?.with_status(304)
+            } else {
+                let res = Response::ok(active.client_document.clone()).map_err(host::internal)?;
+                res.headers()
+                    .set("content-type", "application/json")
+                    .map_err(host::internal)?;
+                res
+            };
+        res.headers().set("etag", &etag).map_err(host::internal)?;
+        res.headers()
+            .set("cache-control", "no-cache")
+            .map_err(host::internal)?;
+        Ok(res)
     }
 
     /// `GET {prefix}/status`: the isolate's flag set, and any problem with what KV holds.

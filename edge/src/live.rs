@@ -19,6 +19,36 @@ pub struct Active {
     pub version: String,
     pub warnings: Vec<Diagnostic>,
     pub loaded_at_ms: u64,
+    /// The flagd document restricted to flags marked `"clientSide": true` in their metadata
+    /// (plus `$evaluators` and the set's metadata): what browsers may evaluate offline.
+    pub client_document: String,
+}
+
+/// The part of a flagd document that clients may see: flags whose metadata has
+/// `"clientSide": true`, the shared `$evaluators`, and the set's metadata.
+pub fn client_document(text: &str) -> String {
+    let Ok(serde_json::Value::Object(mut doc)) = serde_json::from_str::<serde_json::Value>(text)
+    else {
+        return r#"{"flags":{}}"#.to_owned();
+    };
+    let flags: serde_json::Map<String, serde_json::Value> = doc
+        .remove("flags")
+        .and_then(|f| match f {
+            serde_json::Value::Object(m) => Some(m),
+            _ => None,
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, f)| f.pointer("/metadata/clientSide") == Some(&serde_json::Value::Bool(true)))
+        .collect();
+    let mut out = serde_json::Map::new();
+    for key in ["$schema", "metadata", "$evaluators"] {
+        if let Some(v) = doc.remove(key) {
+            out.insert(key.to_owned(), v);
+        }
+    }
+    out.insert("flags".to_owned(), serde_json::Value::Object(flags));
+    serde_json::Value::Object(out).to_string()
 }
 
 /// A document that was refused, kept for the status endpoint.
@@ -137,6 +167,7 @@ impl LiveFlags {
             version: version.clone(),
             warnings: loaded.warnings,
             loaded_at_ms: now_ms,
+            client_document: client_document(text),
         }));
         self.problem = None;
         self.missing = false;
@@ -219,6 +250,22 @@ mod tests {
         ));
         assert!(live.active().is_none());
         assert!(live.problem().is_some());
+    }
+
+    #[test]
+    fn the_client_document_keeps_only_client_side_flags_and_shared_parts() {
+        let doc = r#"{"metadata":{"v":1},"$evaluators":{"e":{"==":[1,1]}},"flags":{
+            "pub":{"state":"ENABLED","variants":{"a":1},"defaultVariant":"a","metadata":{"clientSide":true}},
+            "priv":{"state":"ENABLED","variants":{"a":1},"defaultVariant":"a","metadata":{"clientSide":"yes"}},
+            "none":{"state":"ENABLED","variants":{"a":1},"defaultVariant":"a"}}}"#;
+        let out: serde_json::Value = serde_json::from_str(&client_document(doc)).unwrap();
+        assert_eq!(
+            out["flags"].as_object().unwrap().keys().collect::<Vec<_>>(),
+            vec!["pub"]
+        );
+        assert_eq!(out["metadata"]["v"], 1);
+        assert!(out["$evaluators"]["e"].is_object());
+        assert!(FlagSet::from_json_str(&client_document(doc), LoadOptions::default()).is_ok());
     }
 
     #[test]

@@ -285,6 +285,18 @@ describe('visitors through the edge', () => {
     assert.ok(html.includes('<footer id="app-shell-marker"'), 'the rest of the page is intact');
   });
 
+  test('client-side flag definitions are public, and only the flags marked clientSide', async () => {
+    const res = await fetch(`${stack.edgeUrl}/__edge/client-flags`);
+    assert.equal(res.status, 200);
+    const doc = await res.json();
+    const marked = Object.entries(demo().flags).filter(([, f]) => f.metadata?.clientSide === true).map(([k]) => k);
+    assert.ok(marked.length > 0);
+    assert.deepEqual(Object.keys(doc.flags).sort(), marked.sort());
+    assert.deepEqual(doc.$evaluators, demo().$evaluators);
+    const again = await fetch(`${stack.edgeUrl}/__edge/client-flags`, { headers: { 'if-none-match': res.headers.get('etag') } });
+    assert.equal(again.status, 304);
+  });
+
   test('non-HTML responses pass through untouched', async () => {
     const res = await fetch(`${stack.edgeUrl}/style.css`);
     const direct = await fetch(`${stack.originV1}/style.css`);
