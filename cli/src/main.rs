@@ -1,0 +1,241 @@
+//! `edgeflags`: validate and evaluate flagd flag sets from the command line.
+//!
+//! ```text
+//! edgeflags validate FILE [--strict]
+//! edgeflags eval --flags FILE [--flag KEY] [--context JSON|@PATH] [--now UNIX_SECONDS]
+//! ```
+//!
+//! Scripts rely on the output and exit codes:
+//! - `validate`: exit 0 and `ok: N flags, M warnings` on stdout (each warning on stderr
+//!   as `warning: PATH: MESSAGE`); exit 1 with every error on stderr as
+//!   `error: PATH: MESSAGE` and `invalid: N errors, M warnings` on stdout.
+//! - `eval`: one JSON object on one line on stdout, the OFREP single-flag body (with
+//!   `--flag`) or the bulk body `{"flags":[...]}`; exit 0 even when the evaluation is an
+//!   error, since the error is in the JSON.
+//! - Exit 2 for unusable arguments, unreadable files and (for `eval`) an invalid flag file,
+//!   with the reason on stderr.
+//!
+//! Arguments are parsed by hand: two subcommands do not justify a parser crate's compile
+//! time.
+
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use edgeflags_core::{Context, Diagnostic, FlagSet, LoadOptions};
+
+const USAGE: &str = "usage:
+  edgeflags validate FILE [--strict]
+  edgeflags eval --flags FILE [--flag KEY] [--context JSON|@PATH] [--now UNIX_SECONDS]
+
+validate  check a flagd flag-set file; exit 0 if usable, 1 listing every error
+eval      evaluate one flag (--flag) or all flags for a context; print the OFREP body
+          --context defaults to {}; --now defaults to the system clock";
+
+/// A failure that ends the program with exit code 2 (bad arguments or input files).
+struct Usage(String);
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("validate") => validate(args.get(1..).unwrap_or(&[])),
+        Some("eval") => eval(args.get(1..).unwrap_or(&[])),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some("-V" | "--version") => {
+            println!("edgeflags {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(other) => Err(Usage(format!("unknown command `{other}`"))),
+        None => Err(Usage("missing command".into())),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Usage(message)) => {
+            eprintln!("edgeflags: {message}\n\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Splits `--name value` and `--name=value` options from positional arguments.
+struct Args {
+    positional: Vec<String>,
+    options: Vec<(String, Option<String>)>,
+}
+
+/// Options that take a value; everything else is a switch.
+const VALUED: &[&str] = &["--flags", "--flag", "--context", "--now"];
+
+fn parse(args: &[String]) -> Result<Args, Usage> {
+    let mut out = Args {
+        positional: Vec::new(),
+        options: Vec::new(),
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        if arg == "--" {
+            out.positional.extend(it.by_ref().cloned());
+            break;
+        }
+        if !arg.starts_with("--") {
+            out.positional.push(arg.clone());
+            continue;
+        }
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
+            None => (arg.clone(), None),
+        };
+        if VALUED.contains(&name.as_str()) {
+            let value = match inline {
+                Some(v) => v,
+                None => it
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| Usage(format!("{name} needs a value")))?,
+            };
+            out.options.push((name, Some(value)));
+        } else if inline.is_some() {
+            return Err(Usage(format!("{name} takes no value")));
+        } else {
+            out.options.push((name, None));
+        }
+    }
+    Ok(out)
+}
+
+impl Args {
+    /// The value of an option given at most once.
+    fn value(&self, name: &str) -> Result<Option<&str>, Usage> {
+        let mut found = self.options.iter().filter(|(n, _)| n == name);
+        let first = found.next().and_then(|(_, v)| v.as_deref());
+        if found.next().is_some() {
+            return Err(Usage(format!("{name} given more than once")));
+        }
+        Ok(first)
+    }
+
+    fn switch(&self, name: &str) -> bool {
+        self.options.iter().any(|(n, _)| n == name)
+    }
+
+    fn only(&self, allowed: &[&str]) -> Result<(), Usage> {
+        match self
+            .options
+            .iter()
+            .find(|(n, _)| !allowed.contains(&n.as_str()))
+        {
+            Some((n, _)) => Err(Usage(format!("unknown option {n}"))),
+            None => Ok(()),
+        }
+    }
+}
+
+fn read(path: &str) -> Result<String, Usage> {
+    std::fs::read_to_string(path).map_err(|e| Usage(format!("cannot read {path}: {e}")))
+}
+
+fn print_diagnostics(kind: &str, list: &[Diagnostic]) {
+    for d in list {
+        eprintln!("{kind}: {d}");
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
+fn validate(args: &[String]) -> Result<ExitCode, Usage> {
+    let args = parse(args)?;
+    args.only(&["--strict"])?;
+    let [file] = args.positional.as_slice() else {
+        return Err(Usage("validate takes exactly one FILE".into()));
+    };
+    let text = read(file)?;
+    let opts = LoadOptions {
+        strict: args.switch("--strict"),
+    };
+    match FlagSet::from_json_str(&text, opts) {
+        Ok(loaded) => {
+            print_diagnostics("warning", &loaded.warnings);
+            println!(
+                "ok: {}, {}",
+                plural(loaded.set.len(), "flag"),
+                plural(loaded.warnings.len(), "warning")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            print_diagnostics("error", &err.diagnostics);
+            print_diagnostics("warning", &err.warnings);
+            println!(
+                "invalid: {}, {}",
+                plural(err.diagnostics.len(), "error"),
+                plural(err.warnings.len(), "warning")
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn eval(args: &[String]) -> Result<ExitCode, Usage> {
+    let args = parse(args)?;
+    args.only(VALUED)?;
+    if !args.positional.is_empty() {
+        return Err(Usage(format!(
+            "unexpected argument `{}`",
+            args.positional.join(" ")
+        )));
+    }
+    let flags_path = args
+        .value("--flags")?
+        .ok_or_else(|| Usage("eval needs --flags FILE".into()))?;
+    let context_text = match args.value("--context")? {
+        None => "{}".to_owned(),
+        Some(path) if path.starts_with('@') => read(path.get(1..).unwrap_or_default())?,
+        Some(json) => json.to_owned(),
+    };
+    let now = match args.value("--now")? {
+        Some(s) => s.parse::<u64>().map_err(|_| {
+            Usage(format!(
+                "--now must be unix seconds (a non-negative integer), not `{s}`"
+            ))
+        })?,
+        // The CLI may read the clock; the core never does.
+        None => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    };
+    let text = read(flags_path)?;
+    let set = match FlagSet::from_json_str(&text, LoadOptions::default()) {
+        Ok(loaded) => loaded.set,
+        Err(err) => {
+            let lines: Vec<String> = err.diagnostics.iter().map(ToString::to_string).collect();
+            return Err(Usage(format!(
+                "invalid flag file {flags_path}:\n  {}",
+                lines.join("\n  ")
+            )));
+        }
+    };
+    let context_json: serde_json::Value = serde_json::from_str(&context_text)
+        .map_err(|e| Usage(format!("--context is not valid JSON: {e}")))?;
+    let flag = args.value("--flag")?;
+    // A context that is JSON but not an object is an evaluation error (INVALID_CONTEXT),
+    // reported in the body like any other.
+    let body = match (Context::from_value(context_json), flag) {
+        (Ok(ctx), Some(key)) => serde_json::to_string(&set.evaluate(key, &ctx, now)),
+        (Ok(ctx), None) => serde_json::to_string(&set.evaluate_all(&ctx, now)),
+        (Err(e), Some(key)) => serde_json::to_string(&serde_json::json!({
+            "key": key, "errorCode": e.code.as_str(), "errorDetails": e.details
+        })),
+        (Err(e), None) => serde_json::to_string(&e),
+    };
+    match body {
+        Ok(line) => {
+            println!("{line}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Err(Usage(format!("cannot serialize the result: {e}"))),
+    }
+}

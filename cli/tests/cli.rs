@@ -1,0 +1,286 @@
+//! Runs the built `edgeflags` binary and checks the contract scripts rely on: output
+//! lines and exit codes.
+
+// A failed precondition in a test helper is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::{json, Value};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_edgeflags"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("the binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn example(name: &str) -> String {
+    let p: PathBuf = [env!("CARGO_MANIFEST_DIR"), "..", "examples", "flags", name]
+        .iter()
+        .collect();
+    p.to_string_lossy().into_owned()
+}
+
+/// Writes `text` to a fresh file in the target's temp dir and returns its path.
+fn temp_file(name: &str, text: &str) -> String {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+fn json_line(o: &Output) -> Value {
+    let out = stdout(o);
+    assert_eq!(out.lines().count(), 1, "one line of output: {out:?}");
+    serde_json::from_str(out.trim_end()).unwrap()
+}
+
+#[test]
+fn validate_accepts_the_demo_flag_set() {
+    let o = run(&["validate", &example("demo.flagd.json")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "ok: 6 flags, 0 warnings\n");
+    assert_eq!(stderr(&o), "");
+}
+
+#[test]
+fn validate_accepts_the_bench_flag_set_strictly() {
+    let o = run(&["validate", &example("bench.flagd.json"), "--strict"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "ok: 100 flags, 0 warnings\n");
+}
+
+#[test]
+fn validate_lists_every_error_with_its_path_and_exits_1() {
+    let f = temp_file(
+        "broken.json",
+        r#"{"flags": {
+            "a": {"state": "ENABLED", "variants": {"on": true}, "defaultVariant": "off"},
+            "b": {"state": "ENABLED", "variants": {"on": true}, "targeting": {"nope": []}}
+        }}"#,
+    );
+    let o = run(&["validate", &f]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "error: flags.a.defaultVariant: defaultVariant \"off\" is not one of the variants (on)\n\
+         error: flags.b.targeting.nope: unknown JsonLogic operator \"nope\"\n"
+    );
+    assert_eq!(stdout(&o), "invalid: 2 errors, 0 warnings\n");
+}
+
+#[test]
+fn validate_reports_warnings_and_strict_mode_refuses_them() {
+    let f = temp_file(
+        "warn.json",
+        r#"{"flags": {"a": {"variants": {"on": true}, "defaultVariant": "on"}}}"#,
+    );
+    let o = run(&["validate", &f]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(stdout(&o), "ok: 1 flag, 1 warning\n");
+    assert_eq!(
+        stderr(&o),
+        "warning: flags.a.state: state is missing; the flag is treated as ENABLED\n"
+    );
+    let o = run(&["validate", &f, "--strict"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "error: flags.a.state: state is missing; the flag is treated as ENABLED\n"
+    );
+}
+
+#[test]
+fn validate_reports_malformed_json_as_an_error() {
+    let f = temp_file("malformed.json", "{\"flags\": ");
+    let o = run(&["validate", &f]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).starts_with("error: $: invalid JSON"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn eval_prints_the_single_flag_body() {
+    let o = run(&[
+        "eval",
+        "--flags",
+        &example("demo.flagd.json"),
+        "--flag",
+        "new-checkout",
+        "--context",
+        r#"{"targetingKey": "u1", "email": "ann@example.com"}"#,
+        "--now",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        json_line(&o),
+        json!({"key": "new-checkout", "value": true, "variant": "on", "reason": "TARGETING_MATCH",
+               "metadata": {"clientSide": true, "flagSetId": "erp-backend", "owner": "checkout",
+                            "version": "2026-11-25.1",
+                            "description": "New checkout flow: always on for @example.com staff, 50/50 for everyone else."}})
+    );
+}
+
+#[test]
+fn eval_without_flag_prints_the_bulk_body() {
+    let o = run(&[
+        "eval",
+        "--flags",
+        &example("demo.flagd.json"),
+        "--context",
+        "{}",
+        "--now",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let body = json_line(&o);
+    let keys: Vec<&str> = body["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "backend",
+            "banner",
+            "new-checkout",
+            "notifications",
+            "page-size",
+            "theme"
+        ]
+    );
+    let notifications = &body["flags"][3];
+    assert_eq!(notifications["reason"], "DISABLED");
+    assert!(notifications.get("value").is_none());
+}
+
+#[test]
+fn eval_reads_the_context_from_a_file_and_honours_now() {
+    let ctx = temp_file("ctx.json", r#"{"targetingKey": "u1"}"#);
+    let during = run(&[
+        "eval",
+        "--flags",
+        &example("demo.flagd.json"),
+        "--flag=banner",
+        &format!("--context=@{ctx}"),
+        "--now",
+        "1796437000",
+    ]);
+    assert_eq!(json_line(&during)["variant"], "maintenance");
+    let after = run(&[
+        "eval",
+        "--flags",
+        &example("demo.flagd.json"),
+        "--flag",
+        "banner",
+        "--context",
+        &format!("@{ctx}"),
+        "--now",
+        "1796443201",
+    ]);
+    assert_eq!(json_line(&after)["variant"], "none");
+    assert_eq!(json_line(&after)["reason"], "DEFAULT");
+}
+
+#[test]
+fn evaluation_errors_are_in_the_json_and_exit_0() {
+    let demo = example("demo.flagd.json");
+    let o = run(&["eval", "--flags", &demo, "--flag", "nope"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        json_line(&o),
+        json!({"key": "nope", "errorCode": "FLAG_NOT_FOUND", "errorDetails": "flag `nope` does not exist"})
+    );
+    let o = run(&[
+        "eval",
+        "--flags",
+        &demo,
+        "--flag",
+        "theme",
+        "--context",
+        "[1]",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(json_line(&o)["errorCode"], "INVALID_CONTEXT");
+    let o = run(&["eval", "--flags", &demo, "--context", "\"x\""]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(json_line(&o)["errorCode"], "INVALID_CONTEXT");
+}
+
+#[test]
+fn unusable_arguments_exit_2_with_a_message() {
+    let demo = example("demo.flagd.json");
+    let broken = temp_file(
+        "broken-eval.json",
+        r#"{"flags": {"a": {"state": "ENABLED", "variants": 1}}}"#,
+    );
+    let cases: Vec<Vec<&str>> = vec![
+        vec![],
+        vec!["frobnicate"],
+        vec!["validate"],
+        vec!["validate", "a.json", "b.json"],
+        vec!["validate", "/nonexistent/flags.json"],
+        vec!["validate", &demo, "--bogus"],
+        vec!["eval"],
+        vec!["eval", "--flags"],
+        vec!["eval", "--flags", "/nonexistent/flags.json"],
+        vec!["eval", "--flags", &demo, "--context", "{not json"],
+        vec![
+            "eval",
+            "--flags",
+            &demo,
+            "--context",
+            "@/nonexistent/ctx.json",
+        ],
+        vec!["eval", "--flags", &demo, "--now", "yesterday"],
+        vec!["eval", "--flags", &demo, "--flag", "a", "--flag", "b"],
+        vec!["eval", "--flags", &broken],
+    ];
+    for args in cases {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&o).starts_with("edgeflags: "),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        assert_eq!(stdout(&o), "", "{args:?}");
+    }
+}
+
+#[test]
+fn now_defaults_to_the_system_clock() {
+    // The banner window lies in the future of any clock this test runs on... unless it
+    // does not; either way the evaluation succeeds with one of the two variants.
+    let o = run(&[
+        "eval",
+        "--flags",
+        &example("demo.flagd.json"),
+        "--flag",
+        "banner",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let v = json_line(&o);
+    assert!(
+        v["variant"] == "none" || v["variant"] == "maintenance",
+        "{v}"
+    );
+}

@@ -1,0 +1,63 @@
+//! Flag evaluation core: loads flagd flag sets and resolves flags with OpenFeature semantics.
+//!
+//! - Input: the flagd flag-definition format (schema v0), unchanged — `state`,
+//!   `variants`, `defaultVariant` (possibly null), `targeting` (JsonLogic with flagd's
+//!   `fractional`, `sem_ver`, `starts_with`, `ends_with` and `$flagd` properties),
+//!   `$evaluators`/`$ref`, flag-set and flag `metadata`.
+//! - Output: OpenFeature resolution details that serialize to OFREP bodies.
+//!
+//! A document is loaded, validated and compiled once into a [`FlagSet`]; evaluation then
+//! borrows from it. The crate does no I/O, reads no clock (the caller passes `now`) and
+//! uses no randomness, so it builds for `wasm32-unknown-unknown` as is.
+//!
+//! # Semantics, where the references disagree
+//!
+//! flagd (Go) is the standard; `@openfeature/flagd-core` and json-logic-js were consulted
+//! where flagd leaves room. In short:
+//! - Resolution: no targeting (or `{}`) → `STATIC`; a null result → default variant,
+//!   `DEFAULT`; a variant name → `TARGETING_MATCH` (also for `fractional`); `true`/`1`
+//!   name the variants `"true"`/`"1"`; a name that is no variant, or an array/object
+//!   result → `GENERAL`; a disabled flag → `DISABLED` with no value or variant; no
+//!   default variant → `DEFAULT` with no value (the caller's default applies).
+//! - JsonLogic: JavaScript coercions for `==`, `<`, arithmetic and `cat`, as
+//!   json-logic-js; but, as flagd (Go) and flagd-core, an empty object is falsy and a
+//!   `var` that finds `null` yields its default. `>`/`>=` take a third argument
+//!   ("between") like `<`/`<=`.
+//! - flagd operators return null on bad input; `fractional` uses bucketing v2 over the
+//!   UTF-8 bytes of the key; `sem_ver` follows Go's `x/mod/semver` (partial versions,
+//!   build metadata ignored, one `v`/`V` prefix).
+//! - Loading refuses only what cannot be evaluated and warns about schema deviations;
+//!   [`LoadOptions::strict`] refuses those too.
+//!
+//! ```
+//! use edgeflags_core::{Context, FlagSet, LoadOptions, Reason};
+//!
+//! let doc = r#"{"flags": {"banner": {"state": "ENABLED",
+//!     "variants": {"on": true, "off": false}, "defaultVariant": "off",
+//!     "targeting": {"if": [{"ends_with": [{"var": "email"}, "@example.com"]}, "on"]}}}}"#;
+//! let set = FlagSet::from_json_str(doc, LoadOptions::default()).unwrap().set;
+//! let ctx = Context::from_json_str(r#"{"email": "ann@example.com"}"#).unwrap();
+//! let eval = set.evaluate("banner", &ctx, 1_700_000_000);
+//! assert_eq!(eval.variant, Some("on"));
+//! assert_eq!(eval.reason, Reason::TargetingMatch);
+//! assert_eq!(
+//!     serde_json::to_string(&eval).unwrap(),
+//!     r#"{"key":"banner","value":true,"variant":"on","reason":"TARGETING_MATCH","metadata":{}}"#
+//! );
+//! ```
+
+mod context;
+mod error;
+mod evaluation;
+mod flagset;
+mod keyindex;
+mod load;
+mod logic;
+mod path;
+
+pub use context::{context_fingerprint, Context};
+pub use error::{Diagnostic, Error, ErrorCode, EvalError, LoadError};
+pub use evaluation::{BulkEvaluation, Evaluation, Reason};
+pub use flagset::FlagSet;
+pub use load::{LoadOptions, Loaded};
+pub use logic::fractional::murmur3_x86_32;

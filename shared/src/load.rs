@@ -1,0 +1,484 @@
+//! Loading a flagd flag-set document: validation, `$ref` resolution and compilation into
+//! a [`FlagSet`].
+//!
+//! flagd evaluates files that its own JSON schema rejects, and "existing flagd files work
+//! unchanged" is a requirement, so only what cannot be evaluated is an error (malformed
+//! JSON, variants that are not an object, a default variant that names no variant, an
+//! unknown operator, a `$ref` to a missing evaluator, …). Schema-only deviations are
+//! warnings with their path; [`LoadOptions::strict`] promotes them to errors. A set with
+//! any error is refused whole, and every error is listed.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::context::kind_name;
+use crate::error::{Diagnostic, LoadError};
+use crate::flagset::{Flag, FlagSet, RootFractional};
+use crate::keyindex::KeyIndex;
+use crate::logic::compile::{literal_results, Compiler};
+use crate::path::JsonPath;
+
+/// Deepest document accepted. serde_json's parser already stops at 128 levels; a
+/// document built in code is held to the same bound, so nothing recurses without limit.
+pub(crate) const MAX_DOC_DEPTH: usize = 128;
+
+/// Largest integer a JSON number carries exactly in JavaScript (2^53 − 1); the flagd
+/// schema bounds numeric variants by it.
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+/// How strictly to load.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Refuse the set on any warning too (schema deviations flagd would still evaluate).
+    pub strict: bool,
+}
+
+impl LoadOptions {
+    /// Options with warnings promoted to errors.
+    pub fn strict() -> Self {
+        Self { strict: true }
+    }
+}
+
+/// A loaded flag set and the warnings found while loading it.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The compiled flag set.
+    pub set: FlagSet,
+    /// Schema deviations that flagd evaluates anyway, with their paths.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Whether `v` nests deeper than `max` levels (a scalar is depth 0). Iterative, so it is
+/// safe on any input.
+pub(crate) fn depth_exceeds(v: &Value, max: usize) -> bool {
+    let mut stack: Vec<(&Value, usize)> = vec![(v, 0)];
+    while let Some((v, d)) = stack.pop() {
+        match v {
+            Value::Array(a) if !a.is_empty() => {
+                if d + 1 > max {
+                    return true;
+                }
+                stack.extend(a.iter().map(|c| (c, d + 1)));
+            }
+            Value::Object(m) if !m.is_empty() => {
+                if d + 1 > max {
+                    return true;
+                }
+                stack.extend(m.values().map(|c| (c, d + 1)));
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+pub(crate) fn from_json_str(text: &str, opts: LoadOptions) -> Result<Loaded, LoadError> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(doc) => from_value(&doc, opts),
+        Err(e) => Err(LoadError {
+            diagnostics: vec![Diagnostic::new("$", format!("invalid JSON: {e}"))],
+            warnings: Vec::new(),
+        }),
+    }
+}
+
+struct Diags {
+    errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+}
+
+impl Diags {
+    fn error(&mut self, path: &JsonPath, message: impl Into<String>) {
+        self.errors.push(Diagnostic::new(path.to_string(), message));
+    }
+    fn warn(&mut self, path: &JsonPath, message: impl Into<String>) {
+        self.warnings
+            .push(Diagnostic::new(path.to_string(), message));
+    }
+}
+
+pub(crate) fn from_value(doc: &Value, opts: LoadOptions) -> Result<Loaded, LoadError> {
+    let mut d = Diags {
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let mut path = JsonPath::new();
+    if depth_exceeds(doc, MAX_DOC_DEPTH) {
+        d.error(
+            &path,
+            format!("the document is nested deeper than {MAX_DOC_DEPTH} levels"),
+        );
+        return finish(d, opts, Vec::new(), Map::new());
+    }
+    let Value::Object(root) = doc else {
+        d.error(
+            &path,
+            format!("a flag set must be a JSON object, not {}", kind_name(doc)),
+        );
+        return finish(d, opts, Vec::new(), Map::new());
+    };
+
+    let evaluators = match root.get("$evaluators") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(e)) => Some(e),
+        Some(other) => {
+            path.with_key("$evaluators", |p| {
+                d.error(
+                    p,
+                    format!("$evaluators must be an object, not {}", kind_name(other)),
+                )
+            });
+            None
+        }
+    };
+    if let Some(evaluators) = evaluators {
+        for (name, body) in evaluators {
+            if !body.is_object() {
+                path.with_key("$evaluators", |p| {
+                    p.with_key(name, |p| {
+                        d.warn(
+                            p,
+                            format!(
+                                "an evaluator should be a JsonLogic object, not {}",
+                                kind_name(body)
+                            ),
+                        )
+                    })
+                });
+            }
+        }
+    }
+
+    let set_metadata = match root.get("metadata") {
+        None => Map::new(),
+        Some(m) => path.with_key("metadata", |p| scalar_metadata(m, p, &mut d)),
+    };
+
+    let mut compiler = Compiler::new(evaluators);
+    let mut flags = Vec::new();
+    path.push_key("flags");
+    match root.get("flags") {
+        Some(Value::Object(map)) => {
+            for (key, def) in map {
+                path.with_key(key, |p| {
+                    if let Some(flag) = load_flag(key, def, p, &set_metadata, &mut compiler, &mut d)
+                    {
+                        flags.push(flag);
+                    }
+                });
+            }
+        }
+        Some(Value::Array(items)) => {
+            // flagd also reads `flags` as an array of flags carrying a `key`.
+            let mut seen = BTreeSet::new();
+            for (i, def) in items.iter().enumerate() {
+                path.with_index(i, |p| {
+                    let Some(key) = def.get("key").and_then(Value::as_str) else {
+                        d.error(p, "a flag in a flags array needs a string \"key\"");
+                        return;
+                    };
+                    if !seen.insert(key.to_owned()) {
+                        d.error(p, format!("duplicate flag key \"{key}\""));
+                        return;
+                    }
+                    if let Some(flag) = load_flag(key, def, p, &set_metadata, &mut compiler, &mut d)
+                    {
+                        flags.push(flag);
+                    }
+                });
+            }
+        }
+        None => d.error(&path, "flags is missing"),
+        Some(other) => d.error(
+            &path,
+            format!(
+                "flags must be an object keyed by flag key, not {}",
+                kind_name(other)
+            ),
+        ),
+    }
+    path.pop();
+
+    // Evaluators no flag references cannot break an evaluation, but their problems are
+    // still worth knowing: compile them on their own and report everything as warnings.
+    if let Some(evaluators) = evaluators {
+        let unused: Vec<(&String, &Value)> = evaluators
+            .iter()
+            .filter(|(name, _)| !compiler.used.contains(name.as_str()))
+            .collect();
+        let mut standalone = Compiler::new(Some(evaluators));
+        for (name, body) in unused {
+            let mut p = JsonPath::new();
+            p.push_key("$evaluators");
+            p.push_key(name);
+            let _ = standalone.compile_targeting(body, &mut p);
+        }
+        for diag in standalone.errors.into_iter().chain(standalone.warnings) {
+            d.warnings.push(Diagnostic::new(
+                diag.path,
+                format!("{} (in an evaluator no flag uses)", diag.message),
+            ));
+        }
+    }
+
+    d.errors.extend(compiler.errors);
+    d.warnings.extend(compiler.warnings);
+    finish(d, opts, flags, set_metadata)
+}
+
+fn finish(
+    mut d: Diags,
+    opts: LoadOptions,
+    mut flags: Vec<Flag>,
+    metadata: Map<String, Value>,
+) -> Result<Loaded, LoadError> {
+    dedup(&mut d.errors);
+    dedup(&mut d.warnings);
+    if opts.strict {
+        d.errors.append(&mut d.warnings);
+    }
+    if !d.errors.is_empty() {
+        return Err(LoadError {
+            diagnostics: d.errors,
+            warnings: d.warnings,
+        });
+    }
+    flags.sort_by(|a, b| a.key.cmp(&b.key));
+    let index = KeyIndex::new(flags.iter().map(|f| &*f.key));
+    Ok(Loaded {
+        set: FlagSet {
+            index,
+            flags: flags.into(),
+            metadata,
+            empty: Map::new(),
+        },
+        warnings: d.warnings,
+    })
+}
+
+/// Removes repeated diagnostics (an evaluator used by several flags reports once),
+/// keeping the first occurrence's position.
+fn dedup(list: &mut Vec<Diagnostic>) {
+    let mut seen = BTreeSet::new();
+    list.retain(|x| seen.insert((x.path.clone(), x.message.clone())));
+}
+
+/// Metadata as OFREP carries it: string, number and boolean values only.
+fn scalar_metadata(v: &Value, path: &mut JsonPath, d: &mut Diags) -> Map<String, Value> {
+    let Value::Object(map) = v else {
+        d.warn(
+            path,
+            format!(
+                "metadata must be an object, not {}; it is ignored",
+                kind_name(v)
+            ),
+        );
+        return Map::new();
+    };
+    let mut out = Map::new();
+    for (k, item) in map {
+        match item {
+            Value::String(_) | Value::Number(_) | Value::Bool(_) => {
+                out.insert(k.clone(), item.clone());
+            }
+            other => path.with_key(k, |p| {
+                d.warn(
+                    p,
+                    format!(
+                        "metadata values must be strings, numbers or booleans, not {}; it is left out of evaluation results",
+                        kind_name(other)
+                    ),
+                )
+            }),
+        }
+    }
+    out
+}
+
+fn load_flag(
+    key: &str,
+    def: &Value,
+    path: &mut JsonPath,
+    set_metadata: &Map<String, Value>,
+    compiler: &mut Compiler<'_>,
+    d: &mut Diags,
+) -> Option<Flag> {
+    let Value::Object(def) = def else {
+        d.error(
+            path,
+            format!("a flag must be an object, not {}", kind_name(def)),
+        );
+        return None;
+    };
+    if key.is_empty() {
+        d.warn(
+            path,
+            "the flag key is empty (the flagd schema requires at least one character)",
+        );
+    }
+
+    let enabled = path.with_key("state", |p| match def.get("state") {
+        Some(Value::String(s)) if s == "ENABLED" => true,
+        Some(Value::String(s)) if s == "DISABLED" => false,
+        None => {
+            d.warn(p, "state is missing; the flag is treated as ENABLED");
+            true
+        }
+        Some(other) => {
+            d.warn(
+                p,
+                format!("state must be \"ENABLED\" or \"DISABLED\", not {other}; the flag is treated as ENABLED"),
+            );
+            true
+        }
+    });
+
+    let variants: Vec<(Arc<str>, Value)> =
+        path.with_key("variants", |p| match def.get("variants") {
+            None => Vec::new(),
+            Some(Value::Object(map)) => {
+                check_variant_values(map, p, d);
+                let mut v: Vec<(Arc<str>, Value)> = map
+                    .iter()
+                    .map(|(k, v)| (k.as_str().into(), v.clone()))
+                    .collect();
+                v.sort_by(|a, b| a.0.cmp(&b.0));
+                v
+            }
+            Some(other) => {
+                d.error(
+                    p,
+                    format!("variants must be an object, not {}", kind_name(other)),
+                );
+                Vec::new()
+            }
+        });
+
+    let default_variant = path.with_key("defaultVariant", |p| match def.get("defaultVariant") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.is_empty() => {
+            d.warn(
+                p,
+                "an empty defaultVariant is treated as no default variant, as flagd does",
+            );
+            None
+        }
+        Some(Value::String(s)) => {
+            let found = variants
+                .binary_search_by(|(k, _)| (**k).cmp(s.as_str()))
+                .ok();
+            if found.is_none() {
+                let names: Vec<&str> = variants.iter().map(|(k, _)| &**k).collect();
+                d.error(
+                    p,
+                    format!(
+                        "defaultVariant \"{s}\" is not one of the variants ({})",
+                        if names.is_empty() {
+                            "none defined".to_owned()
+                        } else {
+                            names.join(", ")
+                        }
+                    ),
+                );
+            }
+            found
+        }
+        Some(other) => {
+            d.error(
+                p,
+                format!(
+                    "defaultVariant must be a string or null, not {}",
+                    kind_name(other)
+                ),
+            );
+            None
+        }
+    });
+
+    let targeting = path.with_key("targeting", |p| match def.get("targeting") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) if m.is_empty() => None,
+        Some(t @ Value::Object(_)) => {
+            compiler.set_flag(key, variants.iter().map(|(k, _)| Arc::clone(k)).collect());
+            let node = compiler.compile_targeting(t, p);
+            let mut results = Vec::new();
+            literal_results(&node, &mut results);
+            for name in results {
+                if variants.binary_search_by(|(k, _)| (**k).cmp(name)).is_err() {
+                    d.warn(
+                        p,
+                        format!(
+                            "targeting can return \"{name}\", which is not a variant of this flag; that evaluation fails with GENERAL"
+                        ),
+                    );
+                }
+            }
+            Some(node)
+        }
+        Some(other) => {
+            d.error(p, format!("targeting must be a JsonLogic object, not {}", kind_name(other)));
+            None
+        }
+    });
+
+    let mut metadata = set_metadata.clone();
+    if let Some(m) = def.get("metadata") {
+        let own = path.with_key("metadata", |p| scalar_metadata(m, p, d));
+        for (k, v) in own {
+            metadata.insert(k, v);
+        }
+    }
+
+    let root_fractional = targeting
+        .as_ref()
+        .and_then(|t| RootFractional::plan(t, &variants));
+    Some(Flag {
+        key: key.into(),
+        enabled,
+        root_fractional,
+        variants: variants.into(),
+        default_variant,
+        targeting,
+        metadata,
+    })
+}
+
+/// Schema checks on variant values: one type per flag (boolean, string, number or
+/// object), numbers within JavaScript's safe-integer range, non-empty names.
+fn check_variant_values(map: &Map<String, Value>, path: &mut JsonPath, d: &mut Diags) {
+    let mut kinds = BTreeSet::new();
+    for (name, value) in map {
+        path.with_key(name, |p| {
+            if name.is_empty() {
+                d.warn(p, "variant names must not be empty (flagd schema)");
+            }
+            match value {
+                Value::Null | Value::Array(_) => d.warn(
+                    p,
+                    format!(
+                        "a variant value should be a boolean, string, number or object, not {}",
+                        kind_name(value)
+                    ),
+                ),
+                Value::Number(n) if n.as_f64().is_some_and(|f| f.abs() > MAX_SAFE_INTEGER) => {
+                    d.warn(p, "a numeric variant beyond ±(2^53 − 1) loses precision in JavaScript clients");
+                }
+                _ => {}
+            }
+        });
+        kinds.insert(kind_name(value));
+    }
+    if kinds.len() > 1 {
+        let kinds: Vec<&str> = kinds.into_iter().collect();
+        d.warn(
+            path,
+            format!(
+                "variants mix types ({}); the flagd schema requires one type per flag",
+                kinds.join(", ")
+            ),
+        );
+    }
+}

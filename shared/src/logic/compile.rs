@@ -1,0 +1,521 @@
+//! Compiles JsonLogic (as JSON) into the typed AST, resolving `$ref`s and reporting
+//! problems with their JSON path.
+//!
+//! Only what cannot be evaluated is an error (an unknown operator, a `$ref` to a missing
+//! evaluator, a `$ref` cycle, nesting beyond [`MAX_DEPTH`]). Rules that flagd evaluates,
+//! but to null, or that its JSON schema rejects, are warnings, so that existing flagd
+//! files keep working; strict loading promotes them to errors.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::fractional::{weight_from_f64, Murmur3, MAX_TOTAL_WEIGHT};
+use super::semver::{self, SemVerOp};
+use super::value::js_number_string;
+use super::{FastFractional, FracVariant, Fractional, IterOp, Node, Op, Var, VarLit, VarPath};
+use super::{MAX_DEPTH, MAX_NODES};
+use crate::error::Diagnostic;
+use crate::path::JsonPath;
+
+/// Compiles the targeting of every flag of one document, sharing `$evaluators`.
+pub(crate) struct Compiler<'d> {
+    evaluators: Option<&'d Map<String, Value>>,
+    pub(crate) errors: Vec<Diagnostic>,
+    pub(crate) warnings: Vec<Diagnostic>,
+    /// `$ref` names being expanded, innermost last: detects cycles.
+    ref_stack: Vec<String>,
+    /// Evaluators referenced at least once.
+    pub(crate) used: BTreeSet<String>,
+    nodes: usize,
+    too_big: bool,
+    /// The current flag's variant names: string literals equal to one share its
+    /// allocation.
+    variant_names: Vec<Arc<str>>,
+    /// The current flag's key (`$flagd.flagKey`, the start of the default bucketing key).
+    flag_key: String,
+}
+
+impl<'d> Compiler<'d> {
+    pub(crate) fn new(evaluators: Option<&'d Map<String, Value>>) -> Self {
+        Self {
+            evaluators,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            ref_stack: Vec::new(),
+            used: BTreeSet::new(),
+            nodes: 0,
+            too_big: false,
+            variant_names: Vec::new(),
+            flag_key: String::new(),
+        }
+    }
+
+    /// Sets the key and variant names of the flag whose targeting is compiled next.
+    pub(crate) fn set_flag(&mut self, key: &str, names: Vec<Arc<str>>) {
+        self.flag_key = key.to_owned();
+        self.variant_names = names;
+    }
+
+    fn intern(&self, s: &str) -> Arc<str> {
+        self.variant_names
+            .iter()
+            .find(|n| &***n == s)
+            .map_or_else(|| Arc::from(s), Arc::clone)
+    }
+
+    fn error(&mut self, path: &JsonPath, message: impl Into<String>) {
+        self.errors.push(Diagnostic::new(path.to_string(), message));
+    }
+
+    fn warn(&mut self, path: &JsonPath, message: impl Into<String>) {
+        self.warnings
+            .push(Diagnostic::new(path.to_string(), message));
+    }
+
+    /// Compiles one flag's targeting; `path` points at it.
+    pub(crate) fn compile_targeting(&mut self, targeting: &Value, path: &mut JsonPath) -> Node {
+        self.nodes = 0;
+        self.too_big = false;
+        self.compile(targeting, path, 0)
+    }
+
+    fn compile(&mut self, v: &Value, path: &mut JsonPath, depth: usize) -> Node {
+        self.nodes += 1;
+        if self.nodes > MAX_NODES {
+            if !self.too_big {
+                self.too_big = true;
+                self.error(
+                    path,
+                    format!(
+                        "targeting expands to more than {MAX_NODES} operations (check $ref use)"
+                    ),
+                );
+            }
+            return Node::Null;
+        }
+        if depth > MAX_DEPTH {
+            self.error(
+                path,
+                format!("targeting is nested deeper than {MAX_DEPTH} levels"),
+            );
+            return Node::Null;
+        }
+        match v {
+            Value::Null => Node::Null,
+            Value::Bool(b) => Node::Bool(*b),
+            Value::Number(n) => Node::Num(n.as_f64().unwrap_or(f64::NAN)),
+            Value::String(s) => Node::Str(self.intern(s)),
+            Value::Array(items) => {
+                let nodes: Vec<Node> = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| path.with_index(i, |p| self.compile(item, p, depth + 1)))
+                    .collect();
+                if nodes.iter().all(is_literal) {
+                    Node::Json(Box::new(v.clone()))
+                } else {
+                    Node::Array(nodes.into())
+                }
+            }
+            Value::Object(map) => {
+                if let Some(name) = map.get("$ref") {
+                    return self.compile_ref(map, name, path, depth);
+                }
+                let mut entries = map.iter();
+                match (entries.next(), entries.next()) {
+                    (Some((op, args)), None) => {
+                        path.with_key(op, |p| self.compile_op(op, args, p, depth + 1))
+                    }
+                    (None, _) => Node::Json(Box::new(v.clone())),
+                    (Some(_), Some(_)) => {
+                        self.warn(
+                            path,
+                            format!(
+                                "an object with {} keys is a literal value in JsonLogic, not an operation",
+                                map.len()
+                            ),
+                        );
+                        Node::Json(Box::new(v.clone()))
+                    }
+                }
+            }
+        }
+    }
+
+    /// `{"$ref": "name"}` is replaced by the evaluator's body, as flagd does. Extra keys
+    /// next to `$ref` are merged with the body's, which is what flagd's textual
+    /// substitution amounts to.
+    fn compile_ref(
+        &mut self,
+        map: &Map<String, Value>,
+        name: &Value,
+        path: &mut JsonPath,
+        depth: usize,
+    ) -> Node {
+        let Some(name) = name.as_str() else {
+            path.with_key("$ref", |p| {
+                self.error(p, "$ref must name an evaluator (a string)")
+            });
+            return Node::Null;
+        };
+        let Some(body) = self.evaluators.and_then(|e| e.get(name)) else {
+            path.with_key("$ref", |p| {
+                self.error(
+                    p,
+                    format!("$ref to missing evaluator \"{name}\" (no such key in $evaluators)"),
+                )
+            });
+            return Node::Null;
+        };
+        if self.ref_stack.iter().any(|n| n == name) {
+            let chain = self.ref_stack.join(" -> ");
+            path.with_key("$ref", |p| {
+                self.error(p, format!("$ref cycle: {chain} -> {name}"))
+            });
+            return Node::Null;
+        }
+        self.used.insert(name.to_owned());
+        // Problems inside an evaluator are reported at the evaluator, once, however many
+        // flags use it (the loader removes duplicates).
+        let mut eval_path = JsonPath::new();
+        eval_path.push_key("$evaluators");
+        eval_path.push_key(name);
+        self.ref_stack.push(name.to_owned());
+        let node = if map.len() > 1 {
+            let mut merged: Map<String, Value> = map
+                .iter()
+                .filter(|(k, _)| k.as_str() != "$ref")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if let Value::Object(body) = body {
+                for (k, v) in body {
+                    merged.insert(k.clone(), v.clone());
+                }
+            }
+            self.warn(
+                path,
+                "keys next to $ref are merged with the evaluator's body",
+            );
+            self.compile(&Value::Object(merged), path, depth + 1)
+        } else {
+            self.compile(body, &mut eval_path, depth + 1)
+        };
+        self.ref_stack.pop();
+        node
+    }
+
+    fn compile_args(&mut self, args: &Value, path: &mut JsonPath, depth: usize) -> Vec<Node> {
+        match args {
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| path.with_index(i, |p| self.compile(item, p, depth)))
+                .collect(),
+            // json-logic-js: a non-array argument is a single argument.
+            other => vec![self.compile(other, path, depth)],
+        }
+    }
+
+    fn compile_op(&mut self, name: &str, args: &Value, path: &mut JsonPath, depth: usize) -> Node {
+        match name {
+            "var" => self.compile_var(args, path, depth),
+            "if" | "?:" => Node::If(self.compile_args(args, path, depth).into()),
+            "and" => Node::And(self.compile_args(args, path, depth).into()),
+            "or" => Node::Or(self.compile_args(args, path, depth).into()),
+            "map" => self.compile_iter(IterOp::Map, args, path, depth),
+            "filter" => self.compile_iter(IterOp::Filter, args, path, depth),
+            "reduce" => self.compile_iter(IterOp::Reduce, args, path, depth),
+            "all" => self.compile_iter(IterOp::All, args, path, depth),
+            "none" => self.compile_iter(IterOp::None, args, path, depth),
+            "some" => self.compile_iter(IterOp::Some, args, path, depth),
+            "fractional" => self.compile_fractional(args, path, depth),
+            _ => match Op::from_name(name) {
+                Some(op) => {
+                    self.check_custom_op(op, args, path);
+                    fuse(op, self.compile_args(args, path, depth))
+                }
+                None => {
+                    self.error(path, format!("unknown JsonLogic operator \"{name}\""));
+                    Node::Null
+                }
+            },
+        }
+    }
+
+    fn compile_iter(
+        &mut self,
+        op: IterOp,
+        args: &Value,
+        path: &mut JsonPath,
+        depth: usize,
+    ) -> Node {
+        Node::Iter(op, self.compile_args(args, path, depth).into())
+    }
+
+    fn compile_var(&mut self, args: &Value, path: &mut JsonPath, depth: usize) -> Node {
+        let items: Vec<&Value> = match args {
+            Value::Array(items) => items.iter().collect(),
+            other => vec![other],
+        };
+        let var_path = match items.first() {
+            None | Some(Value::Null) => VarPath::Whole,
+            Some(Value::String(s)) if s.is_empty() => VarPath::Whole,
+            Some(Value::String(s)) => VarPath::Static(split_path(s)),
+            Some(Value::Number(n)) => VarPath::Static(split_path(&js_number_string(
+                n.as_f64().unwrap_or(f64::NAN),
+            ))),
+            Some(other) => {
+                let at_index = matches!(args, Value::Array(_));
+                let node = if at_index {
+                    path.with_index(0, |p| self.compile(other, p, depth))
+                } else {
+                    self.compile(other, path, depth)
+                };
+                VarPath::Dynamic(node)
+            }
+        };
+        let default = items
+            .get(1)
+            .map(|d| path.with_index(1, |p| self.compile(d, p, depth)));
+        Node::Var(Box::new(Var {
+            path: var_path,
+            default,
+        }))
+    }
+
+    /// Load-time checks of flagd's string and version operators with literal arguments:
+    /// flagd evaluates misuse to null, which is worth a warning.
+    fn check_custom_op(&mut self, op: Op, args: &Value, path: &mut JsonPath) {
+        let items: &[Value] = match args {
+            Value::Array(items) => items,
+            _ => std::slice::from_ref(args),
+        };
+        match op {
+            Op::StartsWith | Op::EndsWith if items.len() != 2 => {
+                self.warn(
+                    path,
+                    format!(
+                        "takes exactly 2 arguments (a string and a {}), not {}; it evaluates to null",
+                        if op == Op::StartsWith { "prefix" } else { "suffix" },
+                        items.len()
+                    ),
+                );
+            }
+            Op::SemVer => {
+                if items.len() != 3 {
+                    self.warn(
+                        path,
+                        format!(
+                            "sem_ver takes exactly 3 arguments (version, operator, version), not {}; it evaluates to null",
+                            items.len()
+                        ),
+                    );
+                    return;
+                }
+                if let Some(Value::String(o)) = items.get(1) {
+                    if SemVerOp::parse(o).is_none() {
+                        path.with_index(1, |p| {
+                            self.warn(
+                                p,
+                                format!(
+                                    "sem_ver operator \"{o}\" is not one of = != < <= > >= ^ ~; it evaluates to null"
+                                ),
+                            )
+                        });
+                    }
+                }
+                for i in [0, 2] {
+                    if let Some(Value::String(v)) = items.get(i) {
+                        if semver::parse(v).is_none() {
+                            path.with_index(i, |p| {
+                                self.warn(
+                                    p,
+                                    format!("\"{v}\" is not a semantic version; sem_ver evaluates to null"),
+                                )
+                            });
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn compile_fractional(&mut self, args: &Value, path: &mut JsonPath, depth: usize) -> Node {
+        let nodes = self.compile_args(args, path, depth);
+        let items: &[Value] = match args {
+            Value::Array(items) => items,
+            _ => std::slice::from_ref(args),
+        };
+        if items.len() < 2 {
+            self.warn(
+                path,
+                "fractional needs a bucketing key and one bucket, or at least two buckets; flagd evaluates it to null",
+            );
+        }
+        // The first argument is a bucketing-key expression unless it is a literal array
+        // (then it is already a bucket and the key is flag key + targeting key).
+        let (key_arg, buckets) = match items.first() {
+            Some(Value::Array(_)) | None => (None, items),
+            Some(first) => (Some(first), items.get(1..).unwrap_or(&[])),
+        };
+        let offset = usize::from(key_arg.is_some());
+        let mut variants = Vec::with_capacity(buckets.len());
+        let mut weights = Vec::with_capacity(buckets.len());
+        let mut total: u64 = 0;
+        let mut literal = true;
+        for (i, bucket) in buckets.iter().enumerate() {
+            path.push_index(i + offset);
+            match check_bucket(bucket, |s| self.intern(s)) {
+                BucketCheck::Literal(variant, weight) => {
+                    total = total.saturating_add(weight);
+                    variants.push(variant);
+                    weights.push(weight);
+                }
+                BucketCheck::Dynamic => literal = false,
+                BucketCheck::Invalid(message) => {
+                    literal = false;
+                    self.warn(
+                        path,
+                        format!("{message}; flagd evaluates this fractional to null"),
+                    );
+                }
+            }
+            path.pop();
+        }
+        if literal && !buckets.is_empty() {
+            if total > MAX_TOTAL_WEIGHT {
+                self.warn(
+                    path,
+                    format!("the weights sum to {total}, more than {MAX_TOTAL_WEIGHT}; flagd evaluates this fractional to null"),
+                );
+            } else if total == 0 {
+                self.warn(
+                    path,
+                    "all weights are 0; flagd evaluates this fractional to null",
+                );
+            }
+        }
+        let fast =
+            (literal && items.len() >= 2 && (1..=MAX_TOTAL_WEIGHT).contains(&total)).then(|| {
+                FastFractional {
+                    prefix: Murmur3::new().write(self.flag_key.as_bytes()),
+                    variants: variants.into(),
+                    weights: weights.into(),
+                    total,
+                }
+            });
+        Node::Fractional(Box::new(Fractional {
+            args: nodes.into(),
+            key_expr: key_arg.is_some(),
+            fast,
+        }))
+    }
+}
+
+enum BucketCheck {
+    Literal(FracVariant, u64),
+    Dynamic,
+    Invalid(String),
+}
+
+/// Classifies one `[variant, weight]` bucket of a `fractional`.
+fn check_bucket(bucket: &Value, intern: impl Fn(&str) -> Arc<str>) -> BucketCheck {
+    let Value::Array(parts) = bucket else {
+        return if bucket.is_object() {
+            BucketCheck::Dynamic
+        } else {
+            BucketCheck::Invalid("a bucket must be an array [variant, weight]".into())
+        };
+    };
+    let variant = match parts.first() {
+        None => return BucketCheck::Invalid("a bucket must not be empty".into()),
+        Some(Value::String(s)) => FracVariant::Str(intern(s)),
+        Some(Value::Bool(b)) => FracVariant::Bool(*b),
+        Some(Value::Number(n)) => FracVariant::Num(n.as_f64().unwrap_or(f64::NAN)),
+        Some(Value::Null) => FracVariant::Null,
+        Some(Value::Object(_)) => return BucketCheck::Dynamic,
+        Some(Value::Array(_)) => {
+            return BucketCheck::Invalid(
+                "a bucket's variant must be a string, boolean, number or null".into(),
+            )
+        }
+    };
+    let weight = match parts.get(1) {
+        // A bucket without a weight (or with null) weighs 1.
+        None | Some(Value::Null) => 1,
+        Some(Value::Number(n)) => match n.as_f64().and_then(weight_from_f64) {
+            Some(w) => w,
+            None => return BucketCheck::Invalid("weight must be a non-negative integer".into()),
+        },
+        Some(Value::Object(_)) => return BucketCheck::Dynamic,
+        Some(_) => return BucketCheck::Invalid("weight must be a non-negative integer".into()),
+    };
+    BucketCheck::Literal(variant, weight)
+}
+
+/// Builds an operator node, fusing `op(var, literal)` and `op(literal, var)`.
+fn fuse(op: Op, mut args: Vec<Node>) -> Node {
+    if op.is_fusable() && args.len() == 2 {
+        let var_first =
+            matches!(args.first(), Some(Node::Var(_))) && args.get(1).is_some_and(is_literal);
+        let var_second =
+            args.first().is_some_and(is_literal) && matches!(args.get(1), Some(Node::Var(_)));
+        if var_first || var_second {
+            let (first, second) = (args.remove(0), args.remove(0));
+            let (var, lit) = if var_first {
+                (first, second)
+            } else {
+                (second, first)
+            };
+            if let Node::Var(var) = var {
+                return Node::VarLit(Box::new(VarLit {
+                    op,
+                    var: *var,
+                    lit,
+                    var_first,
+                }));
+            }
+        }
+    }
+    Node::Op(op, args.into())
+}
+
+fn is_literal(node: &Node) -> bool {
+    matches!(
+        node,
+        Node::Null | Node::Bool(_) | Node::Num(_) | Node::Str(_) | Node::Json(_)
+    )
+}
+
+fn split_path(s: &str) -> Box<[Box<str>]> {
+    s.split('.').map(Box::from).collect()
+}
+
+/// The strings a compiled targeting can return as its result, for checking them
+/// against the flag's variants at load time. Only literal results are followed.
+pub(crate) fn literal_results<'n>(node: &'n Node, out: &mut Vec<&'n str>) {
+    match node {
+        Node::Str(s) => out.push(s),
+        Node::If(args) => {
+            for (i, branch) in args.iter().enumerate() {
+                let is_condition = i % 2 == 0 && i + 1 < args.len();
+                if !is_condition {
+                    literal_results(branch, out);
+                }
+            }
+        }
+        Node::Fractional(f) => {
+            if let Some(fast) = &f.fast {
+                for v in fast.variants.iter() {
+                    if let FracVariant::Str(s) = v {
+                        out.push(s);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
