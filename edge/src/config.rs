@@ -32,6 +32,10 @@ pub struct Config {
     pub history_limit: usize,
     /// Audit records kept (`AUDIT_LIMIT`, default 500).
     pub audit_limit: usize,
+    /// KV key of the optional route table (`ROUTES_KEY`, default `routes`).
+    pub routes_key: String,
+    /// Flag that splits traffic in the default route table (`SPLIT_FLAG`, default `backend`).
+    pub split_flag: String,
 }
 
 /// Cross-origin policy for the OFREP endpoints.
@@ -110,6 +114,12 @@ impl Config {
             bootstrap,
             history_limit: limit("HISTORY_LIMIT", crate::store::DEFAULT_HISTORY_LIMIT)?,
             audit_limit: limit("AUDIT_LIMIT", crate::store::DEFAULT_AUDIT_LIMIT)?,
+            routes_key: get("ROUTES_KEY")
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "routes".into()),
+            split_flag: get("SPLIT_FLAG")
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "backend".into()),
         })
     }
 

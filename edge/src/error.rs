@@ -41,6 +41,9 @@ pub enum EdgeError {
     /// The request conflicts with what is stored.
     #[error("{0}")]
     Conflict(String),
+    /// Too many requests from this client; retry after this many seconds.
+    #[error("rate limit exceeded; retry in {0} s")]
+    RateLimited(u32),
     /// There is no usable flag set (none stored, or only malformed ones since start-up).
     #[error("no usable flag set: {0}")]
     NoFlagSet(String),
@@ -64,6 +67,7 @@ impl EdgeError {
             EdgeError::Conflict(_) => 409,
             EdgeError::PreconditionFailed { .. } => 412,
             EdgeError::PayloadTooLarge(_) => 413,
+            EdgeError::RateLimited(_) => 429,
             EdgeError::OriginUnreachable(_) => 502,
             EdgeError::NoFlagSet(_) | EdgeError::Config(_) | EdgeError::Internal(_) => 500,
         }
@@ -81,6 +85,7 @@ impl EdgeError {
             EdgeError::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
             EdgeError::Conflict(_) => "CONFLICT",
             EdgeError::PreconditionFailed { .. } => "VERSION_MISMATCH",
+            EdgeError::RateLimited(_) => "RATE_LIMITED",
             EdgeError::OriginUnreachable(_) => "ORIGIN_UNREACHABLE",
             EdgeError::NoFlagSet(_) | EdgeError::Config(_) | EdgeError::Internal(_) => "GENERAL",
         }
@@ -125,6 +130,7 @@ mod tests {
                 "VERSION_MISMATCH",
             ),
             (EdgeError::PayloadTooLarge(1), 413, "INVALID_REQUEST"),
+            (EdgeError::RateLimited(60), 429, "RATE_LIMITED"),
             (
                 EdgeError::OriginUnreachable("x".into()),
                 502,

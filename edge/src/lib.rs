@@ -10,6 +10,8 @@ pub mod identity;
 pub mod live;
 pub mod ofrep;
 pub mod proxy;
+pub mod security;
+pub mod split;
 pub mod store;
 
 #[cfg(target_arch = "wasm32")]
@@ -22,24 +24,28 @@ mod entry {
     use crate::config::Config;
     use crate::error::EdgeError;
     use crate::host;
+    use crate::security::Policy;
 
     /// OFREP base path (open-feature/protocol v0.3).
     const OFREP: &str = "/ofrep/v1/evaluate/flags";
 
     #[event(fetch)]
     async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
-        let res = match route(req, &env, &ctx).await {
-            Ok(res) => res,
-            Err(err) => host::error_response(&err)?,
+        let https = req.url().map(|u| u.scheme() == "https").unwrap_or(false);
+        let (res, own) = match route(req, &env, &ctx).await {
+            Ok(routed) => routed,
+            Err(err) => (host::error_response(&err)?, true),
         };
-        host::stamp(res)
+        let policy = Policy::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()));
+        host::harden(host::stamp(res)?, &policy, own, https)
     }
 
+    /// Routes a request; the flag says whether the answer is the edge's own (not proxied).
     async fn route(
         req: Request,
         env: &Env,
         ctx: &Context,
-    ) -> std::result::Result<Response, EdgeError> {
+    ) -> std::result::Result<(Response, bool), EdgeError> {
         let config = Config::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()))?;
         let path = req.path();
         let method = req.method();
@@ -48,23 +54,31 @@ mod entry {
             let key = match rest {
                 "" => None,
                 k if k.starts_with('/') && k.len() > 1 => Some(k[1..].to_owned()),
-                _ => return host::proxy::handle(req, env, &config, ctx).await,
+                _ => return Ok((host::proxy::handle(req, env, &config, ctx).await?, false)),
             };
-            return match method {
+            let res = match method {
                 Method::Options => host::ofrep::preflight(&req, &config),
-                Method::Post => host::ofrep::evaluate(req, env, &config, ctx, key.as_deref()).await,
+                Method::Post => {
+                    host::rate_limit(env, &req, "ofrep").await?;
+                    host::ofrep::evaluate(req, env, &config, ctx, key.as_deref()).await
+                }
                 m => Err(EdgeError::MethodNotAllowed(m.to_string())),
             };
+            return res.map(|r| (r, true));
         }
-        match config.admin_subpath(&path) {
+        let res = match config.admin_subpath(&path) {
             Some("/health") => host::json(
                 &serde_json::json!({"ok": true, "edge": crate::proxy::EDGE_HEADER_VALUE}),
             ),
             Some("/status") => status(env, &config, ctx).await,
             Some("/client-flags") => client_flags(&req, env, &config, ctx).await,
-            Some(sub) => host::admin::handle(req, env, &config, sub).await,
-            None => host::proxy::handle(req, env, &config, ctx).await,
-        }
+            Some(sub) => {
+                host::rate_limit(env, &req, "admin").await?;
+                host::admin::handle(req, env, &config, sub).await
+            }
+            None => return Ok((host::proxy::handle(req, env, &config, ctx).await?, false)),
+        };
+        res.map(|r| (r, true))
     }
 
     /// `GET {prefix}/client-flags`: definitions of the flags marked client-side, for offline
@@ -110,6 +124,8 @@ mod entry {
             "flagsKey": config.flags_key,
             "stored": stored.map(|(version, text)| serde_json::json!({"version": version, "bytes": text.len()})),
             "isolate": host::flags::status_snapshot(),
+            "routeProblems": host::flags::route_problems(),
+            "proxy": host::proxy::counters(),
             "error": current.err().map(|e| e.to_string()),
         }))
     }

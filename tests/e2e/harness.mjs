@@ -116,9 +116,9 @@ function requireBuilt() {
   if (missing.length) {
     throw new Error(`not built: ${missing.map(([p, how]) => `${p} (run ${how})`).join(', ')} — or run \`make test\``);
   }
-  if (!existsSync(NOBUILD_CONFIG)) {
-    spawnSync('bash', ['-c', `source scripts/lib.sh && nobuild_config`], { cwd: ROOT, stdio: 'ignore' });
-  }
+  // Always re-derive: wrangler.toml may have changed since the last run.
+  const derived = spawnSync('bash', ['-c', 'source scripts/lib.sh && nobuild_config'], { cwd: ROOT, encoding: 'utf8' });
+  if (derived.status !== 0) throw new Error(`cannot derive ${NOBUILD_CONFIG}: ${derived.stderr}`);
 }
 
 /** Runs `wrangler kv ...` against the local store of a stack. */

@@ -12,6 +12,7 @@ use crate::admin::Change;
 use crate::config::Config;
 use crate::error::EdgeError;
 use crate::live::{Active, LiveFlags, Refresh};
+use crate::split::RouteTable;
 use crate::store::{self, AuditRecord, Keys};
 
 thread_local! {
@@ -184,4 +185,78 @@ async fn prune(store: &worker::KvStore, prefix: &str, limit: usize) -> Result<()
         store.delete(key).await.map_err(internal)?;
     }
     Ok(())
+}
+
+/// The route table: KV `routes` when present and valid, else the built-in default. Checked
+/// on the same interval as the flag set; a malformed document keeps the last good table.
+pub async fn route_table(env: &Env, config: &Config) -> Result<Rc<RouteTable>, EdgeError> {
+    let now = now_ms();
+    let stale = ROUTES.with(|r| {
+        let r = r.borrow();
+        r.table.is_none()
+            || r.checked_at
+                .is_none_or(|at| now.saturating_sub(at) >= config.refresh_ms || now < at)
+    });
+    if stale {
+        let text = kv(env)?
+            .get(&config.routes_key)
+            .text()
+            .await
+            .map_err(internal)?;
+        let var = |name: &str| env.var(name).ok().map(|v| v.to_string());
+        ROUTES.with(|r| {
+            let mut r = r.borrow_mut();
+            r.checked_at = Some(now);
+            match text {
+                None => {
+                    r.problem = None;
+                    r.table = Some(Rc::new(RouteTable::default_table(
+                        &config.origin,
+                        config.canary_origin.as_deref(),
+                        &config.split_flag,
+                    )));
+                }
+                Some(text) => match RouteTable::parse(&text, var) {
+                    Ok(t) => {
+                        r.problem = None;
+                        r.table = Some(Rc::new(t));
+                    }
+                    Err(errors) => {
+                        r.problem = Some(
+                            errors
+                                .into_iter()
+                                .map(|e| format!("{}: {}", e.path, e.message))
+                                .collect(),
+                        );
+                        if r.table.is_none() {
+                            r.table = Some(Rc::new(RouteTable::default_table(
+                                &config.origin,
+                                config.canary_origin.as_deref(),
+                                &config.split_flag,
+                            )));
+                        }
+                    }
+                },
+            }
+        });
+    }
+    ROUTES
+        .with(|r| r.borrow().table.clone())
+        .ok_or_else(|| EdgeError::Internal("no route table".into()))
+}
+
+/// Problems with the stored route document, for the status endpoint.
+pub fn route_problems() -> Option<Vec<String>> {
+    ROUTES.with(|r| r.borrow().problem.clone())
+}
+
+#[derive(Default)]
+struct RouteState {
+    table: Option<Rc<RouteTable>>,
+    checked_at: Option<u64>,
+    problem: Option<Vec<String>>,
+}
+
+thread_local! {
+    static ROUTES: RefCell<RouteState> = RefCell::new(RouteState::default());
 }

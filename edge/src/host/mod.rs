@@ -66,6 +66,9 @@ pub fn error_response(err: &EdgeError) -> worker::Result<Response> {
     if matches!(err, EdgeError::Unauthorized) {
         res.headers().set("www-authenticate", "Bearer")?;
     }
+    if let EdgeError::RateLimited(seconds) = err {
+        res.headers().set("retry-after", &seconds.to_string())?;
+    }
     Ok(res)
 }
 
@@ -74,6 +77,42 @@ pub fn stamp(mut res: Response) -> worker::Result<Response> {
     res.headers_mut()
         .set(policy::EDGE_HEADER, policy::EDGE_HEADER_VALUE)?;
     Ok(res)
+}
+
+/// Adds the security headers the response lacks.
+pub fn harden(
+    mut res: Response,
+    policy: &crate::security::Policy,
+    own: bool,
+    https: bool,
+) -> worker::Result<Response> {
+    let add = {
+        let h = res.headers();
+        policy.headers(own, https, |name| h.has(name).unwrap_or(false))
+    };
+    for (name, value) in add {
+        res.headers_mut().set(name, &value)?;
+    }
+    Ok(res)
+}
+
+/// Per-client rate limit of the OFREP and admin endpoints, through the Workers rate-limiting
+/// binding `RATE_LIMITER` (wrangler.toml `[[ratelimits]]`). Without the binding, no limit.
+pub async fn rate_limit(env: &Env, req: &Request, class: &str) -> Result<(), EdgeError> {
+    let Ok(limiter) = env.rate_limiter("RATE_LIMITER") else {
+        return Ok(());
+    };
+    let client = header(req, "cf-connecting-ip").unwrap_or_else(|| "local".into());
+    let outcome = limiter
+        .limit(format!("{class}:{client}"))
+        .await
+        .map_err(internal)?;
+    if outcome.success {
+        Ok(())
+    } else {
+        // The binding's period is 10 or 60 s; 60 is the safe upper bound to wait.
+        Err(EdgeError::RateLimited(60))
+    }
 }
 
 /// Reads a request body up to `limit` bytes (413 beyond).

@@ -14,9 +14,27 @@ use super::{flags, header, internal, now_ms, random_id};
 use crate::bootstrap::{self, Injector};
 use crate::config::Config;
 use crate::error::EdgeError;
-use crate::{identity, proxy};
+use crate::{identity, proxy, split};
 
-/// Proxies a visitor's request to the origin.
+thread_local! {
+    /// Per-isolate proxy counters (requests per origin, stable retries), for the status
+    /// endpoint until the metrics pipeline of issue #7 exists.
+    static COUNTERS: RefCell<ProxyCounters> = RefCell::new(ProxyCounters::default());
+}
+
+/// Requests per origin name and retries on the stable origin, since this isolate started.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct ProxyCounters {
+    pub requests: std::collections::BTreeMap<String, u64>,
+    pub retries: u64,
+}
+
+/// A copy of the counters.
+pub fn counters() -> serde_json::Value {
+    COUNTERS.with(|c| serde_json::to_value(&*c.borrow()).unwrap_or_default())
+}
+
+/// Proxies a visitor's request to the origin the route table picks for them.
 pub async fn handle(
     req: Request,
     env: &Env,
@@ -26,22 +44,86 @@ pub async fn handle(
     let secure = req.url().map(|u| u.scheme() == "https").unwrap_or(false);
     let visitor = identity::identify(&config.identity, |n| header(&req, n), secure, random_id);
     let method = req.method();
-    let res = forward(req, &config.origin).await?;
+    let path = req.path();
+    let table = flags::route_table(env, config).await?;
+    // A missing or broken flag set must not stop traffic: the stable origin serves.
+    let active = flags::current(env, config, Some(ctx)).await.ok();
+    let context = visitor_context(visitor.key.as_deref());
+    let now_secs = now_ms() / 1000;
+    let choice = split::choose(&table, &path, |flag| {
+        let eval = active.as_ref()?.set.evaluate(flag, &context, now_secs);
+        let variant = eval.variant?.to_owned();
+        let origin = eval
+            .value
+            .and_then(|v| v.as_str())
+            .map_or_else(|| variant.clone(), str::to_owned);
+        Some((variant, origin))
+    })
+    .ok_or_else(|| EdgeError::Config("the route table names no usable origin".into()))?;
+
+    let request_id = random_id().unwrap_or_default();
+    let mut extra = vec![("x-edgeflags-request-id", request_id.clone())];
+    if let Some((flag, variant)) = &choice.decided_by {
+        extra.push(("x-edgeflags-variants", format!("{flag}={variant}")));
+    }
+    // Keep a copy for a retry before the body is consumed (only bodiless methods retry).
+    let retry = choice.retry_on_stable && split::retryable_method(method.as_ref());
+    let spare = if retry { req.clone().ok() } else { None };
+    let first = forward(req, choice.url, &extra).await;
+    let failed = split::failed(first.as_ref().ok().map(Response::status_code));
+    let (res, served_by, retried) = match (failed, spare, table.stable_url()) {
+        (true, Some(spare), Some(stable)) => match forward(spare, stable, &extra).await {
+            Ok(res) => (Ok(res), table.stable.clone(), true),
+            Err(_) => (first, choice.name.clone(), true),
+        },
+        _ => (first, choice.name.clone(), false),
+    };
+    COUNTERS.with(|c| {
+        let mut c = c.borrow_mut();
+        *c.requests.entry(served_by.clone()).or_default() += 1;
+        c.retries += u64::from(retried);
+    });
+    let res = res?;
     let mut res = if config.bootstrap {
         with_bootstrap(res, &method, visitor.key.as_deref(), env, config, ctx).await?
     } else {
         res
     };
+    let h = res.headers_mut();
+    h.set("x-edgeflags-origin", &served_by).map_err(internal)?;
+    h.set("x-edgeflags-request-id", &request_id)
+        .map_err(internal)?;
+    if retried {
+        h.set(
+            "x-edgeflags-retried",
+            &format!("{}->{}", choice.name, table.stable),
+        )
+        .map_err(internal)?;
+    }
     if let Some(cookie) = visitor.set_cookie {
-        res.headers_mut()
-            .append("set-cookie", &cookie)
-            .map_err(internal)?;
+        h.append("set-cookie", &cookie).map_err(internal)?;
     }
     Ok(res)
 }
 
+/// The evaluation context the edge builds for a visitor browsing through it.
+fn visitor_context(key: Option<&str>) -> edgeflags_core::Context {
+    let mut context = serde_json::Map::new();
+    if let Some(key) = key {
+        context.insert(
+            "targetingKey".into(),
+            serde_json::Value::String(key.to_owned()),
+        );
+    }
+    edgeflags_core::Context::from_map(context)
+}
+
 /// Forwards the request to `origin` and returns its response, minus hop-by-hop headers.
-pub async fn forward(req: Request, origin: &str) -> Result<Response, EdgeError> {
+pub async fn forward(
+    req: Request,
+    origin: &str,
+    extra: &[(&str, String)],
+) -> Result<Response, EdgeError> {
     let url = req.url().map_err(internal)?;
     let path_and_query = match url.query() {
         Some(q) => format!("{}?{q}", url.path()),
@@ -63,6 +145,9 @@ pub async fn forward(req: Request, origin: &str) -> Result<Response, EdgeError> 
     for (name, value) in proxy::forwarded_headers(host, url.scheme(), client_ip.as_deref()) {
         headers.set(name, &value).map_err(internal)?;
     }
+    for (name, value) in extra {
+        headers.set(name, value).map_err(internal)?;
+    }
 
     let method = req.method();
     let mut init = RequestInit::new();
@@ -83,7 +168,9 @@ pub async fn forward(req: Request, origin: &str) -> Result<Response, EdgeError> 
         proxy::connection_tokens(res.headers().get("connection").ok().flatten().as_deref());
     let out = Headers::new();
     for (name, value) in res.headers().entries() {
-        if proxy::forward_response_header(&name, &tokens) {
+        if proxy::forward_response_header(&name, &tokens)
+            && !crate::security::STRIPPED_RESPONSE_HEADERS.contains(&name.as_str())
+        {
             out.append(&name, &value).map_err(internal)?;
         }
     }
@@ -113,14 +200,7 @@ async fn with_bootstrap(
     let Ok(active) = flags::current(env, config, Some(ctx)).await else {
         return Ok(res);
     };
-    let mut context = serde_json::Map::new();
-    if let Some(key) = visitor_key {
-        context.insert(
-            "targetingKey".into(),
-            serde_json::Value::String(key.to_owned()),
-        );
-    }
-    let context = edgeflags_core::Context::from_map(context);
+    let context = visitor_context(visitor_key);
     let bulk = active.set.evaluate_all(&context, now_ms() / 1000);
     let mut payload = serde_json::to_value(&bulk).map_err(internal)?;
     payload["etag"] = serde_json::Value::String(crate::ofrep::bulk_etag(&active.version, &context));
