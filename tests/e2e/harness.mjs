@@ -10,6 +10,12 @@ import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { Agent, setGlobalDispatcher } from 'undici';
+
+// One connection per request for every test's fetch(): wrangler's dev proxy closes a
+// connection after some answers (e.g. an error before a request body was read), and
+// reusing such a socket fails the *next* request with "fetch failed" at random.
+setGlobalDispatcher(new Agent({ pipelining: 0 }));
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const WRANGLER = join(ROOT, 'node_modules', '.bin', 'wrangler');
