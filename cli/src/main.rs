@@ -3,6 +3,8 @@
 //! ```text
 //! edgeflags validate FILE [--strict]
 //! edgeflags eval --flags FILE [--flag KEY] [--context JSON|@PATH] [--now UNIX_SECONDS]
+//! edgeflags push FILE [--url URL] [--token TOKEN] [--prefix /__edge] [--if-match VERSION]
+//! edgeflags pull [--url URL] [--token TOKEN] [--prefix /__edge]
 //! ```
 //!
 //! Scripts rely on the output and exit codes:
@@ -18,6 +20,8 @@
 //! Arguments are parsed by hand: two subcommands do not justify a parser crate's compile
 //! time.
 
+mod remote;
+
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -26,10 +30,15 @@ use edgeflags_core::{Context, Diagnostic, FlagSet, LoadOptions};
 const USAGE: &str = "usage:
   edgeflags validate FILE [--strict]
   edgeflags eval --flags FILE [--flag KEY] [--context JSON|@PATH] [--now UNIX_SECONDS]
+  edgeflags push FILE [--url URL] [--token TOKEN] [--prefix /__edge] [--if-match VERSION]
+  edgeflags pull [--url URL] [--token TOKEN] [--prefix /__edge]
 
 validate  check a flagd flag-set file; exit 0 if usable, 1 listing every error
 eval      evaluate one flag (--flag) or all flags for a context; print the OFREP body
-          --context defaults to {}; --now defaults to the system clock";
+          --context defaults to {}; --now defaults to the system clock
+push      validate FILE, then make it the edge's active flag set (admin API)
+pull      print the edge's active flag set
+          --url defaults to $EDGEFLAGS_URL or http://127.0.0.1:8787, --token to $EDGEFLAGS_TOKEN";
 
 /// A failure that ends the program with exit code 2 (bad arguments or input files).
 struct Usage(String);
@@ -39,6 +48,8 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("validate") => validate(args.get(1..).unwrap_or(&[])),
         Some("eval") => eval(args.get(1..).unwrap_or(&[])),
+        Some("push") => remote::push(args.get(1..).unwrap_or(&[])),
+        Some("pull") => remote::pull(args.get(1..).unwrap_or(&[])),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -66,7 +77,16 @@ struct Args {
 }
 
 /// Options that take a value; everything else is a switch.
-const VALUED: &[&str] = &["--flags", "--flag", "--context", "--now"];
+const VALUED: &[&str] = &[
+    "--flags",
+    "--flag",
+    "--context",
+    "--now",
+    "--url",
+    "--token",
+    "--prefix",
+    "--if-match",
+];
 
 fn parse(args: &[String]) -> Result<Args, Usage> {
     let mut out = Args {

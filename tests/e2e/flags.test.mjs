@@ -5,7 +5,10 @@ import { after, before, describe, test } from 'node:test';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { DEMO_FLAGS, startStack } from './harness.mjs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { DEMO_FLAGS, ROOT, startStack } from './harness.mjs';
+
+const CLI = process.env.EDGEFLAGS_CLI || join(ROOT, 'target', 'release', 'edgeflags');
 
 let stack;
 let auth;
@@ -250,6 +253,33 @@ describe('admin API', () => {
     // Put the good document back for the tests that follow.
     writeFileSync(file, JSON.stringify(good.body.flagSet));
     stack.kvPut('flags', file);
+  });
+});
+
+describe('edgeflags push / pull', () => {
+  test('push validates locally, sends through the admin API, and pull returns what is active', () => {
+    const env = { ...process.env, EDGEFLAGS_URL: stack.edgeUrl, EDGEFLAGS_TOKEN: stack.adminToken };
+    const doc = demo();
+    doc.flags['page-size'].defaultVariant = 'small';
+    const file = join(stack.persistDir, 'push.json');
+    writeFileSync(file, JSON.stringify(doc));
+    const pushed = execFileSync(CLI, ['push', file], { env, encoding: 'utf8' });
+    assert.match(pushed, /^pushed: version [0-9a-f]{16}/);
+    const pulled = JSON.parse(execFileSync(CLI, ['pull'], { env, encoding: 'utf8' }));
+    assert.deepEqual(pulled, doc);
+
+    doc.flags['page-size'].defaultVariant = 'gigantic';
+    writeFileSync(file, JSON.stringify(doc));
+    const refused = spawnSync(CLI, ['push', file], { env, encoding: 'utf8' });
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /flags\.page-size\.defaultVariant/);
+    const stale = spawnSync(CLI, ['push', DEMO_FLAGS, '--if-match', '0000000000000000'], { env, encoding: 'utf8' });
+    assert.equal(stale.status, 1);
+    assert.match(stale.stderr, /412/);
+    const noToken = spawnSync(CLI, ['pull'], { env: { ...env, EDGEFLAGS_TOKEN: 'wrong-token-wrong-token' }, encoding: 'utf8' });
+    assert.equal(noToken.status, 1);
+    assert.match(noToken.stderr, /403/);
+    execFileSync(CLI, ['push', DEMO_FLAGS], { env });
   });
 });
 
