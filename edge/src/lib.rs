@@ -19,12 +19,40 @@ mod host;
 
 #[cfg(target_arch = "wasm32")]
 mod entry {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
     use worker::{event, Context, Env, Method, Request, Response, Result};
 
     use crate::config::Config;
     use crate::error::EdgeError;
     use crate::host;
     use crate::security::Policy;
+
+    /// Settings parsed once per isolate: variables cannot change under a running isolate (a
+    /// new deploy or `wrangler dev` restart starts new isolates), and reading ~20 of them
+    /// through JS on every request is measurable.
+    #[derive(Default)]
+    struct Settings {
+        config: Option<Rc<Config>>,
+        policy: Option<Rc<Policy>>,
+    }
+
+    thread_local! {
+        static SETTINGS: RefCell<Settings> = RefCell::new(Settings::default());
+    }
+
+    fn config(env: &Env) -> std::result::Result<Rc<Config>, EdgeError> {
+        if let Some(c) = SETTINGS.with(|s| s.borrow().config.clone()) {
+            return Ok(c);
+        }
+        // Not cached on error, so a fixed configuration is picked up without a restart.
+        let c = Rc::new(Config::from_lookup(|name| {
+            env.var(name).ok().map(|v| v.to_string())
+        })?);
+        SETTINGS.with(|s| s.borrow_mut().config = Some(c.clone()));
+        Ok(c)
+    }
 
     /// OFREP base path (open-feature/protocol v0.3).
     const OFREP: &str = "/ofrep/v1/evaluate/flags";
@@ -36,7 +64,16 @@ mod entry {
             Ok(routed) => routed,
             Err(err) => (host::error_response(&err)?, true),
         };
-        let policy = Policy::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()));
+        let policy = SETTINGS.with(|s| {
+            s.borrow_mut()
+                .policy
+                .get_or_insert_with(|| {
+                    Rc::new(Policy::from_lookup(|name| {
+                        env.var(name).ok().map(|v| v.to_string())
+                    }))
+                })
+                .clone()
+        });
         host::harden(host::stamp(res)?, &policy, own, https)
     }
 
@@ -46,7 +83,7 @@ mod entry {
         env: &Env,
         ctx: &Context,
     ) -> std::result::Result<(Response, bool), EdgeError> {
-        let config = Config::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()))?;
+        let config = config(env)?;
         let path = req.path();
         let method = req.method();
 

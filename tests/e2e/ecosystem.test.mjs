@@ -69,7 +69,9 @@ test('@openfeature/web-sdk with the OFREP web provider gets the CLI\'s answers f
   ];
   const bundle = await sdkBundle();
   for (const context of contexts) {
-    const page = await browser.newPage();
+    // The demo's CSP (rightly) forbids inline scripts; the test injects the SDK bundle inline.
+    const context = await browser.newContext({ bypassCSP: true });
+    const page = await context.newPage();
     try {
       await page.goto(`${stack.edgeUrl}/offline.html`);
       await page.addScriptTag({ content: bundle });
@@ -95,7 +97,7 @@ test('@openfeature/web-sdk with the OFREP web provider gets the CLI\'s answers f
         );
       }
     } finally {
-      await page.close();
+      await context.close();
     }
   }
 });
