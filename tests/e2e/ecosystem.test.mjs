@@ -70,8 +70,8 @@ test('@openfeature/web-sdk with the OFREP web provider gets the CLI\'s answers f
   const bundle = await sdkBundle();
   for (const context of contexts) {
     // The demo's CSP (rightly) forbids inline scripts; the test injects the SDK bundle inline.
-    const context = await browser.newContext({ bypassCSP: true });
-    const page = await context.newPage();
+    const browserContext = await browser.newContext({ bypassCSP: true });
+    const page = await browserContext.newPage();
     try {
       await page.goto(`${stack.edgeUrl}/offline.html`);
       await page.addScriptTag({ content: bundle });
@@ -97,7 +97,7 @@ test('@openfeature/web-sdk with the OFREP web provider gets the CLI\'s answers f
         );
       }
     } finally {
-      await context.close();
+      await browserContext.close();
     }
   }
 });
