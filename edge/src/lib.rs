@@ -6,6 +6,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod cors;
 pub mod error;
+pub mod httpcache;
 pub mod identity;
 pub mod live;
 pub mod ofrep;
@@ -111,7 +112,7 @@ mod entry {
             Some("/client-flags") => client_flags(&req, env, &config, ctx).await,
             Some(sub) => {
                 host::rate_limit(env, &req, "admin").await?;
-                host::admin::handle(req, env, &config, sub).await
+                host::admin::handle(req, env, &config, ctx, sub).await
             }
             None => return Ok((host::proxy::handle(req, env, &config, ctx).await?, false)),
         };

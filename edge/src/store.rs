@@ -105,6 +105,52 @@ pub struct AuditRecord {
     pub summary: String,
 }
 
+/// KV key of the cache purge records (beside the flag keys).
+pub fn purges_key(flags_key: &str) -> String {
+    format!("{flags_key}:cache-purges")
+}
+
+/// How many purge records are kept (oldest dropped first).
+pub const PURGE_LIMIT: usize = 200;
+
+/// A cache purge: entries stored before `at_ms` whose URL matches are treated as absent.
+/// Recorded in KV so every location honours it (the Cache API itself is per location).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Purge {
+    /// An exact normalised URL, or
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// a path prefix (any host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    pub at_ms: u64,
+}
+
+impl Purge {
+    /// Whether this record covers `url` (normalised) with path `path`.
+    pub fn covers(&self, url: &str, path: &str) -> bool {
+        self.url.as_deref() == Some(url)
+            || self.prefix.as_deref().is_some_and(|p| path.starts_with(p))
+    }
+}
+
+/// Adds a record, keeping the newest [`PURGE_LIMIT`].
+pub fn add_purge(mut list: Vec<Purge>, purge: Purge) -> Vec<Purge> {
+    list.push(purge);
+    let excess = list.len().saturating_sub(PURGE_LIMIT);
+    list.drain(..excess);
+    list
+}
+
+/// The latest purge time covering a URL.
+pub fn purged_after(list: &[Purge], url: &str, path: &str) -> Option<u64> {
+    list.iter()
+        .filter(|p| p.covers(url, path))
+        .map(|p| p.at_ms)
+        .max()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +186,41 @@ mod tests {
         assert_eq!(prune(&keys, 3), &keys[..2]);
         assert!(prune(&keys, 5).is_empty());
         assert!(prune(&keys, 10).is_empty());
+    }
+
+    #[test]
+    fn purges_cover_exact_urls_and_path_prefixes_and_stay_bounded() {
+        let list = vec![
+            Purge {
+                url: Some("https://a.example/x".into()),
+                prefix: None,
+                at_ms: 5,
+            },
+            Purge {
+                url: None,
+                prefix: Some("/api/".into()),
+                at_ms: 9,
+            },
+        ];
+        assert_eq!(purged_after(&list, "https://a.example/x", "/x"), Some(5));
+        assert_eq!(
+            purged_after(&list, "https://b.example/api/orders", "/api/orders"),
+            Some(9)
+        );
+        assert_eq!(purged_after(&list, "https://a.example/y", "/y"), None);
+        let mut many = Vec::new();
+        for i in 0..(PURGE_LIMIT as u64 + 5) {
+            many = add_purge(
+                many,
+                Purge {
+                    url: None,
+                    prefix: Some("/".into()),
+                    at_ms: i,
+                },
+            );
+        }
+        assert_eq!(many.len(), PURGE_LIMIT);
+        assert_eq!(many[0].at_ms, 5);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! audit. Every call needs `Authorization: Bearer <token>`; nothing here is ever cached.
 
 use serde_json::{json, Value};
-use worker::{Env, Method, Request, Response};
+use worker::{Context, Env, Method, Request, Response};
 
 use super::flags::{self, Action};
 use super::{header, internal, json, kv};
@@ -20,6 +20,7 @@ pub async fn handle(
     mut req: Request,
     env: &Env,
     config: &Config,
+    ctx: &Context,
     sub: &str,
 ) -> Result<Response, EdgeError> {
     let tokens = Tokens::parse(
@@ -96,6 +97,11 @@ pub async fn handle(
             .await
         }
         (Method::Get, ["audit"]) => audit(&req, env, config).await,
+        (Method::Post, ["cache", "purge"]) => {
+            let purge: PurgeRequest =
+                admin::parse_body(&super::body(&mut req, admin::MAX_BODY_BYTES).await?)?;
+            purge_cache(env, config, ctx, purge, &actor).await
+        }
         (
             _,
             ["flags"]
@@ -202,4 +208,55 @@ async fn audit(req: &Request, env: &Env, config: &Config) -> Result<Response, Ed
         }
     }
     json(&json!({ "records": records }))
+}
+
+/// `POST {prefix}/cache/purge` body: one of `url` (absolute) or `prefix` (a path).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PurgeRequest {
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    prefix: Option<String>,
+}
+
+async fn purge_cache(
+    env: &Env,
+    config: &Config,
+    ctx: &Context,
+    purge: PurgeRequest,
+    actor: &str,
+) -> Result<Response, EdgeError> {
+    let at_ms = super::now_ms();
+    let record = match (purge.url, purge.prefix) {
+        (Some(url), None) => {
+            let parsed =
+                worker::Url::parse(&url).map_err(|e| EdgeError::BadRequest(format!("url: {e}")))?;
+            // Delete this location's entries for every variant now; KV carries it elsewhere.
+            let table = flags::route_table(env, config).await?;
+            let active = flags::current(env, config, None).await.ok();
+            super::cache::delete_all(
+                ctx,
+                super::cache::keys_for(parsed.as_str(), &table, active.as_ref().map(|a| &a.set)),
+            );
+            store::Purge {
+                url: Some(crate::httpcache::normalise_url(parsed.as_str())),
+                prefix: None,
+                at_ms,
+            }
+        }
+        (None, Some(prefix)) if prefix.starts_with('/') => store::Purge {
+            url: None,
+            prefix: Some(prefix),
+            at_ms,
+        },
+        _ => {
+            return Err(EdgeError::BadRequest(
+                "give exactly one of \"url\" (absolute) or \"prefix\" (a path starting with /)"
+                    .into(),
+            ))
+        }
+    };
+    flags::record_purge(env, config, record.clone()).await?;
+    json(&json!({ "purged": record, "by": actor }))
 }

@@ -260,3 +260,73 @@ struct RouteState {
 thread_local! {
     static ROUTES: RefCell<RouteState> = RefCell::new(RouteState::default());
 }
+
+#[derive(Default)]
+struct PurgeState {
+    list: Rc<Vec<store::Purge>>,
+    checked_at: Option<u64>,
+}
+
+thread_local! {
+    static PURGES: RefCell<PurgeState> = RefCell::new(PurgeState::default());
+}
+
+/// The latest purge covering `url`, re-reading the KV purge records on the refresh interval.
+pub async fn purged_after(
+    env: &Env,
+    config: &Config,
+    url: &worker::Url,
+) -> Result<Option<u64>, EdgeError> {
+    let now = now_ms();
+    let stale = PURGES.with(|p| {
+        p.borrow()
+            .checked_at
+            .is_none_or(|at| now.saturating_sub(at) >= config.refresh_ms || now < at)
+    });
+    if stale {
+        let text = kv(env)?
+            .get(&store::purges_key(&config.flags_key))
+            .text()
+            .await
+            .map_err(internal)?;
+        let list: Vec<store::Purge> = text
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        PURGES.with(|p| {
+            let mut p = p.borrow_mut();
+            p.list = Rc::new(list);
+            p.checked_at = Some(now);
+        });
+    }
+    let normalised = crate::httpcache::normalise_url(url.as_str());
+    Ok(PURGES.with(|p| store::purged_after(&p.borrow().list, &normalised, url.path())))
+}
+
+/// Records a purge in KV (every location honours it) and in this isolate at once.
+pub async fn record_purge(
+    env: &Env,
+    config: &Config,
+    purge: store::Purge,
+) -> Result<(), EdgeError> {
+    let key = store::purges_key(&config.flags_key);
+    let kv = kv(env)?;
+    let list: Vec<store::Purge> = kv
+        .get(&key)
+        .text()
+        .await
+        .map_err(internal)?
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let list = store::add_purge(list, purge);
+    kv.put(&key, serde_json::to_string(&list).map_err(internal)?)
+        .map_err(internal)?
+        .execute()
+        .await
+        .map_err(internal)?;
+    PURGES.with(|p| {
+        let mut p = p.borrow_mut();
+        p.list = Rc::new(list);
+        p.checked_at = Some(now_ms());
+    });
+    Ok(())
+}

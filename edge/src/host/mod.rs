@@ -2,6 +2,7 @@
 //! and writes, origin fetches, responses. Nothing here decides anything on its own.
 
 pub mod admin;
+pub mod cache;
 pub mod flags;
 pub mod ofrep;
 pub mod proxy;

@@ -14,7 +14,7 @@ use super::{flags, header, internal, now_ms, random_id};
 use crate::bootstrap::{self, Injector};
 use crate::config::Config;
 use crate::error::EdgeError;
-use crate::{identity, proxy, split};
+use crate::{httpcache, identity, proxy, split};
 
 thread_local! {
     /// Per-isolate proxy counters (requests per origin, stable retries), for the status
@@ -34,14 +34,16 @@ pub fn counters() -> serde_json::Value {
     COUNTERS.with(|c| serde_json::to_value(&*c.borrow()).unwrap_or_default())
 }
 
-/// Proxies a visitor's request to the origin the route table picks for them.
+/// Proxies a visitor's request to the origin the route table picks for them, through the
+/// per-variant cache for GET/HEAD.
 pub async fn handle(
     req: Request,
     env: &Env,
     config: &Config,
     ctx: &Context,
 ) -> Result<Response, EdgeError> {
-    let secure = req.url().map(|u| u.scheme() == "https").unwrap_or(false);
+    let url = req.url().map_err(internal)?;
+    let secure = url.scheme() == "https";
     let visitor = identity::identify(&config.identity, |n| header(&req, n), secure, random_id);
     let method = req.method();
     let path = req.path();
@@ -62,34 +64,64 @@ pub async fn handle(
     .ok_or_else(|| EdgeError::Config("the route table names no usable origin".into()))?;
 
     let request_id = random_id().unwrap_or_default();
-    let mut extra = vec![("x-edgeflags-request-id", request_id.clone())];
+    let mut extra = vec![("x-edgeflags-request-id".to_owned(), request_id.clone())];
     if let Some((flag, variant)) = &choice.decided_by {
-        extra.push(("x-edgeflags-variants", format!("{flag}={variant}")));
+        extra.push((
+            "x-edgeflags-variants".to_owned(),
+            format!("{flag}={variant}"),
+        ));
     }
-    // Keep a copy for a retry before the body is consumed (only bodiless methods retry).
-    let retry = choice.retry_on_stable && split::retryable_method(method.as_ref());
-    let spare = if retry { req.clone().ok() } else { None };
-    let first = forward(req, choice.url, &extra).await;
-    let failed = split::failed(first.as_ref().ok().map(Response::status_code));
-    let (res, served_by, retried) = match (failed, spare, table.stable_url()) {
-        (true, Some(spare), Some(stable)) => match forward(spare, stable, &extra).await {
-            Ok(res) => (Ok(res), table.stable.clone(), true),
-            Err(_) => (first, choice.name.clone(), true),
-        },
-        _ => (first, choice.name.clone(), false),
+    let out = Outgoing::from_request(&req, &url, extra)?;
+    let upstream = Upstream {
+        out,
+        primary: (choice.name.clone(), choice.url.to_owned()),
+        stable: table
+            .stable_url()
+            .map(|u| (table.stable.clone(), u.to_owned())),
+        retry: choice.retry_on_stable && split::retryable_method(method.as_ref()),
+    };
+    let variants: Vec<(String, String)> = choice.decided_by.iter().cloned().collect();
+    let req_headers = super::cache::header_list(req.headers());
+    let policy = httpcache::request_policy(method.as_ref(), &req_headers);
+
+    let (res, served_by, retried, cache_status) = if policy.cacheable() {
+        let key = httpcache::cache_key(
+            &httpcache::normalise_url(url.as_str()),
+            &variants
+                .iter()
+                .map(|(f, v)| (f.as_str(), v.as_str()))
+                .collect::<Vec<_>>(),
+        );
+        let purged_after = flags::purged_after(env, config, &url).await?;
+        super::cache::serve(ctx, key, policy, req_headers, purged_after, upstream).await?
+    } else {
+        let body = req.inner().body().map(JsValue::from);
+        let fetched = upstream.fetch(body, &[]).await;
+        let status = fetched.result.as_ref().ok().map(Response::status_code);
+        if status.is_some_and(|s| httpcache::invalidates(method.as_ref(), s)) {
+            let res_headers = fetched
+                .result
+                .as_ref()
+                .map(|r| super::cache::header_list(r.headers()))
+                .unwrap_or_default();
+            super::cache::invalidate(ctx, url.as_str(), &res_headers, &table, active.as_deref());
+        }
+        let cs = super::cache::method_status(status);
+        (fetched.result?, fetched.served_by, fetched.retried, cs)
     };
     COUNTERS.with(|c| {
         let mut c = c.borrow_mut();
         *c.requests.entry(served_by.clone()).or_default() += 1;
         c.retries += u64::from(retried);
     });
-    let res = res?;
+    // Bootstrap injection happens after the cache, so stored objects stay variant-pure.
     let mut res = if config.bootstrap {
         with_bootstrap(res, &method, visitor.key.as_deref(), env, config, ctx).await?
     } else {
         res
     };
     let h = res.headers_mut();
+    h.set("cache-status", &cache_status).map_err(internal)?;
     h.set("x-edgeflags-origin", &served_by).map_err(internal)?;
     h.set("x-edgeflags-request-id", &request_id)
         .map_err(internal)?;
@@ -118,63 +150,139 @@ fn visitor_context(key: Option<&str>) -> edgeflags_core::Context {
     edgeflags_core::Context::from_map(context)
 }
 
-/// Forwards the request to `origin` and returns its response, minus hop-by-hop headers.
-pub async fn forward(
-    req: Request,
-    origin: &str,
-    extra: &[(&str, String)],
-) -> Result<Response, EdgeError> {
-    let url = req.url().map_err(internal)?;
-    let path_and_query = match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_owned(),
-    };
-    let target = proxy::upstream_url(origin, &path_and_query);
+/// A request to an origin, kept as parts so a bodiless one can be sent again (retry on the
+/// stable origin, background revalidation).
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub method: Method,
+    pub path_and_query: String,
+    pub headers: Vec<(String, String)>,
+}
 
-    let incoming = req.headers();
-    let tokens = proxy::connection_tokens(incoming.get("connection").ok().flatten().as_deref());
-    let headers = Headers::new();
-    for (name, value) in incoming.entries() {
-        if proxy::forward_request_header(&name, &tokens) {
-            headers.append(&name, &value).map_err(internal)?;
+impl Outgoing {
+    /// The origin-bound form of a visitor's request: forwardable headers plus the forwarding
+    /// headers and `extra`.
+    pub fn from_request(
+        req: &Request,
+        url: &worker::Url,
+        extra: Vec<(String, String)>,
+    ) -> Result<Self, EdgeError> {
+        let path_and_query = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        };
+        let incoming = req.headers();
+        let tokens = proxy::connection_tokens(incoming.get("connection").ok().flatten().as_deref());
+        let mut headers: Vec<(String, String)> = incoming
+            .entries()
+            .filter(|(name, _)| proxy::forward_request_header(name, &tokens))
+            .collect();
+        let client_ip = incoming.get("cf-connecting-ip").ok().flatten();
+        let host = incoming.get("host").ok().flatten();
+        let host = host.as_deref().or(url.host_str());
+        for (name, value) in proxy::forwarded_headers(host, url.scheme(), client_ip.as_deref()) {
+            headers.retain(|(n, _)| n != name);
+            headers.push((name.to_owned(), value));
+        }
+        headers.extend(extra);
+        Ok(Self {
+            method: req.method(),
+            path_and_query,
+            headers,
+        })
+    }
+
+    /// Sends it to `origin`. `replace` headers replace the visitor's of the same name (and
+    /// conditional ones replace all of the visitor's `If-*` validators).
+    pub async fn send(
+        &self,
+        origin: &str,
+        body: Option<JsValue>,
+        replace: &[(String, String)],
+    ) -> Result<Response, EdgeError> {
+        let headers = Headers::new();
+        let conditional = replace.iter().any(|(n, _)| n.starts_with("if-"));
+        for (name, value) in &self.headers {
+            let replaced =
+                replace.iter().any(|(n, _)| n == name) || (conditional && name.starts_with("if-"));
+            if !replaced {
+                headers.append(name, value).map_err(internal)?;
+            }
+        }
+        for (name, value) in replace {
+            headers.set(name, value).map_err(internal)?;
+        }
+        let mut init = RequestInit::new();
+        init.with_method(self.method.clone())
+            .with_headers(headers)
+            .with_redirect(RequestRedirect::Manual);
+        if body.is_some() {
+            init.with_body(body);
+        }
+        let target = proxy::upstream_url(origin, &self.path_and_query);
+        let upstream = Request::new_with_init(&target, &init).map_err(internal)?;
+        let res = Fetch::Request(upstream)
+            .send()
+            .await
+            .map_err(|e| EdgeError::OriginUnreachable(e.to_string()))?;
+        // A fetched response's headers are immutable: copy what may pass into a fresh set.
+        let tokens =
+            proxy::connection_tokens(res.headers().get("connection").ok().flatten().as_deref());
+        let out = Headers::new();
+        for (name, value) in res.headers().entries() {
+            if proxy::forward_response_header(&name, &tokens)
+                && !crate::security::STRIPPED_RESPONSE_HEADERS.contains(&name.as_str())
+            {
+                out.append(&name, &value).map_err(internal)?;
+            }
+        }
+        Ok(res.with_headers(out))
+    }
+}
+
+/// Where a request goes: the chosen origin, and the stable one for a retry.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub out: Outgoing,
+    pub primary: (String, String),
+    pub stable: Option<(String, String)>,
+    pub retry: bool,
+}
+
+/// What an upstream fetch gave.
+#[derive(Debug)]
+pub struct Fetched {
+    pub result: Result<Response, EdgeError>,
+    pub served_by: String,
+    pub retried: bool,
+}
+
+impl Upstream {
+    /// Sends to the chosen origin; a failed retryable request (connect error or 5xx) goes
+    /// once to the stable origin.
+    pub async fn fetch(&self, body: Option<JsValue>, replace: &[(String, String)]) -> Fetched {
+        let first = self.out.send(&self.primary.1, body, replace).await;
+        let failed = split::failed(first.as_ref().ok().map(Response::status_code));
+        match (&self.stable, failed && self.retry) {
+            (Some((name, url)), true) => match self.out.send(url, None, replace).await {
+                Ok(res) => Fetched {
+                    result: Ok(res),
+                    served_by: name.clone(),
+                    retried: true,
+                },
+                Err(_) => Fetched {
+                    result: first,
+                    served_by: self.primary.0.clone(),
+                    retried: true,
+                },
+            },
+            _ => Fetched {
+                result: first,
+                served_by: self.primary.0.clone(),
+                retried: false,
+            },
         }
     }
-    let client_ip = incoming.get("cf-connecting-ip").ok().flatten();
-    let host = incoming.get("host").ok().flatten();
-    let host = host.as_deref().or(url.host_str());
-    for (name, value) in proxy::forwarded_headers(host, url.scheme(), client_ip.as_deref()) {
-        headers.set(name, &value).map_err(internal)?;
-    }
-    for (name, value) in extra {
-        headers.set(name, value).map_err(internal)?;
-    }
-
-    let method = req.method();
-    let mut init = RequestInit::new();
-    init.with_method(method.clone())
-        .with_headers(headers)
-        .with_redirect(RequestRedirect::Manual);
-    if !matches!(method, Method::Get | Method::Head) {
-        init.with_body(req.inner().body().map(JsValue::from));
-    }
-    let upstream = Request::new_with_init(&target, &init).map_err(internal)?;
-    let res = Fetch::Request(upstream)
-        .send()
-        .await
-        .map_err(|e| EdgeError::OriginUnreachable(e.to_string()))?;
-
-    // A fetched response's headers are immutable: copy what may pass into a fresh set.
-    let tokens =
-        proxy::connection_tokens(res.headers().get("connection").ok().flatten().as_deref());
-    let out = Headers::new();
-    for (name, value) in res.headers().entries() {
-        if proxy::forward_response_header(&name, &tokens)
-            && !crate::security::STRIPPED_RESPONSE_HEADERS.contains(&name.as_str())
-        {
-            out.append(&name, &value).map_err(internal)?;
-        }
-    }
-    Ok(res.with_headers(out))
 }
 
 /// Streams an HTML response through the bootstrap injector, when it qualifies. Any problem

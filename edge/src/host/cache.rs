@@ -1,0 +1,375 @@
+//! Per-variant response cache over the Workers Cache API. Every decision is made by
+//! [`crate::httpcache`] (RFC 9111/5861/9211, tested natively); this module only matches,
+//! puts, deletes and builds responses.
+//!
+//! Entries are stored under synthetic keys (normalised URL + the route's flag variants, never
+//! the cookie) as a 200 with wrapped headers: the real status and the origin's
+//! `Cache-Control` travel in `x-ef-*` metadata, and the stored `Cache-Control` is only the
+//! Cache API's retention time. The Cache API is per location: a delete or purge here does not
+//! reach other locations, which is why purges are also recorded in KV (see `flags.rs`).
+
+use worker::{Cache, Context, Headers, Response, ResponseBody};
+
+use super::proxy::Upstream;
+use super::{internal, now_ms};
+use crate::error::EdgeError;
+use crate::httpcache::{
+    self, CacheStatus, Lookup, OnError, RequestPolicy, META_STATUS, META_STORED_AT,
+};
+use crate::split::{RouteTable, Target};
+
+/// (response, origin name that produced it, whether it was a stable retry, Cache-Status).
+pub type Served = (Response, String, bool, String);
+
+/// A Workers header map as a lowercase-name list.
+pub fn header_list(h: &Headers) -> Vec<(String, String)> {
+    h.entries()
+        .map(|(n, v)| (n.to_ascii_lowercase(), v))
+        .collect()
+}
+
+fn headers_of(list: &[(String, String)]) -> Result<Headers, EdgeError> {
+    let h = Headers::new();
+    for (n, v) in list {
+        h.append(n, v).map_err(internal)?;
+    }
+    Ok(h)
+}
+
+fn get<'a>(list: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    list.iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Answers a GET/HEAD through the cache.
+pub async fn serve(
+    ctx: &Context,
+    key: String,
+    policy: RequestPolicy,
+    req: Vec<(String, String)>,
+    purged_after: Option<u64>,
+    upstream: Upstream,
+) -> Result<Served, EdgeError> {
+    let cache = Cache::default();
+    let now = now_ms();
+    let head = matches!(policy.method, httpcache::MethodClass::Head);
+    let mut stored = cache.get(key.as_str(), false).await.map_err(internal)?;
+    let mut stored_h = stored.as_ref().map(|r| header_list(r.headers()));
+    // Purged (here or, through KV, anywhere) since it was stored: as if absent.
+    let stored_at = stored_h
+        .as_deref()
+        .and_then(|h| get(h, META_STORED_AT))
+        .and_then(|v| v.parse::<u64>().ok());
+    if let (Some(at), Some(purge)) = (stored_at, purged_after) {
+        if at <= purge {
+            stored = None;
+            stored_h = None;
+        }
+    }
+    let decision = httpcache::lookup(&policy, &req, stored_h.as_deref(), now);
+    match (&decision, stored, stored_h) {
+        (Lookup::Fresh { age, .. } | Lookup::Stale { age, .. }, Some(entry), Some(h)) => {
+            let status = decision
+                .cache_status()
+                .map(|c| c.header_value())
+                .unwrap_or_default();
+            let origin = get(&h, "x-edgeflags-origin").unwrap_or("cache").to_owned();
+            Ok((
+                from_stored(entry, &h, *age, &policy, &req, head)?,
+                origin,
+                false,
+                status,
+            ))
+        }
+        (
+            Lookup::StaleWhileRevalidate {
+                age, conditional, ..
+            },
+            Some(entry),
+            Some(h),
+        ) => {
+            let status = decision
+                .cache_status()
+                .map(|c| c.header_value())
+                .unwrap_or_default();
+            let origin = get(&h, "x-edgeflags-origin").unwrap_or("cache").to_owned();
+            let res = from_stored(entry, &h, *age, &policy, &req, head)?;
+            let (conditional, key2) = (conditional.clone(), key.clone());
+            ctx.wait_until(async move {
+                let _ = revalidate_in_background(key2, policy, req, h, conditional, upstream).await;
+            });
+            Ok((res, origin, false, status))
+        }
+        (Lookup::OnlyIfCachedMiss, _, _) => {
+            let status = decision
+                .cache_status()
+                .map(|c| c.header_value())
+                .unwrap_or_default();
+            let res = Response::empty().map_err(internal)?.with_status(504);
+            Ok((res, "cache".into(), false, status))
+        }
+        (Lookup::Revalidate { conditional, .. }, Some(entry), Some(h)) => {
+            let t0 = now_ms();
+            let fetched = upstream.fetch(None, conditional).await;
+            let t1 = now_ms();
+            let origin_status = fetched.result.as_ref().ok().map(Response::status_code);
+            if origin_status == Some(304) {
+                let not_modified = fetched
+                    .result
+                    .as_ref()
+                    .map(|r| header_list(r.headers()))
+                    .unwrap_or_default();
+                let stored_status = stored_status(&h);
+                if let Some(rev) =
+                    httpcache::after_304(&policy, &req, stored_status, &h, &not_modified, t0, t1)
+                {
+                    let cs = decision.forwarded_status(Some(304), Some(&rev.store));
+                    let mut entry = entry;
+                    if let Ok(plan) = &rev.store {
+                        let copy = entry.cloned().map_err(internal)?;
+                        put(
+                            ctx,
+                            &key,
+                            copy.into_parts().1,
+                            &plan.headers,
+                            &fetched.served_by,
+                        );
+                    }
+                    let (_, body) = entry.into_parts();
+                    let res = respond(stored_status, &rev.headers, body, &policy, &req, head)?;
+                    return Ok((res, fetched.served_by, fetched.retried, cs.header_value()));
+                }
+                // The 304 is about another representation: ask again without validators.
+                let t0 = now_ms();
+                let again = upstream.fetch(None, &[]).await;
+                return store_and_respond(ctx, &key, &decision, &policy, &req, again, t0, head);
+            }
+            if httpcache::is_origin_error(origin_status) {
+                if let OnError::ServeStale { age, ttl } =
+                    httpcache::on_origin_error(&policy, &h, origin_status, now_ms())
+                {
+                    let cs = OnError::ServeStale { age, ttl }
+                        .cache_status()
+                        .map(|c| c.header_value())
+                        .unwrap_or_default();
+                    let origin = get(&h, "x-edgeflags-origin").unwrap_or("cache").to_owned();
+                    return Ok((
+                        from_stored(entry, &h, age, &policy, &req, head)?,
+                        origin,
+                        fetched.retried,
+                        cs,
+                    ));
+                }
+            }
+            store_and_respond(ctx, &key, &decision, &policy, &req, fetched, t0, head)
+        }
+        _ => {
+            let t0 = now_ms();
+            let fetched = upstream.fetch(None, &[]).await;
+            store_and_respond(ctx, &key, &decision, &policy, &req, fetched, t0, head)
+        }
+    }
+}
+
+fn stored_status(h: &[(String, String)]) -> u16 {
+    get(h, META_STATUS)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200)
+}
+
+/// A response from a stored entry (or a 304 when the visitor's own validators match).
+fn from_stored(
+    entry: Response,
+    h: &[(String, String)],
+    age: u64,
+    policy: &RequestPolicy,
+    req: &[(String, String)],
+    head: bool,
+) -> Result<Response, EdgeError> {
+    let headers = httpcache::unwrap_for_client(h, age);
+    let (_, body) = entry.into_parts();
+    respond(stored_status(h), &headers, body, policy, req, head)
+}
+
+fn respond(
+    status: u16,
+    headers: &[(String, String)],
+    body: ResponseBody,
+    policy: &RequestPolicy,
+    req: &[(String, String)],
+    head: bool,
+) -> Result<Response, EdgeError> {
+    if httpcache::client_not_modified(policy, req, status, headers) {
+        let h = headers_of(&httpcache::not_modified_headers(headers))?;
+        return Ok(Response::empty()
+            .map_err(internal)?
+            .with_status(304)
+            .with_headers(h));
+    }
+    let body = if head { ResponseBody::Empty } else { body };
+    Ok(Response::builder()
+        .with_status(status)
+        .with_headers(headers_of(headers)?)
+        .body(body))
+}
+
+/// Stores the origin's answer when RFC 9111 allows, and returns it.
+#[allow(clippy::too_many_arguments)]
+fn store_and_respond(
+    ctx: &Context,
+    key: &str,
+    decision: &Lookup,
+    policy: &RequestPolicy,
+    req: &[(String, String)],
+    fetched: super::proxy::Fetched,
+    t0: u64,
+    head: bool,
+) -> Result<Served, EdgeError> {
+    let t1 = now_ms();
+    let mut res = fetched.result?;
+    let status = res.status_code();
+    let res_h = header_list(res.headers());
+    let plan = if head {
+        Err(httpcache::Bypass::Method)
+    } else {
+        httpcache::storable(policy, req, status, &res_h, t0, t1)
+    };
+    if let Ok(plan) = &plan {
+        let copy = res.cloned().map_err(internal)?;
+        put(
+            ctx,
+            key,
+            copy.into_parts().1,
+            &plan.headers,
+            &fetched.served_by,
+        );
+    }
+    let cs = if head {
+        decision.forwarded_status(Some(status), None)
+    } else {
+        decision.forwarded_status(Some(status), Some(&plan))
+    };
+    Ok((res, fetched.served_by, fetched.retried, cs.header_value()))
+}
+
+/// Puts an entry off the response path.
+fn put(ctx: &Context, key: &str, body: ResponseBody, headers: &[(String, String)], origin: &str) {
+    let mut headers = headers.to_vec();
+    headers.retain(|(n, _)| n != "x-edgeflags-origin");
+    headers.push(("x-edgeflags-origin".into(), origin.to_owned()));
+    let Ok(h) = headers_of(&headers) else { return };
+    let response = Response::builder()
+        .with_status(200)
+        .with_headers(h)
+        .body(body);
+    let key = key.to_owned();
+    ctx.wait_until(async move {
+        let _ = Cache::default().put(key.as_str(), response).await;
+    });
+}
+
+/// Stale-while-revalidate: refresh the entry after the stale answer went out.
+async fn revalidate_in_background(
+    key: String,
+    policy: RequestPolicy,
+    req: Vec<(String, String)>,
+    stored: Vec<(String, String)>,
+    conditional: Vec<(String, String)>,
+    upstream: Upstream,
+) -> Result<(), EdgeError> {
+    let cache = Cache::default();
+    let t0 = now_ms();
+    let fetched = upstream.fetch(None, &conditional).await;
+    let t1 = now_ms();
+    let mut res = fetched.result?;
+    let res_h = header_list(res.headers());
+    let (headers, body) = if res.status_code() == 304 {
+        let Some(rev) = httpcache::after_304(
+            &policy,
+            &req,
+            stored_status(&stored),
+            &stored,
+            &res_h,
+            t0,
+            t1,
+        ) else {
+            return Ok(());
+        };
+        let Ok(plan) = rev.store else { return Ok(()) };
+        let Some(entry) = cache.get(key.as_str(), false).await.map_err(internal)? else {
+            return Ok(());
+        };
+        (plan.headers, entry.into_parts().1)
+    } else {
+        match httpcache::storable(&policy, &req, res.status_code(), &res_h, t0, t1) {
+            Ok(plan) => (plan.headers, res.cloned().map_err(internal)?.into_parts().1),
+            Err(_) => return Ok(()),
+        }
+    };
+    let mut headers = headers;
+    headers.push(("x-edgeflags-origin".into(), fetched.served_by));
+    let response = Response::builder()
+        .with_status(200)
+        .with_headers(headers_of(&headers)?)
+        .body(body);
+    cache.put(key.as_str(), response).await.map_err(internal)
+}
+
+/// Every cache key a URL can have: one per variant of the flag routing its path.
+pub fn keys_for(
+    url: &str,
+    table: &RouteTable,
+    set: Option<&edgeflags_core::FlagSet>,
+) -> Vec<String> {
+    let normalised = httpcache::normalise_url(url);
+    let path = worker::Url::parse(url)
+        .map(|u| u.path().to_owned())
+        .unwrap_or_default();
+    match table.select(&path).map(|r| &r.target) {
+        Some(Target::Flag(flag)) => match set.and_then(|s| s.variant_names(flag)) {
+            Some(names) => names
+                .map(|v| httpcache::cache_key(&normalised, &[(flag.as_str(), v)]))
+                .collect(),
+            None => vec![httpcache::cache_key(&normalised, &[])],
+        },
+        _ => vec![httpcache::cache_key(&normalised, &[])],
+    }
+}
+
+/// Deletes the entries an unsafe request invalidated (RFC 9111 §4.4), off the response path.
+pub fn invalidate(
+    ctx: &Context,
+    request_url: &str,
+    res_headers: &[(String, String)],
+    table: &RouteTable,
+    active: Option<&crate::live::Active>,
+) {
+    let keys: Vec<String> = httpcache::invalidation_targets(request_url, res_headers)
+        .iter()
+        .flat_map(|u| keys_for(u, table, active.map(|a| &a.set)))
+        .collect();
+    delete_all(ctx, keys);
+}
+
+/// Deletes cache keys in this location, off the response path.
+pub fn delete_all(ctx: &Context, keys: Vec<String>) {
+    ctx.wait_until(async move {
+        let cache = Cache::default();
+        for key in keys {
+            let _ = cache.delete(key.as_str(), false).await;
+        }
+    });
+}
+
+/// The `Cache-Status` for a response that bypassed the cache by method.
+pub fn method_status(fwd_status: Option<u16>) -> String {
+    CacheStatus::Forward {
+        fwd: httpcache::Fwd::Method,
+        fwd_status,
+        ttl: None,
+        stored: false,
+        detail: None,
+    }
+    .header_value()
+}
