@@ -207,7 +207,18 @@ fn respond(
             .with_status(304)
             .with_headers(h));
     }
-    let body = if head { ResponseBody::Empty } else { body };
+    // The JS Response constructor throws (and workers-rs would panic) on a status outside
+    // 200..=599 or a body with a null-body status: never build one.
+    if !(200..=599).contains(&status) {
+        return Err(EdgeError::OriginUnreachable(format!(
+            "stored status {status} cannot be sent"
+        )));
+    }
+    let body = if head || matches!(status, 204 | 205 | 304) {
+        ResponseBody::Empty
+    } else {
+        body
+    };
     Ok(Response::builder()
         .with_status(status)
         .with_headers(headers_of(headers)?)
