@@ -1,0 +1,201 @@
+// Per-variant caching through the real runtime (workerd + Cache API) against a scripted
+// origin on loopback: freshness, variant purity, never-shared responses, SWR, stale-if-error,
+// 304 revalidation, invalidation and purge. Every response carries Cache-Status.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import http from 'node:http';
+import { once } from 'node:events';
+
+import { startStack } from './harness.mjs';
+
+/**
+ * A scripted origin on 127.0.0.1: `/r/<name>?...` answers with the headers named in the
+ * query (`cc`, `etag`, `cookie`, `status`), a body naming the request count, and counts
+ * requests per path. `fail` in the shared switch makes it answer 503.
+ */
+function scriptedOrigin(version) {
+  const counts = new Map();
+  const state = { fail: false };
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url, 'http://o');
+    const n = (counts.get(url.pathname) ?? 0) + 1;
+    counts.set(url.pathname, n);
+    if (state.fail) {
+      res.writeHead(503, { 'content-type': 'text/plain' });
+      return res.end('down');
+    }
+    const q = url.searchParams;
+    const etag = q.get('etag');
+    if (etag && req.headers['if-none-match'] === `"${etag}"`) {
+      res.writeHead(304, { etag: `"${etag}"`, 'cache-control': q.get('cc') ?? 'max-age=60' });
+      return res.end();
+    }
+    const headers = { 'content-type': 'text/plain', 'x-app-version': version, 'x-served': String(n) };
+    if (q.get('cc')) headers['cache-control'] = q.get('cc');
+    if (etag) headers.etag = `"${etag}"`;
+    if (q.get('cookie')) headers['set-cookie'] = `session=${q.get('cookie')}-${n}`;
+    res.writeHead(Number(q.get('status') ?? 200), headers);
+    res.end(`${version} ${url.pathname} #${n}`);
+  });
+  return { server, counts, state };
+}
+
+const v1 = scriptedOrigin('v1');
+const v2 = scriptedOrigin('v2');
+let stack;
+before(async () => {
+  for (const o of [v1, v2]) {
+    o.server.listen(0, '127.0.0.1');
+    await once(o.server, 'listening');
+  }
+  stack = await startStack({
+    vars: {
+      ORIGIN_URL: `http://127.0.0.1:${v1.server.address().port}`,
+      CANARY_ORIGIN_URL: `http://127.0.0.1:${v2.server.address().port}`,
+      BOOTSTRAP: 'off',
+    },
+  });
+});
+after(async () => {
+  await stack?.stop();
+  for (const o of [v1, v2]) o.server.close();
+});
+
+let uniq = 0;
+const path = (name) => `/r/${name}-${++uniq}`;
+const get = (p, headers = {}) => fetch(`${stack.edgeUrl}${p}`, { headers: { cookie: 'ef_uid=' + '1'.padStart(32, '0'), ...headers } });
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A visitor id the demo's 90/10 `backend` split sends to `want` (found by asking the edge). */
+async function visitorOn(want) {
+  for (let i = 2; i < 400; i++) {
+    const id = i.toString(16).padStart(32, '0');
+    const res = await fetch(`${stack.edgeUrl}/__edge/status`, { headers: { cookie: `ef_uid=${id}` } });
+    await res.text();
+    const probe = await fetch(`${stack.edgeUrl}/r/probe-${id}?cc=no-store`, { headers: { cookie: `ef_uid=${id}` } });
+    await probe.text();
+    if (probe.headers.get('x-edgeflags-origin') === want) return `ef_uid=${id}`;
+  }
+  throw new Error(`no visitor on ${want}`);
+}
+
+describe('HTTP caching at the edge', () => {
+  test('a fresh response is served from the cache with Age and Cache-Status: hit', async () => {
+    const p = `${path('fresh')}?cc=max-age=60`;
+    const first = await get(p);
+    assert.match(first.headers.get('cache-status'), /^edgeflags; fwd=uri-miss; fwd-status=200; ttl=\d+; stored$/);
+    const body = await first.text();
+    await sleep(50); // the put happens after the response (waitUntil)
+    const second = await get(p);
+    assert.match(second.headers.get('cache-status'), /^edgeflags; hit; ttl=\d+/);
+    assert.equal(await second.text(), body);
+    assert.match(second.headers.get('age'), /^\d+$/);
+    assert.equal(v1.counts.get(p.split('?')[0]), 1, 'the origin saw one request');
+  });
+
+  test('responses never stored: no-store, private, Set-Cookie, and requests with Authorization', async () => {
+    for (const [q, headers, detail] of [
+      ['?cc=no-store', {}, 'no-store'],
+      ['?cc=private,max-age=60', {}, 'private'],
+      ['?cc=max-age=60&cookie=secret', {}, 'set-cookie'],
+      ['?cc=max-age=60', { authorization: 'Bearer abc' }, 'authorization'],
+    ]) {
+      const p = path('never') + q;
+      const a = await get(p, headers);
+      assert.match(a.headers.get('cache-status'), new RegExp(`detail=${detail}`), `${q}: ${a.headers.get('cache-status')}`);
+      await a.text();
+      await sleep(50);
+      const b = await get(p, headers);
+      assert.doesNotMatch(b.headers.get('cache-status'), /hit/, q);
+      const text = await b.text();
+      assert.match(text, /#2$/, `${q}: the second visitor got a fresh origin answer`);
+      if (q.includes('cookie')) assert.equal(b.headers.get('set-cookie')?.includes('secret-1'), false);
+    }
+  });
+
+  test('each variant has its own entry: no response crosses to another variant', async () => {
+    const onV1 = await visitorOn('v1');
+    const onV2 = await visitorOn('v2');
+    const p = `${path('variant')}?cc=max-age=60`;
+    const a = await get(p, { cookie: onV1 });
+    assert.match(await a.text(), /^v1 /);
+    await sleep(50);
+    const b = await get(p, { cookie: onV2 });
+    assert.match(b.headers.get('cache-status'), /fwd=uri-miss/, 'v2 does not hit the v1 entry');
+    assert.match(await b.text(), /^v2 /);
+    await sleep(50);
+    const c = await get(p, { cookie: onV1 });
+    assert.match(c.headers.get('cache-status'), /hit/);
+    assert.match(await c.text(), /^v1 /);
+  });
+
+  test('stale-while-revalidate serves stale at once and refreshes in the background', async () => {
+    const p = `${path('swr')}?cc=max-age=1,stale-while-revalidate=60`;
+    await (await get(p)).text();
+    await sleep(2100);
+    const stale = await get(p);
+    assert.match(stale.headers.get('cache-status'), /hit; ttl=-\d+; detail=stale-while-revalidate/);
+    assert.match(await stale.text(), /#1$/);
+    await sleep(300);
+    assert.equal(v1.counts.get(p.split('?')[0]), 2, 'the background revalidation reached the origin');
+    const fresh = await get(p);
+    assert.match(fresh.headers.get('cache-status'), /hit/);
+    assert.match(await fresh.text(), /#2$/);
+  });
+
+  test('stale-if-error serves the stored response while the origin fails', async () => {
+    const p = `${path('sie')}?cc=max-age=1,stale-if-error=60`;
+    await (await get(p)).text();
+    await sleep(2100);
+    v1.state.fail = true;
+    try {
+      const res = await get(p);
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get('cache-status'), /detail=stale-if-error/);
+      assert.match(await res.text(), /#1$/);
+    } finally {
+      v1.state.fail = false;
+    }
+  });
+
+  test('a stale entry with a validator is revalidated with If-None-Match, and a 304 refreshes it', async () => {
+    const p = `${path('etag')}?cc=max-age=1&etag=abc`;
+    await (await get(p)).text();
+    await sleep(2100);
+    const res = await get(p);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('cache-status'), /fwd=stale; fwd-status=304/);
+    assert.match(await res.text(), /#1$/, 'the stored body was reused');
+    const conditional = await get(p, { 'if-none-match': '"abc"' });
+    assert.equal(conditional.status, 304, 'the visitor\'s own validator is answered from the cache');
+  });
+
+  test('a successful POST invalidates the URL, for every variant', async () => {
+    const p = `${path('inv')}?cc=max-age=60`;
+    await (await get(p)).text();
+    await sleep(50);
+    assert.match((await get(p)).headers.get('cache-status'), /hit/);
+    const post = await fetch(`${stack.edgeUrl}${p}`, { method: 'POST', body: 'x' });
+    assert.equal(post.status, 200);
+    await sleep(100);
+    const after = await get(p);
+    assert.match(after.headers.get('cache-status'), /fwd=uri-miss/);
+  });
+
+  test('purge by URL and by prefix through the admin API', async () => {
+    const auth = { authorization: `Bearer ${stack.adminToken}`, 'content-type': 'application/json' };
+    const a = `${path('purge-url')}?cc=max-age=60`;
+    const b = `/r/purge-prefix/${++uniq}?cc=max-age=60`;
+    for (const p of [a, b]) await (await get(p)).text();
+    await sleep(50);
+    for (const p of [a, b]) assert.match((await get(p)).headers.get('cache-status'), /hit/);
+    const byUrl = await fetch(`${stack.edgeUrl}/__edge/cache/purge`, { method: 'POST', headers: auth, body: JSON.stringify({ url: `${stack.edgeUrl}${a}` }) });
+    assert.equal(byUrl.status, 200, await byUrl.text());
+    const byPrefix = await fetch(`${stack.edgeUrl}/__edge/cache/purge`, { method: 'POST', headers: auth, body: JSON.stringify({ prefix: '/r/purge-prefix/' }) });
+    assert.equal(byPrefix.status, 200);
+    await sleep(100);
+    for (const p of [a, b]) assert.doesNotMatch((await get(p)).headers.get('cache-status'), /hit/, p);
+    const bad = await fetch(`${stack.edgeUrl}/__edge/cache/purge`, { method: 'POST', headers: auth, body: '{}' });
+    assert.equal(bad.status, 400);
+  });
+});
