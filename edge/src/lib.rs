@@ -62,6 +62,14 @@ mod entry {
     async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         let https = req.url().map(|u| u.scheme() == "https").unwrap_or(false);
         let (res, own) = match route(req, &env, &ctx).await {
+            // workers-rs panics converting a status outside 200..=599 into a JS Response:
+            // whatever produced one, the visitor gets a clean 502 instead.
+            Ok((res, _)) if !(200..=599).contains(&res.status_code()) => {
+                let status = res.status_code();
+                worker::console_error!("refusing to send status {status}");
+                let err = EdgeError::OriginUnreachable(format!("unusable status {status}"));
+                (host::error_response(&err)?, true)
+            }
             Ok(routed) => routed,
             Err(err) => (host::error_response(&err)?, true),
         };
