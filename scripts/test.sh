@@ -46,7 +46,8 @@ node_tests() {
   local name="$1" dir="$2" tap="$logdir/${1// /-}.tap" t0=$SECONDS
   say "$name"
   local rc=0
-  node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout \
+  # A hung test fails after 3 minutes instead of holding CI; the harness kills its processes.
+  node --test --test-concurrency=1 --test-timeout=180000 --test-reporter=spec --test-reporter-destination=stdout \
     --test-reporter=tap --test-reporter-destination="$tap" "$dir"/*.test.mjs || rc=$?
   local p f
   p=$(awk '/^# pass / { print $3 }' "$tap" | tail -n1); f=$(awk '/^# fail / { print $3 }' "$tap" | tail -n1)
