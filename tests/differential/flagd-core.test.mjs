@@ -13,7 +13,8 @@
 // sem_ver with every operator, fractional with 2–4 weighted buckets and default or custom
 // bucketing, `$evaluators`/`$ref`, `$flagd.flagKey`, `$flagd.timestamp`) and contexts.
 // Every (flag set, context) is evaluated by both implementations in bulk; value, variant,
-// reason and error code must agree for every flag.
+// reason, metadata (flag-set metadata overlaid with the flag's) and error code must agree
+// for every flag. A smaller test checks single-flag mode (--flag) and FLAG_NOT_FOUND.
 //
 // How flagd-core is driven: for each flag, a DISABLED state gives reason DISABLED (no
 // value), otherwise `FeatureFlag.evaluate(ctx)` gives the raw resolution: a thrown
@@ -31,10 +32,10 @@
 //    buckets on flagKey + "". Generated targetingKeys are non-empty or absent.
 //  - `null == 0` / `null == false` (true in flagd-core's JsonLogic engine) and comparing a
 //    string with a number (throws there): `==`/`!=` never compare with 0, false or "",
-//    ordering operators only compare numeric attributes with numbers, and no context
+//    ordering operators compare numbers with numbers and strings with strings, and no context
 //    attribute changes type between contexts.
-//  - Ordering operators on strings (`<` on two strings): JavaScript compares them
-//    lexicographically, flagd's Go JsonLogic converts to numbers. Not generated.
+//  - Ordering operators on non-ASCII strings (JavaScript compares UTF-16 code units, Go
+//    bytes): ordered strings are ASCII.
 //  - `cat` of a missing value ("null" in one engine mode, "" in the other): a custom
 //    bucketing expression only reads attributes that every context of its set carries.
 //  - A custom bucketing expression that evaluates to null: flagd falls back to the
@@ -46,9 +47,19 @@
 //    flagd-core null (DEFAULT). At least one weight per rule is positive.
 //  - Negative fractional weights (flagd rejects the rule, flagd-core clamps to 0): weights
 //    are ≥ 0.
-//  - Errors codes: flagd (Go) reports PARSE_ERROR where flagd-core reports GENERAL (a
-//    targeting result naming no variant); edgeflags and flagd-core both say GENERAL, and
-//    the comparison includes the error code.
+//  - `var` with a default over an explicit null: flagd serves the default; flagd-core does
+//    in its compiled JsonLogic mode, except inside a two-argument `if` ({"if":[cond, x]}),
+//    which it evaluates through the interpreter, where the null is kept (its interpreter
+//    mode, `disableDynamicCodeGeneration`, never applies the default). Contexts do carry
+//    explicit nulls, but conditions of two-argument `if`s and `$evaluators` bodies use
+//    `var` without defaults.
+//  - Single-bucket fractional ({"fractional":[["a",1]]}): flagd needs ≥ 2 elements (no
+//    match), flagd-core buckets. Rules have 2–4 buckets.
+//  - Targeting results that are arrays (flagd-core names the variant by Array#toString) or
+//    non-string sem_ver operands (flagd-core coerces numbers, flagd gives false): not generated.
+// Not an exclusion, but a known difference between the references: for a targeting result
+// that names no variant, flagd (Go) reports PARSE_ERROR and flagd-core GENERAL; edgeflags
+// says GENERAL, and the comparison includes the error code.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -127,6 +138,8 @@ const PLANS = ['free', 'pro', 'team', 'enterprise'];
 const COUNTRIES = ['DE', 'US', 'FR', 'JP', 'BR', 'IN'];
 const TAGS = ['beta', 'staff', 'vip', 'early', 'mobile'];
 const ORGS = ['acme', 'globex', 'initech', 'umbrella'];
+// Non-ASCII strings, only for equality, in, starts_with and ends_with (never ordered or hashed).
+const CITIES = ['Zürich', 'São Paulo', '東京', 'Kraków', 'Berlin', '🚀 base'];
 const KEY_CHARS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:@/+= ~!*()';
 const VERSIONS = [
   '0.0.1', '0.9.0', '1.0.0', '1.0.1', '1.2.3', '1.2.10', '1.10.0', '2.0.0', '2.0.0-alpha.1',
@@ -136,7 +149,7 @@ const VERSIONS = [
 // Context scores; some name variants of the 'score-named' flags, so they include numbers
 // whose JavaScript/JSON rendering uses exponents.
 const SCORES = [0, 0.25, 0.5, 0.75, 1.5, 2, 42.125, 99.5, -3, 123456789.5, 1e21, 1e-7];
-const STRING_ATTRS = ['email', 'plan', 'country', 'targetingKey', 'user.org.name', 'user.country'];
+const STRING_ATTRS = ['email', 'plan', 'country', 'targetingKey', 'user.org.name', 'user.country', 'city'];
 const NUMBER_ATTRS = ['age', 'score', 'user.id', 'user.org.tier'];
 // Plausible literals per attribute, so comparisons match often enough.
 const STRING_LITERALS = {
@@ -146,6 +159,7 @@ const STRING_LITERALS = {
   targetingKey: (r) => r.pick(['user-1', 'user-2', 'admin', 'k']),
   'user.org.name': (r) => r.pick(ORGS),
   'user.country': (r) => r.pick(COUNTRIES),
+  city: (r) => r.pick(CITIES),
 };
 const PREFIXES = {
   email: (r) => r.pick(NAMES.map((n) => n.slice(0, 2)).concat(['a', 'qa', 'zz'])),
@@ -154,6 +168,7 @@ const PREFIXES = {
   targetingKey: (r) => r.pick(['user', 'u', 'A', 'k', '0']),
   'user.org.name': (r) => r.pick(['ac', 'glo', 'i', 'um', 'z']),
   'user.country': (r) => r.pick(['D', 'U', 'J', 'Z']),
+  city: (r) => r.pick(['Zü', 'Z', 'São', '東', '🚀', 'B']),
 };
 const SUFFIXES = {
   email: (r) => r.pick(DOMAINS.map((d) => '@' + d).concat(['.com', '.io', 'example.com', '.org'])),
@@ -162,6 +177,7 @@ const SUFFIXES = {
   targetingKey: (r) => r.pick(['1', '7', 'a', 'x', '-']),
   'user.org.name': (r) => r.pick(['me', 'ex', 'tech', 'lla', 'q']),
   'user.country': (r) => r.pick(['E', 'S', 'P', 'Z']),
+  city: (r) => r.pick(['rich', 'ü', 'Paulo', '京', 'ków', ' base', 'n']),
 };
 const NUMBER_LITERALS = {
   age: (r) => r.int(1, 99),
@@ -188,6 +204,7 @@ function genContext(r, required) {
   if (need('score') || r.chance(0.4)) ctx.score = r.pick(SCORES);
   if (need('plan') || r.chance(0.7)) ctx.plan = r.pick(PLANS);
   if (need('country') || r.chance(0.5)) ctx.country = r.pick(COUNTRIES);
+  if (r.chance(0.4)) ctx.city = r.pick(CITIES);
   if (need('beta') || r.chance(0.5)) ctx.beta = r.chance(0.5);
   if (need('tags') || r.chance(0.5)) ctx.tags = r.subset(TAGS, 3);
   const needUser = [...required].some((a) => a.startsWith('user.'));
@@ -200,6 +217,8 @@ function genContext(r, required) {
       ctx.user.org = r.chance(0.6) ? {} : null; // an empty object is falsy in flagd's JsonLogic
     }
   }
+  // A caller-supplied `$flagd` is replaced by the evaluator's own (flag key, time).
+  if (r.chance(0.03)) ctx.$flagd = { flagKey: 'spoofed', timestamp: 1 };
   // Explicit nulls (same as missing, except that `var` then serves its default).
   for (const a of ['email', 'plan', 'country', 'age', 'appVersion', 'tags']) {
     if (!need(a) && r.chance(0.04)) ctx[a] = null;
@@ -210,9 +229,10 @@ function genContext(r, required) {
 // ---------------------------------------------------------------------------------------
 // Targeting generator.
 
-const variable = (r, path) => {
-  // `var` with a default only where the default has the attribute's own type.
-  if (r.chance(0.12)) {
+const variable = (r, g, path) => {
+  // `var` with a default only where the default has the attribute's own type, and not
+  // where flagd-core would ignore it for an explicit null (see the exclusions).
+  if (!g.noVarDefault && r.chance(0.12)) {
     if (STRING_ATTRS.includes(path)) return { var: [path, STRING_LITERALS[path](r)] };
     if (NUMBER_ATTRS.includes(path)) return { var: [path, NUMBER_LITERALS[path](r)] };
   }
@@ -224,7 +244,7 @@ function condition(r, g, depth = 0) {
   const kinds = [
     [6, 'eq'], [3, 'ne'], [6, 'cmp'], [1, 'between'], [4, 'in_str'], [4, 'in_arr'], [3, 'in_tags'],
     [4, 'starts'], [4, 'ends'], [6, 'semver'], [2, 'timestamp'], [2, 'flagkey'], [3, 'truthy'],
-    [1, 'var_eq_var'], [1, 'in_num'],
+    [1, 'var_eq_var'], [1, 'in_num'], [2, 'cmp_str'],
   ];
   if (depth < 2) kinds.push([4, 'and'], [4, 'or'], [3, 'not']);
   if (depth < 2 && g.evaluators.length) kinds.push([3, 'ref']);
@@ -234,18 +254,23 @@ function condition(r, g, depth = 0) {
       const op = r.chance(0.5) ? '==' : '!=';
       if (r.chance(0.65)) {
         const a = r.pick(STRING_ATTRS);
-        return { [op]: r.chance(0.5) ? [variable(r, a), STRING_LITERALS[a](r)] : [STRING_LITERALS[a](r), variable(r, a)] };
+        return { [op]: r.chance(0.5) ? [variable(r, g, a), STRING_LITERALS[a](r)] : [STRING_LITERALS[a](r), variable(r, g, a)] };
       }
       if (r.chance(0.8)) {
         const a = r.pick(NUMBER_ATTRS);
-        return { [op]: [variable(r, a), NUMBER_LITERALS[a](r)] }; // literals are never 0
+        return { [op]: [variable(r, g, a), NUMBER_LITERALS[a](r)] }; // literals are never 0
       }
       return { [op]: [{ var: 'beta' }, true] };
     }
     case 'cmp': {
       const a = r.pick(NUMBER_ATTRS);
       const op = r.pick(['<', '>', '<=', '>=']);
-      return { [op]: r.chance(0.7) ? [variable(r, a), NUMBER_LITERALS[a](r)] : [NUMBER_LITERALS[a](r), variable(r, a)] };
+      return { [op]: r.chance(0.7) ? [variable(r, g, a), NUMBER_LITERALS[a](r)] : [NUMBER_LITERALS[a](r), variable(r, g, a)] };
+    }
+    case 'cmp_str': {
+      const a = r.pick(['plan', 'country', 'user.org.name', 'email']);
+      const op = r.pick(['<', '>', '<=', '>=']);
+      return { [op]: r.chance(0.7) ? [variable(r, g, a), STRING_LITERALS[a](r)] : [STRING_LITERALS[a](r), variable(r, g, a)] };
     }
     case 'between': {
       const a = r.pick(['age', 'user.id']);
@@ -254,15 +279,15 @@ function condition(r, g, depth = 0) {
       return { [r.pick(['<', '<='])]: [lo, { var: a }, hi] };
     }
     case 'in_str': {
-      const a = r.pick(['email', 'plan', 'targetingKey', 'user.org.name']);
-      return { in: [r.chance(0.5) ? PREFIXES[a](r) : SUFFIXES[a](r), variable(r, a)] };
+      const a = r.pick(['email', 'plan', 'targetingKey', 'user.org.name', 'city']);
+      return { in: [r.chance(0.5) ? PREFIXES[a](r) : SUFFIXES[a](r), variable(r, g, a)] };
     }
     case 'in_arr': {
       const a = r.pick(['plan', 'country', 'user.org.name', 'user.country']);
       const pool = a === 'plan' ? PLANS : a === 'user.org.name' ? ORGS : COUNTRIES;
       const list = r.subset(pool, 3);
       if (r.chance(0.2)) list.push('zz-none');
-      return { in: [variable(r, a), list] };
+      return { in: [variable(r, g, a), list] };
     }
     case 'in_tags':
       return { in: [r.pick(TAGS.concat(['none'])), { var: 'tags' }] };
@@ -270,7 +295,7 @@ function condition(r, g, depth = 0) {
     case 'ends': {
       const a = r.pick(STRING_ATTRS);
       const op = r.chance(0.5) ? 'starts_with' : 'ends_with';
-      return { [op]: [variable(r, a), op === 'starts_with' ? PREFIXES[a](r) : SUFFIXES[a](r)] };
+      return { [op]: [variable(r, g, a), op === 'starts_with' ? PREFIXES[a](r) : SUFFIXES[a](r)] };
     }
     case 'semver': {
       const op = r.pick(['=', '!=', '<', '<=', '>', '>=', '^', '~']);
@@ -289,10 +314,10 @@ function condition(r, g, depth = 0) {
     }
     case 'truthy': {
       const a = r.pick(['beta', 'tags', 'plan', 'age', 'user.org', 'user', 'score']);
-      return r.weighted([[2, () => ({ var: a })], [2, () => ({ '!': [{ var: a }] })], [1, () => ({ '!!': [{ var: a }] })]])();
+      return r.weighted([[2, () => ({ var: a })], [2, () => ({ '!': [{ var: a }] })], [2, () => ({ '!!': [{ var: a }] })]])();
     }
     case 'var_eq_var':
-      return { [r.pick(['==', '!='])]: r.chance(0.5) ? [{ var: 'country' }, { var: 'user.country' }] : [{ var: 'age' }, { var: 'user.org.tier' }] };
+      return { [r.pick(['==', '!='])]: r.chance(0.5) ? [{ var: 'country' }, { var: 'user.country' }] : [{ var: 'user.id' }, { var: 'user.org.tier' }] }; // never 0 (null == 0)
     case 'in_num':
       return { in: [{ var: r.pick(['user.org.tier', 'age']) }, r.subset([1, 2, 3, 18, 42], 3)] };
     case 'and':
@@ -358,9 +383,10 @@ function targeting(r, g) {
   switch (shape) {
     case 'if': {
       const pairs = r.int(1, 3);
+      const withElse = r.chance(0.75);
       const args = [];
-      for (let i = 0; i < pairs; i++) args.push(condition(r, g), branch(r, g));
-      if (r.chance(0.75)) args.push(branch(r, g));
+      for (let i = 0; i < pairs; i++) args.push(condition(r, pairs === 1 && !withElse ? { ...g, noVarDefault: true } : g), branch(r, g));
+      if (withElse) args.push(branch(r, g));
       return { if: args };
     }
     case 'fractional':
@@ -369,11 +395,11 @@ function targeting(r, g) {
       return { if: [condition(r, g), fractional(r, g), outcome(r, g)] };
     case 'if-no-else':
       // No else branch: a false condition gives null (DEFAULT).
-      return { if: [condition(r, g), outcome(r, g)] };
+      return { if: [condition(r, { ...g, noVarDefault: true }), outcome(r, g)] };
     case 'empty':
       return {};
     case 'ref-top':
-      return g.evaluators.length ? { if: [{ $ref: r.pick(g.evaluators) }, outcome(r, g), outcome(r, g)] } : { if: [condition(r, g), outcome(r, g)] };
+      return g.evaluators.length ? { if: [{ $ref: r.pick(g.evaluators) }, outcome(r, g), outcome(r, g)] } : { if: [condition(r, { ...g, noVarDefault: true }), outcome(r, g)] };
   }
   throw new Error('unreachable');
 }
@@ -466,7 +492,7 @@ function genSet(r, index) {
     for (let i = 0; i < n; i++) {
       const name = r.pick(['isStaff', 'isBeta', 'modern', 'eu', 'vip', 'new_users']) + i;
       // Evaluator bodies do not reference evaluators (see the exclusions).
-      evaluators[name] = condition(r, { key: 'evaluator', evaluators: [], required: set.required }, 1);
+      evaluators[name] = condition(r, { key: 'evaluator', evaluators: [], required: set.required, noVarDefault: true }, 1);
       set.evaluatorNames.push(name);
     }
     doc.$evaluators = evaluators;
@@ -483,6 +509,31 @@ function genSet(r, index) {
   return { doc, contexts };
 }
 
+/** Operators a targeting rule uses (with `$ref`s resolved). */
+function operators(node, evaluators, out = new Set()) {
+  if (Array.isArray(node)) {
+    for (const x of node) operators(x, evaluators, out);
+  } else if (node && typeof node === 'object') {
+    for (const [k, v] of Object.entries(node)) {
+      if (k === '$ref') {
+        out.add('$ref');
+        operators(evaluators?.[v], evaluators, out);
+        continue;
+      }
+      out.add(k);
+      if (k === 'var' && JSON.stringify(v).includes('$flagd.')) out.add(JSON.stringify(v).includes('timestamp') ? '$flagd.timestamp' : '$flagd.flagKey');
+      operators(v, evaluators, out);
+    }
+  }
+  return out;
+}
+
+// Every operator the generator produces must decide some evaluations.
+const EXERCISED_OPERATORS = [
+  'if', '==', '!=', '<', '>', '<=', '>=', 'in', 'and', 'or', '!', '!!', 'var', 'starts_with', 'ends_with',
+  'sem_ver', 'fractional', 'cat', '$ref', '$flagd.flagKey', '$flagd.timestamp',
+];
+
 // ---------------------------------------------------------------------------------------
 // Both implementations.
 
@@ -498,16 +549,16 @@ function reference(doc, ctx) {
   try {
     for (const [key, flag] of core.getFlags()) {
       if (flag.state === 'DISABLED') {
-        out[key] = { reason: 'DISABLED' };
+        out[key] = { reason: 'DISABLED', metadata: flag.metadata };
         continue;
       }
       const res = flag.evaluate(ctx, silent);
       if (res.reason === 'ERROR') {
         out[key] = { reason: 'ERROR', errorCode: res.errorCode };
       } else if (res.value === undefined) {
-        out[key] = { reason: res.reason };
+        out[key] = { reason: res.reason, metadata: res.flagMetadata };
       } else {
-        out[key] = { reason: res.reason, value: res.value, variant: res.variant };
+        out[key] = { reason: res.reason, value: res.value, variant: res.variant, metadata: res.flagMetadata };
       }
     }
   } finally {
@@ -522,6 +573,7 @@ function normalizeOfrep(item) {
   const o = { reason: item.reason };
   if (item.value !== undefined) o.value = item.value;
   if (item.variant !== undefined) o.variant = item.variant;
+  o.metadata = item.metadata;
   return o;
 }
 
@@ -582,6 +634,8 @@ test(`edgeflags agrees with @openfeature/flagd-core (seed ${SEED}, ${SETS} flag 
 
   const reasons = {};
   const errorCodes = {};
+  const opsSeen = {}; // operator → evaluations of enabled flags whose targeting uses it
+  const opsMatched = {}; // … of which ended in TARGETING_MATCH
   const mismatches = [];
   let compared = 0;
   jobs.forEach((j, k) => {
@@ -607,6 +661,13 @@ test(`edgeflags agrees with @openfeature/flagd-core (seed ${SEED}, ${SETS} flag 
       if (want) {
         reasons[want.reason] = (reasons[want.reason] ?? 0) + 1;
         if (want.errorCode) errorCodes[want.errorCode] = (errorCodes[want.errorCode] ?? 0) + 1;
+        const flag = doc.flags[key];
+        if (flag?.state === 'ENABLED') {
+          for (const op of operators(flag.targeting, doc.$evaluators)) {
+            opsSeen[op] = (opsSeen[op] ?? 0) + 1;
+            if (want.reason === 'TARGETING_MATCH') opsMatched[op] = (opsMatched[op] ?? 0) + 1;
+          }
+        }
       }
       if (!isDeepStrictEqual(want, got)) mismatches.push({ j, doc, ctx, flag: key, expected: want, actual: got });
     }
@@ -614,6 +675,7 @@ test(`edgeflags agrees with @openfeature/flagd-core (seed ${SEED}, ${SETS} flag 
 
   t.diagnostic(`${jobs.length} CLI runs, ${compared} flag evaluations compared`);
   t.diagnostic(`reasons: ${JSON.stringify(reasons)}; error codes: ${JSON.stringify(errorCodes)}`);
+  t.diagnostic(`operators (evaluations using it / of which TARGETING_MATCH): ${Object.keys(opsSeen).sort().map((op) => `${op} ${opsSeen[op]}/${opsMatched[op] ?? 0}`).join(', ')}`);
 
   if (mismatches.length) {
     keep = true;
@@ -637,9 +699,52 @@ test(`edgeflags agrees with @openfeature/flagd-core (seed ${SEED}, ${SETS} flag 
     );
   }
 
-  // The generator must really reach every resolution path.
+  // The generator must really reach every resolution path and every operator.
   const min = { TARGETING_MATCH: 1000, DEFAULT: 100, STATIC: 300, DISABLED: 100, ERROR: 20 };
   for (const [reason, n] of Object.entries(min)) {
     assert.ok((reasons[reason] ?? 0) >= n, `only ${reasons[reason] ?? 0} ${reason} results (want ≥ ${n}): ${JSON.stringify(reasons)}`);
+  }
+  const scale = Math.min(1, SETS / 400); // smaller DIFF_SETS runs get proportionally lower bars
+  for (const op of EXERCISED_OPERATORS) {
+    const want = Math.ceil(30 * scale);
+    assert.ok((opsMatched[op] ?? 0) >= want, `operator ${op}: only ${opsMatched[op] ?? 0} TARGETING_MATCH evaluations use it (want ≥ ${want})`);
+  }
+});
+
+test('single-flag mode (--flag) agrees with flagd-core, incl. FLAG_NOT_FOUND', async () => {
+  assert.ok(existsSync(CLI), `edgeflags CLI not found at ${CLI}: run \`cargo build --release -p edgeflags-cli\``);
+  const r = rng(SEED ^ 0x51f1e);
+  const dir = mkdtempSync(join(tmpdir(), 'edgeflags-diff1-'));
+  try {
+    const jobs = [];
+    for (let si = 0; si < 40; si++) {
+      const { doc, contexts } = genSet(r, si);
+      const flagsPath = join(dir, `set-${si}.flagd.json`);
+      writeFileSync(flagsPath, JSON.stringify(doc));
+      const keys = Object.keys(doc.flags);
+      const key = si % 8 === 7 ? 'no-such-flag' : r.pick(keys);
+      jobs.push({ doc, ctx: contexts[0], key, flagsPath });
+    }
+    const outputs = await pool(jobs, CONCURRENCY, (j) =>
+      run(['eval', '--flags', j.flagsPath, '--flag', j.key, '--context', JSON.stringify(j.ctx), '--now', String(NOW)]),
+    );
+    const bad = [];
+    jobs.forEach((j, k) => {
+      const out = outputs[k];
+      const want = j.key in j.doc.flags ? reference(j.doc, j.ctx)[j.key] : { reason: 'ERROR', errorCode: 'FLAG_NOT_FOUND' };
+      let got;
+      try {
+        assert.equal(out.code, 0, out.stderr);
+        const body = JSON.parse(out.stdout);
+        assert.equal(body.key, j.key);
+        got = normalizeOfrep(body);
+      } catch (e) {
+        got = `CLI failed: ${e.message}`;
+      }
+      if (!isDeepStrictEqual(want, got)) bad.push(`${j.key} in ${JSON.stringify(j.doc)} with ${JSON.stringify(j.ctx)}: flagd-core ${JSON.stringify(want)}, edgeflags ${JSON.stringify(got)}`);
+    });
+    assert.deepEqual(bad, []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
