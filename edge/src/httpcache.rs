@@ -114,7 +114,53 @@ pub const META_VARY: &str = "x-ef-vary";
 /// The origin's `Cache-Control` lines, restored on the way out; the stored `Cache-Control`
 /// is the storage TTL for the Cache API.
 pub const META_CACHE_CONTROL: &str = "x-ef-cache-control";
+/// The origin's `Age` lines. Kept out of the stored `Age` because the Cache API reads it
+/// too: it would subtract the age from the retention time we already computed net of it,
+/// evicting entries early — or at once when the age exceeds the remaining retention.
+pub const META_AGE: &str = "x-ef-age";
 const FORMAT_VERSION: &str = "1";
+
+/// Our device token for the Edge Architecture Specification 1.0 (W3C Note, 2001): origins
+/// address `Surrogate-Control` directives to this cache with `;edgeflags`.
+pub const SURROGATE_TOKEN: &str = "edgeflags";
+/// What the edge appends to `Surrogate-Capability` on origin requests.
+pub const SURROGATE_CAPABILITY: &str = "edgeflags=\"Surrogate/1.0\"";
+
+/// The `Surrogate-Capability` to send to the origin: the visitor's (from a surrogate in
+/// front of us) with ours appended.
+pub fn surrogate_capability(incoming: Option<&str>) -> String {
+    match incoming.map(str::trim).filter(|v| !v.is_empty()) {
+        Some(v) => format!("{v}, {SURROGATE_CAPABILITY}"),
+        None => SURROGATE_CAPABILITY.to_owned(),
+    }
+}
+
+/// The `Surrogate-Control` directives addressed to this cache (untargeted ones and those
+/// targeted `;edgeflags`), when they decide storage: a `max-age` or `no-store` among them.
+/// `Surrogate-Control` is for surrogates what `Cache-Control` is for HTTP caches and takes
+/// precedence over it here; the visitor never sees it.
+pub fn surrogate_control(headers: &HeaderList) -> Option<Directives> {
+    let mut mine: Vec<String> = Vec::new();
+    for line in Headers(headers).get_all("surrogate-control") {
+        for member in line.split(',') {
+            let (directive, target) = match member.split_once(';') {
+                Some((d, t)) => (d, Some(t.trim())),
+                None => (member, None),
+            };
+            if target.is_none_or(|t| t.eq_ignore_ascii_case(SURROGATE_TOKEN)) {
+                mine.push(directive.trim().to_owned());
+            }
+        }
+    }
+    let parsed = Directives::parse(std::iter::once(mine.join(", ").as_str()));
+    (parsed.has("max-age") || parsed.has("no-store")).then_some(parsed)
+}
+
+/// The directives that decide storing and freshness in this cache: `Surrogate-Control`
+/// addressed to us when it decides storage, else `Cache-Control`.
+fn storage_directives(headers: &HeaderList) -> Directives {
+    surrogate_control(headers).unwrap_or_else(|| Headers(headers).cache_control())
+}
 
 /// Statuses that are heuristically cacheable (RFC 9110 §15.1).
 const HEURISTIC_STATUSES: &[u16] = &[200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501];
@@ -695,7 +741,7 @@ struct ResponseRules {
 
 fn response_rules(status: u16, headers: &HeaderList, response_ms: u64) -> ResponseRules {
     let h = Headers(headers);
-    let cc = h.cache_control();
+    let cc = storage_directives(headers);
     let date = date_secs(headers, response_ms);
     let explicit = cc
         .seconds("s-maxage")
@@ -894,7 +940,7 @@ fn plan_store(
         return Err(Bypass::RequestNoStore);
     }
     let h = Headers(res_headers);
-    let cc = h.cache_control();
+    let cc = storage_directives(res_headers);
     let must_understand = cc.has("must-understand");
     if !(200..=599).contains(&status)
         || status == 206
@@ -971,6 +1017,9 @@ fn plan_store(
     headers.push(meta(META_RESPONSE_TIME, response_ms.to_string()));
     if !vary.is_empty() {
         headers.push(meta(META_VARY, vary_key(&vary, req_headers)));
+    }
+    for line in headers.iter_mut().filter(|line| line.0 == "age") {
+        line.0 = META_AGE.to_owned();
     }
     for line in h.get_all("cache-control") {
         headers.push(meta(META_CACHE_CONTROL, line.to_owned()));
@@ -1095,11 +1144,20 @@ impl Entry {
 fn origin_view(stored: &HeaderList) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = stored
         .iter()
-        .filter(|(n, _)| !n.eq_ignore_ascii_case("cache-control") && !is_meta(n))
+        // An `Age` on a matched entry is the Cache API's own (it adds one on match), not
+        // the origin's: that one travels as `META_AGE`.
+        .filter(|(n, _)| {
+            !n.eq_ignore_ascii_case("cache-control")
+                && !n.eq_ignore_ascii_case("age")
+                && !is_meta(n)
+        })
         .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
         .collect();
     for line in Headers(stored).get_all(META_CACHE_CONTROL) {
         out.push(("cache-control".to_owned(), line.to_owned()));
+    }
+    for line in Headers(stored).get_all(META_AGE) {
+        out.push(("age".to_owned(), line.to_owned()));
     }
     out
 }
@@ -1396,11 +1454,16 @@ pub fn on_origin_error(
 // ------------------------------------------------------------------------------------------
 
 /// Header fields a 304 does not update (§3.2): `Content-Length`, fields describing the
-/// stored body's bytes (its coding and range), hop-by-hop fields, and our metadata.
+/// stored body's bytes (its coding, range and checksums: a 304 carries no content, so a
+/// new `Content-MD5` or `Content-Digest` would contradict the body we keep — §3.2's
+/// "fields necessary to assure integrity of the stored response"), hop-by-hop fields, and
+/// our metadata.
 const NOT_UPDATED_BY_304: &[&str] = &[
     "content-length",
     "content-encoding",
     "content-range",
+    "content-md5",
+    "content-digest",
     "transfer-encoding",
 ];
 
@@ -2324,6 +2387,119 @@ mod tests {
     }
 
     // --- Storability ----------------------------------------------------------------------
+
+    #[test]
+    fn the_origin_age_is_stored_out_of_the_cache_apis_sight_and_still_counts() {
+        // 3000 s old, fresh for 600 more: the Cache API must not see `Age` (it would
+        // subtract it from the 600 s retention again and drop the entry at once).
+        let entry = stored_for(
+            &[],
+            200,
+            &[("cache-control", "max-age=3600"), ("age", "3000")],
+        );
+        let h = Headers(&entry);
+        assert!(!h.has("age"));
+        assert_eq!(h.get(META_AGE), Some("3000"));
+        assert_eq!(h.get("cache-control"), Some("s-maxage=600"));
+        assert_eq!(
+            at(&entry, &get(), &[], T0 + 100 * SEC),
+            Lookup::Fresh {
+                age: 3100,
+                ttl: 500
+            }
+        );
+        assert!(reval(Fwd::Stale)(&at(&entry, &get(), &[], T0 + 700 * SEC)));
+        let client = unwrap_for_client(&entry, 3100);
+        assert_eq!(Headers(&client).get_all("age"), vec!["3100"]);
+        assert!(!Headers(&client).has(META_AGE));
+        // The Cache API adds its own `Age` to what it matches: never counted again.
+        let mut matched = entry.clone();
+        matched.push(("age".into(), "100".into()));
+        let client = unwrap_for_client(&matched, 3100);
+        assert_eq!(Headers(&client).get_all("age"), vec!["3100"]);
+        assert_eq!(
+            at(&matched, &get(), &[], T0 + 100 * SEC),
+            Lookup::Fresh {
+                age: 3100,
+                ttl: 500
+            }
+        );
+    }
+
+    #[test]
+    fn surrogate_control_addressed_to_us_overrides_cache_control() {
+        let plan = |res: &[(&str, &str)]| {
+            let mut res = hl(res);
+            res.push(("date".into(), date(T0)));
+            storable(&get(), &[], 200, &res, T0, T0)
+        };
+        // A surrogate max-age wins over Cache-Control, Expires and even no-store there.
+        let p = plan(&[
+            ("cache-control", "max-age=3600"),
+            ("surrogate-control", "max-age=1"),
+        ])
+        .unwrap();
+        assert_eq!(p.freshness_lifetime, 1);
+        let p = plan(&[
+            ("cache-control", "no-store"),
+            ("surrogate-control", "max-age=10000;edgeflags"),
+        ])
+        .unwrap();
+        assert_eq!(p.freshness_lifetime, 10000);
+        assert_eq!(
+            plan(&[
+                ("surrogate-control", "max-age=0"),
+                ("expires", &date(T0 + 10_000 * SEC)),
+            ])
+            .map(|p| p.freshness_lifetime),
+            Err(Bypass::NoFreshness)
+        );
+        assert_eq!(
+            plan(&[
+                ("cache-control", "max-age=10000"),
+                ("surrogate-control", "no-store"),
+            ]),
+            Err(Bypass::NoStore)
+        );
+        // Directives for another surrogate, or none that decide storage: Cache-Control rules.
+        assert_eq!(
+            plan(&[("surrogate-control", "max-age=3600;not-for-you")]),
+            Err(Bypass::NoFreshness)
+        );
+        let p = plan(&[
+            ("cache-control", "max-age=10000"),
+            ("surrogate-control", "foo"),
+        ])
+        .unwrap();
+        assert_eq!(p.freshness_lifetime, 10000);
+        let p = plan(&[("surrogate-control", "FOO, MaX-aGe=3600;EdgeFlags")]).unwrap();
+        assert_eq!(p.freshness_lifetime, 3600);
+        // Stored entries keep it, so reuse follows it too (and an old Age makes it stale).
+        let entry = stored_for(
+            &[],
+            200,
+            &[
+                ("cache-control", "max-age=3600"),
+                ("surrogate-control", "max-age=1"),
+            ],
+        );
+        assert!(reval(Fwd::Stale)(&at(&entry, &get(), &[], T0 + 5 * SEC)));
+        let aged = plan(&[("surrogate-control", "max-age=3600"), ("age", "7200")]);
+        assert!(aged.is_err_and(|b| b == Bypass::NoFreshness));
+    }
+
+    #[test]
+    fn the_edge_announces_itself_as_a_surrogate_after_any_in_front() {
+        assert_eq!(surrogate_capability(None), "edgeflags=\"Surrogate/1.0\"");
+        assert_eq!(
+            surrogate_capability(Some(" ")),
+            "edgeflags=\"Surrogate/1.0\""
+        );
+        assert_eq!(
+            surrogate_capability(Some("abc=\"Surrogate/1.0\"")),
+            "abc=\"Surrogate/1.0\", edgeflags=\"Surrogate/1.0\""
+        );
+    }
 
     #[test]
     fn storability_follows_rfc_9111_section_3_for_a_shared_cache() {
@@ -3595,6 +3771,35 @@ mod tests {
             at(&plan.headers, &get(), &[], later + 10 * SEC),
             Lookup::Fresh { age: 11, ttl: 3589 }
         );
+    }
+
+    #[test]
+    fn a_304_keeps_the_stored_body_checksums() {
+        let later = T0 + 100 * SEC;
+        let r = revalidate_with(
+            &[
+                ("cache-control", "max-age=1"),
+                ("etag", "\"v1\""),
+                ("content-md5", "rL0Y20zC+Fzt72VPzMSk2A=="),
+                ("content-digest", "sha-256=:AAAA:"),
+            ],
+            &[
+                ("cache-control", "max-age=60"),
+                ("etag", "\"v1\""),
+                ("content-md5", "N7UdGUp1E+RbVvZSTy1R8g=="),
+                ("content-digest", "sha-256=:BBBB:"),
+                ("date", &date(later)),
+            ],
+            later,
+        )
+        .unwrap();
+        let h = Headers(&r.headers);
+        assert_eq!(h.get_all("content-md5"), vec!["rL0Y20zC+Fzt72VPzMSk2A=="]);
+        assert_eq!(h.get_all("content-digest"), vec!["sha-256=:AAAA:"]);
+        assert_eq!(h.get_all("cache-control"), vec!["max-age=60"]);
+        let plan = r.store.unwrap();
+        let s = Headers(&plan.headers);
+        assert_eq!(s.get_all("content-md5"), vec!["rL0Y20zC+Fzt72VPzMSk2A=="]);
     }
 
     #[test]

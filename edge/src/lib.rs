@@ -64,7 +64,7 @@ mod entry {
         let (res, own) = match route(req, &env, &ctx).await {
             // workers-rs panics converting a status outside 200..=599 into a JS Response:
             // whatever produced one, the visitor gets a clean 502 instead.
-            Ok((res, _)) if !(200..=599).contains(&res.status_code()) => {
+            Ok((res, _)) if !crate::proxy::sendable_status(res.status_code()) => {
                 let status = res.status_code();
                 worker::console_error!("refusing to send status {status}");
                 let err = EdgeError::OriginUnreachable(format!("unusable status {status}"));

@@ -84,9 +84,25 @@ pub fn forwarded_headers(
     out
 }
 
+/// Whether a status can be sent on (and be the status of a constructed JS `Response`):
+/// 200..=599. `fetch` returns whatever the origin wrote, 1xx aside.
+pub fn sendable_status(status: u16) -> bool {
+    (200..=599).contains(&status)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_statuses_a_response_can_be_built_with_are_sendable() {
+        for ok in [200, 204, 304, 404, 599] {
+            assert!(sendable_status(ok), "{ok}");
+        }
+        for bad in [0, 101, 199, 600, 999] {
+            assert!(!sendable_status(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn hop_by_hop_and_platform_headers_are_not_forwarded() {

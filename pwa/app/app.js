@@ -1,9 +1,11 @@
-// Demo front end: shows which backend version and edge served the page, the service-worker
-// state, and the orders API. Everything here is plain browser code; the logic under test
-// lives in the edge worker and the Rust service worker.
+// Demo front end: which backend version and edge served the page, the service-worker state
+// (update banner, outbox of orders made offline), the orders API and the flags this visitor
+// gets. Plain browser code; the logic under test lives in the edge worker and the Rust
+// service worker.
 import { registerServiceWorker } from '/sw/register.js';
 
 const $ = (id) => document.getElementById(id);
+let sw = null;
 
 async function showBackend() {
   try {
@@ -36,14 +38,62 @@ async function showOrders() {
 $('new-order').addEventListener('submit', async (event) => {
   event.preventDefault();
   const form = new FormData(event.target);
-  await fetch('/api/orders', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ item: form.get('item'), quantity: Number(form.get('quantity')) }),
-  }).catch(() => {});
+  const status = $('order-status');
+  try {
+    const res = await fetch('/api/orders', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ item: form.get('item'), quantity: Number(form.get('quantity')) }),
+    });
+    const body = await res.json();
+    if (res.status === 202 && body.queued) {
+      status.className = 'queued';
+      status.textContent = `Saved offline — number ${body.position} in the outbox; it is sent when the network is back.`;
+    } else if (res.ok) {
+      status.className = '';
+      status.textContent = `Order #${body.id} created.`;
+    } else {
+      status.className = '';
+      status.textContent = `Refused: ${body.error || res.status}`;
+    }
+  } catch (err) {
+    status.textContent = `Could not save the order: ${err.message}`;
+  }
   event.target.reset();
   showOrders();
 });
+
+// Flags: the edge's bootstrap first (no flicker), then a fresh OFREP evaluation — which the
+// service worker answers from its snapshot and the client-side definitions when offline.
+function renderFlags(items, source) {
+  $('flag-rows').replaceChildren(
+    ...items.map((f) => {
+      const tr = document.createElement('tr');
+      tr.dataset.flag = f.key;
+      for (const text of [f.key, f.variant ?? (f.errorCode ? `error: ${f.errorCode}` : 'code default'), f.reason ?? '', source]) {
+        tr.appendChild(Object.assign(document.createElement('td'), { textContent: text }));
+      }
+      return tr;
+    }),
+  );
+}
+
+async function showFlags() {
+  const bootstrap = $('edgeflags-bootstrap');
+  if (bootstrap) renderFlags(JSON.parse(bootstrap.textContent).flags, 'bootstrap');
+  try {
+    const res = await fetch('/ofrep/v1/evaluate/flags', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ context: { appVersion: '2.1.0' } }),
+    });
+    if (!res.ok) return;
+    const body = await res.json();
+    renderFlags(body.flags, res.headers.get('x-edgeflags-offline') ? 'service worker (offline)' : 'edge (OFREP)');
+  } catch (_) {
+    // Offline before the service worker kept anything: the bootstrap stays.
+  }
+}
 
 function showNetwork() {
   $('network').textContent = navigator.onLine ? 'online' : 'offline';
@@ -51,17 +101,48 @@ function showNetwork() {
 addEventListener('online', showNetwork);
 addEventListener('offline', showNetwork);
 
+$('outbox-replay').addEventListener('click', async () => {
+  if (sw) await sw.replay().catch(() => {});
+});
+$('update-apply').addEventListener('click', () => {
+  if (sw) sw.applyUpdate();
+});
+
 showNetwork();
 showBackend();
 showOrders();
+showFlags();
 registerServiceWorker({
   onState: (state) => {
     $('sw-state').textContent = state;
     document.documentElement.dataset.sw = state;
   },
-  onUpdate: (apply) => {
-    if (confirm('A new version of Acme ERP is ready. Reload now?')) apply();
+  // Consent: the banner's button activates the new version (every tab then reloads once).
+  onUpdate: () => {
+    $('update-banner').hidden = false;
   },
-}).catch((err) => {
-  $('sw-state').textContent = `failed: ${err.message}`;
-});
+  onOutbox: ({ count }) => {
+    $('outbox-count').textContent = String(count);
+    document.documentElement.dataset.outbox = String(count);
+  },
+  onMessage: (msg) => {
+    if (msg.type === 'edgeflags:outbox-sent') showOrders();
+    if (msg.type === 'edgeflags:outbox-rejected' || msg.type === 'edgeflags:outbox-dropped') {
+      $('order-status').textContent = `An offline order was not accepted (${msg.type.split('-').pop()}).`;
+    }
+  },
+})
+  .then(async (registered) => {
+    sw = registered;
+    // For the console (and the end-to-end tests): the page-side helper.
+    window.edgeflagsSW = sw;
+    if (!sw) return;
+    const state = await sw.outbox().catch(() => null);
+    if (state) {
+      $('outbox-count').textContent = String(state.count);
+      document.documentElement.dataset.outbox = String(state.count);
+    }
+  })
+  .catch((err) => {
+    $('sw-state').textContent = `failed: ${err.message}`;
+  });

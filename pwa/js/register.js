@@ -1,44 +1,117 @@
-// edgeflags page-side helper: registers the service worker and reports its state.
-// Usage: import { registerServiceWorker } from '/sw/register.js';
-//        const sw = await registerServiceWorker({ onUpdate: (apply) => confirm('Update?') && apply() });
+// edgeflags page-side helper: registers the service worker and exposes its state — updates
+// (a waiting version activates only when the user agrees; then every open tab reloads once)
+// and the outbox of writes made offline.
+//
+//   import { registerServiceWorker } from '/sw/register.js';
+//   const sw = await registerServiceWorker({
+//     onUpdate: (apply) => showBanner(() => apply()),   // call apply() on consent
+//     onOutbox: ({ count, entries }) => render(count),    // after every outbox change
+//     onMessage: (msg) => {},                             // every message from the worker
+//   });
+//   await sw.outbox();  await sw.replay();  await sw.flags();  await sw.checkForUpdate();
+
+/** Sends `msg` to a worker and resolves with its answer (over a MessageChannel). */
+function ask(worker, msg) {
+  return new Promise((resolve, reject) => {
+    if (!worker) {
+      reject(new Error('no active service worker'));
+      return;
+    }
+    const channel = new MessageChannel();
+    channel.port1.onmessage = (event) => resolve(event.data);
+    worker.postMessage(msg, [channel.port2]);
+  });
+}
 
 /**
  * Registers the edgeflags service worker.
  * @param {{url?: string, type?: 'classic'|'module', onUpdate?: (apply: () => void) => void,
- *          onState?: (state: string) => void}} options
+ *          onState?: (state: string) => void, onOutbox?: (state: object) => void,
+ *          onMessage?: (msg: object) => void}} options
  */
 export async function registerServiceWorker(options = {}) {
-  const { url = '/sw.js', type = 'classic', onUpdate, onState = () => {} } = options;
+  const { url = '/sw.js', type = 'classic', onUpdate, onState = () => {}, onOutbox, onMessage } = options;
   if (!('serviceWorker' in navigator)) {
     onState('unsupported');
     return null;
   }
-  const reg = await navigator.serviceWorker.register(url, { type, scope: '/' });
+  const container = navigator.serviceWorker;
+  const firstVisit = !container.controller;
+
+  container.addEventListener('message', (event) => {
+    const msg = event.data || {};
+    if (msg.type === 'edgeflags:outbox' && onOutbox) onOutbox(msg);
+    if (onMessage) onMessage(msg);
+  });
+  container.startMessages();
+
+  const reg = await container.register(url, { type, scope: '/' });
+  const target = () => container.controller || reg.active;
+
+  let waiting = null;
   const offerUpdate = (worker) => {
+    if (waiting === worker) return;
+    waiting = worker;
     onState('update-waiting');
     if (onUpdate) onUpdate(() => worker.postMessage({ type: 'SKIP_WAITING' }));
   };
-  if (reg.waiting && navigator.serviceWorker.controller) offerUpdate(reg.waiting);
+  if (reg.waiting && container.controller) offerUpdate(reg.waiting);
   reg.addEventListener('updatefound', () => {
     const worker = reg.installing;
     if (!worker) return;
     onState('installing');
     worker.addEventListener('statechange', () => {
       if (worker.state === 'installed') {
-        if (navigator.serviceWorker.controller) offerUpdate(worker);
+        if (container.controller) offerUpdate(worker);
         else onState('installed');
       }
     });
   });
-  // Reload once when a new version takes over, in every tab (not on the first install).
-  const hadController = Boolean(navigator.serviceWorker.controller);
-  let reloaded = false;
-  navigator.serviceWorker.addEventListener('controllerchange', () => {
-    if (reloaded || !hadController) return;
-    reloaded = true;
+
+  // A new version taking over reloads the page once — in every tab, since each runs this.
+  // The first install taking control of an uncontrolled page is not an update.
+  let controller = container.controller;
+  let reloading = false;
+  container.addEventListener('controllerchange', () => {
+    const previous = controller;
+    controller = container.controller;
+    if (!previous || reloading) return;
+    reloading = true;
     window.location.reload();
   });
-  await navigator.serviceWorker.ready;
+
+  // Writes queued offline go out as soon as the page sees the network again (the worker's
+  // `sync` event usually fires too; both share one replay).
+  window.addEventListener('online', () => {
+    const w = target();
+    if (w) w.postMessage({ type: 'edgeflags:online' });
+  });
+
+  await container.ready;
+  // On a first visit the worker did not see this page's HTML: hand it the flag bootstrap.
+  const bootstrap = document.getElementById('edgeflags-bootstrap');
+  if (firstVisit && bootstrap && reg.active) {
+    reg.active.postMessage({ type: 'edgeflags:bootstrap', bootstrap: bootstrap.textContent });
+  }
   onState('ready');
-  return reg;
+
+  return {
+    registration: reg,
+    /** Whether a new version waits for consent. */
+    get updateWaiting() {
+      return Boolean(reg.waiting && container.controller);
+    },
+    /** Activates the waiting version (every tab then reloads once). */
+    applyUpdate() {
+      if (reg.waiting) reg.waiting.postMessage({ type: 'SKIP_WAITING' });
+    },
+    /** Asks the browser to look for a new version now. */
+    checkForUpdate: () => reg.update(),
+    /** The outbox: `{count, entries: [{id, queue, method, url, queuedAt, attempts, ...}]}`. */
+    outbox: () => ask(target(), { type: 'edgeflags:outbox-state' }),
+    /** Replays the outbox now; resolves with its state afterwards. */
+    replay: () => ask(target(), { type: 'edgeflags:replay' }),
+    /** What the worker keeps for offline flags. */
+    flags: () => ask(target(), { type: 'edgeflags:flags-state' }),
+  };
 }

@@ -1,12 +1,20 @@
-//! edgeflags service worker: Workbox's proven split (routing, strategies, precache) in Rust,
-//! driven by a thin JS shim (`pwa/js/sw.template.js`) that registers every listener
-//! synchronously and forwards events here after one shared wasm init.
+//! edgeflags service worker: Workbox's proven split (routing, strategies, expiration,
+//! precache, background sync) in Rust, plus offline flag evaluation with `edgeflags-core`
+//! and push notifications, driven by a thin JS shim (`pwa/js/sw.template.js`) that registers
+//! every listener synchronously and forwards events here after one shared wasm init.
 //!
-//! Policy modules (`config`, `precache`, `routing`) are plain Rust and tested natively; the
-//! browser glue (`host`, `strategies`) only exists on wasm32.
+//! Policy modules (`config`, `json`, `routing`, `cacheable`, `expiration`, `precache`, `outbox`,
+//! `flags`, `notify`) are plain Rust and tested natively; the browser glue (`host`,
+//! `strategies`) only exists on wasm32.
 
+pub mod cacheable;
 pub mod config;
 pub mod error;
+pub mod expiration;
+pub mod flags;
+pub mod json;
+pub mod notify;
+pub mod outbox;
 pub mod precache;
 pub mod routing;
 

@@ -188,7 +188,8 @@ impl FlagSet {
     /// The variant names of a flag, in sorted order, if the flag exists. The edge uses them
     /// to enumerate every per-variant cache entry of a URL when invalidating it.
     pub fn variant_names(&self, flag_key: &str) -> Option<impl Iterator<Item = &str>> {
-        self.find(flag_key).map(|f| f.variants.iter().map(|(k, _)| &**k))
+        self.find(flag_key)
+            .map(|f| f.variants.iter().map(|(k, _)| &**k))
     }
 
     fn find(&self, key: &str) -> Option<&Flag> {

@@ -1,14 +1,16 @@
-//! The ERP backend's HTTP surface: orders JSON API, version probe, counters, static files.
+//! The ERP backend's HTTP surface: orders JSON API, version probe, counters, static files,
+//! the service worker's strategy lab (`/lab/...`), and a fault switch for tests.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use axum::extract::State as AxState;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -46,11 +48,34 @@ struct Db {
     by_key: HashMap<String, u64>,
 }
 
-/// State shared by both versions: one database, per-version request counters.
+/// State shared by both versions: one database, per-version request counters, write
+/// counters, the fault switch and the lab's per-path counters.
 #[derive(Clone, Default, Debug)]
 pub struct State {
     db: Arc<Mutex<Db>>,
     requests: Arc<[AtomicU64; 2]>,
+    writes: Arc<Writes>,
+    faults: Arc<Faults>,
+    lab: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+/// What happened to `POST /api/orders`.
+#[derive(Default, Debug)]
+struct Writes {
+    /// Every POST that reached the handler.
+    attempts: AtomicU64,
+    /// POSTs answered 503 by the fault switch.
+    failed: AtomicU64,
+    /// POSTs whose Idempotency-Key had been seen: answered with the original order.
+    replayed: AtomicU64,
+}
+
+/// Test switch (`POST /__origin/faults`): fail the next N order writes with 503, and delay
+/// every lab answer.
+#[derive(Default, Debug)]
+struct Faults {
+    fail_next: AtomicU64,
+    lab_delay_ms: AtomicU64,
 }
 
 #[derive(Clone, Debug)]
@@ -65,9 +90,13 @@ pub fn router(version: Version, state: State, static_dir: Option<&Path>) -> Rout
         .route("/api/version", get(version_info))
         .route("/api/health", get(health))
         .route("/api/orders", get(list_orders).post(create_order))
-        .route("/__origin/stats", get(stats));
+        .route("/__origin/stats", get(stats))
+        .route("/__origin/faults", post(set_faults))
+        .route("/lab/{*rest}", get(lab));
     let app = match static_dir {
-        Some(dir) => api.fallback_service(ServeDir::new(dir).append_index_html_on_directories(true)),
+        Some(dir) => {
+            api.fallback_service(ServeDir::new(dir).append_index_html_on_directories(true))
+        }
         None => api,
     };
     app.layer(axum::middleware::from_fn_with_state(ctx.clone(), stamp))
@@ -110,7 +139,9 @@ async fn version_info(AxState(ctx): AxState<Ctx>, headers: HeaderMap) -> Json<se
     // Echo what the edge told us, so tests can see the edge's decisions arrive at the origin.
     let edge: serde_json::Map<String, serde_json::Value> = headers
         .iter()
-        .filter(|(name, _)| name.as_str().starts_with("x-edgeflags-") || name.as_str().starts_with("x-forwarded-"))
+        .filter(|(name, _)| {
+            name.as_str().starts_with("x-edgeflags-") || name.as_str().starts_with("x-forwarded-")
+        })
         .filter_map(|(name, v)| Some((name.as_str().to_owned(), json!(v.to_str().ok()?))))
         .collect();
     Json(json!({
@@ -126,9 +157,112 @@ async fn health(AxState(ctx): AxState<Ctx>) -> Json<serde_json::Value> {
 }
 
 async fn stats(AxState(ctx): AxState<Ctx>) -> Json<serde_json::Value> {
-    let count = |i: usize| ctx.state.requests.get(i).map_or(0, |c| c.load(Ordering::Relaxed));
-    let orders = ctx.state.db.lock().unwrap_or_else(PoisonError::into_inner).orders.len();
-    Json(json!({"requests": {"v1": count(0), "v2": count(1)}, "orders": orders}))
+    let count = |i: usize| {
+        ctx.state
+            .requests
+            .get(i)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    };
+    let orders = ctx
+        .state
+        .db
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .orders
+        .len();
+    let w = &ctx.state.writes;
+    let lab = ctx
+        .state
+        .lab
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    Json(json!({
+        "requests": {"v1": count(0), "v2": count(1)},
+        "orders": orders,
+        "orderPosts": {
+            "attempts": w.attempts.load(Ordering::Relaxed),
+            "failedByFaultSwitch": w.failed.load(Ordering::Relaxed),
+            "idempotentReplays": w.replayed.load(Ordering::Relaxed),
+        },
+        "lab": lab,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct FaultSettings {
+    /// The next N `POST /api/orders` answer 503 (before touching the database).
+    fail_next: Option<u64>,
+    /// Every `/lab/` answer waits this long (0 = no delay).
+    lab_delay_ms: Option<u64>,
+}
+
+async fn set_faults(AxState(ctx): AxState<Ctx>, body: axum::body::Bytes) -> Response {
+    let settings: FaultSettings = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": e.to_string()})),
+            )
+                .into_response()
+        }
+    };
+    let f = &ctx.state.faults;
+    if let Some(n) = settings.fail_next {
+        f.fail_next.store(n, Ordering::SeqCst);
+    }
+    if let Some(ms) = settings.lab_delay_ms {
+        f.lab_delay_ms.store(ms.min(60_000), Ordering::SeqCst);
+    }
+    Json(json!({
+        "failNext": f.fail_next.load(Ordering::SeqCst),
+        "labDelayMs": f.lab_delay_ms.load(Ordering::SeqCst),
+    }))
+    .into_response()
+}
+
+/// `GET /lab/...`: how many times the origin served this path, so a client can tell a
+/// network answer from a cached one. Query: `cacheControl=...` (the answer's Cache-Control),
+/// `status=NNN`, `date=old` (a Date header from 2001: caches must not age entries by it).
+async fn lab(AxState(ctx): AxState<Ctx>, uri: axum::http::Uri) -> Response {
+    let delay = ctx.state.faults.lab_delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    let path = uri.path().to_owned();
+    let served = {
+        let mut lab = ctx.state.lab.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = lab.entry(path.clone()).or_insert(0);
+        *n += 1;
+        *n
+    };
+    let param = |name: &str| {
+        uri.query()
+            .unwrap_or("")
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_owned())
+    };
+    let status = param("status")
+        .and_then(|s| s.parse::<u16>().ok())
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::OK);
+    let mut res = (status, Json(json!({"path": path, "served": served}))).into_response();
+    let headers = res.headers_mut();
+    let cc = param("cacheControl").unwrap_or_else(|| "no-cache".to_owned());
+    if let Ok(v) = HeaderValue::from_str(&cc) {
+        headers.insert(header::CACHE_CONTROL, v);
+    }
+    if param("date").as_deref() == Some("old") {
+        headers.insert(
+            header::DATE,
+            HeaderValue::from_static("Mon, 01 Jan 2001 00:00:00 GMT"),
+        );
+    }
+    res
 }
 
 async fn list_orders(AxState(ctx): AxState<Ctx>) -> Json<serde_json::Value> {
@@ -159,7 +293,26 @@ fn one() -> u32 {
     1
 }
 
-async fn create_order(AxState(ctx): AxState<Ctx>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn create_order(
+    AxState(ctx): AxState<Ctx>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    ctx.state.writes.attempts.fetch_add(1, Ordering::SeqCst);
+    let fail = ctx
+        .state
+        .faults
+        .fail_next
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if fail {
+        ctx.state.writes.failed.fetch_add(1, Ordering::SeqCst);
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "fault switch: try again later"})),
+        )
+            .into_response();
+    }
     let new: NewOrder = match serde_json::from_slice(&body) {
         Ok(n) => n,
         Err(e) => {
@@ -171,7 +324,10 @@ async fn create_order(AxState(ctx): AxState<Ctx>, headers: HeaderMap, body: axum
         }
     };
     if new.item.trim().is_empty() || new.item.len() > 200 {
-        return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({"error": "item must be 1..200 characters"})))
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"error": "item must be 1..200 characters"})),
+        )
             .into_response();
     }
     let key = headers
@@ -181,6 +337,7 @@ async fn create_order(AxState(ctx): AxState<Ctx>, headers: HeaderMap, body: axum
     let mut db = ctx.state.db.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(id) = key.as_ref().and_then(|k| db.by_key.get(k)).copied() {
         if let Some(order) = db.orders.iter().find(|o| o.id == id) {
+            ctx.state.writes.replayed.fetch_add(1, Ordering::SeqCst);
             let mut res = (StatusCode::OK, Json(json!(order))).into_response();
             res.headers_mut()
                 .insert("idempotent-replayed", HeaderValue::from_static("true"));

@@ -36,7 +36,9 @@ fn parse_args() -> Result<Args, String> {
             "--v2" => args.v2 = value()?.parse().map_err(|e| format!("--v2: {e}"))?,
             "--static" => args.static_dir = Some(PathBuf::from(value()?)),
             "-h" | "--help" => {
-                return Err("usage: edgeflags-demo-origin [--v1 ADDR] [--v2 ADDR] [--static DIR]".into())
+                return Err(
+                    "usage: edgeflags-demo-origin [--v1 ADDR] [--v2 ADDR] [--static DIR]".into(),
+                )
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -52,7 +54,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
@@ -87,10 +92,11 @@ async fn shutdown() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return ctrl_c.await.unwrap_or(()),
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

@@ -121,6 +121,8 @@ pub async fn handle(
         res
     };
     let h = res.headers_mut();
+    // Addressed to surrogates (us), never to the visitor; stored entries keep it.
+    h.delete("surrogate-control").map_err(internal)?;
     h.set("cache-status", &cache_status).map_err(internal)?;
     h.set("x-edgeflags-origin", &served_by).map_err(internal)?;
     h.set("x-edgeflags-request-id", &request_id)
@@ -184,6 +186,14 @@ impl Outgoing {
             headers.retain(|(n, _)| n != name);
             headers.push((name.to_owned(), value));
         }
+        // Tell the origin a surrogate is here (Edge Architecture 1.0), so it can address
+        // `Surrogate-Control` to us.
+        let capability = incoming.get("surrogate-capability").ok().flatten();
+        headers.retain(|(n, _)| n != "surrogate-capability");
+        headers.push((
+            "surrogate-capability".to_owned(),
+            httpcache::surrogate_capability(capability.as_deref()),
+        ));
         headers.extend(extra);
         Ok(Self {
             method: req.method(),
@@ -225,6 +235,17 @@ impl Outgoing {
             .send()
             .await
             .map_err(|e| EdgeError::OriginUnreachable(e.to_string()))?;
+        // `fetch` hands back any status the origin wrote (the http-cache-tests origin sends
+        // 999), but a JS `Response` can only be *constructed* with 200..=599: workers-rs
+        // builds one whenever the response is cloned (cache tee) or returned, and panics on
+        // the RangeError. A panic aborts the wasm instance and strands every other in-flight
+        // request of the isolate ("hung"), so such an answer never leaves this function.
+        if !proxy::sendable_status(res.status_code()) {
+            return Err(EdgeError::OriginUnreachable(format!(
+                "origin answered with status {}",
+                res.status_code()
+            )));
+        }
         // A fetched response's headers are immutable: copy what may pass into a fresh set.
         let tokens =
             proxy::connection_tokens(res.headers().get("connection").ok().flatten().as_deref());

@@ -1,17 +1,24 @@
-//! Functions the JS shim calls: `start` once after init, then one per event.
+//! Functions the JS shim calls: `start` once after init, then one per event. Each returns a
+//! promise the shim hands to `respondWith` / `waitUntil`.
 
-use js_sys::Promise;
+use std::future::Future;
+
+use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
-use web_sys::{ExtendableEvent, ExtendableMessageEvent, FetchEvent, RequestMode};
+use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
+use web_sys::{
+    ExtendableEvent, ExtendableMessageEvent, FetchEvent, NotificationEvent, PushEvent, Request,
+    RequestMode, Response,
+};
 
-use super::{lifecycle, scope, set_worker, worker, Worker};
+use super::{flags, lifecycle, notify, outbox, post_to, scope, set_worker, worker, Tasks, Worker};
 use crate::config::SwConfig;
+use crate::error::SwError;
 use crate::precache::Precache;
-use crate::routing::{self, RequestFacts};
+use crate::routing::{self, Decision, RequestFacts};
 use crate::strategies;
 
-/// Configures the worker from the JSON embedded in the shim. Idempotent per version.
+/// Configures the worker from the JSON embedded in the shim.
 #[wasm_bindgen]
 pub fn start(config_json: &str) -> Result<(), JsValue> {
     let config = SwConfig::from_json(config_json)?;
@@ -25,62 +32,179 @@ pub fn start(config_json: &str) -> Result<(), JsValue> {
     Ok(())
 }
 
+/// A promise for a future that ends with background tasks: it settles once the future and
+/// every task it started have settled.
+fn promise_with_tasks<F, Fut>(f: F) -> Promise
+where
+    F: FnOnce(Tasks) -> Fut + 'static,
+    Fut: Future<Output = Result<(), SwError>> + 'static,
+{
+    let tasks = Tasks::default();
+    run_with_tasks(Box::pin(f(tasks.clone())), tasks)
+}
+
+// Not generic: one executor wrapper for every event kind.
+fn run_with_tasks(fut: super::LocalTask, tasks: Tasks) -> Promise {
+    future_to_promise(async move {
+        let result = fut.await;
+        tasks.settled().await;
+        result.map(|()| JsValue::UNDEFINED).map_err(JsValue::from)
+    })
+}
+
 /// `install`: precache the app shell.
 #[wasm_bindgen]
 pub fn on_install(_event: ExtendableEvent) -> Promise {
-    future_to_promise(async {
-        lifecycle::install()
-            .await
-            .map(|()| JsValue::UNDEFINED)
-            .map_err(JsValue::from)
-    })
+    promise_with_tasks(|_| lifecycle::install())
 }
 
-/// `activate`: clean up and claim clients.
+/// `activate`: clean up and claim clients. (Nothing slow here: fetches wait for activation.)
 #[wasm_bindgen]
 pub fn on_activate(_event: ExtendableEvent) -> Promise {
-    future_to_promise(async {
-        lifecycle::activate()
-            .await
-            .map(|()| JsValue::UNDEFINED)
-            .map_err(JsValue::from)
-    })
+    promise_with_tasks(|_| lifecycle::activate())
 }
 
-/// `fetch`: route and answer. Resolves to a `Response`.
+/// The first event a started worker instance handles (install aside) replays the outbox and
+/// revalidates the client-side flag definitions, in the background of that event.
+fn at_start(tasks: &Tasks) {
+    thread_local! {
+        static STARTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if !STARTED.with(|s| s.replace(true)) {
+        tasks.push(outbox::replay());
+        tasks.spawn(flags::refresh_definitions(false));
+    }
+}
+
+/// `fetch`: route and answer. Resolves to a `Response`; background work (cache updates,
+/// flag snapshots, replays) keeps the event alive after that.
 #[wasm_bindgen]
 pub fn on_fetch(event: FetchEvent) -> Promise {
     let request = event.request();
+    let tasks = Tasks::default();
+    let mut resolve_slot: Option<Function> = None;
+    let keep_alive = Promise::new(&mut |resolve, _| resolve_slot = Some(resolve));
+    let keep_alive_done = resolve_slot.filter(|_| event.wait_until(&keep_alive).is_ok());
     future_to_promise(async move {
-        let w = worker()?;
-        let url = request.url();
-        let facts = RequestFacts {
-            url: &url,
-            method: &request.method(),
-            navigate: request.mode() == RequestMode::Navigate,
-            same_origin: url.starts_with(&w.origin)
-                && url
-                    .as_bytes()
-                    .get(w.origin.len())
-                    .is_none_or(|b| *b == b'/'),
-        };
-        let decision = routing::route(&w.config, &w.precache, facts);
-        let res = strategies::handle(&w, decision, &request, facts.navigate).await?;
-        Ok(res.into())
+        let result = answer(&request, &tasks).await;
+        spawn_local(async move {
+            tasks.settled().await;
+            if let Some(done) = keep_alive_done {
+                let _ = done.call0(&JsValue::UNDEFINED);
+            }
+        });
+        match result {
+            Ok(res) => Ok(res.into()),
+            // A definite "no answer" (cache-only miss, nothing to fall back on): a network
+            // error for the page, not a retry by the shim.
+            Err(SwError::NoResponse(_)) => Ok(Response::error().into()),
+            Err(e) => Err(e.into()),
+        }
     })
 }
 
-/// `message`: `{"type":"SKIP_WAITING"}` activates a waiting version when the page agrees.
+async fn answer(request: &Request, tasks: &Tasks) -> Result<Response, SwError> {
+    let w = worker()?;
+    at_start(tasks);
+    let url = request.url();
+    let method = request.method();
+    let navigate = request.mode() == RequestMode::Navigate;
+    let facts = RequestFacts {
+        url: &url,
+        method: &method,
+        navigate,
+        same_origin: routing::same_origin(&w.origin, &url),
+    };
+    match routing::route(&w.config, &w.precache, facts) {
+        Decision::Write(bs) => outbox::handle_write(bs, request, tasks).await,
+        Decision::Flags(which) => flags::handle_ofrep(&w, which, request, tasks).await,
+        decision => {
+            let res = strategies::handle(&w, decision, request, navigate, tasks).await?;
+            if navigate && w.config.flags.is_some() {
+                flags::observe_page(&res, tasks)?;
+            }
+            Ok(res)
+        }
+    }
+}
+
+/// `message` from a page: `{"type": ...}` with
+/// - `SKIP_WAITING`: a waiting version activates (the page asked the user first);
+/// - `edgeflags:online`: the page saw the network come back — replay the outbox;
+/// - `edgeflags:replay`: replay now, then answer with the outbox state;
+/// - `edgeflags:outbox-state`: answer with the outbox state;
+/// - `edgeflags:bootstrap` (`bootstrap`: the page's flag bootstrap): keep it for offline use;
+/// - `edgeflags:flags-state`: answer with what the worker knows about flags.
+///
+/// Answers go to the `MessagePort` sent along, else to the sending page.
 #[wasm_bindgen]
 pub fn on_message(event: ExtendableMessageEvent) -> Promise {
     let data = event.data();
-    future_to_promise(async move {
-        let kind = js_sys::Reflect::get(&data, &"type".into())?
+    let reply_to = Some(event.ports().get(0))
+        .filter(|p| !p.is_undefined())
+        .or_else(|| event.source().map(JsValue::from));
+    promise_with_tasks(move |tasks| async move {
+        at_start(&tasks);
+        let kind = Reflect::get(&data, &"type".into())?
             .as_string()
             .unwrap_or_default();
-        if kind == "SKIP_WAITING" {
-            wasm_bindgen_futures::JsFuture::from(scope().skip_waiting()?).await?;
+        let reply = |msg: serde_json::Value| match &reply_to {
+            Some(target) => post_to(target, &msg),
+            None => Ok(()),
+        };
+        match kind.as_str() {
+            "SKIP_WAITING" => {
+                JsFuture::from(scope().skip_waiting()?).await?;
+            }
+            "edgeflags:online" => tasks.push(outbox::replay()),
+            "edgeflags:replay" => {
+                if let Err(e) = JsFuture::from(outbox::replay()).await {
+                    web_sys::console::warn_1(&e);
+                }
+                reply(outbox::state().await?)?;
+            }
+            "edgeflags:outbox-state" => reply(outbox::state().await?)?,
+            "edgeflags:bootstrap" => {
+                let bootstrap = Reflect::get(&data, &"bootstrap".into())?;
+                flags::remember_bootstrap(&bootstrap, &tasks).await?;
+            }
+            "edgeflags:flags-state" => reply(flags::state().await?)?,
+            _ => {}
         }
-        Ok(JsValue::UNDEFINED)
+        Ok(())
     })
+}
+
+/// `sync` (tag read by the shim: web-sys has no `SyncEvent`): replay the outbox. Rejects
+/// while writes remain, so the browser schedules another attempt.
+#[wasm_bindgen]
+pub fn on_sync(_event: ExtendableEvent, tag: String) -> Promise {
+    promise_with_tasks(move |_| async move {
+        if tag != outbox::SYNC_TAG {
+            return Ok(());
+        }
+        JsFuture::from(outbox::replay()).await?;
+        if outbox::is_empty().await? {
+            Ok(())
+        } else {
+            Err(SwError::Js("writes remain in the outbox".into()))
+        }
+    })
+}
+
+/// `push`: show a notification from the payload.
+#[wasm_bindgen]
+pub fn on_push(event: PushEvent) -> Promise {
+    let text = event.data().map(|d| d.text());
+    promise_with_tasks(move |tasks| async move {
+        at_start(&tasks);
+        notify::show(text.as_deref()).await
+    })
+}
+
+/// `notificationclick`: focus a tab showing the target, or open it.
+#[wasm_bindgen]
+pub fn on_notification_click(event: NotificationEvent) -> Promise {
+    let notification = event.notification();
+    promise_with_tasks(move |_| async move { notify::click(&notification).await })
 }

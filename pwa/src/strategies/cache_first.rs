@@ -1,8 +1,9 @@
-//! Cache-first: answer from the cache, go to the network only on a miss.
+//! Cache-first: answer from the cache, go to the network only on a miss (and store that).
 
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Request, Response};
 
+use super::{store_later, Ctx};
 use crate::error::SwError;
 use crate::host::{cache_match, fetch, open_cache, Worker};
 
@@ -20,17 +21,13 @@ pub async fn precached(w: &Worker, key: &str, req: &Request) -> Result<Response,
 }
 
 /// Runtime cache-first.
-pub async fn handle(cache_name: Option<&str>, req: &Request) -> Result<Response, SwError> {
-    let Some(name) = cache_name else {
-        return fetch(req).await;
-    };
-    let cache = open_cache(name).await?;
-    if let Some(hit) = cache_match(&cache, &req.url()).await? {
-        return Ok(hit);
+pub async fn handle(ctx: Ctx<'_>) -> Result<Response, SwError> {
+    if let Some(cache) = ctx.cache {
+        if let Some(hit) = cache.lookup(ctx.url).await? {
+            return Ok(hit);
+        }
     }
-    let res = fetch(req).await?;
-    if super::cacheable(&res) {
-        JsFuture::from(cache.put_with_request(req, &res.clone()?)).await?;
-    }
+    let res = fetch(ctx.req).await?;
+    store_later(ctx, &res)?;
     Ok(res)
 }

@@ -1,23 +1,19 @@
-//! Network-first with an optional timeout: fresh when the network answers in time, the
-//! cached copy otherwise.
+//! Network-first with an optional timeout: fresh when the network answers in time (and
+//! stored), the cached copy otherwise. A network answer that arrives after the timeout still
+//! refreshes the cache.
 
 use js_sys::Promise;
-use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{Request, Response};
+use web_sys::Response;
 
+use super::{store_later, Ctx};
 use crate::error::SwError;
-use crate::host::{cache_match, open_cache, scope};
+use crate::host::{scope, wait};
 
-/// Runtime network-first.
-pub async fn handle(
-    cache_name: Option<&str>,
-    timeout_ms: Option<u32>,
-    req: &Request,
-) -> Result<Response, SwError> {
-    let network = scope().fetch_with_request(req);
-    let raced = match timeout_ms {
+pub async fn handle(ctx: Ctx<'_>) -> Result<Response, SwError> {
+    let network = scope().fetch_with_request(ctx.req);
+    let raced = match ctx.route.network_timeout_ms {
         Some(ms) => Promise::race(&js_sys::Array::of2(&network, &timeout(ms))),
         None => network.clone(),
     };
@@ -25,37 +21,43 @@ pub async fn handle(
         .await
         .ok()
         .and_then(|v| v.dyn_into::<Response>().ok());
-    let Some(name) = cache_name else {
-        return match outcome {
-            Some(res) => Ok(res),
-            // No cache to fall back on: wait for the network after all.
-            None => crate::host::wait(network).await,
-        };
-    };
-    let cache = open_cache(name).await?;
     if let Some(res) = outcome {
-        if super::cacheable(&res) {
-            JsFuture::from(cache.put_with_request(req, &res.clone()?)).await?;
-        }
+        store_later(ctx, &res)?;
         return Ok(res);
     }
-    if let Some(hit) = cache_match(&cache, &req.url()).await? {
+    let hit = match ctx.cache {
+        Some(cache) => cache.lookup(ctx.url).await?,
+        None => None,
+    };
+    if let Some(hit) = hit {
+        // Timed out (or failed): the late answer, if any, still refreshes the cache.
+        if let Some(cache) = ctx.cache {
+            let (route, name, url) = (ctx.route.clone(), cache.name.to_owned(), ctx.url.to_owned());
+            ctx.tasks.spawn(async move {
+                let Ok(res) = wait::<Response>(network).await else {
+                    return Ok(());
+                };
+                let cache = crate::host::cache::RuntimeCache {
+                    route: &route,
+                    name: &name,
+                };
+                cache.store(&url, res).await.map(drop)
+            });
+        }
         return Ok(hit);
     }
-    // Timed out with nothing cached: the network is still the best answer.
-    crate::host::wait(network)
+    // Nothing cached: the network is still the best answer.
+    let res: Response = wait(network)
         .await
-        .map_err(|_| SwError::NoResponse(req.url()))
+        .map_err(|_| SwError::NoResponse(ctx.url.to_owned()))?;
+    store_later(ctx, &res)?;
+    Ok(res)
 }
 
 /// A promise resolving to `undefined` after `ms` milliseconds.
 fn timeout(ms: u32) -> JsValue {
     Promise::new(&mut |resolve, _reject| {
-        let cb = Closure::once_into_js(move || {
-            let _ = resolve.call0(&JsValue::UNDEFINED);
-        });
-        let _ = scope()
-            .set_timeout_with_callback_and_timeout_and_arguments_0(cb.unchecked_ref(), ms as i32);
+        let _ = scope().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms as i32);
     })
     .into()
 }
