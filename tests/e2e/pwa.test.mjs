@@ -467,6 +467,8 @@ describe('caching strategies (on the demo origin /lab/ routes)', () => {
     await withApp(async ({ page }) => {
       const path = fresh('cache-first');
       assert.equal((await get(page, path)).served, 1);
+      // As in Workbox, the copy is stored in the background (waitUntil), after the answer.
+      await waitFor(async () => (await cached(page, 'lab-cache-first', path)) === 1, { what: 'the first answer to be stored' });
       const again = await get(page, path);
       assert.equal(again.served, 1);
       assert.match(again.storedAt, /^\d+$/, 'the stored copy carries the time the worker stored it');
