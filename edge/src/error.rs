@@ -20,6 +20,9 @@ pub enum EdgeError {
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// An event or evaluation needs a unit (targetingKey) and none was given.
+    #[error("{0}")]
+    TargetingKeyMissing(String),
     /// The request body is larger than the endpoint accepts.
     #[error("request body larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -59,7 +62,9 @@ impl EdgeError {
     /// HTTP status for this error. Keep every mapping here.
     pub fn status(&self) -> u16 {
         match self {
-            EdgeError::BadRequest(_) | EdgeError::InvalidFlagSet(_) => 400,
+            EdgeError::BadRequest(_)
+            | EdgeError::InvalidFlagSet(_)
+            | EdgeError::TargetingKeyMissing(_) => 400,
             EdgeError::Unauthorized => 401,
             EdgeError::Forbidden(_) => 403,
             EdgeError::NotFound(_) | EdgeError::FlagNotFound(_) => 404,
@@ -78,6 +83,7 @@ impl EdgeError {
         match self {
             EdgeError::BadRequest(_) | EdgeError::PayloadTooLarge(_) => "INVALID_REQUEST",
             EdgeError::InvalidFlagSet(_) => "PARSE_ERROR",
+            EdgeError::TargetingKeyMissing(_) => "TARGETING_KEY_MISSING",
             EdgeError::Unauthorized => "UNAUTHORIZED",
             EdgeError::Forbidden(_) => "FORBIDDEN",
             EdgeError::NotFound(_) => "NOT_FOUND",
@@ -111,6 +117,11 @@ mod tests {
     fn statuses_and_codes_are_mapped_in_one_table() {
         let cases = [
             (EdgeError::BadRequest("x".into()), 400, "INVALID_REQUEST"),
+            (
+                EdgeError::TargetingKeyMissing("x".into()),
+                400,
+                "TARGETING_KEY_MISSING",
+            ),
             (EdgeError::InvalidFlagSet(vec![]), 400, "PARSE_ERROR"),
             (EdgeError::Unauthorized, 401, "UNAUTHORIZED"),
             (EdgeError::Forbidden("x".into()), 403, "FORBIDDEN"),

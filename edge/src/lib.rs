@@ -6,13 +6,17 @@ pub mod bootstrap;
 pub mod config;
 pub mod cors;
 pub mod error;
+pub mod experiments;
 pub mod httpcache;
 pub mod identity;
 pub mod live;
+pub mod metrics;
 pub mod ofrep;
 pub mod proxy;
+pub mod rollout;
 pub mod security;
 pub mod split;
+pub mod stats;
 pub mod store;
 
 #[cfg(target_arch = "wasm32")]
@@ -118,6 +122,11 @@ mod entry {
             ),
             Some("/status") => status(env, &config, ctx).await,
             Some("/client-flags") => client_flags(&req, env, &config, ctx).await,
+            // Clients report conversions here without an admin token (rate-limited).
+            Some("/events") => {
+                host::rate_limit(env, &req, "ofrep").await?;
+                host::metrics::events(req, env, &config, ctx).await
+            }
             Some(sub) => {
                 host::rate_limit(env, &req, "admin").await?;
                 host::admin::handle(req, env, &config, ctx, sub).await
@@ -125,6 +134,22 @@ mod entry {
             None => return Ok((host::proxy::handle(req, env, &config, ctx).await?, false)),
         };
         res.map(|r| (r, true))
+    }
+
+    /// The cron trigger: evaluates every guarded rollout's gates.
+    #[event(scheduled)]
+    async fn scheduled(_event: worker::ScheduledEvent, env: Env, _ctx: worker::ScheduleContext) {
+        let config = match config(&env) {
+            Ok(c) => c,
+            Err(e) => {
+                worker::console_error!("rollout evaluation skipped: {e}");
+                return;
+            }
+        };
+        match host::rollout::evaluate(&env, &config, "rollout (cron)", false).await {
+            Ok(report) => worker::console_log!("rollout evaluation: {report}"),
+            Err(e) => worker::console_error!("rollout evaluation failed: {e}"),
+        }
     }
 
     /// `GET {prefix}/client-flags`: definitions of the flags marked client-side, for offline
@@ -172,6 +197,7 @@ mod entry {
             "isolate": host::flags::status_snapshot(),
             "routeProblems": host::flags::route_problems(),
             "proxy": host::proxy::counters(),
+            "metrics": host::metrics::isolate_status(),
             "error": current.err().map(|e| e.to_string()),
         }))
     }

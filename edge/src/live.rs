@@ -22,6 +22,17 @@ pub struct Active {
     /// The flagd document restricted to flags marked `"clientSide": true` in their metadata
     /// (plus `$evaluators` and the set's metadata): what browsers may evaluate offline.
     pub client_document: String,
+    /// Each flag's epoch (see `metrics::epoch`): measurements are kept per epoch.
+    pub epochs: std::collections::HashMap<String, String>,
+    /// The flags that are experiments (metadata `experiment.*` / `rollout.*`).
+    pub experiments: Vec<crate::experiments::Spec>,
+}
+
+impl Active {
+    /// A flag's epoch ("" for an unknown flag).
+    pub fn epoch(&self, flag: &str) -> &str {
+        self.epochs.get(flag).map_or("", String::as_str)
+    }
 }
 
 /// The part of a flagd document that clients may see: flags whose metadata has
@@ -162,7 +173,20 @@ impl LiveFlags {
         let loaded =
             FlagSet::from_json_str(text, LoadOptions::default()).map_err(|e| e.diagnostics)?;
         let version = version_of(text);
+        let doc: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+        let epochs = doc
+            .get("flags")
+            .and_then(serde_json::Value::as_object)
+            .map(|flags| {
+                flags
+                    .iter()
+                    .map(|(k, d)| (k.clone(), crate::metrics::epoch(d)))
+                    .collect()
+            })
+            .unwrap_or_default();
         self.active = Some(Rc::new(Active {
+            epochs,
+            experiments: crate::experiments::specs(&doc),
             set: loaded.set,
             version: version.clone(),
             warnings: loaded.warnings,

@@ -178,7 +178,7 @@ export async function startStack({ seed = { flags: { path: DEMO_FLAGS } }, vars 
   const edge = startChild(WRANGLER, [
     'dev', '--config', NOBUILD_CONFIG, '--local', '--ip', '127.0.0.1', '--port', String(port),
     '--inspector-port', String(inspector), '--persist-to', persistDir,
-    '--show-interactive-dev-session=false', '--log-level', 'warn',
+    '--show-interactive-dev-session=false', '--log-level', 'warn', '--test-scheduled',
     ...Object.entries(allVars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
   ], { cwd: ROOT, env: offlineEnv });
 

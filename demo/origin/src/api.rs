@@ -70,12 +70,18 @@ struct Writes {
     replayed: AtomicU64,
 }
 
-/// Test switch (`POST /__origin/faults`): fail the next N order writes with 503, and delay
-/// every lab answer.
+/// Test switch (`POST /__origin/faults`): fail the next N order writes with 503, delay
+/// every lab answer, and make the canary (v2) fail a share of its API requests.
 #[derive(Default, Debug)]
 struct Faults {
     fail_next: AtomicU64,
     lab_delay_ms: AtomicU64,
+    /// Percent (0..=100) of v2's `/api/` requests answered 503. Deterministic, not random:
+    /// request n fails when ⌊n·p/100⌋ steps up, so 5 % is exactly every 20th request and a
+    /// test can count on it.
+    v2_error_percent: AtomicU64,
+    v2_api_requests: AtomicU64,
+    v2_injected_errors: AtomicU64,
 }
 
 #[derive(Clone, Debug)]
@@ -110,11 +116,25 @@ async fn stamp(
     next: axum::middleware::Next,
 ) -> Response {
     let idx = usize::from(ctx.version == Version::V2);
-    if let Some(counter) = ctx.state.requests.get(idx) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
     let path = req.uri().path().to_owned();
-    let mut res = next.run(req).await;
+    // The test switches and counters themselves are not app traffic.
+    if !path.starts_with("/__origin/") {
+        if let Some(counter) = ctx.state.requests.get(idx) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let mut res = if ctx.version == Version::V2
+        && path.starts_with("/api/")
+        && inject_v2_error(&ctx.state.faults)
+    {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "fault switch: the canary fails this request"})),
+        )
+            .into_response()
+    } else {
+        next.run(req).await
+    };
     let headers = res.headers_mut();
     headers.insert(
         HeaderName::from_static("x-app-version"),
@@ -133,6 +153,20 @@ async fn stamp(
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cc));
     }
     res
+}
+
+/// Whether this v2 API request is one the `v2ErrorPercent` switch fails.
+fn inject_v2_error(f: &Faults) -> bool {
+    let pct = f.v2_error_percent.load(Ordering::SeqCst);
+    if pct == 0 {
+        return false;
+    }
+    let n = f.v2_api_requests.fetch_add(1, Ordering::SeqCst) + 1;
+    let fail = n * pct / 100 > (n - 1) * pct / 100;
+    if fail {
+        f.v2_injected_errors.fetch_add(1, Ordering::SeqCst);
+    }
+    fail
 }
 
 async fn version_info(AxState(ctx): AxState<Ctx>, headers: HeaderMap) -> Json<serde_json::Value> {
@@ -186,6 +220,7 @@ async fn stats(AxState(ctx): AxState<Ctx>) -> Json<serde_json::Value> {
             "idempotentReplays": w.replayed.load(Ordering::Relaxed),
         },
         "lab": lab,
+        "v2InjectedErrors": ctx.state.faults.v2_injected_errors.load(Ordering::SeqCst),
     }))
 }
 
@@ -196,6 +231,8 @@ struct FaultSettings {
     fail_next: Option<u64>,
     /// Every `/lab/` answer waits this long (0 = no delay).
     lab_delay_ms: Option<u64>,
+    /// Percent (0..=100) of v2's `/api/` requests answered 503 (every 100/p-th one).
+    v2_error_percent: Option<u64>,
 }
 
 async fn set_faults(AxState(ctx): AxState<Ctx>, body: axum::body::Bytes) -> Response {
@@ -216,9 +253,14 @@ async fn set_faults(AxState(ctx): AxState<Ctx>, body: axum::body::Bytes) -> Resp
     if let Some(ms) = settings.lab_delay_ms {
         f.lab_delay_ms.store(ms.min(60_000), Ordering::SeqCst);
     }
+    if let Some(p) = settings.v2_error_percent {
+        f.v2_error_percent.store(p.min(100), Ordering::SeqCst);
+        f.v2_api_requests.store(0, Ordering::SeqCst);
+    }
     Json(json!({
         "failNext": f.fail_next.load(Ordering::SeqCst),
         "labDelayMs": f.lab_delay_ms.load(Ordering::SeqCst),
+        "v2ErrorPercent": f.v2_error_percent.load(Ordering::SeqCst),
     }))
     .into_response()
 }
@@ -356,4 +398,23 @@ async fn create_order(
         db.by_key.insert(k, id);
     }
     (StatusCode::CREATED, Json(json!(order))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_canary_fault_switch_fails_exactly_its_share_of_requests() {
+        for (pct, of_100) in [(0, 0), (5, 5), (33, 33), (100, 100)] {
+            let f = Faults::default();
+            f.v2_error_percent.store(pct, Ordering::SeqCst);
+            let failed = (0..100).filter(|_| inject_v2_error(&f)).count();
+            assert_eq!(failed, of_100, "{pct}%");
+        }
+        let f = Faults::default();
+        f.v2_error_percent.store(5, Ordering::SeqCst);
+        let first_failure = (1..=100).find(|_| inject_v2_error(&f));
+        assert_eq!(first_failure, Some(20), "5 % is every 20th request");
+    }
 }

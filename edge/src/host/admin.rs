@@ -97,6 +97,23 @@ pub async fn handle(
             .await
         }
         (Method::Get, ["audit"]) => audit(&req, env, config).await,
+        (Method::Get, ["metrics"]) => super::metrics::prometheus(env, config).await,
+        (Method::Get, ["features", "experiments", "results"]) => {
+            super::metrics::results(&req, env, config, ctx).await
+        }
+        (Method::Post, ["rollouts", "evaluate"]) => {
+            let dry_run = req
+                .url()
+                .map(|u| {
+                    u.query_pairs()
+                        .any(|(k, v)| k == "dryRun" && (v == "true" || v == "1"))
+                })
+                .unwrap_or(false);
+            let report =
+                super::rollout::evaluate(env, config, &format!("rollout ({actor})"), dry_run)
+                    .await?;
+            json(&report)
+        }
         (Method::Post, ["cache", "purge"]) => {
             let purge: PurgeRequest =
                 admin::parse_body(&super::body(&mut req, admin::MAX_BODY_BYTES).await?)?;
@@ -109,7 +126,10 @@ pub async fn handle(
             | ["features", "disable" | "enable"]
             | ["versions"]
             | ["versions", _, "rollback"]
-            | ["audit"],
+            | ["audit"]
+            | ["metrics"]
+            | ["features", "experiments", "results"]
+            | ["rollouts", "evaluate"],
         ) => Err(EdgeError::MethodNotAllowed(method.to_string())),
         _ => Err(EdgeError::NotFound(format!("{}{sub}", config.admin_prefix))),
     }

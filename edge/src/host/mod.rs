@@ -4,8 +4,10 @@
 pub mod admin;
 pub mod cache;
 pub mod flags;
+pub mod metrics;
 pub mod ofrep;
 pub mod proxy;
+pub mod rollout;
 
 use worker::{Date, Env, Headers, Request, Response};
 

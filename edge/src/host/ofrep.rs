@@ -79,6 +79,25 @@ async fn answer(
     };
     let active = flags::current(env, config, Some(ctx)).await?;
     let now_secs = now_ms() / 1000;
+    // Exposures of experiment flags: what this answer shows the client.
+    if super::metrics::enabled(env) {
+        if let Some(unit) = context.targeting_key().map(crate::metrics::unit_id) {
+            let exposures: Vec<(String, String, String)> = active
+                .experiments
+                .iter()
+                .filter(|spec| key.is_none_or(|k| k == spec.flag))
+                .filter_map(|spec| {
+                    let eval = active.set.evaluate(&spec.flag, &context, now_secs);
+                    Some((
+                        spec.flag.clone(),
+                        eval.variant?.to_owned(),
+                        spec.epoch.clone(),
+                    ))
+                })
+                .collect();
+            super::metrics::record_exposures(env, ctx, &exposures, Some(&unit));
+        }
+    }
     let res = match key {
         Some(key) => {
             let eval = active.set.evaluate(key, &context, now_secs);

@@ -14,7 +14,7 @@ use super::{flags, header, internal, now_ms, random_id};
 use crate::bootstrap::{self, Injector};
 use crate::config::Config;
 use crate::error::EdgeError;
-use crate::{httpcache, identity, proxy, split};
+use crate::{httpcache, identity, metrics, proxy, split};
 
 thread_local! {
     /// Per-isolate proxy counters (requests per origin, stable retries), for the status
@@ -42,6 +42,7 @@ pub async fn handle(
     config: &Config,
     ctx: &Context,
 ) -> Result<Response, EdgeError> {
+    let started_ms = now_ms();
     let url = req.url().map_err(internal)?;
     let secure = url.scheme() == "https";
     let visitor = identity::identify(&config.identity, |n| header(&req, n), secure, random_id);
@@ -79,36 +80,73 @@ pub async fn handle(
             .stable_url()
             .map(|u| (table.stable.clone(), u.to_owned())),
         retry: choice.retry_on_stable && split::retryable_method(method.as_ref()),
+        primary_failures: Rc::default(),
     };
+    let primary_failures = upstream.primary_failures.clone();
     let variants: Vec<(String, String)> = choice.decided_by.iter().cloned().collect();
     let req_headers = super::cache::header_list(req.headers());
     let policy = httpcache::request_policy(method.as_ref(), &req_headers);
 
-    let (res, served_by, retried, cache_status) = if policy.cacheable() {
-        let key = httpcache::cache_key(
-            &httpcache::normalise_url(url.as_str()),
-            &variants
-                .iter()
-                .map(|(f, v)| (f.as_str(), v.as_str()))
-                .collect::<Vec<_>>(),
-        );
-        let purged_after = flags::purged_after(env, config, &url).await?;
-        super::cache::serve(ctx, key, policy, req_headers, purged_after, upstream).await?
-    } else {
-        let body = req.inner().body().map(JsValue::from);
-        let fetched = upstream.fetch(body, &[]).await;
-        let status = fetched.result.as_ref().ok().map(Response::status_code);
-        if status.is_some_and(|s| httpcache::invalidates(method.as_ref(), s)) {
-            let res_headers = fetched
-                .result
-                .as_ref()
-                .map(|r| super::cache::header_list(r.headers()))
-                .unwrap_or_default();
-            super::cache::invalidate(ctx, url.as_str(), &res_headers, &table, active.as_deref());
+    let served = async {
+        if policy.cacheable() {
+            let key = httpcache::cache_key(
+                &httpcache::normalise_url(url.as_str()),
+                &variants
+                    .iter()
+                    .map(|(f, v)| (f.as_str(), v.as_str()))
+                    .collect::<Vec<_>>(),
+            );
+            let purged_after = flags::purged_after(env, config, &url).await?;
+            super::cache::serve(ctx, key, policy, req_headers, purged_after, upstream).await
+        } else {
+            let body = req.inner().body().map(JsValue::from);
+            let fetched = upstream.fetch(body, &[]).await;
+            let status = fetched.result.as_ref().ok().map(Response::status_code);
+            if status.is_some_and(|s| httpcache::invalidates(method.as_ref(), s)) {
+                let res_headers = fetched
+                    .result
+                    .as_ref()
+                    .map(|r| super::cache::header_list(r.headers()))
+                    .unwrap_or_default();
+                super::cache::invalidate(
+                    ctx,
+                    url.as_str(),
+                    &res_headers,
+                    &table,
+                    active.as_deref(),
+                );
+            }
+            let cs = super::cache::method_status(status);
+            Ok((fetched.result?, fetched.served_by, fetched.retried, cs))
         }
-        let cs = super::cache::method_status(status);
-        (fetched.result?, fetched.served_by, fetched.retried, cs)
-    };
+    }
+    .await;
+    // Measured before any error leaves, so a failed origin is counted.
+    if super::metrics::enabled(env) {
+        let decided_by = choice
+            .decided_by
+            .as_ref()
+            .map(|(f, v)| (f.as_str(), v.as_str()));
+        let epoch = match (&decided_by, &active) {
+            (Some((flag, _)), Some(a)) => a.epoch(flag),
+            _ => "",
+        };
+        let unit = visitor.key.as_deref().map(metrics::unit_id);
+        let (origin, cache) = match &served {
+            Ok((_, by, _, cs)) => (by.as_str(), metrics::cache_outcome(cs)),
+            Err(_) => (choice.name.as_str(), metrics::CacheOutcome::NotApplicable),
+        };
+        let record = metrics::RequestRecord {
+            decided_by,
+            epoch,
+            origin,
+            origin_error: primary_failures.get() > 0 || served.is_err(),
+            cache,
+            latency_ms: now_ms().saturating_sub(started_ms) as f64,
+        };
+        super::metrics::record_request(env, ctx, &record, unit.as_deref());
+    }
+    let (res, served_by, retried, cache_status) = served?;
     COUNTERS.with(|c| {
         let mut c = c.borrow_mut();
         *c.requests.entry(served_by.clone()).or_default() += 1;
@@ -268,6 +306,9 @@ pub struct Upstream {
     pub primary: (String, String),
     pub stable: Option<(String, String)>,
     pub retry: bool,
+    /// Failures (connect error or 5xx) of the chosen origin, counted for the metrics even
+    /// when the retry on the stable origin saved the request.
+    pub primary_failures: Rc<std::cell::Cell<u32>>,
 }
 
 /// What an upstream fetch gave.
@@ -284,6 +325,9 @@ impl Upstream {
     pub async fn fetch(&self, body: Option<JsValue>, replace: &[(String, String)]) -> Fetched {
         let first = self.out.send(&self.primary.1, body, replace).await;
         let failed = split::failed(first.as_ref().ok().map(Response::status_code));
+        if failed {
+            self.primary_failures.set(self.primary_failures.get() + 1);
+        }
         match (&self.stable, failed && self.retry) {
             (Some((name, url)), true) => match self.out.send(url, None, replace).await {
                 Ok(res) => Fetched {

@@ -1,0 +1,661 @@
+//! Edge measurement: what each request did, aggregated in isolate memory and shipped to the
+//! metrics Durable Object in batches, and the Prometheus text rendering of the totals.
+//!
+//! Why batches: one Durable Object call per request would put a network hop (and the one
+//! object's throughput) on the hot path. The isolate folds requests into counters and sends
+//! one batch per `MAX_PENDING_REQUESTS` requests or `MAX_PENDING_MS`, from `waitUntil`.
+//! Each batch carries a random id the object remembers, so a batch re-sent after a failed
+//! call is applied once: nothing lost when the object is unreachable for a while (failed
+//! batches are kept and re-sent, up to `MAX_RETAINED_BATCHES`), nothing counted twice.
+//! What a batch cannot survive is its isolate being evicted before the next flush: at most
+//! `MAX_PENDING_MS` of one isolate's traffic.
+//!
+//! Experiment data is kept per flag **epoch**: a fingerprint of the flag's definition
+//! (state, variants, default, targeting). A change of the split (a rollout stage, an edited
+//! weight) starts a new epoch, so results and rollout gates never mix two splits, and a
+//! sample-ratio check compares counts against the weights they were drawn with.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// Upper bounds (milliseconds) of the latency histogram's buckets; one more bucket counts
+/// everything above the last. Prometheus renders them in seconds.
+pub const LATENCY_BOUNDS_MS: [f64; 12] = [
+    5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
+];
+/// Requests folded into one batch before it is sent.
+pub const MAX_PENDING_REQUESTS: u64 = 200;
+/// Age of the oldest unsent record before a batch is sent.
+pub const MAX_PENDING_MS: u64 = 1000;
+/// Batches kept for re-sending while the Durable Object is unreachable (then the oldest
+/// is dropped and counted in `dropped_batches`, never silently).
+pub const MAX_RETAINED_BATCHES: usize = 50;
+
+/// One request series: which flag variant decided the origin (empty when the route names a
+/// fixed origin), which origin served, and the flag's epoch.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SeriesKey {
+    pub flag: String,
+    pub variant: String,
+    pub origin: String,
+    pub epoch: String,
+}
+
+/// What a series counted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counts {
+    pub requests: u64,
+    /// Origin errors: 5xx answers and connect failures of the origin first chosen, even
+    /// when a retry on the stable origin then saved the visitor's request.
+    pub errors: u64,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    /// Non-cumulative bucket counts, `LATENCY_BOUNDS_MS.len() + 1` entries.
+    pub latency: Vec<u64>,
+    pub latency_sum_ms: f64,
+}
+
+impl Counts {
+    /// Adds another series' counts.
+    pub fn add(&mut self, other: &Counts) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.cache_hits += other.cache_hits;
+        self.cache_misses += other.cache_misses;
+        self.latency_sum_ms += other.latency_sum_ms;
+        if self.latency.len() < other.latency.len() {
+            self.latency.resize(other.latency.len(), 0);
+        }
+        for (a, b) in self.latency.iter_mut().zip(&other.latency) {
+            *a += b;
+        }
+    }
+}
+
+/// The bucket a latency falls in.
+pub fn bucket(latency_ms: f64) -> usize {
+    LATENCY_BOUNDS_MS
+        .iter()
+        .position(|b| latency_ms <= *b)
+        .unwrap_or(LATENCY_BOUNDS_MS.len())
+}
+
+/// Whether the shared cache answered, from the `Cache-Status` the edge set (RFC 9211).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    Hit,
+    Miss,
+    /// Not a cacheable request (an unsafe method, a bypass): neither.
+    NotApplicable,
+}
+
+/// Classifies a `Cache-Status` value: `hit` is a hit (fresh or served stale), a `fwd` other
+/// than `bypass`/`method` a miss.
+pub fn cache_outcome(cache_status: &str) -> CacheOutcome {
+    let params: Vec<&str> = cache_status.split(';').map(str::trim).collect();
+    if params.contains(&"hit") {
+        CacheOutcome::Hit
+    } else if let Some(fwd) = params.iter().find_map(|p| p.strip_prefix("fwd=")) {
+        match fwd {
+            "bypass" | "method" => CacheOutcome::NotApplicable,
+            _ => CacheOutcome::Miss,
+        }
+    } else {
+        CacheOutcome::NotApplicable
+    }
+}
+
+/// What one proxied request did.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestRecord<'a> {
+    /// The flag and variant that picked the origin.
+    pub decided_by: Option<(&'a str, &'a str)>,
+    pub epoch: &'a str,
+    pub origin: &'a str,
+    pub origin_error: bool,
+    pub cache: CacheOutcome,
+    pub latency_ms: f64,
+}
+
+/// Exposures of one flag variant in one epoch: how many evaluations, and which units
+/// (hashed targeting keys) saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Exposure {
+    pub flag: String,
+    pub variant: String,
+    pub epoch: String,
+    pub count: u64,
+    pub units: Vec<String>,
+}
+
+/// Occurrences of one client-reported event, and which units reported it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventRecord {
+    pub name: String,
+    pub count: u64,
+    pub value_sum: f64,
+    pub units: Vec<String>,
+}
+
+/// What an isolate sends the metrics object in one call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    pub id: String,
+    pub series: Vec<(SeriesKey, Counts)>,
+    pub exposures: Vec<Exposure>,
+    pub events: Vec<EventRecord>,
+}
+
+impl Batch {
+    /// Requests this batch counts.
+    pub fn requests(&self) -> u64 {
+        self.series.iter().map(|(_, c)| c.requests).sum()
+    }
+}
+
+/// The isolate's pending measurements.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    series: BTreeMap<SeriesKey, Counts>,
+    exposures: BTreeMap<(String, String, String), (u64, BTreeSet<String>)>,
+    events: BTreeMap<String, (u64, f64, BTreeSet<String>)>,
+    pending: u64,
+    oldest_ms: Option<u64>,
+    /// Batches whose delivery failed, re-sent first (same id) on the next flush.
+    retained: Vec<Batch>,
+    /// Batches given up on because too many were retained.
+    pub dropped_batches: u64,
+}
+
+impl Recorder {
+    fn touch(&mut self, now_ms: u64) {
+        self.pending += 1;
+        self.oldest_ms.get_or_insert(now_ms);
+    }
+
+    /// Counts one proxied request.
+    pub fn request(&mut self, r: &RequestRecord<'_>, now_ms: u64) {
+        let (flag, variant) = r.decided_by.unwrap_or(("", ""));
+        let key = SeriesKey {
+            flag: flag.to_owned(),
+            variant: variant.to_owned(),
+            origin: r.origin.to_owned(),
+            epoch: if flag.is_empty() {
+                String::new()
+            } else {
+                r.epoch.to_owned()
+            },
+        };
+        let c = self.series.entry(key).or_default();
+        c.requests += 1;
+        c.errors += u64::from(r.origin_error);
+        match r.cache {
+            CacheOutcome::Hit => c.cache_hits += 1,
+            CacheOutcome::Miss => c.cache_misses += 1,
+            CacheOutcome::NotApplicable => {}
+        }
+        if c.latency.is_empty() {
+            c.latency = vec![0; LATENCY_BOUNDS_MS.len() + 1];
+        }
+        let latency = if r.latency_ms.is_finite() {
+            r.latency_ms.max(0.0)
+        } else {
+            0.0
+        };
+        if let Some(b) = c.latency.get_mut(bucket(latency)) {
+            *b += 1;
+        }
+        c.latency_sum_ms += latency;
+        self.touch(now_ms);
+    }
+
+    /// Counts one exposure of a flag variant to a unit (a hashed targeting key, if any).
+    pub fn exposure(
+        &mut self,
+        flag: &str,
+        variant: &str,
+        epoch: &str,
+        unit: Option<&str>,
+        now_ms: u64,
+    ) {
+        let e = self
+            .exposures
+            .entry((flag.to_owned(), variant.to_owned(), epoch.to_owned()))
+            .or_default();
+        e.0 += 1;
+        if let Some(u) = unit {
+            e.1.insert(u.to_owned());
+        }
+        self.touch(now_ms);
+    }
+
+    /// Counts one client-reported event (a conversion when an experiment names it).
+    pub fn event(&mut self, name: &str, unit: Option<&str>, value: Option<f64>, now_ms: u64) {
+        let e = self.events.entry(name.to_owned()).or_default();
+        e.0 += 1;
+        e.1 += value.filter(|v| v.is_finite()).unwrap_or(0.0);
+        if let Some(u) = unit {
+            e.2.insert(u.to_owned());
+        }
+        self.touch(now_ms);
+    }
+
+    /// Whether a batch should be sent now.
+    pub fn due(&self, now_ms: u64) -> bool {
+        self.pending >= MAX_PENDING_REQUESTS
+            || self
+                .oldest_ms
+                .is_some_and(|t| now_ms.saturating_sub(t) >= MAX_PENDING_MS)
+            || (!self.retained.is_empty() && self.pending > 0)
+    }
+
+    /// Everything to send: the retained batches (oldest first) and a new one with what is
+    /// pending, under `new_id`. The recorder is empty afterwards.
+    pub fn take(&mut self, new_id: String) -> Vec<Batch> {
+        let mut out = std::mem::take(&mut self.retained);
+        if self.pending > 0 {
+            out.push(Batch {
+                id: new_id,
+                series: std::mem::take(&mut self.series).into_iter().collect(),
+                exposures: std::mem::take(&mut self.exposures)
+                    .into_iter()
+                    .map(|((flag, variant, epoch), (count, units))| Exposure {
+                        flag,
+                        variant,
+                        epoch,
+                        count,
+                        units: units.into_iter().collect(),
+                    })
+                    .collect(),
+                events: std::mem::take(&mut self.events)
+                    .into_iter()
+                    .map(|(name, (count, value_sum, units))| EventRecord {
+                        name,
+                        count,
+                        value_sum,
+                        units: units.into_iter().collect(),
+                    })
+                    .collect(),
+            });
+        }
+        self.pending = 0;
+        self.oldest_ms = None;
+        out
+    }
+
+    /// Keeps batches whose delivery failed, to send again with the same ids.
+    pub fn retain_failed(&mut self, failed: Vec<Batch>) {
+        let mut all = failed;
+        all.append(&mut self.retained);
+        let excess = all.len().saturating_sub(MAX_RETAINED_BATCHES);
+        self.dropped_batches += excess as u64;
+        self.retained = all.split_off(excess);
+    }
+
+    /// Batches waiting for a retry.
+    pub fn retained(&self) -> usize {
+        self.retained.len()
+    }
+}
+
+/// A unit's id in the metrics store: a hash of the targeting key, so raw user ids never
+/// leave the request, yet the same visitor is one unit in every isolate.
+pub fn unit_id(targeting_key: &str) -> String {
+    hex16(&Sha256::digest(targeting_key.as_bytes()))
+}
+
+/// The epoch of a flag definition: a fingerprint of what decides its variants (state,
+/// variants, default, targeting) — not its metadata, so relabelling keeps the data.
+pub fn epoch(flag_definition: &Value) -> String {
+    let mut h = Sha256::new();
+    for field in ["state", "variants", "defaultVariant", "targeting"] {
+        h.update(field.as_bytes());
+        h.update(b"=");
+        h.update(
+            flag_definition
+                .get(field)
+                .map(Value::to_string)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        h.update(b";");
+    }
+    hex16(&h.finalize())[..12].to_owned()
+}
+
+fn hex16(bytes: &[u8]) -> String {
+    bytes.iter().take(8).fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Totals across epochs, what Prometheus is shown.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Totals {
+    /// Per (flag, variant, origin); the epoch is left out.
+    pub series: Vec<(SeriesKey, Counts)>,
+    /// (flag, variant, exposures).
+    pub exposures: Vec<(String, String, u64)>,
+    /// (event name, count).
+    pub events: Vec<(String, u64)>,
+    pub batches: u64,
+    pub duplicate_batches: u64,
+    /// Rollout stage (percent of the treatment) and status per flag with a plan.
+    pub rollouts: Vec<(String, u32, String)>,
+}
+
+/// Escapes a label value for the Prometheus text format.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn seconds(ms: f64) -> String {
+    format!("{}", ms / 1000.0)
+}
+
+/// Renders the totals in the Prometheus text exposition format (version 0.0.4).
+pub fn prometheus(t: &Totals) -> String {
+    let mut out = String::new();
+    let series_labels = |k: &SeriesKey| {
+        format!(
+            "flag=\"{}\",variant=\"{}\",origin=\"{}\"",
+            label(&k.flag),
+            label(&k.variant),
+            label(&k.origin)
+        )
+    };
+    let counter = |out: &mut String, name: &str, help: &str, pick: &dyn Fn(&Counts) -> u64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (k, c) in &t.series {
+            let _ = writeln!(out, "{name}{{{}}} {}", series_labels(k), pick(c));
+        }
+    };
+    counter(
+        &mut out,
+        "edgeflags_requests_total",
+        "Requests proxied by the edge, by the flag variant that chose the origin and the origin that served.",
+        &|c| c.requests,
+    );
+    counter(
+        &mut out,
+        "edgeflags_origin_errors_total",
+        "Origin 5xx answers and connect failures of the origin first chosen (before any retry on the stable origin).",
+        &|c| c.errors,
+    );
+    counter(
+        &mut out,
+        "edgeflags_cache_hits_total",
+        "Requests answered from the edge cache.",
+        &|c| c.cache_hits,
+    );
+    counter(
+        &mut out,
+        "edgeflags_cache_misses_total",
+        "Cacheable requests forwarded to the origin.",
+        &|c| c.cache_misses,
+    );
+    let name = "edgeflags_request_duration_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Time from the request reaching the edge to the response headers, by variant and origin.\n# TYPE {name} histogram"
+    );
+    for (k, c) in &t.series {
+        let labels = series_labels(k);
+        let mut cumulative = 0;
+        for (i, n) in c.latency.iter().enumerate() {
+            cumulative += n;
+            let le = LATENCY_BOUNDS_MS
+                .get(i)
+                .map_or_else(|| "+Inf".to_owned(), |b| seconds(*b));
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+        }
+        if c.latency.is_empty() {
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} 0");
+        }
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", seconds(c.latency_sum_ms));
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", c.requests);
+    }
+    let name = "edgeflags_exposures_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Flag evaluations counted as exposures (the route's flag on proxied requests; experiment flags answered over OFREP).\n# TYPE {name} counter"
+    );
+    for (flag, variant, n) in &t.exposures {
+        let _ = writeln!(
+            out,
+            "{name}{{flag=\"{}\",variant=\"{}\"}} {n}",
+            label(flag),
+            label(variant)
+        );
+    }
+    let name = "edgeflags_events_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Events reported by clients (conversions).\n# TYPE {name} counter"
+    );
+    for (event, n) in &t.events {
+        let _ = writeln!(out, "{name}{{event=\"{}\"}} {n}", label(event));
+    }
+    let name = "edgeflags_rollout_percent";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Share of the treatment in a guarded rollout's current stage.\n# TYPE {name} gauge"
+    );
+    for (flag, percent, status) in &t.rollouts {
+        let _ = writeln!(
+            out,
+            "{name}{{flag=\"{}\",status=\"{}\"}} {percent}",
+            label(flag),
+            label(status)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP edgeflags_metric_batches_total Measurement batches applied by the metrics store.\n# TYPE edgeflags_metric_batches_total counter\nedgeflags_metric_batches_total {}",
+        t.batches
+    );
+    let _ = writeln!(
+        out,
+        "# HELP edgeflags_metric_duplicate_batches_total Re-sent batches recognised and not counted again.\n# TYPE edgeflags_metric_duplicate_batches_total counter\nedgeflags_metric_duplicate_batches_total {}",
+        t.duplicate_batches
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req<'a>(
+        flag: Option<(&'a str, &'a str)>,
+        origin: &'a str,
+        error: bool,
+    ) -> RequestRecord<'a> {
+        RequestRecord {
+            decided_by: flag,
+            epoch: "e1",
+            origin,
+            origin_error: error,
+            cache: CacheOutcome::Miss,
+            latency_ms: 42.0,
+        }
+    }
+
+    #[test]
+    fn requests_fold_into_one_series_per_variant_and_origin() {
+        let mut r = Recorder::default();
+        for _ in 0..3 {
+            r.request(&req(Some(("backend", "v2")), "v2", false), 0);
+        }
+        r.request(&req(Some(("backend", "v2")), "v1", true), 0);
+        r.request(&req(None, "v1", false), 0);
+        let batches = r.take("b1".into());
+        assert_eq!(batches.len(), 1);
+        let b = &batches[0];
+        assert_eq!(b.requests(), 5);
+        assert_eq!(b.series.len(), 3);
+        let (k, c) = &b.series[2];
+        assert_eq!(
+            (k.flag.as_str(), k.variant.as_str(), k.origin.as_str()),
+            ("backend", "v2", "v2")
+        );
+        assert_eq!((c.requests, c.errors, c.cache_misses), (3, 0, 3));
+        assert_eq!(c.latency[bucket(42.0)], 3);
+        assert_eq!(b.series[0].0.epoch, "", "a fixed route has no epoch");
+        assert!(
+            r.take("b2".into()).is_empty(),
+            "nothing pending after a take"
+        );
+    }
+
+    #[test]
+    fn a_batch_is_due_by_count_or_by_age() {
+        let mut r = Recorder::default();
+        assert!(!r.due(10_000));
+        r.request(&req(None, "v1", false), 1000);
+        assert!(!r.due(1500));
+        assert!(r.due(1000 + MAX_PENDING_MS));
+        let mut r = Recorder::default();
+        for _ in 0..MAX_PENDING_REQUESTS {
+            r.request(&req(None, "v1", false), 1000);
+        }
+        assert!(r.due(1000));
+    }
+
+    #[test]
+    fn failed_batches_are_resent_first_with_their_ids_and_bounded() {
+        let mut r = Recorder::default();
+        r.request(&req(None, "v1", false), 0);
+        let first = r.take("a".into());
+        r.retain_failed(first);
+        r.request(&req(None, "v1", false), 0);
+        let again = r.take("b".into());
+        assert_eq!(
+            again.iter().map(|b| b.id.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        let many: Vec<Batch> = (0..MAX_RETAINED_BATCHES + 3)
+            .map(|i| Batch {
+                id: i.to_string(),
+                series: vec![],
+                exposures: vec![],
+                events: vec![],
+            })
+            .collect();
+        r.retain_failed(many);
+        assert_eq!(r.retained(), MAX_RETAINED_BATCHES);
+        assert_eq!(r.dropped_batches, 3, "dropping is counted, never silent");
+    }
+
+    #[test]
+    fn exposures_count_evaluations_and_distinct_units() {
+        let mut r = Recorder::default();
+        r.exposure("exp", "a", "e", Some("u1"), 0);
+        r.exposure("exp", "a", "e", Some("u1"), 0);
+        r.exposure("exp", "a", "e", Some("u2"), 0);
+        r.exposure("exp", "b", "e", None, 0);
+        r.event("purchase", Some("u1"), Some(9.5), 0);
+        r.event("purchase", Some("u1"), Some(f64::NAN), 0);
+        let b = r.take("x".into()).remove(0);
+        assert_eq!(b.exposures[0].count, 3);
+        assert_eq!(b.exposures[0].units, ["u1", "u2"]);
+        assert_eq!(b.exposures[1].units.len(), 0);
+        assert_eq!(b.events[0].count, 2);
+        assert_eq!(b.events[0].value_sum, 9.5);
+    }
+
+    #[test]
+    fn cache_status_values_classify_as_hit_miss_or_neither() {
+        for (value, want) in [
+            ("edgeflags; hit; ttl=30", CacheOutcome::Hit),
+            (
+                "edgeflags; hit; fwd=stale; fwd-status=200",
+                CacheOutcome::Hit,
+            ),
+            ("edgeflags; fwd=uri-miss; stored", CacheOutcome::Miss),
+            ("edgeflags; fwd=stale; fwd-status=304", CacheOutcome::Miss),
+            (
+                "edgeflags; fwd=bypass; detail=authorization",
+                CacheOutcome::NotApplicable,
+            ),
+            ("edgeflags; fwd=method", CacheOutcome::NotApplicable),
+            ("", CacheOutcome::NotApplicable),
+        ] {
+            assert_eq!(cache_outcome(value), want, "{value}");
+        }
+    }
+
+    #[test]
+    fn the_epoch_follows_the_split_not_the_metadata() {
+        let a: Value = serde_json::from_str(r#"{"state":"ENABLED","variants":{"v1":1,"v2":2},"defaultVariant":"v1","targeting":{"fractional":[["v1",90],["v2",10]]},"metadata":{"owner":"x"}}"#).unwrap();
+        let mut relabelled = a.clone();
+        relabelled["metadata"]["owner"] = "y".into();
+        let mut reweighted = a.clone();
+        reweighted["targeting"]["fractional"][0][1] = 50.into();
+        assert_eq!(epoch(&a), epoch(&relabelled));
+        assert_ne!(epoch(&a), epoch(&reweighted));
+        assert_eq!(epoch(&a).len(), 12);
+        assert_eq!(unit_id("alice"), unit_id("alice"));
+        assert_ne!(unit_id("alice"), unit_id("bob"));
+        assert_eq!(unit_id("alice").len(), 16);
+    }
+
+    #[test]
+    fn prometheus_text_has_typed_families_cumulative_buckets_and_escaped_labels() {
+        let mut c = Counts {
+            requests: 3,
+            errors: 1,
+            latency: vec![0; LATENCY_BOUNDS_MS.len() + 1],
+            ..Counts::default()
+        };
+        c.latency[0] = 1;
+        c.latency[4] = 2;
+        c.latency_sum_ms = 250.0;
+        let t = Totals {
+            series: vec![(
+                SeriesKey {
+                    flag: "back\"end".into(),
+                    variant: "v2".into(),
+                    origin: "v2".into(),
+                    epoch: String::new(),
+                },
+                c,
+            )],
+            exposures: vec![("backend".into(), "v2".into(), 3)],
+            events: vec![("purchase".into(), 1)],
+            batches: 2,
+            duplicate_batches: 1,
+            rollouts: vec![("backend".into(), 10, "running".into())],
+        };
+        let text = prometheus(&t);
+        let labels = r#"flag="back\"end",variant="v2",origin="v2""#;
+        for line in [
+            "# TYPE edgeflags_requests_total counter".to_owned(),
+            format!("edgeflags_requests_total{{{labels}}} 3"),
+            format!("edgeflags_origin_errors_total{{{labels}}} 1"),
+            "# TYPE edgeflags_request_duration_seconds histogram".to_owned(),
+            format!("edgeflags_request_duration_seconds_bucket{{{labels},le=\"0.005\"}} 1"),
+            format!("edgeflags_request_duration_seconds_bucket{{{labels},le=\"0.05\"}} 1"),
+            format!("edgeflags_request_duration_seconds_bucket{{{labels},le=\"0.1\"}} 3"),
+            format!("edgeflags_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} 3"),
+            format!("edgeflags_request_duration_seconds_sum{{{labels}}} 0.25"),
+            format!("edgeflags_request_duration_seconds_count{{{labels}}} 3"),
+            r#"edgeflags_exposures_total{flag="backend",variant="v2"} 3"#.to_owned(),
+            r#"edgeflags_events_total{event="purchase"} 1"#.to_owned(),
+            r#"edgeflags_rollout_percent{flag="backend",status="running"} 10"#.to_owned(),
+            "edgeflags_metric_duplicate_batches_total 1".to_owned(),
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+        }
+    }
+}

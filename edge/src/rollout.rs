@@ -1,0 +1,2034 @@
+//! Guarded rollouts: a flag's plan to move traffic from a control variant to a treatment in
+//! stages, and the gate decisions that advance, hold, complete or roll it back. Everything
+//! here is a pure function of the flag-set document, the counts measured in the current stage
+//! and the clock, so the controller that runs it (host glue) decides nothing.
+//!
+//! # The plan, in the flag's metadata
+//!
+//! flagd's schema allows only scalar metadata values, so the plan is flat keys:
+//!
+//! | key | type, default | meaning |
+//! |---|---|---|
+//! | `rollout.stages` | string, required | comma-separated ascending treatment percentages 1..=100, e.g. `"10,50,100"`; its presence makes the flag a plan |
+//! | `rollout.control` | string, the `defaultVariant` | the stable variant |
+//! | `rollout.treatment` | string, the other variant of a two-variant flag | the variant being rolled out |
+//! | `rollout.minDurationSeconds` | number ≥ 0, 3600 | least time per stage |
+//! | `rollout.minSample` | integer ≥ 1, 1000 | least treatment requests per stage |
+//! | `rollout.advanceErrorRate` | 0..=1, 0.005 | observed error rate that allows the next stage |
+//! | `rollout.rollbackErrorRate` | 0..=1 (≥ advance), 0.01 | error rate that, confidently exceeded, rolls back |
+//! | `rollout.maxP99Ms` | number > 0, none | treatment p99 latency limit |
+//! | `rollout.conversionEvent` | string, none | gate: conversion not worse than control |
+//! | `rollout.dryRun` | boolean, false | decisions are reported but never written |
+//!
+//! The controller writes the state back into the same metadata: `rollout.stage` (index into
+//! the stages, default 0), `rollout.stageStartedAt` (ms since the epoch; absent = not
+//! started), `rollout.status` (`running` | `completed` | `rolled-back`, default `running`)
+//! and `rollout.reason` (the last decision's reason). Any other `rollout.*` key is refused:
+//! a misspelt gate (`rollout.minSamples`) would otherwise silently fall back to its default.
+//!
+//! The flag's `targeting` must contain, anywhere in its own JSON (a `$ref` is not followed:
+//! the controller can only rewrite what is in the flag), a `fractional` split whose entries
+//! name the control and the treatment once each as string literals, e.g.
+//! `{"fractional": [{"var": "orgId"}, ["v1", 90], ["v2", 10]]}`. The first such split (depth
+//! first: array items in order, object members by key, as `serde_json` keeps them) is the one
+//! the controller rewrites: control weight `100 - p`, treatment weight `p`, every other entry
+//! and the bucketing expression unchanged.
+//!
+//! # Decisions, in this order
+//!
+//! 1. Status `completed` or `rolled-back` → **Idle** (nothing to do). No `stageStartedAt` →
+//!    **Start** at the first stage (the controller writes stage 0's weights and the start
+//!    time).
+//! 2. **Rollback** — safety first, with no minimum sample, because a confidence bound already
+//!    accounts for how little has been seen — when the Wilson 95 % *lower* bound of the
+//!    treatment's error rate is above `rollbackErrorRate`. Also when the treatment has at
+//!    least `minSample` requests and its p99 latency is above `maxP99Ms`; and, with a
+//!    `conversionEvent`, when both arms have at least `minSample` units and the 95 % interval
+//!    of the conversion difference (treatment − control) is entirely below 0. A rollback sets
+//!    the treatment's weight to 0 and the control's to 100: every visitor is back on the
+//!    stable variant.
+//! 3. **Hold** while the stage is younger than `minDurationSeconds` or the treatment has fewer
+//!    than `minSample` requests (or, with a `conversionEvent`, either arm fewer than
+//!    `minSample` units): the reason says what is still missing.
+//! 4. **Advance** to the next stage when the observed error rate is at most
+//!    `advanceErrorRate` and the p99 is known to be within `maxP99Ms` (the conversion gate
+//!    passed in step 2); at the last stage, **Complete** instead (which leaves the split as it
+//!    is, also when the last stage is below 100 %).
+//! 5. Otherwise **Hold**: the result is inconclusive (the error rate is between the two
+//!    limits, or the p99 lies beyond the histogram's last bucket and cannot be shown to be
+//!    within the limit).
+//!
+//! The measured counts are expected to be those of the current stage only (the metrics store
+//! starts a new epoch whenever the split changes), so each stage is judged on its own traffic.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::admin::Change;
+use crate::error::EdgeError;
+use crate::live::Finding;
+use crate::stats::{self, Interval, Uplift};
+
+const STAGES: &str = "rollout.stages";
+const CONTROL: &str = "rollout.control";
+const TREATMENT: &str = "rollout.treatment";
+const MIN_DURATION: &str = "rollout.minDurationSeconds";
+const MIN_SAMPLE: &str = "rollout.minSample";
+const ADVANCE_ERROR_RATE: &str = "rollout.advanceErrorRate";
+const ROLLBACK_ERROR_RATE: &str = "rollout.rollbackErrorRate";
+const MAX_P99: &str = "rollout.maxP99Ms";
+const CONVERSION_EVENT: &str = "rollout.conversionEvent";
+const DRY_RUN: &str = "rollout.dryRun";
+const STAGE: &str = "rollout.stage";
+const STAGE_STARTED_AT: &str = "rollout.stageStartedAt";
+const STATUS: &str = "rollout.status";
+const REASON: &str = "rollout.reason";
+
+const KNOWN_KEYS: [&str; 14] = [
+    STAGES,
+    CONTROL,
+    TREATMENT,
+    MIN_DURATION,
+    MIN_SAMPLE,
+    ADVANCE_ERROR_RATE,
+    ROLLBACK_ERROR_RATE,
+    MAX_P99,
+    CONVERSION_EVENT,
+    DRY_RUN,
+    STAGE,
+    STAGE_STARTED_AT,
+    STATUS,
+    REASON,
+];
+
+/// Defaults: an hour and a thousand requests per stage keep a stage from advancing on a
+/// quiet night's handful of requests; 0.5 % / 1 % are common canary error budgets.
+const DEFAULT_MIN_DURATION_SECONDS: f64 = 3600.0;
+const DEFAULT_MIN_SAMPLE: u64 = 1000;
+const DEFAULT_ADVANCE_ERROR_RATE: f64 = 0.005;
+const DEFAULT_ROLLBACK_ERROR_RATE: f64 = 0.01;
+
+/// A flag's rollout plan, as configured in its metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub flag: String,
+    pub control: String,
+    pub treatment: String,
+    /// Treatment percentages, ascending, each 1..=100.
+    pub stages: Vec<u32>,
+    pub min_duration_ms: u64,
+    pub min_sample: u64,
+    pub advance_error_rate: f64,
+    pub rollback_error_rate: f64,
+    pub max_p99_ms: Option<f64>,
+    pub conversion_event: Option<String>,
+    pub dry_run: bool,
+}
+
+/// Where a rollout is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Running,
+    Completed,
+    RolledBack,
+}
+
+impl Status {
+    /// The value of `rollout.status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Completed => "completed",
+            Status::RolledBack => "rolled-back",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [Status::Running, Status::Completed, Status::RolledBack]
+            .into_iter()
+            .find(|status| status.as_str() == s)
+    }
+}
+
+/// A rollout's state, as the controller last wrote it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct State {
+    /// Index into `Plan::stages`.
+    pub stage: usize,
+    /// When the current stage started (ms since the epoch); `None` = not started.
+    pub stage_started_ms: Option<u64>,
+    pub status: Status,
+}
+
+/// Every flag with `rollout.stages` in its metadata, with its state. Errors name the JSON
+/// path (`flags.backend.metadata.rollout.stages: …`, `flags.backend.targeting: …`); every
+/// error of every flag is collected, so one round of fixes is enough.
+pub fn plans(document: &Value) -> Result<Vec<(Plan, State)>, Vec<Finding>> {
+    let Some(flags) = document.get("flags").and_then(Value::as_object) else {
+        return Err(vec![Finding {
+            path: "flags".into(),
+            message: "the document has no flags object".into(),
+        }]);
+    };
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
+    for (key, definition) in flags {
+        if let Some(plan) = plan_of(key, definition, &mut errors) {
+            found.push(plan);
+        }
+    }
+    if errors.is_empty() {
+        Ok(found)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Reads the `rollout.*` keys of one flag's metadata, recording an error per bad key.
+struct Reader<'a> {
+    meta: &'a Map<String, Value>,
+    path: String,
+    errors: Vec<Finding>,
+}
+
+impl<'a> Reader<'a> {
+    fn fail(&mut self, key: &str, message: impl Into<String>) {
+        self.errors.push(Finding {
+            path: format!("{}.{key}", self.path),
+            message: message.into(),
+        });
+    }
+
+    fn string(&mut self, key: &str) -> Option<&'a str> {
+        match self.meta.get(key)? {
+            Value::String(s) if !s.trim().is_empty() => Some(s),
+            _ => {
+                self.fail(key, "must be a non-empty string");
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, key: &str) -> Option<bool> {
+        match self.meta.get(key)? {
+            Value::Bool(b) => Some(*b),
+            _ => {
+                self.fail(key, "must be true or false");
+                None
+            }
+        }
+    }
+
+    /// A finite number satisfying `valid`, else an error stating `rule`.
+    fn number(&mut self, key: &str, valid: impl Fn(f64) -> bool, rule: &str) -> Option<f64> {
+        let value = self.meta.get(key)?;
+        match value.as_f64().filter(|x| x.is_finite() && valid(*x)) {
+            Some(x) => Some(x),
+            None => {
+                self.fail(key, format!("must be {rule}"));
+                None
+            }
+        }
+    }
+
+    /// A whole number (`1000` or `1000.0`) of at least `min`, else an error stating `rule`.
+    fn whole(&mut self, key: &str, min: u64, rule: &str) -> Option<u64> {
+        let value = self.meta.get(key)?;
+        match whole(value).filter(|n| *n >= min) {
+            Some(n) => Some(n),
+            None => {
+                self.fail(key, format!("must be {rule}"));
+                None
+            }
+        }
+    }
+}
+
+fn whole(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|x| x.fract() == 0.0 && *x >= 0.0 && *x < u64::MAX as f64)
+            .map(|x| x as u64)
+    })
+}
+
+/// The stages of `rollout.stages`, or `None` unless they are ascending integers 1..=100.
+fn parse_stages(text: &str) -> Option<Vec<u32>> {
+    let mut stages: Vec<u32> = Vec::new();
+    for part in text.split(',') {
+        let percent: u32 = part.trim().parse().ok()?;
+        if !(1..=100).contains(&percent) || stages.last().is_some_and(|last| *last >= percent) {
+            return None;
+        }
+        stages.push(percent);
+    }
+    Some(stages)
+}
+
+/// One flag's plan and state; `None` when it has no plan or its plan has errors (then
+/// recorded in `errors`).
+fn plan_of(key: &str, definition: &Value, errors: &mut Vec<Finding>) -> Option<(Plan, State)> {
+    let meta = definition.get("metadata").and_then(Value::as_object)?;
+    if !meta.contains_key(STAGES) {
+        return None;
+    }
+    let mut r = Reader {
+        meta,
+        path: format!("flags.{key}.metadata"),
+        errors: Vec::new(),
+    };
+    for unknown in meta
+        .keys()
+        .filter(|k| k.starts_with("rollout.") && !KNOWN_KEYS.contains(&k.as_str()))
+    {
+        r.fail(
+            unknown,
+            format!(
+                "unknown rollout setting; the known ones are {}",
+                KNOWN_KEYS.join(", ")
+            ),
+        );
+    }
+
+    let stages = match meta.get(STAGES) {
+        Some(Value::String(s)) => parse_stages(s),
+        _ => None,
+    };
+    if stages.is_none() {
+        r.fail(STAGES, "percentages must be ascending integers 1..=100");
+    }
+
+    let variants: Vec<&str> = definition
+        .get("variants")
+        .and_then(Value::as_object)
+        .map(|v| v.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    let is_variant = |name: &str| variants.contains(&name);
+
+    let control = match r.string(CONTROL) {
+        Some(c) => Some(c),
+        None if meta.contains_key(CONTROL) => None,
+        None => {
+            let default = definition.get("defaultVariant").and_then(Value::as_str);
+            if default.is_none() {
+                r.fail(CONTROL, "required: the flag has no defaultVariant");
+            }
+            default
+        }
+    };
+    let control = control.filter(|c| {
+        let ok = is_variant(c);
+        if !ok {
+            r.fail(CONTROL, format!("{c:?} is not a variant of the flag"));
+        }
+        ok
+    });
+
+    let treatment = match r.string(TREATMENT) {
+        Some(t) => Some(t),
+        None if meta.contains_key(TREATMENT) => None,
+        None => match (control, variants.as_slice()) {
+            (Some(c), [a, b]) => Some(if *a == c { *b } else { *a }),
+            // A bad control was reported already; the treatment cannot be inferred from it.
+            (None, [_, _]) => None,
+            _ => {
+                r.fail(
+                    TREATMENT,
+                    format!(
+                        "required unless the flag has exactly two variants (it has {})",
+                        variants.len()
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let treatment = treatment.filter(|t| {
+        if !is_variant(t) {
+            r.fail(TREATMENT, format!("{t:?} is not a variant of the flag"));
+            false
+        } else if Some(*t) == control {
+            r.fail(TREATMENT, format!("must differ from the control {t:?}"));
+            false
+        } else {
+            true
+        }
+    });
+
+    let min_duration_s = r
+        .number(MIN_DURATION, |x| x >= 0.0, "a number of seconds ≥ 0")
+        .unwrap_or(DEFAULT_MIN_DURATION_SECONDS);
+    let min_sample = r
+        .whole(MIN_SAMPLE, 1, "an integer ≥ 1")
+        .unwrap_or(DEFAULT_MIN_SAMPLE);
+    let rate = |x: f64| (0.0..=1.0).contains(&x);
+    let advance = r.number(ADVANCE_ERROR_RATE, rate, "a rate between 0 and 1");
+    let rollback = r.number(ROLLBACK_ERROR_RATE, rate, "a rate between 0 and 1");
+    let advance_error_rate = advance.unwrap_or(DEFAULT_ADVANCE_ERROR_RATE);
+    let rollback_error_rate = rollback.unwrap_or(DEFAULT_ROLLBACK_ERROR_RATE);
+    let rates_given = (meta.contains_key(ADVANCE_ERROR_RATE) == advance.is_some())
+        && (meta.contains_key(ROLLBACK_ERROR_RATE) == rollback.is_some());
+    if rates_given && rollback_error_rate < advance_error_rate {
+        r.fail(
+            ROLLBACK_ERROR_RATE,
+            format!(
+                "must be at least the advance error rate {advance_error_rate} (it is {rollback_error_rate})"
+            ),
+        );
+    }
+    let max_p99_ms = r.number(MAX_P99, |x| x > 0.0, "a number of milliseconds > 0");
+    let conversion_event = r.string(CONVERSION_EVENT).map(str::to_owned);
+    let dry_run = r.boolean(DRY_RUN).unwrap_or(false);
+
+    let stage_rule = match &stages {
+        Some(stages) => format!(
+            "an index into rollout.stages (0..={})",
+            stages.len().saturating_sub(1)
+        ),
+        None => "an index into rollout.stages".to_owned(),
+    };
+    let stage = r.whole(STAGE, 0, &stage_rule).unwrap_or(0);
+    let stage = usize::try_from(stage).unwrap_or(usize::MAX);
+    if stages.as_ref().is_some_and(|s| stage >= s.len()) {
+        r.fail(STAGE, format!("must be {stage_rule}"));
+    }
+    let stage_started_ms = r.whole(
+        STAGE_STARTED_AT,
+        0,
+        "milliseconds since the epoch (an integer ≥ 0)",
+    );
+    let status = match r.string(STATUS) {
+        None => Status::Running,
+        Some(s) => Status::parse(s).unwrap_or_else(|| {
+            r.fail(STATUS, "must be running, completed or rolled-back");
+            Status::Running
+        }),
+    };
+    if meta.get(REASON).is_some_and(|v| !v.is_string()) {
+        r.fail(REASON, "must be a string");
+    }
+
+    if let (Some(c), Some(t)) = (control, treatment) {
+        if definition
+            .get("targeting")
+            .and_then(|targeting| find_split(targeting, c, t))
+            .is_none()
+        {
+            r.errors.push(Finding {
+                path: format!("flags.{key}.targeting"),
+                message: format!("a rollout needs a fractional split naming {c:?} and {t:?}"),
+            });
+        }
+    }
+
+    if !r.errors.is_empty() {
+        errors.append(&mut r.errors);
+        return None;
+    }
+    let (Some(stages), Some(control), Some(treatment)) = (stages, control, treatment) else {
+        return None;
+    };
+    Some((
+        Plan {
+            flag: key.to_owned(),
+            control: control.to_owned(),
+            treatment: treatment.to_owned(),
+            stages,
+            min_duration_ms: (min_duration_s * 1000.0).round() as u64,
+            min_sample,
+            advance_error_rate,
+            rollback_error_rate,
+            max_p99_ms,
+            conversion_event,
+            dry_run,
+        },
+        State {
+            stage,
+            stage_started_ms,
+            status,
+        },
+    ))
+}
+
+/// The entries of a `fractional` argument list: everything but a leading bucketing-key
+/// expression (which is anything that is not an array).
+fn split_entries(args: &[Value]) -> &[Value] {
+    match args.first() {
+        Some(Value::Array(_)) | None => args,
+        Some(_) => args.get(1..).unwrap_or(&[]),
+    }
+}
+
+fn entry_name(entry: &Value) -> Option<&str> {
+    entry.as_array()?.first()?.as_str()
+}
+
+/// Whether `value` is a `fractional` operation naming `control` and `treatment` once each.
+fn is_split(value: &Value, control: &str, treatment: &str) -> bool {
+    let Some(args) = value.get("fractional").and_then(Value::as_array) else {
+        return false;
+    };
+    let entries = split_entries(args);
+    let count = |name: &str| {
+        entries
+            .iter()
+            .filter(|e| entry_name(e) == Some(name))
+            .count()
+    };
+    count(control) == 1 && count(treatment) == 1
+}
+
+/// The argument list of the first split naming both variants, depth first (array items in
+/// order, object members by key).
+fn find_split<'a>(value: &'a Value, control: &str, treatment: &str) -> Option<&'a Vec<Value>> {
+    if is_split(value, control, treatment) {
+        return value.get("fractional").and_then(Value::as_array);
+    }
+    match value {
+        Value::Array(items) => items.iter().find_map(|v| find_split(v, control, treatment)),
+        Value::Object(map) => map.values().find_map(|v| find_split(v, control, treatment)),
+        _ => None,
+    }
+}
+
+/// The same walk as `find_split`, for rewriting.
+fn find_split_mut<'a>(
+    value: &'a mut Value,
+    control: &str,
+    treatment: &str,
+) -> Option<&'a mut Vec<Value>> {
+    if is_split(value, control, treatment) {
+        return value.get_mut("fractional").and_then(Value::as_array_mut);
+    }
+    match value {
+        Value::Array(items) => items
+            .iter_mut()
+            .find_map(|v| find_split_mut(v, control, treatment)),
+        Value::Object(map) => map
+            .values_mut()
+            .find_map(|v| find_split_mut(v, control, treatment)),
+        _ => None,
+    }
+}
+
+/// What one arm (variant) did during the current stage.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Arm {
+    /// Requests served with this variant.
+    pub requests: u64,
+    /// Of those, the failed ones (origin errors, 5xx).
+    pub errors: u64,
+    /// Latency histogram counts: `bounds.len() + 1` entries, see [`stats::quantile`].
+    pub latency: Vec<u64>,
+    /// Distinct visitors exposed to the variant.
+    pub units: u64,
+    /// Of those, the ones who sent the conversion event.
+    pub converted: u64,
+}
+
+/// What the controller should do with a rollout now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Decision {
+    /// Write the first stage's split and the start time.
+    Start { percent: u32 },
+    /// Move to stage `stage` (an index into the plan's stages) at `percent`.
+    Advance {
+        stage: usize,
+        percent: u32,
+        reason: String,
+    },
+    /// Keep the current stage.
+    Hold { reason: String },
+    /// Send everyone back to the control.
+    Rollback { reason: String },
+    /// The last stage passed its gates.
+    Complete { reason: String },
+    /// The rollout is over (or cannot run); nothing to do.
+    Idle { reason: String },
+}
+
+/// Decides what to do with one rollout, from the counts of its current stage (`control` is
+/// only used by the conversion gate) and the clock. See the module doc for the rules.
+pub fn decide(
+    plan: &Plan,
+    state: &State,
+    control: &Arm,
+    treatment: &Arm,
+    bounds_ms: &[f64],
+    now_ms: u64,
+) -> Decision {
+    let idle = |reason: String| Decision::Idle { reason };
+    match state.status {
+        Status::Completed => return idle("the rollout is completed".into()),
+        Status::RolledBack => return idle("the rollout was rolled back".into()),
+        Status::Running => {}
+    }
+    let Some(&first) = plan.stages.first() else {
+        return idle("the plan has no stages".into());
+    };
+    let Some(started_ms) = state.stage_started_ms else {
+        return Decision::Start { percent: first };
+    };
+    let Some(&percent) = plan.stages.get(state.stage) else {
+        return idle(format!(
+            "stage index {} does not exist: the plan has {} stages",
+            state.stage,
+            plan.stages.len()
+        ));
+    };
+
+    // 2. Rollback.
+    let requests = treatment.requests;
+    let errors = treatment.errors.min(requests);
+    let error_ci = stats::wilson(errors, requests, stats::Z95);
+    if let Some(ci) = error_ci.filter(|ci| ci.low > plan.rollback_error_rate) {
+        return Decision::Rollback {
+            reason: format!(
+                "error rate {} ({}) over {requests} requests is above the rollback limit {}",
+                pct(ratio(errors, requests)),
+                ci95(ci),
+                pct(plan.rollback_error_rate)
+            ),
+        };
+    }
+    let min_sample = plan.min_sample.max(1);
+    let enough_requests = requests >= min_sample;
+    let latency = latency_gate(plan.max_p99_ms, bounds_ms, &treatment.latency);
+    if enough_requests {
+        if let Latency::Above(p99) = &latency {
+            return Decision::Rollback {
+                reason: format!(
+                    "p99 latency {p99} over {requests} requests is above the limit {}",
+                    ms(plan.max_p99_ms.unwrap_or_default())
+                ),
+            };
+        }
+    }
+    let conversion = match plan.conversion_event {
+        Some(_) if control.units >= min_sample && treatment.units >= min_sample => stats::uplift(
+            (control.converted, control.units),
+            (treatment.converted, treatment.units),
+            stats::Z95,
+        ),
+        _ => None,
+    };
+    if let Some(u) = conversion.filter(|u| u.interval.high < 0.0) {
+        return Decision::Rollback {
+            reason: format!(
+                "conversion is worse than control: {}",
+                conversion_text(&u, control, treatment)
+            ),
+        };
+    }
+
+    // 3. Hold until there is enough to judge.
+    let elapsed_ms = now_ms.saturating_sub(started_ms);
+    let units_missing = plan.conversion_event.is_some() && conversion.is_none();
+    if elapsed_ms < plan.min_duration_ms || !enough_requests || units_missing {
+        let mut reason = format!(
+            "waiting: {requests} of {min_sample} requests, {} s of {} s",
+            seconds(elapsed_ms),
+            seconds(plan.min_duration_ms)
+        );
+        if units_missing {
+            reason.push_str(&format!(
+                ", {} of {min_sample} treatment units and {} of {min_sample} control units",
+                treatment.units, control.units
+            ));
+        }
+        return Decision::Hold { reason };
+    }
+
+    // 4. Advance or complete.
+    let rate = ratio(errors, requests);
+    let mut passed = vec![format!(
+        "error rate {} over {requests} requests is within the advance limit {}",
+        pct(rate),
+        pct(plan.advance_error_rate)
+    )];
+    let latency_ok = match &latency {
+        Latency::NotGated => true,
+        Latency::Within(p99) => {
+            passed.push(format!(
+                "p99 latency {p99} is within {}",
+                ms(plan.max_p99_ms.unwrap_or_default())
+            ));
+            true
+        }
+        Latency::Above(_) | Latency::Unknown(_) => false,
+    };
+    if let Some(u) = &conversion {
+        passed.push(format!(
+            "conversion is not worse than control: {}",
+            conversion_text(u, control, treatment)
+        ));
+    }
+    if rate <= plan.advance_error_rate && latency_ok {
+        let passed = passed.join("; ");
+        let next = state.stage + 1;
+        return match plan.stages.get(next) {
+            Some(&next_percent) => Decision::Advance {
+                stage: next,
+                percent: next_percent,
+                reason: format!(
+                    "{passed}: {percent}% → {next_percent}% (stage {} of {})",
+                    next + 1,
+                    plan.stages.len()
+                ),
+            },
+            None => Decision::Complete {
+                reason: format!("{passed}: the last stage ({percent}%) is done"),
+            },
+        };
+    }
+
+    // 5. Inconclusive.
+    let reason = if rate > plan.advance_error_rate {
+        format!(
+            "inconclusive: error rate {} is between {} and {} ({} over {requests} requests)",
+            pct(rate),
+            pct(plan.advance_error_rate),
+            pct(plan.rollback_error_rate),
+            error_ci.map_or_else(String::new, ci95)
+        )
+    } else {
+        match latency {
+            Latency::Unknown(why) => format!("inconclusive: {why}"),
+            // Above with too few requests cannot get here: requests ≥ min_sample by step 3.
+            _ => "inconclusive".to_owned(),
+        }
+    };
+    Decision::Hold { reason }
+}
+
+/// The p99 gate's outcome; the `String`s are ready for a reason sentence.
+enum Latency {
+    /// No `maxP99Ms`.
+    NotGated,
+    Within(String),
+    Above(String),
+    Unknown(String),
+}
+
+fn latency_gate(max_p99_ms: Option<f64>, bounds: &[f64], counts: &[u64]) -> Latency {
+    let Some(max) = max_p99_ms else {
+        return Latency::NotGated;
+    };
+    let Some(p99) = stats::quantile(bounds, counts, 0.99) else {
+        return Latency::Unknown(format!(
+            "no usable latency histogram to check p99 against {}",
+            ms(max)
+        ));
+    };
+    // In the overflow bucket the quantile is only a lower bound: the true p99 is above the
+    // last bound, by an unknown amount.
+    let total: u64 = counts.iter().fold(0, |a, c| a.saturating_add(*c));
+    let overflow = counts.last().copied().unwrap_or(0);
+    let below = total - overflow;
+    let beyond = overflow > 0 && (below as f64) < 0.99 * total as f64;
+    if beyond {
+        if p99 >= max {
+            Latency::Above(format!("above {}", ms(p99)))
+        } else {
+            Latency::Unknown(format!(
+                "p99 latency is above {}, the histogram's last bound, so it cannot be shown to be within {}",
+                ms(p99),
+                ms(max)
+            ))
+        }
+    } else if p99 > max {
+        Latency::Above(ms(p99))
+    } else {
+        Latency::Within(ms(p99))
+    }
+}
+
+fn conversion_text(u: &Uplift, control: &Arm, treatment: &Arm) -> String {
+    format!(
+        "{} vs {} (difference {} points, 95% CI {} to {}) over {} and {} units",
+        pct(ratio(treatment.converted, treatment.units)),
+        pct(ratio(control.converted, control.units)),
+        points(u.absolute),
+        points(u.interval.low),
+        points(u.interval.high),
+        treatment.units,
+        control.units
+    )
+}
+
+fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part.min(whole) as f64 / whole as f64
+    }
+}
+
+/// A rate as a percentage: one decimal, more for small non-zero rates so that 0.04 % does
+/// not read as 0.0 %.
+fn pct(rate: f64) -> String {
+    let p = rate * 100.0;
+    if p == 0.0 || p.abs() >= 0.1 {
+        format!("{p:.1}%")
+    } else {
+        format!("{p:.2}%")
+    }
+}
+
+/// A difference of two rates in percentage points, signed.
+fn points(diff: f64) -> String {
+    format!("{:+.1}", diff * 100.0)
+}
+
+fn ci95(ci: Interval) -> String {
+    format!("95% CI {}–{}", pct(ci.low), pct(ci.high))
+}
+
+fn ms(x: f64) -> String {
+    format!("{x:.0} ms")
+}
+
+fn seconds(ms: u64) -> String {
+    if ms.is_multiple_of(1000) {
+        (ms / 1000).to_string()
+    } else {
+        format!("{:.1}", ms as f64 / 1000.0)
+    }
+}
+
+/// Applies a decision to the document text: rewrites the weights of the plan's split
+/// (control `100 - p`, treatment `p`, other entries and the bucketing expression unchanged)
+/// and the `rollout.*` state keys (`stage` for Start/Advance, `stageStartedAt = now_ms`,
+/// `status`, `reason`). Start, Advance and Rollback (0 %) rewrite the split; Complete leaves
+/// it as it is. Hold and Idle, and every decision of a dry-run plan, return `Ok(None)`:
+/// nothing to write. The result is validated like any admin change.
+pub fn apply(
+    document: &str,
+    plan: &Plan,
+    decision: &Decision,
+    now_ms: u64,
+) -> Result<Option<Change>, EdgeError> {
+    let (percent, stage, status, reason, what) = match decision {
+        Decision::Hold { .. } | Decision::Idle { .. } => return Ok(None),
+        _ if plan.dry_run => return Ok(None),
+        Decision::Start { percent } => (
+            Some(*percent),
+            Some(0),
+            Status::Running,
+            format!("started: {percent}% on {}", plan.treatment),
+            format!("started at {percent}%"),
+        ),
+        Decision::Advance {
+            stage,
+            percent,
+            reason,
+        } => (
+            Some(*percent),
+            Some(*stage),
+            Status::Running,
+            reason.clone(),
+            format!("advanced to {percent}%"),
+        ),
+        Decision::Rollback { reason } => (
+            Some(0),
+            None,
+            Status::RolledBack,
+            reason.clone(),
+            "rolled back".to_owned(),
+        ),
+        Decision::Complete { reason } => (
+            None,
+            None,
+            Status::Completed,
+            reason.clone(),
+            "completed".to_owned(),
+        ),
+    };
+    let mut doc: Value = serde_json::from_str(document).map_err(|e| {
+        EdgeError::Conflict(format!(
+            "the stored flag set is not JSON ({e}); replace it whole"
+        ))
+    })?;
+    let flag = doc
+        .get_mut("flags")
+        .and_then(Value::as_object_mut)
+        .and_then(|flags| flags.get_mut(&plan.flag))
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| EdgeError::FlagNotFound(plan.flag.clone()))?;
+    if let Some(percent) = percent {
+        let percent = percent.min(100);
+        let args = flag
+            .get_mut("targeting")
+            .and_then(|t| find_split_mut(t, &plan.control, &plan.treatment))
+            .ok_or_else(|| {
+                EdgeError::Conflict(format!(
+                    "flags.{}.targeting: a rollout needs a fractional split naming {:?} and {:?}",
+                    plan.flag, plan.control, plan.treatment
+                ))
+            })?;
+        let skip = args.len() - split_entries(args).len();
+        for entry in args.iter_mut().skip(skip) {
+            let weight = match entry_name(entry) {
+                Some(name) if name == plan.control => 100 - percent,
+                Some(name) if name == plan.treatment => percent,
+                _ => continue,
+            };
+            if let Value::Array(parts) = entry {
+                parts.truncate(1);
+                parts.push(Value::from(weight));
+            }
+        }
+    }
+    let meta = flag
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()))
+        .as_object_mut()
+        .ok_or_else(|| {
+            EdgeError::Conflict(format!(
+                "flags.{}.metadata: must be an object to hold the rollout state",
+                plan.flag
+            ))
+        })?;
+    if let Some(stage) = stage {
+        meta.insert(STAGE.into(), Value::from(stage));
+    }
+    meta.insert(STAGE_STARTED_AT.into(), Value::from(now_ms));
+    meta.insert(STATUS.into(), Value::from(status.as_str()));
+    meta.insert(REASON.into(), Value::from(reason.clone()));
+    let document =
+        serde_json::to_string_pretty(&doc).map_err(|e| EdgeError::Internal(e.to_string()))?;
+    crate::admin::validate(&document)?;
+    Ok(Some(Change {
+        document,
+        summary: format!("{}: rollout {what}: {reason}", plan.flag),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    // ---- documents ----
+
+    const HOUR_MS: u64 = 3_600_000;
+    const T0: u64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+
+    /// `base` with the keys of `extra` added (or, with a null value, removed).
+    fn merged(base: Value, extra: Value) -> Value {
+        let (Value::Object(mut base), Value::Object(extra)) = (base, extra) else {
+            panic!("objects expected");
+        };
+        for (k, v) in extra {
+            if v.is_null() {
+                base.remove(&k);
+            } else {
+                base.insert(k, v);
+            }
+        }
+        Value::Object(base)
+    }
+
+    /// The `backend` flag: v1 (default) and v2, 90/10, a plan "10,50,100" plus `extra`.
+    fn backend(extra: Value) -> Value {
+        json!({
+            "state": "ENABLED",
+            "variants": {"v1": "v1", "v2": "v2"},
+            "defaultVariant": "v1",
+            "targeting": {"fractional": [["v1", 90], ["v2", 10]]},
+            "metadata": merged(json!({"owner": "platform", "rollout.stages": "10,50,100"}), extra)
+        })
+    }
+
+    fn document_with(backend: Value) -> Value {
+        json!({
+            "$schema": "https://flagd.dev/schema/v0/flags.json",
+            "metadata": {"flagSetId": "erp-backend", "version": "1"},
+            "flags": {
+                "backend": backend,
+                "theme": {
+                    "state": "ENABLED",
+                    "variants": {"classic": "classic", "fresh": "fresh"},
+                    "defaultVariant": "classic",
+                    "targeting": {"fractional": [["classic", 50], ["fresh", 50]]},
+                    "metadata": {"owner": "design"}
+                }
+            }
+        })
+    }
+
+    fn only_plan(document: &Value) -> (Plan, State) {
+        let mut found = plans(document).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        found.remove(0)
+    }
+
+    fn plan_with(extra: Value) -> Plan {
+        only_plan(&document_with(backend(extra))).0
+    }
+
+    fn default_plan() -> Plan {
+        Plan {
+            flag: "backend".into(),
+            control: "v1".into(),
+            treatment: "v2".into(),
+            stages: vec![10, 50, 100],
+            min_duration_ms: HOUR_MS,
+            min_sample: 1000,
+            advance_error_rate: 0.005,
+            rollback_error_rate: 0.01,
+            max_p99_ms: None,
+            conversion_event: None,
+            dry_run: false,
+        }
+    }
+
+    // ---- plans ----
+
+    #[test]
+    fn a_minimal_plan_takes_every_default() {
+        let (plan, state) = only_plan(&document_with(backend(json!({}))));
+        assert_eq!(plan, default_plan());
+        assert_eq!(
+            state,
+            State {
+                stage: 0,
+                stage_started_ms: None,
+                status: Status::Running
+            }
+        );
+    }
+
+    #[test]
+    fn every_setting_and_the_state_are_read_from_the_metadata() {
+        let definition = json!({
+            "state": "ENABLED",
+            "variants": {"a": 1, "b": 2, "c": 3},
+            "defaultVariant": "a",
+            "targeting": {"if": [
+                {"in": ["@example.com", {"var": "email"}]}, "c",
+                {"fractional": [{"var": "orgId"}, ["c", 10], ["b"], ["a", 90]]}
+            ]},
+            "metadata": {
+                "rollout.stages": "5, 25,100",
+                "rollout.control": "c",
+                "rollout.treatment": "b",
+                "rollout.minDurationSeconds": 1.5,
+                "rollout.minSample": 200.0,
+                "rollout.advanceErrorRate": 0.01,
+                "rollout.rollbackErrorRate": 0.01,
+                "rollout.maxP99Ms": 750,
+                "rollout.conversionEvent": "checkout",
+                "rollout.dryRun": true,
+                "rollout.stage": 1,
+                "rollout.stageStartedAt": T0,
+                "rollout.status": "rolled-back",
+                "rollout.reason": "error rate too high"
+            }
+        });
+        let (plan, state) = only_plan(&document_with(definition));
+        assert_eq!(
+            plan,
+            Plan {
+                flag: "backend".into(),
+                control: "c".into(),
+                treatment: "b".into(),
+                stages: vec![5, 25, 100],
+                min_duration_ms: 1500,
+                min_sample: 200,
+                advance_error_rate: 0.01,
+                rollback_error_rate: 0.01,
+                max_p99_ms: Some(750.0),
+                conversion_event: Some("checkout".into()),
+                dry_run: true,
+            }
+        );
+        assert_eq!(
+            state,
+            State {
+                stage: 1,
+                stage_started_ms: Some(T0),
+                status: Status::RolledBack
+            }
+        );
+    }
+
+    #[test]
+    fn the_treatment_defaults_to_the_other_of_two_variants() {
+        assert_eq!(plan_with(json!({"rollout.control": "v2"})).treatment, "v1");
+        assert_eq!(plan_with(json!({})).treatment, "v2");
+    }
+
+    #[test]
+    fn flags_without_rollout_stages_are_not_plans() {
+        let mut doc = document_with(backend(json!({"rollout.stages": null})));
+        assert_eq!(plans(&doc).unwrap(), vec![]);
+        // other rollout keys alone do not make a plan either
+        doc = document_with(backend(
+            json!({"rollout.stages": null, "rollout.control": "v9"}),
+        ));
+        assert_eq!(plans(&doc).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_document_without_flags_is_an_error_at_flags() {
+        let errors = plans(&json!({"metadata": {}})).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].path, "flags");
+    }
+
+    /// (what, flag definition, error path below `flags.backend`, part of the message)
+    fn invalid_plans() -> Vec<(&'static str, Value, &'static str, &'static str)> {
+        let stages = |s: Value| backend(json!({ "rollout.stages": s }));
+        let ascending = "percentages must be ascending integers 1..=100";
+        let no_split = r#"a rollout needs a fractional split naming "v1" and "v2""#;
+        let with_targeting = |t: Value| merged(backend(json!({})), json!({ "targeting": t }));
+        vec![
+            (
+                "descending stages",
+                stages(json!("10,5")),
+                "metadata.rollout.stages",
+                ascending,
+            ),
+            (
+                "repeated stage",
+                stages(json!("10,10")),
+                "metadata.rollout.stages",
+                ascending,
+            ),
+            (
+                "zero percent",
+                stages(json!("0,50")),
+                "metadata.rollout.stages",
+                ascending,
+            ),
+            (
+                "over 100 %",
+                stages(json!("10,101")),
+                "metadata.rollout.stages",
+                ascending,
+            ),
+            (
+                "not a number",
+                stages(json!("10,half")),
+                "metadata.rollout.stages",
+                ascending,
+            ),
+            (
+                "fractional percent",
+                stages(json!("2.5,100")),
+                "metadata.rollout.stages",
+                ascending,
+            ),
+            (
+                "empty stages",
+                stages(json!("")),
+                "metadata.rollout.stages",
+                ascending,
+            ),
+            (
+                "trailing comma",
+                stages(json!("10,")),
+                "metadata.rollout.stages",
+                ascending,
+            ),
+            (
+                "stages as a number",
+                stages(json!(100)),
+                "metadata.rollout.stages",
+                ascending,
+            ),
+            (
+                "unknown control",
+                backend(json!({"rollout.control": "v3"})),
+                "metadata.rollout.control",
+                r#""v3" is not a variant of the flag"#,
+            ),
+            (
+                "control not a string",
+                backend(json!({"rollout.control": 1})),
+                "metadata.rollout.control",
+                "must be a non-empty string",
+            ),
+            (
+                "no default variant and no control",
+                merged(backend(json!({})), json!({"defaultVariant": null})),
+                "metadata.rollout.control",
+                "required: the flag has no defaultVariant",
+            ),
+            (
+                "unknown treatment",
+                backend(json!({"rollout.treatment": "v3"})),
+                "metadata.rollout.treatment",
+                r#""v3" is not a variant of the flag"#,
+            ),
+            (
+                "treatment equal to control",
+                backend(json!({"rollout.treatment": "v1"})),
+                "metadata.rollout.treatment",
+                r#"must differ from the control "v1""#,
+            ),
+            (
+                "three variants and no treatment",
+                merged(
+                    backend(json!({})),
+                    json!({"variants": {"v1": "v1", "v2": "v2", "v3": "v3"}}),
+                ),
+                "metadata.rollout.treatment",
+                "required unless the flag has exactly two variants (it has 3)",
+            ),
+            (
+                "negative duration",
+                backend(json!({"rollout.minDurationSeconds": -1})),
+                "metadata.rollout.minDurationSeconds",
+                "≥ 0",
+            ),
+            (
+                "duration as a string",
+                backend(json!({"rollout.minDurationSeconds": "3600"})),
+                "metadata.rollout.minDurationSeconds",
+                "≥ 0",
+            ),
+            (
+                "zero sample",
+                backend(json!({"rollout.minSample": 0})),
+                "metadata.rollout.minSample",
+                "an integer ≥ 1",
+            ),
+            (
+                "fractional sample",
+                backend(json!({"rollout.minSample": 10.5})),
+                "metadata.rollout.minSample",
+                "an integer ≥ 1",
+            ),
+            (
+                "advance rate above 1",
+                backend(json!({"rollout.advanceErrorRate": 2})),
+                "metadata.rollout.advanceErrorRate",
+                "between 0 and 1",
+            ),
+            (
+                "negative rollback rate",
+                backend(json!({"rollout.rollbackErrorRate": -0.1})),
+                "metadata.rollout.rollbackErrorRate",
+                "between 0 and 1",
+            ),
+            (
+                "rollback below the default advance rate",
+                backend(json!({"rollout.rollbackErrorRate": 0.001})),
+                "metadata.rollout.rollbackErrorRate",
+                "must be at least the advance error rate 0.005",
+            ),
+            (
+                "advance above rollback",
+                backend(json!({"rollout.advanceErrorRate": 0.2, "rollout.rollbackErrorRate": 0.1})),
+                "metadata.rollout.rollbackErrorRate",
+                "must be at least the advance error rate 0.2",
+            ),
+            (
+                "zero p99 limit",
+                backend(json!({"rollout.maxP99Ms": 0})),
+                "metadata.rollout.maxP99Ms",
+                "> 0",
+            ),
+            (
+                "empty conversion event",
+                backend(json!({"rollout.conversionEvent": " "})),
+                "metadata.rollout.conversionEvent",
+                "non-empty string",
+            ),
+            (
+                "dry run as a string",
+                backend(json!({"rollout.dryRun": "yes"})),
+                "metadata.rollout.dryRun",
+                "true or false",
+            ),
+            (
+                "stage past the last",
+                backend(json!({"rollout.stage": 3})),
+                "metadata.rollout.stage",
+                "an index into rollout.stages (0..=2)",
+            ),
+            (
+                "negative start time",
+                backend(json!({"rollout.stageStartedAt": -5})),
+                "metadata.rollout.stageStartedAt",
+                "milliseconds since the epoch",
+            ),
+            (
+                "unknown status",
+                backend(json!({"rollout.status": "paused"})),
+                "metadata.rollout.status",
+                "running, completed or rolled-back",
+            ),
+            (
+                "reason not a string",
+                backend(json!({"rollout.reason": 1})),
+                "metadata.rollout.reason",
+                "must be a string",
+            ),
+            (
+                "misspelt setting",
+                backend(json!({"rollout.minSamples": 10})),
+                "metadata.rollout.minSamples",
+                "unknown rollout setting",
+            ),
+            (
+                "no targeting",
+                merged(backend(json!({})), json!({"targeting": null})),
+                "targeting",
+                no_split,
+            ),
+            (
+                "targeting without a split",
+                with_targeting(json!({"if": [{"var": "beta"}, "v2", "v1"]})),
+                "targeting",
+                no_split,
+            ),
+            (
+                "a split without the treatment",
+                with_targeting(json!({"fractional": [["v1", 50], ["v1x", 50]]})),
+                "targeting",
+                no_split,
+            ),
+            (
+                "a split naming the control twice",
+                with_targeting(json!({"fractional": [["v1", 50], ["v2", 10], ["v1", 40]]})),
+                "targeting",
+                no_split,
+            ),
+            (
+                "a split behind a $ref",
+                with_targeting(json!({"$ref": "canary_split"})),
+                "targeting",
+                no_split,
+            ),
+        ]
+    }
+
+    #[test]
+    fn invalid_plans_are_reported_at_their_json_path() {
+        for (what, definition, path, message) in invalid_plans() {
+            let errors = plans(&document_with(definition)).expect_err(what);
+            let expected_path = format!("flags.backend.{path}");
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.path == expected_path && e.message.contains(message)),
+                "{what}: expected {expected_path}: …{message}…, got {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_error_of_every_flag_is_collected() {
+        let mut doc = document_with(backend(json!({
+            "rollout.stages": "50,10",
+            "rollout.minSample": 0,
+            "rollout.dryRun": 1
+        })));
+        doc["flags"]["theme"]["metadata"]["rollout.stages"] = json!("10,100");
+        doc["flags"]["theme"]["metadata"]["rollout.status"] = json!("done");
+        let errors = plans(&doc).unwrap_err();
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        for path in [
+            "flags.backend.metadata.rollout.stages",
+            "flags.backend.metadata.rollout.minSample",
+            "flags.backend.metadata.rollout.dryRun",
+            "flags.theme.metadata.rollout.status",
+        ] {
+            assert!(paths.contains(&path), "{path} missing from {paths:?}");
+        }
+        assert_eq!(errors.len(), 4, "{errors:?}");
+    }
+
+    #[test]
+    fn the_split_may_sit_anywhere_in_the_targeting_with_a_bucketing_key() {
+        let targeting = json!({"if": [
+            {"starts_with": [{"var": "email"}, "qa-"]}, "v2",
+            {"if": [{"var": "beta"}, "v1",
+                {"fractional": [{"cat": [{"var": "$flagd.flagKey"}, {"var": "orgId"}]}, ["v1"], ["v2", 0]]}]}
+        ]});
+        let doc = document_with(merged(
+            backend(json!({})),
+            json!({ "targeting": targeting }),
+        ));
+        assert_eq!(only_plan(&doc).0, default_plan());
+    }
+
+    // ---- decide ----
+
+    /// Latency bucket upper bounds used by the decision tests.
+    const BOUNDS: [f64; 5] = [50.0, 100.0, 250.0, 500.0, 1000.0];
+
+    fn running(stage: usize, started_ms: u64) -> State {
+        State {
+            stage,
+            stage_started_ms: Some(started_ms),
+            status: Status::Running,
+        }
+    }
+
+    fn arm(requests: u64, errors: u64) -> Arm {
+        Arm {
+            requests,
+            errors,
+            latency: vec![requests, 0, 0, 0, 0, 0],
+            ..Arm::default()
+        }
+    }
+
+    fn with_latency(mut a: Arm, latency: [u64; 6]) -> Arm {
+        a.latency = latency.to_vec();
+        a
+    }
+
+    fn with_units(mut a: Arm, units: u64, converted: u64) -> Arm {
+        a.units = units;
+        a.converted = converted;
+        a
+    }
+
+    fn action(d: &Decision) -> String {
+        serde_json::to_value(d).unwrap()["action"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn reason(d: &Decision) -> &str {
+        match d {
+            Decision::Start { .. } => "",
+            Decision::Advance { reason, .. }
+            | Decision::Hold { reason }
+            | Decision::Rollback { reason }
+            | Decision::Complete { reason }
+            | Decision::Idle { reason } => reason,
+        }
+    }
+
+    struct Case {
+        what: &'static str,
+        plan: Plan,
+        state: State,
+        control: Arm,
+        treatment: Arm,
+        now_ms: u64,
+        action: &'static str,
+        reason: &'static str,
+    }
+
+    fn case(what: &'static str, state: State, treatment: Arm, now_ms: u64) -> Case {
+        Case {
+            what,
+            plan: default_plan(),
+            state,
+            control: arm(10_000, 10),
+            treatment,
+            now_ms,
+            action: "",
+            reason: "",
+        }
+    }
+
+    impl Case {
+        fn expect(mut self, action: &'static str, reason: &'static str) -> Self {
+            self.action = action;
+            self.reason = reason;
+            self
+        }
+        fn plan(mut self, change: impl FnOnce(&mut Plan)) -> Self {
+            change(&mut self.plan);
+            self
+        }
+        fn control(mut self, control: Arm) -> Self {
+            self.control = control;
+            self
+        }
+    }
+
+    fn check(cases: Vec<Case>) {
+        for c in cases {
+            let d = decide(
+                &c.plan,
+                &c.state,
+                &c.control,
+                &c.treatment,
+                &BOUNDS,
+                c.now_ms,
+            );
+            assert_eq!(action(&d), c.action, "{}: {d:?}", c.what);
+            assert!(
+                reason(&d).contains(c.reason),
+                "{}: expected …{}… in {:?}",
+                c.what,
+                c.reason,
+                reason(&d)
+            );
+        }
+    }
+
+    #[test]
+    fn finished_rollouts_are_idle_and_unstarted_ones_start_at_the_first_stage() {
+        let done = |status| State {
+            stage: 2,
+            stage_started_ms: Some(T0),
+            status,
+        };
+        let later = T0 + 10 * HOUR_MS;
+        check(vec![
+            case("completed", done(Status::Completed), arm(5000, 0), later)
+                .expect("idle", "completed"),
+            case(
+                "rolled back",
+                done(Status::RolledBack),
+                arm(5000, 4000),
+                later,
+            )
+            .expect("idle", "rolled back"),
+            case("no plan stages", running(0, T0), arm(5000, 0), later)
+                .plan(|p| p.stages.clear())
+                .expect("idle", "no stages"),
+            case("stage out of range", running(7, T0), arm(5000, 0), later)
+                .expect("idle", "stage index 7 does not exist"),
+        ]);
+        let not_started = State {
+            stage: 0,
+            stage_started_ms: None,
+            status: Status::Running,
+        };
+        let d = decide(
+            &default_plan(),
+            &not_started,
+            &Arm::default(),
+            &arm(5000, 4000),
+            &BOUNDS,
+            T0,
+        );
+        assert_eq!(d, Decision::Start { percent: 10 });
+    }
+
+    #[test]
+    fn a_failing_canary_is_rolled_back_once_the_error_rate_is_confidently_above_the_limit() {
+        let early = T0 + 10_000;
+        check(vec![
+            case("5 of 50 failed, seconds in", running(0, T0), arm(50, 5), early).expect(
+                "rollback",
+                "error rate 10.0% (95% CI 4.3%–21.4%) over 50 requests is above the rollback limit 1.0%",
+            ),
+            case("2% of 2000 failed", running(1, T0), arm(2000, 40), early)
+                .expect("rollback", "error rate 2.0%"),
+            case("1 of 20 failed is not yet confident", running(0, T0), arm(20, 1), early)
+                .expect("hold", "waiting"),
+            // The bound makes even one failure among the first requests decisive: at a true
+            // rate of 1 %, a failure in the first 10 requests is unlikely (Wilson low 1.8 %).
+            case("1 of 10 failed", running(0, T0), arm(10, 1), early)
+                .expect("rollback", "error rate 10.0% (95% CI 1.8%–40.4%) over 10 requests"),
+            case("errors above requests are clamped", running(0, T0), arm(10, 50), early)
+                .expect("rollback", "error rate 100.0%"),
+        ]);
+    }
+
+    #[test]
+    fn a_stage_holds_until_it_has_run_long_enough_with_enough_requests() {
+        check(vec![
+            case(
+                "too few requests and too early",
+                running(0, T0),
+                arm(12, 0),
+                T0 + 30_000,
+            )
+            .expect("hold", "waiting: 12 of 1000 requests, 30 s of 3600 s"),
+            case(
+                "enough requests, too early",
+                running(0, T0),
+                arm(5000, 0),
+                T0 + 1_800_500,
+            )
+            .expect("hold", "waiting: 5000 of 1000 requests, 1800.5 s of 3600 s"),
+            case(
+                "late enough, too few requests",
+                running(0, T0),
+                arm(999, 0),
+                T0 + 2 * HOUR_MS,
+            )
+            .expect("hold", "waiting: 999 of 1000 requests"),
+            case(
+                "clock behind the start",
+                running(0, T0),
+                arm(5000, 0),
+                T0 - 1000,
+            )
+            .expect("hold", "0 s of 3600 s"),
+            case(
+                "no requests at all with a zero sample",
+                running(0, T0),
+                arm(0, 0),
+                T0 + 2 * HOUR_MS,
+            )
+            .plan(|p| p.min_sample = 0)
+            .expect("hold", "waiting: 0 of 1 requests"),
+        ]);
+    }
+
+    #[test]
+    fn a_healthy_stage_advances_and_the_last_one_completes() {
+        let later = T0 + 2 * HOUR_MS;
+        check(vec![
+            case("0.1% errors at 10%", running(0, T0), arm(2000, 2), later)
+                .expect("advance", "error rate 0.1% over 2000 requests is within the advance limit 0.5%: 10% → 50% (stage 2 of 3)"),
+            case("exactly at the advance limit", running(1, T0), arm(1000, 5), later)
+                .expect("advance", "50% → 100% (stage 3 of 3)"),
+            case("at exactly the minimum duration and sample", running(0, T0), arm(1000, 0), T0 + HOUR_MS)
+                .expect("advance", "10% → 50%"),
+            case("last stage", running(2, T0), arm(2000, 0), later)
+                .expect("complete", "the last stage (100%) is done"),
+            case("last stage below 100 %", running(1, T0), arm(2000, 0), later)
+                .plan(|p| p.stages = vec![5, 20])
+                .expect("complete", "the last stage (20%) is done"),
+        ]);
+        let d = decide(
+            &default_plan(),
+            &running(0, T0),
+            &arm(1, 0),
+            &arm(2000, 2),
+            &BOUNDS,
+            later,
+        );
+        assert!(
+            matches!(
+                d,
+                Decision::Advance {
+                    stage: 1,
+                    percent: 50,
+                    ..
+                }
+            ),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn an_error_rate_between_the_limits_is_inconclusive() {
+        let later = T0 + 2 * HOUR_MS;
+        check(vec![
+            case("0.7% of 2000", running(0, T0), arm(2000, 14), later).expect(
+                "hold",
+                "inconclusive: error rate 0.7% is between 0.5% and 1.0%",
+            ),
+            case(
+                "1.5% of 1000 is not yet confidently above 1%",
+                running(0, T0),
+                arm(1000, 15),
+                later,
+            )
+            .expect("hold", "inconclusive: error rate 1.5%"),
+        ]);
+    }
+
+    #[test]
+    fn the_p99_latency_gate_rolls_back_holds_or_lets_pass() {
+        let later = T0 + 2 * HOUR_MS;
+        let gated = |p: &mut Plan| p.max_p99_ms = Some(500.0);
+        let fast = with_latency(arm(2000, 0), [1500, 480, 20, 0, 0, 0]);
+        let slow = with_latency(arm(2000, 0), [1000, 500, 200, 200, 100, 0]);
+        let very_slow = with_latency(arm(2000, 0), [1000, 500, 200, 200, 0, 100]);
+        check(vec![
+            case("fast", running(0, T0), fast.clone(), later)
+                .plan(gated)
+                .expect("advance", "p99 latency 100 ms is within 500 ms"),
+            case("slow", running(0, T0), slow.clone(), later)
+                .plan(gated)
+                .expect("rollback", "p99 latency 900 ms over 2000 requests is above the limit 500 ms"),
+            case("slow but early: the gate is checked from the minimum sample on", running(0, T0), with_latency(arm(500, 0), [250, 125, 50, 50, 25, 0]), later)
+                .plan(gated)
+                .expect("hold", "waiting: 500 of 1000"),
+            case("beyond the histogram and above the limit", running(0, T0), very_slow.clone(), later)
+                .plan(gated)
+                .expect("rollback", "p99 latency above 1000 ms"),
+            case("beyond the histogram, limit above its last bound", running(0, T0), very_slow, later)
+                .plan(|p| p.max_p99_ms = Some(2000.0))
+                .expect("hold", "inconclusive: p99 latency is above 1000 ms, the histogram's last bound, so it cannot be shown to be within 2000 ms"),
+            case("no histogram", running(0, T0), with_latency(arm(2000, 0), [0; 6]), later)
+                .plan(gated)
+                .expect("hold", "inconclusive: no usable latency histogram"),
+            case("no limit, slow is fine", running(0, T0), slow, later)
+                .expect("advance", "10% → 50%"),
+        ]);
+        let wrong_shape = Arm {
+            latency: vec![2000],
+            ..arm(2000, 0)
+        };
+        check(vec![case(
+            "histogram of the wrong shape",
+            running(0, T0),
+            wrong_shape,
+            later,
+        )
+        .plan(gated)
+        .expect("hold", "no usable latency histogram")]);
+    }
+
+    #[test]
+    fn the_conversion_gate_rolls_back_a_treatment_that_converts_worse() {
+        let later = T0 + 2 * HOUR_MS;
+        let converting = |p: &mut Plan| p.conversion_event = Some("checkout".into());
+        let control = with_units(arm(20_000, 0), 5000, 500);
+        check(vec![
+            case(
+                "clearly worse",
+                running(0, T0),
+                with_units(arm(2000, 0), 5000, 350),
+                T0 + 60_000,
+            )
+            .plan(converting)
+            .control(control.clone())
+            .expect(
+                "rollback",
+                "conversion is worse than control: 7.0% vs 10.0% (difference -3.0 points, 95% CI",
+            ),
+            case(
+                "about the same",
+                running(0, T0),
+                with_units(arm(2000, 0), 5000, 490),
+                later,
+            )
+            .plan(converting)
+            .control(control.clone())
+            .expect(
+                "advance",
+                "conversion is not worse than control: 9.8% vs 10.0%",
+            ),
+            case(
+                "too few treatment units",
+                running(0, T0),
+                with_units(arm(2000, 0), 400, 0),
+                later,
+            )
+            .plan(converting)
+            .control(control.clone())
+            .expect(
+                "hold",
+                "400 of 1000 treatment units and 5000 of 1000 control units",
+            ),
+            case(
+                "too few control units",
+                running(0, T0),
+                with_units(arm(2000, 0), 5000, 0),
+                later,
+            )
+            .plan(converting)
+            .control(with_units(arm(2000, 0), 999, 999))
+            .expect(
+                "hold",
+                "5000 of 1000 treatment units and 999 of 1000 control units",
+            ),
+            case(
+                "no conversion gate",
+                running(0, T0),
+                with_units(arm(2000, 0), 5000, 0),
+                later,
+            )
+            .control(control)
+            .expect("advance", "10% → 50%"),
+        ]);
+    }
+
+    #[test]
+    fn decisions_serialize_with_their_action() {
+        let json = serde_json::to_value(Decision::Advance {
+            stage: 1,
+            percent: 50,
+            reason: "ok".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            json!({"action": "advance", "stage": 1, "percent": 50, "reason": "ok"})
+        );
+        assert_eq!(
+            serde_json::to_value(Decision::Start { percent: 10 }).unwrap(),
+            json!({"action": "start", "percent": 10})
+        );
+        assert_eq!(
+            serde_json::to_value(Status::RolledBack).unwrap(),
+            json!("rolled-back")
+        );
+    }
+
+    #[test]
+    fn decide_never_panics_over_a_grid_of_counts() {
+        let counts = [0u64, 1, 999, 1000, u64::MAX];
+        let histograms: [Vec<u64>; 3] = [vec![], vec![0; 6], vec![u64::MAX; 6]];
+        for &requests in &counts {
+            for &errors in &counts {
+                for &units in &counts {
+                    for latency in &histograms {
+                        let treatment = Arm {
+                            requests,
+                            errors,
+                            latency: latency.clone(),
+                            units,
+                            converted: errors,
+                        };
+                        let control = with_units(arm(requests, 0), units, requests);
+                        let mut plan = default_plan();
+                        plan.max_p99_ms = Some(100.0);
+                        plan.conversion_event = Some("buy".into());
+                        for now in [0, T0, u64::MAX] {
+                            let d =
+                                decide(&plan, &running(2, T0), &control, &treatment, &BOUNDS, now);
+                            assert!(!reason(&d).contains("NaN"), "{d:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- apply ----
+
+    fn text(doc: &Value) -> String {
+        serde_json::to_string_pretty(doc).unwrap()
+    }
+
+    fn applied(doc: &Value, plan: &Plan, decision: &Decision, now_ms: u64) -> Value {
+        let change = apply(&text(doc), plan, decision, now_ms).unwrap().unwrap();
+        crate::admin::validate(&change.document).unwrap();
+        assert!(
+            change
+                .summary
+                .starts_with(&format!("{}: rollout ", plan.flag)),
+            "{}",
+            change.summary
+        );
+        serde_json::from_str(&change.document).unwrap()
+    }
+
+    fn split_of(doc: &Value) -> Value {
+        doc["flags"]["backend"]["targeting"]["fractional"].clone()
+    }
+
+    #[test]
+    fn apply_rewrites_only_the_split_weights_and_the_rollout_state() {
+        let targeting = json!({"if": [
+            {"in": ["@example.com", {"var": "email"}]}, "v3",
+            {"fractional": [{"cat": [{"var": "$flagd.flagKey"}, {"var": "orgId"}]}, ["v3", 5], ["v1", 85], ["v2"]]}
+        ]});
+        let definition = merged(
+            backend(json!({"rollout.treatment": "v2", "description": "ERP backend"})),
+            json!({"variants": {"v1": "v1", "v2": "v2", "v3": "v3"}, "targeting": targeting}),
+        );
+        let before = document_with(definition);
+        let (plan, _) = only_plan(&before);
+        let after = applied(&before, &plan, &Decision::Start { percent: 10 }, T0);
+
+        let mut expected = before.clone();
+        let split = expected
+            .pointer_mut("/flags/backend/targeting/if/2/fractional")
+            .unwrap();
+        *split = json!([{"cat": [{"var": "$flagd.flagKey"}, {"var": "orgId"}]}, ["v3", 5], ["v1", 90], ["v2", 10]]);
+        let meta = expected["flags"]["backend"]["metadata"]
+            .as_object_mut()
+            .unwrap();
+        meta.insert("rollout.stage".into(), json!(0));
+        meta.insert("rollout.stageStartedAt".into(), json!(T0));
+        meta.insert("rollout.status".into(), json!("running"));
+        meta.insert("rollout.reason".into(), json!("started: 10% on v2"));
+        assert_eq!(after, expected);
+    }
+
+    #[test]
+    fn holds_idles_and_dry_runs_write_nothing() {
+        let doc = text(&document_with(backend(json!({}))));
+        let plan = default_plan();
+        for d in [
+            Decision::Hold {
+                reason: "waiting".into(),
+            },
+            Decision::Idle {
+                reason: "done".into(),
+            },
+        ] {
+            assert_eq!(apply(&doc, &plan, &d, T0), Ok(None));
+        }
+        let dry = Plan {
+            dry_run: true,
+            ..default_plan()
+        };
+        for d in [
+            Decision::Start { percent: 10 },
+            Decision::Rollback {
+                reason: "bad".into(),
+            },
+            Decision::Complete {
+                reason: "good".into(),
+            },
+        ] {
+            assert_eq!(apply(&doc, &dry, &d, T0), Ok(None));
+        }
+    }
+
+    #[test]
+    fn a_rollback_puts_everyone_on_the_control_and_a_completion_keeps_the_split() {
+        let doc = document_with(backend(
+            json!({"rollout.stage": 1, "rollout.stageStartedAt": T0}),
+        ));
+        let plan = default_plan();
+
+        let rolled = applied(
+            &doc,
+            &plan,
+            &Decision::Rollback {
+                reason: "error rate 5.0%".into(),
+            },
+            T0 + 5,
+        );
+        assert_eq!(split_of(&rolled), json!([["v1", 100], ["v2", 0]]));
+        let meta = &rolled["flags"]["backend"]["metadata"];
+        assert_eq!(meta["rollout.status"], json!("rolled-back"));
+        assert_eq!(meta["rollout.reason"], json!("error rate 5.0%"));
+        assert_eq!(meta["rollout.stage"], json!(1));
+        assert_eq!(meta["rollout.stageStartedAt"], json!(T0 + 5));
+
+        let completed = applied(
+            &doc,
+            &plan,
+            &Decision::Complete {
+                reason: "all good".into(),
+            },
+            T0 + 5,
+        );
+        assert_eq!(split_of(&completed), split_of(&doc));
+        assert_eq!(
+            completed["flags"]["backend"]["metadata"]["rollout.status"],
+            json!("completed")
+        );
+    }
+
+    #[test]
+    fn apply_refuses_what_it_cannot_write() {
+        let plan = default_plan();
+        let start = Decision::Start { percent: 10 };
+        assert!(matches!(
+            apply("{not json", &plan, &start, T0),
+            Err(EdgeError::Conflict(_))
+        ));
+
+        let other = Plan {
+            flag: "missing".into(),
+            ..default_plan()
+        };
+        let doc = text(&document_with(backend(json!({}))));
+        assert_eq!(
+            apply(&doc, &other, &start, T0),
+            Err(EdgeError::FlagNotFound("missing".into()))
+        );
+
+        let no_split = text(&document_with(merged(
+            backend(json!({})),
+            json!({"targeting": null}),
+        )));
+        assert!(
+            matches!(apply(&no_split, &plan, &start, T0), Err(EdgeError::Conflict(m)) if m.contains("fractional split"))
+        );
+
+        // The result is validated: a document the core refuses is not written.
+        let mut broken = document_with(backend(json!({})));
+        broken["flags"]["theme"]["defaultVariant"] = json!("nope");
+        assert!(matches!(
+            apply(&text(&broken), &plan, &start, T0),
+            Err(EdgeError::InvalidFlagSet(_))
+        ));
+    }
+
+    // ---- whole rollouts ----
+
+    /// One controller tick: read the plan from the document, decide, apply.
+    fn tick(doc: &mut Value, control: &Arm, treatment: &Arm, now_ms: u64) -> Decision {
+        let (plan, state) = only_plan(doc);
+        let decision = decide(&plan, &state, control, treatment, &BOUNDS, now_ms);
+        if let Some(change) = apply(&text(doc), &plan, &decision, now_ms).unwrap() {
+            *doc = serde_json::from_str(&change.document).unwrap();
+        }
+        decision
+    }
+
+    #[test]
+    fn a_healthy_rollout_walks_10_50_100_and_completes() {
+        let mut doc = document_with(merged(
+            backend(json!({})),
+            json!({"targeting": {"fractional": [["v1", 100], ["v2", 0]]}}),
+        ));
+        let control = arm(20_000, 20);
+        let healthy = arm(3000, 3);
+
+        assert_eq!(
+            tick(&mut doc, &control, &healthy, T0),
+            Decision::Start { percent: 10 }
+        );
+        assert_eq!(split_of(&doc), json!([["v1", 90], ["v2", 10]]));
+
+        let steps = [
+            (T0 + 60_000, "hold", json!([["v1", 90], ["v2", 10]])),
+            (T0 + HOUR_MS, "advance", json!([["v1", 50], ["v2", 50]])),
+            (
+                T0 + HOUR_MS + 60_000,
+                "hold",
+                json!([["v1", 50], ["v2", 50]]),
+            ),
+            (T0 + 2 * HOUR_MS, "advance", json!([["v1", 0], ["v2", 100]])),
+            (
+                T0 + 3 * HOUR_MS,
+                "complete",
+                json!([["v1", 0], ["v2", 100]]),
+            ),
+            (T0 + 4 * HOUR_MS, "idle", json!([["v1", 0], ["v2", 100]])),
+        ];
+        for (now, expected, split) in steps {
+            let d = tick(&mut doc, &control, &healthy, now);
+            assert_eq!(action(&d), expected, "at {now}: {d:?}");
+            assert_eq!(split_of(&doc), split, "after {d:?}");
+        }
+        let (_, state) = only_plan(&doc);
+        assert_eq!(
+            state,
+            State {
+                stage: 2,
+                stage_started_ms: Some(T0 + 3 * HOUR_MS),
+                status: Status::Completed
+            }
+        );
+        assert_eq!(
+            doc["flags"]["theme"],
+            document_with(backend(json!({})))["flags"]["theme"]
+        );
+    }
+
+    #[test]
+    fn a_failing_canary_is_rolled_back_from_the_first_stage() {
+        let mut doc = document_with(backend(json!({})));
+        let control = arm(20_000, 20);
+        assert_eq!(
+            tick(&mut doc, &control, &arm(0, 0), T0),
+            Decision::Start { percent: 10 }
+        );
+        let d = tick(&mut doc, &control, &arm(120, 6), T0 + 90_000);
+        assert_eq!(action(&d), "rollback", "{d:?}");
+        assert_eq!(split_of(&doc), json!([["v1", 100], ["v2", 0]]));
+        let (_, state) = only_plan(&doc);
+        assert_eq!(state.status, Status::RolledBack);
+        assert_eq!(
+            doc["flags"]["backend"]["metadata"]["rollout.reason"],
+            json!(reason(&d))
+        );
+        assert_eq!(
+            action(&tick(&mut doc, &control, &arm(5000, 0), T0 + 9 * HOUR_MS)),
+            "idle"
+        );
+    }
+}

@@ -1,0 +1,347 @@
+// Measurement, experiment results and guarded rollouts through the real runtime: workerd
+// (wrangler dev --test-scheduled, the SQLite Durable Object, local KV) in front of the demo
+// origin on loopback. The cron trigger is fired with GET /__scheduled.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { FlagdCore } from '@openfeature/flagd-core';
+
+import { DEMO_FLAGS, startStack, waitFor } from './harness.mjs';
+
+const LIMIT = { timeout: 180000 };
+
+/** The demo flag set with `backend`'s rollout plan replaced by `plan` (flat metadata). */
+function withPlan(plan) {
+  const doc = JSON.parse(readFileSync(DEMO_FLAGS, 'utf8'));
+  const meta = doc.flags.backend.metadata;
+  for (const k of Object.keys(meta)) if (k.startsWith('rollout.')) delete meta[k];
+  Object.assign(meta, plan);
+  return doc;
+}
+
+/** Helpers bound to one stack. */
+function client(stack) {
+  let nextVisitor = 1;
+  const admin = async (method, path, body) => {
+    const res = await fetch(`${stack.edgeUrl}/__edge${path}`, {
+      method,
+      headers: { authorization: `Bearer ${stack.adminToken}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let json = null;
+    try { json = JSON.parse(text); } catch { /* text answers (metrics, csv) */ }
+    return { status: res.status, text, json, headers: res.headers };
+  };
+  return {
+    admin,
+    /** `n` fresh visitors GET /api/version, `concurrency` at a time; returns the versions seen. */
+    async visit(n, concurrency = 16) {
+      const ids = Array.from({ length: n }, () => (nextVisitor++).toString(16).padStart(32, '0'));
+      const seen = [];
+      let i = 0;
+      await Promise.all(Array.from({ length: concurrency }, async () => {
+        while (i < ids.length) {
+          const id = ids[i++];
+          const res = await fetch(`${stack.edgeUrl}/api/version`, { headers: { cookie: `ef_uid=${id}` } });
+          await res.arrayBuffer();
+          seen.push({ id, status: res.status, version: res.headers.get('x-app-version') });
+        }
+      }));
+      return seen;
+    },
+    async cron() {
+      const res = await fetch(`${stack.edgeUrl}/__scheduled?cron=${encodeURIComponent('* * * * *')}`);
+      assert.equal(res.status, 200, await res.text());
+    },
+    async backend() {
+      const { json } = await admin('GET', '/flags');
+      return json.flagSet.flags.backend;
+    },
+    async metrics() {
+      const { status, text, headers } = await admin('GET', '/metrics');
+      assert.equal(status, 200, text);
+      assert.match(headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
+      return parsePrometheus(text);
+    },
+    async faults(settings) {
+      const res = await fetch(`${stack.originV1}/__origin/faults`, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(settings),
+      });
+      assert.equal(res.status, 200);
+    },
+  };
+}
+
+/** Prometheus text → [{name, labels, value}] (the exposition format's sample lines). */
+function parsePrometheus(text) {
+  const samples = [];
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const m = line.match(/^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/);
+    assert.ok(m, `not a Prometheus sample line: ${line}`);
+    const labels = {};
+    for (const [, k, v] of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[k] = v;
+    samples.push({ name: m[1], labels, value: Number(m[3]) });
+  }
+  return samples;
+}
+
+const sum = (samples, name, where = () => true) =>
+  samples.filter((s) => s.name === name && where(s.labels)).reduce((a, s) => a + s.value, 0);
+
+/** The v1/v2 weights of backend's split. */
+const weights = (flag) => Object.fromEntries(flag.targeting.fractional.map(([v, w]) => [v, w]));
+
+describe('measurement', () => {
+  let stack;
+  let c;
+  before(async () => {
+    stack = await startStack();
+    c = client(stack);
+  });
+  after(async () => stack?.stop());
+
+  test('metrics count every proxied request exactly once under concurrent load, per variant and origin', LIMIT, async () => {
+    const N = 450; // more than two batches (200 requests each), and a remainder
+    const seen = await c.visit(N, 24);
+    assert.equal(seen.length, N);
+    const byVersion = { v1: 0, v2: 0 };
+    for (const s of seen) byVersion[s.version]++;
+    // Batches in flight settle; then the totals must be exact and stay exact.
+    await waitFor(async () => sum(await c.metrics(), 'edgeflags_requests_total') === N, {
+      what: `edgeflags_requests_total to reach ${N}`, timeoutMs: 15000, intervalMs: 300,
+    });
+    const m = await c.metrics();
+    assert.equal(sum(m, 'edgeflags_requests_total'), N, 'nothing counted twice');
+    for (const v of ['v1', 'v2']) {
+      assert.equal(sum(m, 'edgeflags_requests_total', (l) => l.flag === 'backend' && l.variant === v), byVersion[v], `requests of variant ${v}`);
+      assert.equal(sum(m, 'edgeflags_exposures_total', (l) => l.flag === 'backend' && l.variant === v), byVersion[v], `exposures of ${v}`);
+    }
+    assert.equal(sum(m, 'edgeflags_request_duration_seconds_count'), N);
+    assert.equal(sum(m, 'edgeflags_request_duration_seconds_bucket', (l) => l.le === '+Inf'), N, 'the histogram is cumulative');
+    assert.equal(sum(m, 'edgeflags_origin_errors_total'), 0);
+    const origin = await (await fetch(`${stack.originV1}/__origin/stats`)).json();
+    assert.equal(origin.requests.v1 + origin.requests.v2, N, 'the origin saw the same requests');
+  });
+
+  test('origin errors count against the variant that failed, even when the stable retry saved the visitor', LIMIT, async () => {
+    const before = await c.metrics();
+    await c.faults({ v2ErrorPercent: 100 });
+    try {
+      const seen = await c.visit(100);
+      assert.ok(seen.every((s) => s.status === 200 && s.version === 'v1'), 'every visitor was answered by v1');
+      const canary = (await (await fetch(`${stack.originV1}/__origin/stats`)).json()).v2InjectedErrors;
+      assert.ok(canary > 0, 'some visitors were sent to the failing canary');
+      await waitFor(async () => sum(await c.metrics(), 'edgeflags_origin_errors_total') - sum(before, 'edgeflags_origin_errors_total') === canary, {
+        what: 'the canary errors to be counted', timeoutMs: 15000, intervalMs: 300,
+      });
+      const m = await c.metrics();
+      assert.equal(
+        sum(m, 'edgeflags_origin_errors_total', (l) => l.variant === 'v2') - sum(before, 'edgeflags_origin_errors_total', (l) => l.variant === 'v2'),
+        canary,
+      );
+    } finally {
+      await c.faults({ v2ErrorPercent: 0 });
+    }
+  });
+
+  test('metrics and results need the admin token', async () => {
+    for (const path of ['/metrics', '/features/experiments/results']) {
+      const res = await fetch(`${stack.edgeUrl}/__edge${path}`);
+      assert.equal(res.status, 401, path);
+    }
+  });
+});
+
+describe('experiment results', () => {
+  let stack;
+  let c;
+  const EXPERIMENT = {
+    state: 'ENABLED',
+    variants: { control: 'control', treatment: 'treatment' },
+    defaultVariant: 'control',
+    targeting: { fractional: [['control', 50], ['treatment', 50]] },
+    metadata: { 'experiment.control': 'control', 'experiment.conversionEvent': 'purchase' },
+  };
+  before(async () => {
+    const doc = JSON.parse(readFileSync(DEMO_FLAGS, 'utf8'));
+    doc.flags['checkout-copy'] = EXPERIMENT;
+    stack = await startStack({ seed: { flags: doc } });
+    c = client(stack);
+  });
+  after(async () => stack?.stop());
+
+  /** Targeting keys the reference implementation (flagd-core) puts in each variant. */
+  function visitorsByVariant(countPerVariant) {
+    const core = new FlagdCore(undefined, { debug() {}, info() {}, warn() {}, error() {} });
+    core.setConfigurations(JSON.stringify({ flags: { 'checkout-copy': EXPERIMENT } }));
+    const flag = core.getFlag('checkout-copy');
+    const out = { control: [], treatment: [] };
+    for (let i = 0; Object.entries(countPerVariant).some(([v, n]) => out[v].length < n); i++) {
+      const key = `user-${i}`;
+      const variant = flag.evaluate({ targetingKey: key }, { debug() {}, info() {}, warn() {}, error() {} }).variant;
+      if (out[variant].length < countPerVariant[variant]) out[variant].push(key);
+    }
+    return out;
+  }
+
+  const evaluate = (key) =>
+    fetch(`${stack.edgeUrl}/ofrep/v1/evaluate/flags/checkout-copy`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ context: { targetingKey: key } }),
+    }).then((r) => r.json());
+
+  const track = (events) =>
+    fetch(`${stack.edgeUrl}/__edge/events`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ events }),
+    });
+
+  test('conversion rates, intervals, uplift, and a forced wrong split flagged as a sample-ratio mismatch', LIMIT, async () => {
+    // A broken split: 160 control units for 40 treatment units where 50/50 was configured.
+    // (200 evaluations: the local rate limit allows 300 OFREP calls a minute.)
+    const users = visitorsByVariant({ control: 160, treatment: 40 });
+    for (const [variant, keys] of Object.entries(users)) {
+      for (const key of keys) {
+        const answer = await evaluate(key);
+        assert.equal(answer.variant, variant, 'the edge and flagd-core agree on the bucket');
+      }
+    }
+    // 16 of 160 control units convert (10 %), 12 of 40 treatment units (30 %); a repeated
+    // event by the same unit counts once.
+    const events = [
+      ...users.control.slice(0, 16).map((k) => ({ trackingEventName: 'purchase', context: { targetingKey: k } })),
+      ...users.treatment.slice(0, 12).map((k) => ({ trackingEventName: 'purchase', context: { targetingKey: k }, trackingEventDetails: { value: 10 } })),
+      { trackingEventName: 'purchase', context: { targetingKey: users.treatment[0] } },
+    ];
+    for (let i = 0; i < events.length; i += 50) {
+      const res = await track(events.slice(i, i + 50));
+      assert.equal(res.status, 202);
+    }
+    const results = async () => (await c.admin('GET', '/features/experiments/results')).json.experiments.find((e) => e.flag === 'checkout-copy');
+    await waitFor(async () => (await results())?.variants.find((v) => v.variant === 'treatment').conversions === 12, {
+      what: 'the conversions to be counted', timeoutMs: 15000, intervalMs: 300,
+    });
+    const r = await results();
+    const [control, treatment] = ['control', 'treatment'].map((v) => r.variants.find((x) => x.variant === v));
+    assert.deepEqual([control.units, control.conversions, treatment.units, treatment.conversions], [160, 16, 40, 12]);
+    assert.equal(control.conversionRate, 0.1);
+    assert.equal(treatment.conversionRate, 0.3);
+    assert.ok(treatment.conversionInterval.low < 0.3 && 0.3 < treatment.conversionInterval.high);
+    assert.ok(Math.abs(treatment.uplift.absolute - 0.2) < 1e-9);
+    assert.ok(treatment.uplift.interval.low > 0, 'the uplift is significant');
+    assert.equal(r.sampleRatio.mismatch, true, 'a 160/40 split against 50/50 weights is a mismatch');
+    assert.ok(r.sampleRatio.pValue < 1e-6);
+
+    const csv = await c.admin('GET', '/features/experiments/results?format=csv');
+    assert.match(csv.headers.get('content-type'), /^text\/csv/);
+    const lines = csv.text.trim().split('\r\n');
+    assert.ok(lines[0].startsWith('flag,epoch,variant,control,'));
+    const row = lines.find((l) => l.startsWith('checkout-copy,') && l.includes(',treatment,'));
+    assert.ok(row?.endsWith(',true'), `the CSV row carries the mismatch: ${row}`);
+  });
+
+  test('events without a unit or with a bad shape are refused with an OFREP-style 400', async () => {
+    let res = await track([{ trackingEventName: 'purchase' }]);
+    assert.equal(res.status, 400);
+    assert.equal((await res.json()).errorCode, 'TARGETING_KEY_MISSING');
+    res = await track([{ context: { targetingKey: 'x' } }]);
+    assert.equal(res.status, 400);
+    assert.match((await res.json()).errorDetails, /events\[0\]\.trackingEventName/);
+    res = await fetch(`${stack.edgeUrl}/__edge/events`, { method: 'POST', body: '{' });
+    assert.equal(res.status, 400);
+  });
+});
+
+describe('guarded rollouts', () => {
+  const PLAN = {
+    'rollout.stages': '10,50,100',
+    'rollout.control': 'v1',
+    'rollout.treatment': 'v2',
+    'rollout.minDurationSeconds': 0,
+    'rollout.minSample': 30,
+    'rollout.advanceErrorRate': 0.005,
+    'rollout.rollbackErrorRate': 0.01,
+  };
+
+  test('a canary failing 5 % of requests is rolled back at the next evaluation; afterwards every visitor is on v1', LIMIT, async () => {
+    const stack = await startStack({ seed: { flags: withPlan(PLAN) } });
+    try {
+      const c = client(stack);
+      await c.cron();
+      let flag = await c.backend();
+      assert.equal(flag.metadata['rollout.status'] ?? 'running', 'running');
+      assert.equal(typeof flag.metadata['rollout.stageStartedAt'], 'number', 'the first evaluation starts the plan');
+      assert.deepEqual(weights(flag), { v1: 90, v2: 10 });
+
+      await c.faults({ v2ErrorPercent: 5 });
+      const seen = await c.visit(1000, 24);
+      assert.ok(seen.every((s) => s.status === 200), 'the stable retry hid the failures from visitors');
+      await c.cron();
+      flag = await c.backend();
+      assert.equal(flag.metadata['rollout.status'], 'rolled-back', JSON.stringify(flag.metadata));
+      assert.deepEqual(weights(flag), { v1: 100, v2: 0 });
+      assert.match(flag.metadata['rollout.reason'], /error rate/);
+
+      const after = await c.visit(200);
+      assert.deepEqual([...new Set(after.map((s) => s.version))], ['v1'], 'every visitor is on v1');
+
+      const audit = (await c.admin('GET', '/audit')).json;
+      const entries = audit.entries ?? audit.records ?? audit;
+      assert.ok(entries.some((e) => e.action === 'rollout-rollback' && e.flag === 'backend'), 'the rollback is in the audit log');
+      const results = (await c.admin('GET', '/features/experiments/results')).json;
+      const rollback = results.rolloutDecisions.find((d) => d.flag === 'backend' && d.action === 'rollback');
+      assert.ok(rollback?.applied && /error rate/.test(rollback.reason), JSON.stringify(results.rolloutDecisions));
+
+      await c.cron();
+      assert.deepEqual(weights(await c.backend()), { v1: 100, v2: 0 }, 'a rolled-back plan stays rolled back');
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  test('a healthy canary walks 10 → 50 → 100 %, holding while the sample is too small; dry runs change nothing', LIMIT, async () => {
+    const stack = await startStack({ seed: { flags: withPlan(PLAN) } });
+    try {
+      const c = client(stack);
+      await c.cron();
+      assert.deepEqual(weights(await c.backend()), { v1: 90, v2: 10 });
+
+      // Too few canary requests yet: hold.
+      await c.visit(20);
+      let report = (await c.admin('POST', '/rollouts/evaluate')).json;
+      assert.equal(report.rollouts[0].decision.action, 'hold', JSON.stringify(report));
+      assert.match(report.rollouts[0].decision.reason, /waiting/);
+
+      await c.visit(700, 24);
+      report = (await c.admin('POST', '/rollouts/evaluate?dryRun=true')).json;
+      assert.equal(report.rollouts[0].decision.action, 'advance');
+      assert.equal(report.rollouts[0].applied, false);
+      assert.deepEqual(weights(await c.backend()), { v1: 90, v2: 10 }, 'a dry run writes nothing');
+
+      await c.cron();
+      let flag = await c.backend();
+      assert.deepEqual(weights(flag), { v1: 50, v2: 50 });
+      assert.equal(flag.metadata['rollout.stage'], 1);
+
+      // A new stage is a new epoch: the 10 % stage's data does not count for it.
+      report = (await c.admin('POST', '/rollouts/evaluate?dryRun=true')).json;
+      assert.equal(report.rollouts[0].decision.action, 'hold');
+      assert.equal(report.rollouts[0].treatment.requests, 0);
+
+      await c.visit(200, 24);
+      await c.cron();
+      flag = await c.backend();
+      assert.deepEqual(weights(flag), { v1: 0, v2: 100 });
+      const all = await c.visit(60);
+      assert.deepEqual([...new Set(all.map((s) => s.version))], ['v2'], 'at 100 % every visitor is on v2');
+      await c.visit(40);
+      await c.cron();
+      flag = await c.backend();
+      assert.equal(flag.metadata['rollout.status'], 'completed');
+      const m = await c.metrics();
+      assert.equal(sum(m, 'edgeflags_rollout_percent', (l) => l.flag === 'backend'), 100);
+    } finally {
+      await stack.stop();
+    }
+  });
+});
