@@ -47,9 +47,16 @@ target/debug/edgeflags-demo-origin --v1 "127.0.0.1:$ORIGIN_PORT" --v2 "127.0.0.1
 pids+=($!)
 "$NODE_BIN/wrangler" dev --config "$config" --local --ip 127.0.0.1 --port "$PORT" \
   --inspector-port "$INSPECTOR_PORT" --persist-to "$STATE" --show-interactive-dev-session=false \
-  --var "ORIGIN_URL:http://127.0.0.1:$ORIGIN_PORT" --var "CANARY_ORIGIN_URL:http://127.0.0.1:$CANARY_PORT" &
+  --var "ORIGIN_URL:http://127.0.0.1:$ORIGIN_PORT" --var "CANARY_ORIGIN_URL:http://127.0.0.1:$CANARY_PORT" \
+  --test-scheduled &
 pids+=($!)
 set +m
+# `wrangler dev` does not fire cron triggers by itself: play the once-a-minute cron of
+# wrangler.toml locally, so the demo's guarded rollout of `backend` is evaluated.
+( while sleep 60; do
+    node -e 'fetch(process.argv[1]).catch(() => {})' "http://127.0.0.1:$PORT/__scheduled?cron=*+*+*+*+*"
+  done ) &
+pids+=($!)
 
 for _ in $(seq 1 300); do
   node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' \
@@ -63,6 +70,10 @@ cat >&2 <<MSG
     OFREP                 curl -s -XPOST http://127.0.0.1:$PORT/ofrep/v1/evaluate/flags -d '{"context":{"targetingKey":"me"}}'
     admin API             curl -s -H "Authorization: Bearer $ADMIN_TOKEN" http://127.0.0.1:$PORT/__edge/flags
     kill switch           curl -s -XPOST -H "Authorization: Bearer $ADMIN_TOKEN" http://127.0.0.1:$PORT/__edge/features/disable -d '{"flag":"new-checkout"}'
+    metrics (Prometheus)  curl -s -H "Authorization: Bearer $ADMIN_TOKEN" http://127.0.0.1:$PORT/__edge/metrics
+    experiment results    curl -s -H "Authorization: Bearer $ADMIN_TOKEN" http://127.0.0.1:$PORT/__edge/features/experiments/results
+    guarded rollout       curl -s -XPOST -H "Authorization: Bearer $ADMIN_TOKEN" 'http://127.0.0.1:$PORT/__edge/rollouts/evaluate?dryRun=true'
+                          (the cron runs every minute; break v2 with: curl -s -XPOST http://127.0.0.1:$ORIGIN_PORT/__origin/faults -d '{"v2ErrorPercent":5}')
     origin v1 (stable)    http://127.0.0.1:$ORIGIN_PORT/   v2 (canary) http://127.0.0.1:$CANARY_PORT/
   Flags: edit examples/flags/demo.flagd.json, then
     npx wrangler kv key put flags --path examples/flags/demo.flagd.json --binding FLAGS --local --persist-to .wrangler/dev-state

@@ -122,8 +122,14 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Edge
 /// Validates a whole new document with the core; every error is reported with its path.
 pub fn validate(document: &str) -> Result<(), EdgeError> {
     edgeflags_core::FlagSet::from_json_str(document, edgeflags_core::LoadOptions::default())
+        .map_err(|e| EdgeError::InvalidFlagSet(findings(&e.diagnostics)))?;
+    // Rollout plans live in flag metadata the core does not interpret: check them here, so
+    // a misspelt gate is refused at write time instead of failing the next cron run.
+    let doc: Value = serde_json::from_str(document)
+        .map_err(|e| EdgeError::BadRequest(format!("invalid JSON: {e}")))?;
+    crate::rollout::plans(&doc)
         .map(|_| ())
-        .map_err(|e| EdgeError::InvalidFlagSet(findings(&e.diagnostics)))
+        .map_err(EdgeError::InvalidFlagSet)
 }
 
 /// Applies a patch to one flag of `current` and validates the result.
@@ -319,6 +325,20 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(validate(DOC).is_ok());
+    }
+
+    #[test]
+    fn a_flag_set_with_a_malformed_rollout_plan_is_refused_with_the_path() {
+        let doc = r#"{"flags":{"b":{"state":"ENABLED","variants":{"v1":1,"v2":2},"defaultVariant":"v1",
+            "targeting":{"fractional":[["v1",90],["v2",10]]},
+            "metadata":{"rollout.stages":"10,50,100","rollout.minSamples":5}}}}"#;
+        match validate(doc) {
+            Err(EdgeError::InvalidFlagSet(errors)) => assert!(
+                errors.iter().any(|e| e.path.contains("rollout.minSamples")),
+                "{errors:?}"
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
