@@ -31,7 +31,8 @@ pub struct Spec {
     pub variants: Vec<String>,
 }
 
-/// What the metrics store counted for one variant in the epoch.
+/// What the metrics store counted for one variant in the epoch (also the rollout gates'
+/// input).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Arm {
     pub variant: String,
@@ -40,6 +41,9 @@ pub struct Arm {
     pub converted: u64,
     pub requests: u64,
     pub errors: u64,
+    /// Latency histogram (`metrics::LATENCY_BOUNDS_MS` buckets + overflow).
+    #[serde(default)]
+    pub latency: Vec<u64>,
 }
 
 /// One variant's line of the results.

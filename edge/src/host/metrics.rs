@@ -170,16 +170,7 @@ pub async fn call<B: Serialize, R: DeserializeOwned>(
 }
 
 /// Per-variant counts of one flag in one epoch (for results and rollout gates).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ArmCounts {
-    pub variant: String,
-    pub exposures: u64,
-    pub units: u64,
-    pub converted: u64,
-    pub requests: u64,
-    pub errors: u64,
-    pub latency: Vec<u64>,
-}
+pub use crate::experiments::Arm as ArmCounts;
 
 /// `POST /arms` body.
 #[derive(Debug, Serialize, Deserialize)]
@@ -618,17 +609,6 @@ pub async fn results(
             },
         )
         .await?;
-        let arms: Vec<crate::experiments::Arm> = arms
-            .into_iter()
-            .map(|a| crate::experiments::Arm {
-                variant: a.variant,
-                exposures: a.exposures,
-                units: a.units,
-                converted: a.converted,
-                requests: a.requests,
-                errors: a.errors,
-            })
-            .collect();
         out.push(crate::experiments::result(spec, &arms));
     }
     if csv {
