@@ -287,8 +287,7 @@ mod tests {
             exposures: units * 2,
             units,
             converted,
-            requests: 0,
-            errors: 0,
+            ..Arm::default()
         }
     }
 
