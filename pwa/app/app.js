@@ -52,6 +52,13 @@ $('new-order').addEventListener('submit', async (event) => {
     } else if (res.ok) {
       status.className = '';
       status.textContent = `Order #${body.id} created.`;
+      // A conversion for the edge's experiment results (OpenFeature tracking shape; the
+      // edge's visitor cookie is the unit, as for this visitor's flag exposures).
+      fetch('/__edge/events', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ trackingEventName: 'checkout-completed', trackingEventDetails: { value: Number(form.get('quantity')) } }),
+      }).catch(() => {});
     } else {
       status.className = '';
       status.textContent = `Refused: ${body.error || res.status}`;
