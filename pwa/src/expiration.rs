@@ -61,7 +61,9 @@ impl Usage {
 /// Parses the stored-at header.
 pub fn stored_at(header: Option<&str>) -> Option<f64> {
     header
-        .and_then(|h| h.trim().parse::<f64>().ok())
+        // `str::parse::<f64>` without the standard parser (see edgeflags-core's feature
+        // `compact-float-parse`); the non-finite values it would accept are refused anyway.
+        .and_then(|h| edgeflags_core::parse_decimal(h.trim()))
         .filter(|t| t.is_finite())
 }
 
@@ -87,25 +89,46 @@ pub fn victims(
 ) -> Vec<String> {
     let record = |url: &str| usage.iter().find(|u| u.url == url);
     let mut out = Vec::new();
-    let mut alive: Vec<(&str, f64)> = Vec::new();
+    let mut alive: Vec<&str> = Vec::new();
+    let mut used: Vec<(f64, usize)> = Vec::new();
     for url in cached {
         let rec = record(url);
         if is_expired(rec.map(|r| r.stored_at), now_ms, cfg) {
             out.push(url.clone());
         } else {
-            alive.push((url, rec.map_or(f64::NEG_INFINITY, |r| r.used_at)));
+            used.push((rec.map_or(f64::NEG_INFINITY, |r| r.used_at), alive.len()));
+            alive.push(url);
         }
     }
     if let Some(max) = cfg.max_entries {
         let max = max as usize;
         if alive.len() > max {
             // Stable sort: among equal times the cache's (insertion) order decides.
-            alive.sort_by(|a, b| a.1.total_cmp(&b.1));
+            sort_by_time(&mut used);
             let excess = alive.len() - max;
-            out.extend(alive.iter().take(excess).map(|(u, _)| (*u).to_owned()));
+            out.extend(
+                used.iter()
+                    .take(excess)
+                    .filter_map(|&(_, i)| alive.get(i).map(|u| (*u).to_owned())),
+            );
         }
     }
     out
+}
+
+/// Sorts `(time, index)` pairs by time (`f64::total_cmp`), stably. The worker's one sort
+/// (every list it orders goes through it): an insertion sort, a few dozen bytes of wasm
+/// where the standard library's stable sort costs kilobytes per element type. Its lists
+/// are short (stored snapshots, one cache's entries, which `victims` already compares
+/// pairwise).
+pub fn sort_by_time(items: &mut [(f64, usize)]) {
+    for i in 1..items.len() {
+        let mut j = i;
+        while j > 0 && items[j - 1].0.total_cmp(&items[j].0).is_gt() {
+            items.swap(j - 1, j);
+            j -= 1;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -178,5 +201,38 @@ mod tests {
             victims(&cached, &u, 100_000.0, &cfg(Some(3), None)),
             vec!["unknown"]
         );
+    }
+
+    #[test]
+    fn the_time_sort_is_stable_and_agrees_with_the_standard_sort() {
+        let times = [
+            3.0,
+            -0.0,
+            0.0,
+            f64::NEG_INFINITY,
+            3.0,
+            1.5,
+            f64::NAN,
+            -2.0,
+            1.5,
+            0.0,
+        ];
+        let mut x = 7u64;
+        for n in 0..40 {
+            let mut items: Vec<(f64, usize)> = (0..n)
+                .map(|i| {
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    (times[(x >> 33) as usize % times.len()], i)
+                })
+                .collect();
+            let mut want = items.clone();
+            want.sort_by(|a, b| a.0.total_cmp(&b.0));
+            sort_by_time(&mut items);
+            let bits =
+                |v: &[(f64, usize)]| v.iter().map(|(t, i)| (t.to_bits(), *i)).collect::<Vec<_>>();
+            assert_eq!(bits(&items), bits(&want));
+        }
     }
 }

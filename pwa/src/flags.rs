@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use edgeflags_core::{context_fingerprint, Context, ErrorCode, EvalError, FlagSet};
 use serde_json::{json, Map, Value};
 
+use crate::expiration::sort_by_time;
 use crate::json::Obj;
 
 /// `id` of the bootstrap `<script type="application/json">` the edge injects into HTML.
@@ -210,7 +211,16 @@ pub fn error_body(err: &EvalError, key: Option<&str>) -> Value {
 pub fn remember(snapshots: &mut Vec<Snapshot>, new: Snapshot, max: usize) {
     snapshots.retain(|s| s.fingerprint != new.fingerprint);
     snapshots.push(new);
-    snapshots.sort_by(|a, b| b.stored_at.total_cmp(&a.stored_at));
+    // Newest first, stably: ascending by the negated time (negation reverses the total
+    // order exactly), through the worker's one sort.
+    let mut order: Vec<(f64, usize)> = snapshots.iter().map(|s| -s.stored_at).zip(0..).collect();
+    sort_by_time(&mut order);
+    let mut slots: Vec<Option<Snapshot>> = snapshots.drain(..).map(Some).collect();
+    snapshots.extend(
+        order
+            .iter()
+            .filter_map(|&(_, i)| slots.get_mut(i).and_then(Option::take)),
+    );
     snapshots.truncate(max.max(1));
 }
 

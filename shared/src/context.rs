@@ -5,6 +5,7 @@ use std::hash::Hasher;
 use serde_json::{Map, Value};
 
 use crate::error::{ErrorCode, EvalError};
+use crate::keyindex::sort_by_str_key;
 
 /// Deepest nesting accepted in a context. serde_json refuses deeper documents when it
 /// parses text (its recursion limit is 128); a context built in code is held to the same
@@ -161,7 +162,7 @@ fn canonical(v: &Value, h: &mut mur3::Hasher128, depth: usize) {
         }
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_unstable();
+            sort_by_str_key(&mut keys, |k| k);
             h.write(b"{");
             for (i, key) in keys.into_iter().enumerate() {
                 if i > 0 {

@@ -158,6 +158,29 @@ pub(crate) fn find_sorted<T>(items: &[T], key: &str, key_of: impl Fn(&T) -> &str
     }
 }
 
+/// Sorts `items` by a string key (byte order), stably. Input that is already in order —
+/// anything read from a JSON object, whose keys serde_json keeps sorted — is left as it is
+/// after one pass. Every sort in the crate goes through the one non-generic [`sort_keyed`],
+/// so the wasm builds hold one sort implementation instead of one per element type.
+pub(crate) fn sort_by_str_key<T>(items: &mut Vec<T>, key_of: impl Fn(&T) -> &str) {
+    if items.is_sorted_by(|a, b| key_of(a) <= key_of(b)) {
+        return;
+    }
+    let mut keyed: Vec<(&str, usize)> = items.iter().map(&key_of).zip(0..).collect();
+    sort_keyed(&mut keyed);
+    let order: Vec<usize> = keyed.into_iter().map(|(_, i)| i).collect();
+    let mut slots: Vec<Option<T>> = items.drain(..).map(Some).collect();
+    items.extend(
+        order
+            .into_iter()
+            .filter_map(|i| slots.get_mut(i).and_then(Option::take)),
+    );
+}
+
+fn sort_keyed(keyed: &mut [(&str, usize)]) {
+    keyed.sort_by(|a, b| a.0.cmp(b.0));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,6 +218,19 @@ mod tests {
                 assert_eq!(fast_eq(a, b), a == b, "{a} {b}");
             }
         }
+    }
+
+    #[test]
+    fn sorting_by_key_is_stable_and_keeps_every_item() {
+        let mut items = vec![("b", 1), ("a", 2), ("c", 3), ("a", 4), ("b", 5)];
+        sort_by_str_key(&mut items, |t| t.0);
+        assert_eq!(items, [("a", 2), ("a", 4), ("b", 1), ("b", 5), ("c", 3)]);
+        let mut sorted = vec!["x".to_owned(), "y".to_owned()];
+        sort_by_str_key(&mut sorted, String::as_str);
+        assert_eq!(sorted, ["x", "y"]);
+        let mut empty: Vec<&str> = Vec::new();
+        sort_by_str_key(&mut empty, |s| s);
+        assert!(empty.is_empty());
     }
 
     #[test]

@@ -61,3 +61,4 @@ pub use evaluation::{BulkEvaluation, Evaluation, Reason};
 pub use flagset::FlagSet;
 pub use load::{LoadOptions, Loaded};
 pub use logic::fractional::murmur3_x86_32;
+pub use logic::value::parse_decimal;

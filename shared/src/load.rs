@@ -8,7 +8,6 @@
 //! warnings with their path; [`LoadOptions::strict`] promotes them to errors. A set with
 //! any error is refused whole, and every error is listed.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -16,7 +15,7 @@ use serde_json::{Map, Value};
 use crate::context::kind_name;
 use crate::error::{Diagnostic, LoadError};
 use crate::flagset::{Flag, FlagSet, RootFractional};
-use crate::keyindex::KeyIndex;
+use crate::keyindex::{sort_by_str_key, KeyIndex};
 use crate::logic::compile::{literal_results, Compiler};
 use crate::path::JsonPath;
 
@@ -173,14 +172,15 @@ pub(crate) fn from_value(doc: &Value, opts: LoadOptions) -> Result<Loaded, LoadE
         }
         Some(Value::Array(items)) => {
             // flagd also reads `flags` as an array of flags carrying a `key`.
-            let mut seen = BTreeSet::new();
+            // Keys seen so far (values unused; the documents' own map type, see `dedup`).
+            let mut seen = Map::new();
             for (i, def) in items.iter().enumerate() {
                 path.with_index(i, |p| {
                     let Some(key) = def.get("key").and_then(Value::as_str) else {
                         d.error(p, "a flag in a flags array needs a string \"key\"");
                         return;
                     };
-                    if !seen.insert(key.to_owned()) {
+                    if seen.insert(key.to_owned(), Value::Null).is_some() {
                         d.error(p, format!("duplicate flag key \"{key}\""));
                         return;
                     }
@@ -207,7 +207,7 @@ pub(crate) fn from_value(doc: &Value, opts: LoadOptions) -> Result<Loaded, LoadE
     if let Some(evaluators) = evaluators {
         let unused: Vec<(&String, &Value)> = evaluators
             .iter()
-            .filter(|(name, _)| !compiler.used.contains(name.as_str()))
+            .filter(|(name, _)| !compiler.used.contains_key(name.as_str()))
             .collect();
         let mut standalone = Compiler::new(Some(evaluators));
         for (name, body) in unused {
@@ -246,7 +246,7 @@ fn finish(
             warnings: d.warnings,
         });
     }
-    flags.sort_by(|a, b| a.key.cmp(&b.key));
+    sort_by_str_key(&mut flags, |f| &f.key);
     let index = KeyIndex::new(flags.iter().map(|f| &*f.key));
     Ok(Loaded {
         set: FlagSet {
@@ -262,8 +262,14 @@ fn finish(
 /// Removes repeated diagnostics (an evaluator used by several flags reports once),
 /// keeping the first occurrence's position.
 fn dedup(list: &mut Vec<Diagnostic>) {
-    let mut seen = BTreeSet::new();
-    list.retain(|x| seen.insert((x.path.clone(), x.message.clone())));
+    // The (path, message) pairs seen, as one unambiguous string key each, in a JSON map:
+    // the ordered map every document already uses, so the wasm holds one B-tree, not one
+    // per key type.
+    let mut seen = Map::new();
+    list.retain(|x| {
+        let key = format!("{}:{}{}", x.path.len(), x.path, x.message);
+        seen.insert(key, Value::Null).is_none()
+    });
 }
 
 /// Metadata as OFREP carries it: string, number and boolean values only.
@@ -345,7 +351,7 @@ fn load_flag(
                     .iter()
                     .map(|(k, v)| (k.as_str().into(), v.clone()))
                     .collect();
-                v.sort_by(|a, b| a.0.cmp(&b.0));
+                sort_by_str_key(&mut v, |(k, _)| k);
                 v
             }
             Some(other) => {
@@ -449,7 +455,8 @@ fn load_flag(
 /// Schema checks on variant values: one type per flag (boolean, string, number or
 /// object), numbers within JavaScript's safe-integer range, non-empty names.
 fn check_variant_values(map: &Map<String, Value>, path: &mut JsonPath, d: &mut Diags) {
-    let mut kinds = BTreeSet::new();
+    // The kinds present, sorted and unique (at most six).
+    let mut kinds: Vec<&str> = Vec::new();
     for (name, value) in map {
         path.with_key(name, |p| {
             if name.is_empty() {
@@ -469,10 +476,12 @@ fn check_variant_values(map: &Map<String, Value>, path: &mut JsonPath, d: &mut D
                 _ => {}
             }
         });
-        kinds.insert(kind_name(value));
+        let kind = kind_name(value);
+        if let Err(at) = kinds.binary_search(&kind) {
+            kinds.insert(at, kind);
+        }
     }
     if kinds.len() > 1 {
-        let kinds: Vec<&str> = kinds.into_iter().collect();
         d.warn(
             path,
             format!(

@@ -6,7 +6,6 @@
 //! but to null, or that its JSON schema rejects, are warnings, so that existing flagd
 //! files keep working; strict loading promotes them to errors.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -27,7 +26,9 @@ pub(crate) struct Compiler<'d> {
     /// `$ref` names being expanded, innermost last: detects cycles.
     ref_stack: Vec<String>,
     /// Evaluators referenced at least once.
-    pub(crate) used: BTreeSet<String>,
+    /// Names of the evaluators referenced (values unused). A JSON map rather than a
+    /// `BTreeSet`: the same ordered map the documents use, so no second B-tree is compiled.
+    pub(crate) used: Map<String, Value>,
     nodes: usize,
     too_big: bool,
     /// The current flag's variant names: string literals equal to one share its
@@ -44,7 +45,7 @@ impl<'d> Compiler<'d> {
             errors: Vec::new(),
             warnings: Vec::new(),
             ref_stack: Vec::new(),
-            used: BTreeSet::new(),
+            used: Map::new(),
             nodes: 0,
             too_big: false,
             variant_names: Vec::new(),
@@ -176,7 +177,7 @@ impl<'d> Compiler<'d> {
             });
             return Node::Null;
         }
-        self.used.insert(name.to_owned());
+        self.used.insert(name.to_owned(), Value::Null);
         // Problems inside an evaluator are reported at the evaluator, once, however many
         // flags use it (the loader removes duplicates).
         let mut eval_path = JsonPath::new();
@@ -184,11 +185,10 @@ impl<'d> Compiler<'d> {
         eval_path.push_key(name);
         self.ref_stack.push(name.to_owned());
         let node = if map.len() > 1 {
-            let mut merged: Map<String, Value> = map
-                .iter()
-                .filter(|(k, _)| k.as_str() != "$ref")
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
+            // A clone, not a collect: building a map from an iterator sorts its entries (a
+            // second sort implementation in the wasm); the clone is already in order.
+            let mut merged: Map<String, Value> = map.clone();
+            merged.remove("$ref");
             if let Value::Object(body) = body {
                 for (k, v) in body {
                     merged.insert(k.clone(), v.clone());

@@ -6,6 +6,8 @@
 //! interpreter then walks this tree without looking at JSON again.
 
 pub(crate) mod compile;
+#[cfg(any(test, feature = "compact-float-parse"))]
+pub(crate) mod decimal;
 pub(crate) mod fractional;
 pub(crate) mod interp;
 pub(crate) mod semver;

@@ -247,15 +247,17 @@ pub(crate) fn write_js_number(n: f64, out: &mut String) {
     if n < 0.0 {
         out.push('-');
     }
-    // Rust's `{:e}` gives the same shortest round-trip digits: "d.ddde±x".
-    let sci = format!("{:e}", n.abs());
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    // The shortest round-trip digits (the same digits as Rust's `{:e}`), from zmij — the
+    // formatter serde_json already uses, so no second float formatter (core's Grisu/Dragon,
+    // ~20 KB of wasm) is linked. Its text is positional ("123.45", "0.001") or exponential
+    // ("1e+16", "1.5e-7"); read as digits and a decimal point position, so the layout
+    // below never depends on which.
+    let (digits, point) = shortest_digits(n.abs());
+    let digits = digits.as_str();
     let k = digits.len() as i64;
     // The value is 0.digits × 10^point.
-    let point = exp.parse::<i64>().unwrap_or(0) + 1;
     if k <= point && point <= 21 {
-        out.push_str(&digits);
+        out.push_str(digits);
         out.extend(std::iter::repeat_n('0', (point - k) as usize));
     } else if 0 < point && point <= 21 {
         let (int, frac) = digits.split_at(point as usize);
@@ -265,7 +267,7 @@ pub(crate) fn write_js_number(n: f64, out: &mut String) {
     } else if -6 < point && point <= 0 {
         out.push_str("0.");
         out.extend(std::iter::repeat_n('0', (-point) as usize));
-        out.push_str(&digits);
+        out.push_str(digits);
     } else {
         let (first, rest) = digits.split_at(1);
         out.push_str(first);
@@ -276,6 +278,67 @@ pub(crate) fn write_js_number(n: f64, out: &mut String) {
         let e = point - 1;
         let _ = write!(out, "e{}{}", if e < 0 { '-' } else { '+' }, e.abs());
     }
+}
+
+/// The shortest round-trip digits of a finite, positive float (no leading or trailing zeros)
+/// and `point`, the value being `0.digits × 10^point` — exactly what Rust's `{:e}` gives.
+fn shortest_digits(n: f64) -> (String, i64) {
+    let mut buf = zmij::Buffer::new();
+    let (digits, point) = read_digits(buf.format_finite(n));
+    // Where two shortest strings are equally close to the value (it lies exactly halfway),
+    // zmij takes the even one and `{:e}` the upper one. Keep the upper one, so results stay
+    // what they were (ECMAScript itself prefers the even one).
+    let len = digits.len() as i64;
+    if let Ok(d) = digits.parse::<u64>() {
+        if exactly_halfway(n, u128::from(d) * 10 + 5, point - len - 1) {
+            let up = (d + 1).to_string();
+            let point = point + (up.len() as i64 - len);
+            return (up.trim_end_matches('0').to_owned(), point);
+        }
+    }
+    (digits, point)
+}
+
+/// Whether the float `n` equals `mid × 10^exp10` exactly.
+fn exactly_halfway(n: f64, mid: u128, exp10: i64) -> bool {
+    let bits = n.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i64;
+    let fraction = bits & ((1 << 52) - 1);
+    let (m, exp2) = if biased == 0 {
+        (fraction, -1074)
+    } else {
+        (fraction | (1 << 52), biased - 1075)
+    };
+    // With `exp10` ≥ 0 the two strings would be further apart than the float's neighbours
+    // (no tie); with `exp2` ≥ 0 the float is an integer and the midpoint (ending in 5, at
+    // `exp10` < 0) is not. Otherwise compare mid × 2^k with m × 10^j (k = -exp2,
+    // j = -exp10). Every real tie has k, j ≤ 18; within the bounds below both products
+    // stay under 2^128 (mid < 10^20, m < 2^53).
+    if !(-60..0).contains(&exp2) || !(-19..0).contains(&exp10) {
+        return false;
+    }
+    let (k, j) = ((-exp2) as u32, (-exp10) as u32);
+    mid < 100_000_000_000_000_000_000 && mid << k == u128::from(m) * 10u128.pow(j)
+}
+
+/// Reads a finite, positive float's text (`123.45`, `1e+16`, `1.5e-7`, `0.001`) as its
+/// significant digits (no leading or trailing zeros) and `point`, the value being
+/// `0.digits × 10^point`.
+fn read_digits(text: &str) -> (String, i64) {
+    let (mantissa, exp) = text.split_once(['e', 'E']).unwrap_or((text, "0"));
+    let exp = exp.parse::<i64>().unwrap_or(0);
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let mut point = int.len() as i64 + exp;
+    let mut digits = String::with_capacity(int.len() + frac.len());
+    for c in int.chars().chain(frac.chars()) {
+        if digits.is_empty() && c == '0' {
+            point -= 1;
+        } else {
+            digits.push(c);
+        }
+    }
+    digits.truncate(digits.trim_end_matches('0').len());
+    (digits, point)
 }
 
 pub(crate) fn js_number_string(n: f64) -> String {
@@ -318,7 +381,36 @@ pub(crate) fn string_to_number(s: &str) -> f64 {
     if !is_decimal_literal(body) {
         return f64::NAN;
     }
-    body.parse::<f64>().map_or(f64::NAN, |v| sign * v)
+    parse_unsigned(body).map_or(f64::NAN, |v| sign * v)
+}
+
+/// Decimal text (`[+-] digits [. digits] [e [+-] digits]`) as `str::parse::<f64>` reads it
+/// (correctly rounded); `None` for anything else (including `inf` and `NaN`).
+pub fn parse_decimal(text: &str) -> Option<f64> {
+    let (negative, body) = match text.as_bytes().first() {
+        Some(b'-') => (true, text.get(1..).unwrap_or("")),
+        Some(b'+') => (false, text.get(1..).unwrap_or("")),
+        _ => (false, text),
+    };
+    parse_unsigned(body).map(|v| if negative { -v } else { v })
+}
+
+/// An unsigned decimal literal, correctly rounded. With the feature `compact-float-parse`
+/// (the service worker) through [`super::decimal`], which leaves the standard library's
+/// 10 KB table of powers of five out of the wasm; else the standard parser (faster on long
+/// inputs; the edge). Both give the same results (see `decimal`'s tests).
+fn parse_unsigned(body: &str) -> Option<f64> {
+    if !is_decimal_literal(body) {
+        return None;
+    }
+    #[cfg(feature = "compact-float-parse")]
+    {
+        super::decimal::parse(body)
+    }
+    #[cfg(not(feature = "compact-float-parse"))]
+    {
+        body.parse::<f64>().ok()
+    }
 }
 
 /// `digits [. digits] [e [+-] digits]` with at least one digit before the exponent.
@@ -382,7 +474,7 @@ fn parse_float_prefix(s: &str) -> f64 {
         return f64::NAN;
     }
     body.get(..n)
-        .and_then(|p| p.parse::<f64>().ok())
+        .and_then(parse_unsigned)
         .map_or(f64::NAN, |v| sign * v)
 }
 
@@ -595,6 +687,62 @@ mod tests {
         ];
         for (n, want) in cases {
             assert_eq!(js_number_string(n), want, "{n:e}");
+        }
+    }
+
+    /// The digits and decimal point read from zmij's text are exactly those of Rust's `{:e}`
+    /// (the formatter used before), over random bit patterns and the awkward ranges
+    /// (subnormals, powers of ten, integers around 2^53, the positional/exponent boundaries).
+    #[test]
+    fn shortest_digits_match_rusts_exponent_formatting() {
+        fn reference(n: f64) -> (String, i64) {
+            let sci = format!("{n:e}");
+            let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+            let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+            (digits, exp.parse::<i64>().unwrap_or(0) + 1)
+        }
+        let mut values = vec![
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            5e-324,
+            f64::from_bits(0x000f_ffff_ffff_ffff), // the largest subnormal
+            9007199254740993.0,
+            9007199254740992.0,
+            123456789012345680000.0,
+            1e21,
+            1e-7,
+            1e-6,
+            0.000001234,
+            0.3,
+            2.0 / 3.0,
+        ];
+        for e in -325..=308 {
+            values.push(10f64.powi(e));
+            values.push(1.5 * 10f64.powi(e));
+        }
+        for i in 1..5000u64 {
+            values.push(i as f64);
+            values.push((1u64 << 53) as f64 + i as f64 * 2.0);
+            values.push(i as f64 / 7.0);
+        }
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..300_000 {
+            // xorshift64*: random bit patterns, i.e. every exponent and subnormals.
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            values.push(f64::from_bits(x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 1));
+        }
+        // Values halfway between two shortest strings (m / 2^k, m odd near 2^52..2^53).
+        for i in 0..20_000u64 {
+            let m = (1u64 << 52) + 2 * (i * 104_729) + 1;
+            for k in 1..12 {
+                values.push(m as f64 / f64::from(1u32 << k));
+            }
+        }
+        values.push(f64::from_bits(0x431e_2619_9ffc_9fd1)); // 2121535200372724.25, a tie
+        for n in values.into_iter().filter(|n| n.is_finite() && *n > 0.0) {
+            assert_eq!(shortest_digits(n), reference(n), "{n:e}");
         }
     }
 
