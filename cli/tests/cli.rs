@@ -132,6 +132,7 @@ fn eval_prints_the_single_flag_body() {
         json_line(&o),
         json!({"key": "new-checkout", "value": true, "variant": "on", "reason": "TARGETING_MATCH",
                "metadata": {"clientSide": true, "flagSetId": "erp-backend", "owner": "checkout",
+                            "experiment.control": "off", "experiment.conversionEvent": "checkout-completed",
                             "version": "2026-11-25.1",
                             "description": "New checkout flow: always on for @example.com staff, 50/50 for everyone else."}})
     );
