@@ -26,15 +26,23 @@ pub const BINDING: &str = "METRICS";
 
 thread_local! {
     static RECORDER: RefCell<Recorder> = RefCell::new(Recorder::default());
+    /// `enabled`, decided once per isolate: bindings and vars cannot change under a running
+    /// isolate, and two JS lookups per request are hot-path work (as in lib.rs `Settings`).
+    static ENABLED: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
 }
 
 /// Whether this deployment measures: the binding exists and `METRICS` is not `off`.
 pub fn enabled(env: &Env) -> bool {
-    env.durable_object(BINDING).is_ok()
+    if let Some(on) = ENABLED.with(std::cell::Cell::get) {
+        return on;
+    }
+    let on = env.durable_object(BINDING).is_ok()
         && env
             .var("METRICS")
             .map(|v| v.to_string() != "off")
-            .unwrap_or(true)
+            .unwrap_or(true);
+    ENABLED.with(|e| e.set(Some(on)));
+    on
 }
 
 /// Counts one proxied request (and the exposure of the flag that routed it), then sends a
