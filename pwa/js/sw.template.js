@@ -8,6 +8,52 @@
 const WASM_URL = new URL(/*__WASM_PATH__*/, self.location).href;
 const CONFIG = /*__CONFIG__*/;
 
+// IndexedDB as one promise per operation, for the Rust side (pwa/src/host/idb.rs decides what
+// is stored; this is only the request/transaction plumbing, which costs far more as wasm).
+// Stores: outbox (in-line auto-increment ids = replay order), usage (in-line ids), flags
+// (out-of-line keys). A newer worker upgrading the schema is never blocked by this one.
+const STORES = [['outbox', { keyPath: 'id', autoIncrement: true }], ['usage', { keyPath: 'id' }], ['flags', {}]];
+let database = null;
+function openDatabase(name) {
+  if (!database) {
+    database = new Promise((resolve, reject) => {
+      const open = indexedDB.open(name, 1);
+      open.onupgradeneeded = () => {
+        for (const [store, options] of STORES) {
+          if (!open.result.objectStoreNames.contains(store)) open.result.createObjectStore(store, options);
+        }
+      };
+      open.onsuccess = () => {
+        const db = open.result;
+        db.onversionchange = () => {
+          db.close();
+          database = null;
+        };
+        resolve(db);
+      };
+      open.onerror = () => reject(open.error);
+    });
+    database.catch(() => {
+      database = null;
+    });
+  }
+  return database;
+}
+self.edgeflags = {
+  // op: get | getAll | put | delete. Settles when the transaction has committed.
+  idb: (name, store, op, key, value) =>
+    openDatabase(name).then(
+      (db) =>
+        new Promise((resolve, reject) => {
+          const tx = db.transaction(store, op === 'get' || op === 'getAll' ? 'readonly' : 'readwrite');
+          const s = tx.objectStore(store);
+          const req = op === 'put' ? (key === undefined ? s.put(value) : s.put(value, key)) : s[op](key);
+          tx.oncomplete = () => resolve(req.result);
+          tx.onerror = tx.onabort = () => reject(tx.error || req.error || new Error('IndexedDB transaction aborted'));
+        }),
+    ),
+};
+
 let ready = null;
 function init() {
   if (!ready) {

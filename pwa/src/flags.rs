@@ -174,7 +174,8 @@ pub fn parse_request(body: &str, visitor_key: Option<&str>) -> Result<Context, E
                 "request body must be a JSON object",
             ));
         };
-        match root.remove("context") {
+        // `take`, not `remove`: no B-tree removal code in the wasm for one field.
+        match root.get_mut("context").map(Value::take) {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(map)) => map,
             Some(_) => {

@@ -25,3 +25,10 @@ mod strategies;
 
 #[cfg(target_arch = "wasm32")]
 pub use host::exports::*;
+
+// The service worker allocates little and briefly; talc is smaller than Rust's default wasm
+// allocator (dlmalloc) and faster. Realloc-in-place is off: it saves code, and reallocs here
+// are rare (JSON buffers).
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();

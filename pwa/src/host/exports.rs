@@ -5,13 +5,15 @@ use std::future::Future;
 
 use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
+use wasm_bindgen_futures::JsFuture;
 use web_sys::{
     ExtendableEvent, ExtendableMessageEvent, FetchEvent, NotificationEvent, PushEvent, Request,
     RequestMode, Response,
 };
 
-use super::{flags, lifecycle, notify, outbox, post_to, scope, set_worker, worker, Tasks, Worker};
+use super::{
+    flags, lifecycle, notify, outbox, post_to, promise, scope, set_worker, worker, Tasks, Worker,
+};
 use crate::config::SwConfig;
 use crate::error::SwError;
 use crate::precache::Precache;
@@ -45,11 +47,11 @@ where
 
 // Not generic: one executor wrapper for every event kind.
 fn run_with_tasks(fut: super::LocalTask, tasks: Tasks) -> Promise {
-    future_to_promise(async move {
+    promise(Box::pin(async move {
         let result = fut.await;
         tasks.settled().await;
         result.map(|()| JsValue::UNDEFINED).map_err(JsValue::from)
-    })
+    }))
 }
 
 /// `install`: precache the app shell.
@@ -85,14 +87,16 @@ pub fn on_fetch(event: FetchEvent) -> Promise {
     let mut resolve_slot: Option<Function> = None;
     let keep_alive = Promise::new(&mut |resolve, _| resolve_slot = Some(resolve));
     let keep_alive_done = resolve_slot.filter(|_| event.wait_until(&keep_alive).is_ok());
-    future_to_promise(async move {
+    promise(Box::pin(async move {
         let result = answer(&request, &tasks).await;
-        spawn_local(async move {
+        // Not awaited: the response goes out now; the event stays alive until this settles.
+        let _ = promise(Box::pin(async move {
             tasks.settled().await;
             if let Some(done) = keep_alive_done {
                 let _ = done.call0(&JsValue::UNDEFINED);
             }
-        });
+            Ok(JsValue::UNDEFINED)
+        }));
         match result {
             Ok(res) => Ok(res.into()),
             // A definite "no answer" (cache-only miss, nothing to fall back on): a network
@@ -100,7 +104,7 @@ pub fn on_fetch(event: FetchEvent) -> Promise {
             Err(SwError::NoResponse(_)) => Ok(Response::error().into()),
             Err(e) => Err(e.into()),
         }
-    })
+    }))
 }
 
 async fn answer(request: &Request, tasks: &Tasks) -> Result<Response, SwError> {

@@ -208,25 +208,22 @@ pub async fn register_sync(tag: &str) {
     }
 }
 
+/// What runs under a Web Lock: told whether it holds the lock, it returns the work to do.
+pub type Locked = Box<dyn FnOnce(bool) -> JsTask>;
+
 /// Runs `f` holding the Web Lock `name`, shared by every service-worker version of this
 /// origin. With `if_available`, `f` gets `false` at once when someone else holds it.
-/// Without Web Locks, `f` runs directly with `true`.
-pub async fn with_lock<F, Fut>(name: &str, if_available: bool, f: F) -> Result<JsValue, SwError>
-where
-    F: FnOnce(bool) -> Fut + 'static,
-    Fut: Future<Output = Result<JsValue, SwError>> + 'static,
-{
+/// Without Web Locks, `f` runs directly with `true`. (Boxed, not generic: one copy in the
+/// wasm for every caller.)
+pub async fn with_lock(name: &str, if_available: bool, f: Locked) -> Result<JsValue, SwError> {
     let locks = Reflect::get(&scope().navigator(), &"locks".into())
         .ok()
         .filter(|l| !l.is_undefined() && !l.is_null());
     let Some(locks) = locks else {
-        return f(true).await;
+        return Ok(f(true).await?);
     };
     let request: Function = Reflect::get(&locks, &"request".into())?.dyn_into()?;
-    let callback = Closure::once_into_js(move |lock: JsValue| -> Promise {
-        let fut = f(!lock.is_null());
-        future_to_promise(async move { fut.await.map_err(JsValue::from) })
-    });
+    let callback = Closure::once_into_js(move |lock: JsValue| -> Promise { promise(f(!lock.is_null())) });
     let options = js_sys::Object::new();
     Reflect::set(&options, &"ifAvailable".into(), &if_available.into())?;
     let p: Promise = request
@@ -237,6 +234,16 @@ where
 
 /// A boxed, non-Send future (everything in a service worker runs on one thread).
 pub type LocalTask = std::pin::Pin<Box<dyn Future<Output = Result<(), SwError>>>>;
+
+/// A boxed future settling a JS promise.
+pub type JsTask = std::pin::Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>;
+
+/// A promise for a future, started at once. Every promise the worker makes from Rust goes
+/// through here, so the executor glue of `future_to_promise` is in the wasm once, not once
+/// per call site.
+pub fn promise(fut: JsTask) -> Promise {
+    future_to_promise(fut)
+}
 
 /// Work that continues after a response was given (cache updates, flag snapshots, replays);
 /// the event is kept alive until all of it has settled.
@@ -257,12 +264,12 @@ impl Tasks {
     // One task wrapper for every kind of background work (a generic one per call site would
     // repeat the executor glue in the wasm).
     fn spawn_boxed(&self, fut: LocalTask) {
-        self.push(future_to_promise(async move {
+        self.push(promise(Box::pin(async move {
             if let Err(e) = fut.await {
                 web_sys::console::warn_1(&format!("edgeflags sw: {e}").into());
             }
             Ok(JsValue::UNDEFINED)
-        }));
+        })));
     }
 
     /// Settles when every task (including ones added meanwhile) has settled.

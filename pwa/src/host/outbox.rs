@@ -8,12 +8,12 @@ use std::cell::{Cell, RefCell};
 
 use js_sys::{Promise, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use wasm_bindgen_futures::JsFuture;
 use web_sys::{Headers, Request, RequestInit, Response};
 
 use super::idb::{self, OUTBOX};
 use super::{
-    fetch, header_pairs, json_response, now_ms, post_all, random_key, register_sync, sleep,
+    fetch, header_pairs, json_response, now_ms, post_all, promise, random_key, register_sync, sleep,
     with_lock, worker, Tasks,
 };
 use crate::config::BackgroundSyncConfig;
@@ -113,10 +113,16 @@ pub async fn handle_write(
         random_key,
     );
     let cfg = bs.clone();
-    let pair = with_lock(LOCK, true, move |held| async move {
-        let (res, written) = write(held, cfg, entry, body).await?;
-        Ok(js_sys::Array::of2(&res, &JsValue::from(written as u8)).into())
-    })
+    let pair = with_lock(
+        LOCK,
+        true,
+        Box::new(move |held| {
+            Box::pin(async move {
+                let (res, written) = write(held, cfg, entry, body).await?;
+                Ok(js_sys::Array::of2(&res, &JsValue::from(written as u8)).into())
+            })
+        }),
+    )
     .await?;
     let pair: js_sys::Array = pair.unchecked_into();
     let res: Response = pair
@@ -184,12 +190,21 @@ pub fn replay() -> Promise {
         DIRTY.with(|d| d.set(true));
         return p;
     }
-    let p = future_to_promise(async {
+    let p = promise(Box::pin(async {
         loop {
             DIRTY.with(|d| d.set(false));
-            let outcome = with_lock(LOCK, false, |_| async {
-                run_replay().await.map(|()| JsValue::UNDEFINED)
-            })
+            let outcome = with_lock(
+                LOCK,
+                false,
+                Box::new(|_| {
+                    Box::pin(async {
+                        run_replay()
+                            .await
+                            .map(|()| JsValue::UNDEFINED)
+                            .map_err(JsValue::from)
+                    })
+                }),
+            )
             .await;
             // Checked and cleared in one synchronous step: a trigger that arrived after the
             // last pass read the outbox gets another pass.
@@ -198,7 +213,7 @@ pub fn replay() -> Promise {
                 return outcome.map_err(JsValue::from);
             }
         }
-    });
+    }));
     REPLAY.with(|r| *r.borrow_mut() = Some(p.clone()));
     p
 }

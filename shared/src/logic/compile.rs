@@ -185,10 +185,12 @@ impl<'d> Compiler<'d> {
         eval_path.push_key(name);
         self.ref_stack.push(name.to_owned());
         let node = if map.len() > 1 {
-            // A clone, not a collect: building a map from an iterator sorts its entries (a
-            // second sort implementation in the wasm); the clone is already in order.
-            let mut merged: Map<String, Value> = map.clone();
-            merged.remove("$ref");
+            // Inserts, not a collect (building a map from an iterator sorts its entries: a
+            // second sort in the wasm) nor clone-then-remove (B-tree removal code in the wasm).
+            let mut merged: Map<String, Value> = Map::new();
+            for (k, v) in map.iter().filter(|(k, _)| *k != "$ref") {
+                merged.insert(k.clone(), v.clone());
+            }
             if let Value::Object(body) = body {
                 for (k, v) in body {
                     merged.insert(k.clone(), v.clone());
