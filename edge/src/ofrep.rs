@@ -2,60 +2,22 @@
 //! effective evaluation context, bulk ETags, and response status/bodies.
 
 use edgeflags_core::{context_fingerprint, Context, ErrorCode, EvalError};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-/// Largest accepted OFREP request body.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub use edgeflags_core::ofrep::MAX_BODY_BYTES;
 
-/// Parses an OFREP request body `{"context": {...}}` into the evaluation context, adding the
-/// visitor's targetingKey from the edge's identity source when the body has none.
-///
-/// An empty body means an empty context. Malformed JSON is `PARSE_ERROR`; a body or context
-/// that is not an object is `INVALID_CONTEXT` (both 400).
+/// Parses an OFREP request body into the evaluation context with the parser the service
+/// worker uses too (`edgeflags_core::ofrep`), adding the visitor's targetingKey from the
+/// edge's identity source when the body has none. A body that is not UTF-8 is malformed
+/// JSON (`PARSE_ERROR`, 400).
 pub fn parse_request(body: &[u8], visitor_key: Option<&str>) -> Result<Context, EvalError> {
-    if body.len() > MAX_BODY_BYTES {
-        return Err(EvalError::new(
-            ErrorCode::InvalidContext,
-            format!("request body exceeds {MAX_BODY_BYTES} bytes"),
-        ));
-    }
-    let mut context = if body.iter().all(u8::is_ascii_whitespace) {
-        Map::new()
-    } else {
-        let doc: Value = serde_json::from_slice(body).map_err(|e| {
-            EvalError::new(
-                ErrorCode::ParseError,
-                format!("request body is not valid JSON: {e}"),
-            )
-        })?;
-        let Value::Object(mut root) = doc else {
-            return Err(EvalError::new(
-                ErrorCode::InvalidContext,
-                "request body must be a JSON object",
-            ));
-        };
-        match root.remove("context") {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(map)) => map,
-            Some(_) => {
-                return Err(EvalError::new(
-                    ErrorCode::InvalidContext,
-                    "context must be a JSON object",
-                ))
-            }
-        }
-    };
-    if let Some(tk) = context.get("targetingKey") {
-        if !tk.is_string() {
-            return Err(EvalError::new(
-                ErrorCode::InvalidContext,
-                "targetingKey must be a string",
-            ));
-        }
-    } else if let Some(key) = visitor_key {
-        context.insert("targetingKey".into(), Value::String(key.to_owned()));
-    }
-    Ok(Context::from_map(context))
+    let text = std::str::from_utf8(body).map_err(|_| {
+        EvalError::new(
+            ErrorCode::ParseError,
+            "request body is not valid JSON: it is not UTF-8",
+        )
+    })?;
+    edgeflags_core::ofrep::parse_request(text, visitor_key)
 }
 
 /// Strong ETag of a bulk answer: it covers the flag-set version *and* the evaluation context,
@@ -83,54 +45,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn request_bodies_map_to_contexts_or_ofrep_errors() {
-        let cases: &[(&str, Result<&str, ErrorCode>)] = &[
-            ("", Ok("{}")),
-            ("  ", Ok("{}")),
-            (r#"{}"#, Ok("{}")),
-            (r#"{"context":null}"#, Ok("{}")),
-            (
-                r#"{"context":{"targetingKey":"u1","plan":"pro"}}"#,
-                Ok(r#"{"plan":"pro","targetingKey":"u1"}"#),
-            ),
-            ("{nope", Err(ErrorCode::ParseError)),
-            ("[1]", Err(ErrorCode::InvalidContext)),
-            (r#"{"context":"x"}"#, Err(ErrorCode::InvalidContext)),
-            (
-                r#"{"context":{"targetingKey":5}}"#,
-                Err(ErrorCode::InvalidContext),
-            ),
-        ];
-        for (body, want) in cases {
-            let got = parse_request(body.as_bytes(), None);
-            match (got, want) {
-                (Ok(ctx), Ok(json)) => {
-                    assert_eq!(
-                        ctx.as_value(),
-                        &serde_json::from_str::<Value>(json).unwrap(),
-                        "{body}"
-                    )
-                }
-                (Err(e), Err(code)) => assert_eq!(&e.code, code, "{body}: {e:?}"),
-                (got, want) => panic!("{body}: got {got:?}, want {want:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn the_visitor_key_fills_a_missing_targeting_key_only() {
+    fn bodies_are_parsed_by_the_shared_parser_and_must_be_utf8() {
         let ctx = parse_request(br#"{"context":{"plan":"pro"}}"#, Some("visitor-1")).unwrap();
         assert_eq!(ctx.targeting_key(), Some("visitor-1"));
-        let ctx =
-            parse_request(br#"{"context":{"targetingKey":"own"}}"#, Some("visitor-1")).unwrap();
-        assert_eq!(ctx.targeting_key(), Some("own"));
-    }
-
-    #[test]
-    fn oversized_bodies_are_refused() {
-        let body = vec![b' '; MAX_BODY_BYTES + 1];
         assert_eq!(
-            parse_request(&body, None).unwrap_err().code,
+            parse_request(b"{\"context\":{\"a\":\"\xff\"}}", None)
+                .unwrap_err()
+                .code,
+            ErrorCode::ParseError
+        );
+        assert_eq!(
+            parse_request(br#"{"context":"x"}"#, None).unwrap_err().code,
             ErrorCode::InvalidContext
         );
     }

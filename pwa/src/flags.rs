@@ -14,7 +14,7 @@ use crate::json::Obj;
 /// `id` of the bootstrap `<script type="application/json">` the edge injects into HTML.
 pub const BOOTSTRAP_ID: &str = "edgeflags-bootstrap";
 /// Largest OFREP request body accepted (as the edge).
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub use edgeflags_core::ofrep::MAX_BODY_BYTES;
 
 /// One stored bulk answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -148,56 +148,9 @@ pub fn from_bootstrap(bootstrap: &Value, now_ms: f64) -> Option<(Option<String>,
     Some((key, snapshot))
 }
 
-/// Parses an OFREP request body into the evaluation context, adding the visitor's
-/// targetingKey when the body has none — the same rules as the edge (`edge/src/ofrep.rs`),
-/// so an offline answer is computed for the same context the edge would use.
-pub fn parse_request(body: &str, visitor_key: Option<&str>) -> Result<Context, EvalError> {
-    if body.len() > MAX_BODY_BYTES {
-        return Err(EvalError::new(
-            ErrorCode::InvalidContext,
-            format!("request body exceeds {MAX_BODY_BYTES} bytes"),
-        ));
-    }
-    let mut context = if body.trim().is_empty() {
-        Map::new()
-    } else {
-        // Text, not bytes: one JSON reader (the one the core uses) in the wasm, not two.
-        let doc: Value = serde_json::from_str(body).map_err(|e| {
-            EvalError::new(
-                ErrorCode::ParseError,
-                format!("request body is not valid JSON: {e}"),
-            )
-        })?;
-        let Value::Object(mut root) = doc else {
-            return Err(EvalError::new(
-                ErrorCode::InvalidContext,
-                "request body must be a JSON object",
-            ));
-        };
-        // `take`, not `remove`: no B-tree removal code in the wasm for one field.
-        match root.get_mut("context").map(Value::take) {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(map)) => map,
-            Some(_) => {
-                return Err(EvalError::new(
-                    ErrorCode::InvalidContext,
-                    "context must be a JSON object",
-                ))
-            }
-        }
-    };
-    if let Some(tk) = context.get("targetingKey") {
-        if !tk.is_string() {
-            return Err(EvalError::new(
-                ErrorCode::InvalidContext,
-                "targetingKey must be a string",
-            ));
-        }
-    } else if let Some(key) = visitor_key {
-        context.insert("targetingKey".into(), Value::String(key.to_owned()));
-    }
-    Ok(Context::from_map(context))
-}
+/// Parses an OFREP request body with the edge's parser (`edgeflags_core::ofrep`), so an
+/// offline answer is computed for the same context the edge would use.
+pub use edgeflags_core::ofrep::parse_request;
 
 /// The body of an OFREP error answer.
 pub fn error_body(err: &EvalError, key: Option<&str>) -> Value {

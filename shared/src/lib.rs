@@ -53,6 +53,7 @@ mod flagset;
 mod keyindex;
 mod load;
 mod logic;
+pub mod ofrep;
 mod path;
 
 pub use context::{context_fingerprint, Context};

@@ -30,7 +30,13 @@ extern "C" {
     /// `delete`) in its own transaction; resolves with the request's result once the
     /// transaction has committed, rejects with its error.
     #[wasm_bindgen(js_namespace = edgeflags, js_name = idb)]
-    fn idb_request(database: &str, store: &str, op: &str, key: &JsValue, value: &JsValue) -> Promise;
+    fn idb_request(
+        database: &str,
+        store: &str,
+        op: &str,
+        key: &JsValue,
+        value: &JsValue,
+    ) -> Promise;
 }
 
 async fn run(store: &str, op: &str, key: &JsValue, value: &JsValue) -> Result<JsValue, SwError> {
@@ -61,7 +67,9 @@ pub async fn put_at(store: &str, key: &JsValue, value: &JsValue) -> Result<(), S
 
 /// Deletes the value under `key` (no error when absent).
 pub async fn delete(store: &str, key: &JsValue) -> Result<(), SwError> {
-    run(store, "delete", key, &JsValue::UNDEFINED).await.map(drop)
+    run(store, "delete", key, &JsValue::UNDEFINED)
+        .await
+        .map(drop)
 }
 
 /// A JSON value as a plain JS object (for storing and posting).

@@ -223,7 +223,8 @@ pub async fn with_lock(name: &str, if_available: bool, f: Locked) -> Result<JsVa
         return Ok(f(true).await?);
     };
     let request: Function = Reflect::get(&locks, &"request".into())?.dyn_into()?;
-    let callback = Closure::once_into_js(move |lock: JsValue| -> Promise { promise(f(!lock.is_null())) });
+    let callback =
+        Closure::once_into_js(move |lock: JsValue| -> Promise { promise(f(!lock.is_null())) });
     let options = js_sys::Object::new();
     Reflect::set(&options, &"ifAvailable".into(), &if_available.into())?;
     let p: Promise = request

@@ -13,8 +13,8 @@ use web_sys::{Headers, Request, RequestInit, Response};
 
 use super::idb::{self, OUTBOX};
 use super::{
-    fetch, header_pairs, json_response, now_ms, post_all, promise, random_key, register_sync, sleep,
-    with_lock, worker, Tasks,
+    fetch, header_pairs, json_response, now_ms, post_all, promise, random_key, register_sync,
+    sleep, with_lock, worker, Tasks,
 };
 use crate::config::BackgroundSyncConfig;
 use crate::error::SwError;
