@@ -299,6 +299,56 @@ describe('guarded rollouts', () => {
     }
   });
 
+  test('a canary slower than the p99 limit is rolled back by the latency gate', LIMIT, async () => {
+    const stack = await startStack({ seed: { flags: withPlan({ ...PLAN, 'rollout.stages': '50,100', 'rollout.maxP99Ms': 100 }) } });
+    try {
+      const c = client(stack);
+      await c.cron();
+      assert.deepEqual(weights(await c.backend()), { v1: 50, v2: 50 });
+      // Every canary answer takes 300 ms; none fails, so only the latency gate can fire.
+      await c.faults({ v2DelayMs: 300 });
+      const seen = await c.visit(120, 24);
+      assert.ok(seen.every((s) => s.status === 200));
+      assert.ok(seen.filter((s) => s.version === 'v2').length >= PLAN['rollout.minSample'], 'enough canary requests to judge');
+      await c.cron();
+      const flag = await c.backend();
+      assert.equal(flag.metadata['rollout.status'], 'rolled-back', JSON.stringify(flag.metadata));
+      assert.match(flag.metadata['rollout.reason'], /p99 latency .* is above the limit 100 ms/);
+      assert.deepEqual(weights(flag), { v1: 100, v2: 0 });
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  test('a canary that converts worse than control is rolled back by the conversion gate', LIMIT, async () => {
+    const plan = { ...PLAN, 'rollout.stages': '50,100', 'rollout.conversionEvent': 'checkout-completed' };
+    const stack = await startStack({ seed: { flags: withPlan(plan) } });
+    try {
+      const c = client(stack);
+      await c.cron();
+      const seen = await c.visit(120, 24);
+      const on = (v) => seen.filter((s) => s.version === v).map((s) => s.id);
+      assert.ok(on('v1').length >= 30 && on('v2').length >= 30, 'both arms have enough units');
+      // Every control visitor completes a checkout; no canary visitor does.
+      const events = on('v1').map((id) => ({ trackingEventName: 'checkout-completed', context: { targetingKey: id } }));
+      const res = await fetch(`${stack.edgeUrl}/__edge/events`, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ events }),
+      });
+      assert.equal(res.status, 202);
+      await waitFor(async () => {
+        const r = (await c.admin('POST', '/rollouts/evaluate?dryRun=true')).json.rollouts[0];
+        return r.decision.action === 'rollback' && r;
+      }, { what: 'the conversions to reach the controller', timeoutMs: 15000, intervalMs: 500 });
+      await c.cron();
+      const flag = await c.backend();
+      assert.equal(flag.metadata['rollout.status'], 'rolled-back', JSON.stringify(flag.metadata));
+      assert.match(flag.metadata['rollout.reason'], /conversion is worse than control/);
+      assert.deepEqual(weights(flag), { v1: 100, v2: 0 });
+    } finally {
+      await stack.stop();
+    }
+  });
+
   test('a healthy canary walks 10 → 50 → 100 %, holding while the sample is too small; dry runs change nothing', LIMIT, async () => {
     const stack = await startStack({ seed: { flags: withPlan(PLAN) } });
     try {

@@ -71,7 +71,8 @@ struct Writes {
 }
 
 /// Test switch (`POST /__origin/faults`): fail the next N order writes with 503, delay
-/// every lab answer, and make the canary (v2) fail a share of its API requests.
+/// every lab answer, and make the canary (v2) fail a share of its API requests or answer
+/// them slowly.
 #[derive(Default, Debug)]
 struct Faults {
     fail_next: AtomicU64,
@@ -82,6 +83,8 @@ struct Faults {
     v2_error_percent: AtomicU64,
     v2_api_requests: AtomicU64,
     v2_injected_errors: AtomicU64,
+    /// Every v2 `/api/` answer waits this long (0 = no delay): a slow canary.
+    v2_delay_ms: AtomicU64,
 }
 
 #[derive(Clone, Debug)]
@@ -123,10 +126,12 @@ async fn stamp(
             counter.fetch_add(1, Ordering::Relaxed);
         }
     }
-    let mut res = if ctx.version == Version::V2
-        && path.starts_with("/api/")
-        && inject_v2_error(&ctx.state.faults)
-    {
+    let v2_api = ctx.version == Version::V2 && path.starts_with("/api/");
+    let delay = ctx.state.faults.v2_delay_ms.load(Ordering::SeqCst);
+    if v2_api && delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    let mut res = if v2_api && inject_v2_error(&ctx.state.faults) {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"error": "fault switch: the canary fails this request"})),
@@ -233,6 +238,8 @@ struct FaultSettings {
     lab_delay_ms: Option<u64>,
     /// Percent (0..=100) of v2's `/api/` requests answered 503 (every 100/p-th one).
     v2_error_percent: Option<u64>,
+    /// Every v2 `/api/` answer waits this long (0 = no delay).
+    v2_delay_ms: Option<u64>,
 }
 
 async fn set_faults(AxState(ctx): AxState<Ctx>, body: axum::body::Bytes) -> Response {
@@ -257,10 +264,14 @@ async fn set_faults(AxState(ctx): AxState<Ctx>, body: axum::body::Bytes) -> Resp
         f.v2_error_percent.store(p.min(100), Ordering::SeqCst);
         f.v2_api_requests.store(0, Ordering::SeqCst);
     }
+    if let Some(ms) = settings.v2_delay_ms {
+        f.v2_delay_ms.store(ms.min(60_000), Ordering::SeqCst);
+    }
     Json(json!({
         "failNext": f.fail_next.load(Ordering::SeqCst),
         "labDelayMs": f.lab_delay_ms.load(Ordering::SeqCst),
         "v2ErrorPercent": f.v2_error_percent.load(Ordering::SeqCst),
+        "v2DelayMs": f.v2_delay_ms.load(Ordering::SeqCst),
     }))
     .into_response()
 }
