@@ -125,6 +125,29 @@ describe('measurement', () => {
     assert.equal(origin.requests.v1 + origin.requests.v2, N, 'the origin saw the same requests');
   });
 
+  test('a batch whose acknowledgement was lost is re-sent and still counted once', LIMIT, async () => {
+    // The store applies every batch, but answers 503 after every second one (test-only fault):
+    // the worker keeps those batches and re-sends them with the same id.
+    const stack = await startStack({ vars: { METRICS_FAULT_LOSE_ACK_EVERY: '2' } });
+    try {
+      const c = client(stack);
+      const N = 450;
+      await c.visit(N, 24);
+      await waitFor(async () => {
+        const m = await c.metrics();
+        return sum(m, 'edgeflags_metric_duplicate_batches_total') > 0 && sum(m, 'edgeflags_requests_total') === N;
+      }, { what: 'a re-sent batch to be recognised and the totals to settle', timeoutMs: 20000, intervalMs: 300 });
+      const m = await c.metrics();
+      assert.equal(sum(m, 'edgeflags_requests_total'), N, 'no request counted twice');
+      assert.equal(sum(m, 'edgeflags_request_duration_seconds_count'), N);
+      assert.ok(sum(m, 'edgeflags_metric_duplicate_batches_total') >= 1);
+      const origin = await (await fetch(`${stack.originV1}/__origin/stats`)).json();
+      assert.equal(origin.requests.v1 + origin.requests.v2, N, 'the origin saw the same requests');
+    } finally {
+      await stack.stop();
+    }
+  });
+
   test('origin errors count against the variant that failed, even when the stable retry saved the visitor', LIMIT, async () => {
     const before = await c.metrics();
     await c.faults({ v2ErrorPercent: 100 });

@@ -119,6 +119,15 @@ pub async fn flush(env: &Env) -> Result<(), EdgeError> {
     deliver(env, batches).await
 }
 
+/// Flushes before totals are read. A batch that cannot be delivered now stays retained and
+/// is re-sent later with the same id, so a reader gets the totals stored so far rather than
+/// an error.
+async fn flush_or_warn(env: &Env) {
+    if let Err(e) = flush(env).await {
+        worker::console_warn!("metrics: flush before reading failed, totals may lag: {e}");
+    }
+}
+
 /// Delivers batches in order; failed ones are kept to be re-sent with the same id.
 async fn deliver(env: &Env, batches: Vec<Batch>) -> Result<(), EdgeError> {
     let mut failed = Vec::new();
@@ -204,9 +213,16 @@ pub struct DecisionRecord {
 #[durable_object(fetch)]
 pub struct MetricsStore {
     state: State,
-    #[allow(dead_code)]
     env: Env,
+    /// Batches applied by this instance (for the lost-acknowledgement fault below).
+    applied: std::cell::Cell<u64>,
 }
+
+/// Test-only fault (wrangler var, absent in production): after applying every N-th new
+/// batch, answer 503 as if the acknowledgement were lost on the way back. The worker then
+/// keeps the batch and re-sends it with the same id, which is what the de-duplication by
+/// batch id exists for; the end-to-end tests use it to show nothing is counted twice.
+const LOSE_ACK_VAR: &str = "METRICS_FAULT_LOSE_ACK_EVERY";
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, at INTEGER NOT NULL)",
@@ -271,6 +287,19 @@ impl std::fmt::Debug for MetricsStore {
 }
 
 impl MetricsStore {
+    /// Whether the lost-acknowledgement fault ([`LOSE_ACK_VAR`]) hits this applied batch.
+    fn ack_lost(&self) -> bool {
+        let every = self
+            .env
+            .var(LOSE_ACK_VAR)
+            .ok()
+            .and_then(|v| v.to_string().parse::<u64>().ok())
+            .filter(|n| *n > 0);
+        let n = self.applied.get() + 1;
+        self.applied.set(n);
+        every.is_some_and(|every| n.is_multiple_of(every))
+    }
+
     fn sql(&self) -> worker::Result<SqlStorage> {
         let sql = self.state.storage().sql();
         for statement in SCHEMA {
@@ -517,7 +546,11 @@ async fn body<T: DeserializeOwned>(req: &mut Request) -> worker::Result<T> {
 
 impl DurableObject for MetricsStore {
     fn new(state: State, env: Env) -> Self {
-        Self { state, env }
+        Self {
+            state,
+            env,
+            applied: std::cell::Cell::new(0),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
@@ -525,7 +558,13 @@ impl DurableObject for MetricsStore {
         let result = match path.as_str() {
             "/ingest" => {
                 let batch: Batch = body(&mut req).await?;
-                self.ingest(&batch)
+                let result = self.ingest(&batch);
+                if let Ok(answer) = &result {
+                    if answer["applied"] == true && self.ack_lost() {
+                        return Response::error("fault: acknowledgement lost", 503);
+                    }
+                }
+                result
             }
             "/totals" => self.totals().and_then(|t| {
                 serde_json::to_value(t).map_err(|e| worker::Error::RustError(e.to_string()))
@@ -554,7 +593,7 @@ impl DurableObject for MetricsStore {
 
 /// `GET {prefix}/metrics`: Prometheus text (version 0.0.4) of the totals.
 pub async fn prometheus(env: &Env, config: &crate::config::Config) -> Result<Response, EdgeError> {
-    flush(env).await?;
+    flush_or_warn(env).await;
     let mut totals: Totals = call(env, "/totals", &json!({})).await?;
     if let Ok(Some((_, text))) = super::flags::stored(env, config).await {
         if let Ok(doc) = serde_json::from_str::<Value>(&text) {
@@ -603,7 +642,7 @@ pub async fn results(
         .url()
         .map(|u| u.query_pairs().any(|(k, v)| k == "format" && v == "csv"))
         .unwrap_or(false);
-    flush(env).await?;
+    flush_or_warn(env).await;
     let active = super::flags::current(env, config, Some(ctx)).await?;
     let mut out = Vec::new();
     for spec in &active.experiments {
