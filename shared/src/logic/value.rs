@@ -281,44 +281,12 @@ pub(crate) fn write_js_number(n: f64, out: &mut String) {
 }
 
 /// The shortest round-trip digits of a finite, positive float (no leading or trailing zeros)
-/// and `point`, the value being `0.digits × 10^point` — exactly what Rust's `{:e}` gives.
+/// and `point`, the value being `0.digits × 10^point`. Where two shortest strings are equally
+/// close to the value (it lies exactly halfway), the even one — as ECMAScript's
+/// Number::toString (and Go's `strconv`, flagd's) choose; zmij does the same.
 fn shortest_digits(n: f64) -> (String, i64) {
     let mut buf = zmij::Buffer::new();
-    let (digits, point) = read_digits(buf.format_finite(n));
-    // Where two shortest strings are equally close to the value (it lies exactly halfway),
-    // zmij takes the even one and `{:e}` the upper one. Keep the upper one, so results stay
-    // what they were (ECMAScript itself prefers the even one).
-    let len = digits.len() as i64;
-    if let Ok(d) = digits.parse::<u64>() {
-        if exactly_halfway(n, u128::from(d) * 10 + 5, point - len - 1) {
-            let up = (d + 1).to_string();
-            let point = point + (up.len() as i64 - len);
-            return (up.trim_end_matches('0').to_owned(), point);
-        }
-    }
-    (digits, point)
-}
-
-/// Whether the float `n` equals `mid × 10^exp10` exactly.
-fn exactly_halfway(n: f64, mid: u128, exp10: i64) -> bool {
-    let bits = n.to_bits();
-    let biased = ((bits >> 52) & 0x7ff) as i64;
-    let fraction = bits & ((1 << 52) - 1);
-    let (m, exp2) = if biased == 0 {
-        (fraction, -1074)
-    } else {
-        (fraction | (1 << 52), biased - 1075)
-    };
-    // With `exp10` ≥ 0 the two strings would be further apart than the float's neighbours
-    // (no tie); with `exp2` ≥ 0 the float is an integer and the midpoint (ending in 5, at
-    // `exp10` < 0) is not. Otherwise compare mid × 2^k with m × 10^j (k = -exp2,
-    // j = -exp10). Every real tie has k, j ≤ 18; within the bounds below both products
-    // stay under 2^128 (mid < 10^20, m < 2^53).
-    if !(-60..0).contains(&exp2) || !(-19..0).contains(&exp10) {
-        return false;
-    }
-    let (k, j) = ((-exp2) as u32, (-exp10) as u32);
-    mid < 100_000_000_000_000_000_000 && mid << k == u128::from(m) * 10u128.pow(j)
+    read_digits(buf.format_finite(n))
 }
 
 /// Reads a finite, positive float's text (`123.45`, `1e+16`, `1.5e-7`, `0.001`) as its
@@ -682,6 +650,9 @@ mod tests {
             (-2.5e-8, "-2.5e-8"),
             (0.000_123, "0.000123"),
             (f64::MAX, "1.7976931348623157e+308"),
+            // 2121535200372724.25, exactly halfway between …24.2 and …24.3: the even one, as V8
+            // prints it.
+            (f64::from_bits(0x431e_2619_9ffc_9fd1), "2121535200372724.2"),
             (f64::NAN, "NaN"),
             (f64::NEG_INFINITY, "-Infinity"),
         ];
@@ -690,16 +661,45 @@ mod tests {
         }
     }
 
-    /// The digits and decimal point read from zmij's text are exactly those of Rust's `{:e}`
-    /// (the formatter used before), over random bit patterns and the awkward ranges
-    /// (subnormals, powers of ten, integers around 2^53, the positional/exponent boundaries).
+    /// Whether the float `n` equals `mid × 10^exp10` exactly (an independent tie detector).
+    fn exactly_halfway(n: f64, mid: u128, exp10: i64) -> bool {
+        let bits = n.to_bits();
+        let biased = ((bits >> 52) & 0x7ff) as i64;
+        let fraction = bits & ((1 << 52) - 1);
+        let (m, exp2) = if biased == 0 {
+            (fraction, -1074)
+        } else {
+            (fraction | (1 << 52), biased - 1075)
+        };
+        // Every real tie has 0 < -exp2 < 60 and 0 < -exp10 < 19 (mid < 10^20, m < 2^53), so
+        // both products below stay under 2^128.
+        if !(-60..0).contains(&exp2) || !(-19..0).contains(&exp10) {
+            return false;
+        }
+        let (k, j) = ((-exp2) as u32, (-exp10) as u32);
+        mid < 100_000_000_000_000_000_000 && mid << k == u128::from(m) * 10u128.pow(j)
+    }
+
+    /// The digits and decimal point read from zmij's text are those of Rust's `{:e}`, except
+    /// at exact ties between two shortest strings, where `{:e}` takes the upper one and
+    /// ECMAScript (and zmij) the even one — over random bit patterns and the awkward ranges
+    /// (subnormals, powers of ten, integers around 2^53, the positional/exponent boundaries,
+    /// and 220,000 constructed ties).
     #[test]
-    fn shortest_digits_match_rusts_exponent_formatting() {
+    fn shortest_digits_match_rusts_exponent_formatting_but_ties_go_to_even() {
         fn reference(n: f64) -> (String, i64) {
             let sci = format!("{n:e}");
             let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
             let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-            (digits, exp.parse::<i64>().unwrap_or(0) + 1)
+            let point = exp.parse::<i64>().unwrap_or(0) + 1;
+            let len = digits.len() as i64;
+            if let Ok(up) = digits.parse::<u64>() {
+                if up % 2 == 1 && exactly_halfway(n, u128::from(up - 1) * 10 + 5, point - len - 1) {
+                    let down = (up - 1).to_string();
+                    return (down.trim_end_matches('0').to_owned(), point);
+                }
+            }
+            (digits, point)
         }
         let mut values = vec![
             f64::MIN_POSITIVE,
