@@ -16,7 +16,8 @@ export CARGO_PROFILE_PWA_LTO=true
 export CARGO_PROFILE_PWA_CODEGEN_UNITS=1
 export CARGO_PROFILE_PWA_PANIC=abort
 export CARGO_PROFILE_PWA_DEBUG=false
-cargo build -p edgeflags-pwa --target wasm32-unknown-unknown --profile pwa --quiet
+# Without `config-checks`: the configuration is checked here, at build time (below).
+cargo build -p edgeflags-pwa --lib --no-default-features --target wasm32-unknown-unknown --profile pwa --quiet
 raw="$ROOT/target/wasm32-unknown-unknown/pwa/edgeflags_pwa.wasm"
 out="$ROOT/target/pwa-bindgen"
 rm -rf "$out"; mkdir -p "$out/classic" "$out/module"
@@ -43,3 +44,6 @@ done
 "$NODE_BIN/esbuild" "$out/module/edgeflags_pwa.js" --minify --format=esm --target=es2020 --log-level=warning \
   --outfile="$out/module/edgeflags_pwa.js" --allow-overwrite
 node scripts/pwa-dist.mjs "$out" "$ROOT/pwa/app" "$ROOT/pwa/js" "$ROOT/pwa/dist"
+# The embedded configuration, with every check the shipped worker leaves out (unknown
+# fields, rules between fields): a mistake fails the build, not the user's browser.
+cargo run --quiet -p edgeflags-pwa --bin edgeflags-sw-config -- "$out"/sw-config.*.json >/dev/null

@@ -109,6 +109,9 @@ for (const [file, v] of Object.entries(variants)) {
     flags: { ofrepPath: '/ofrep/v1/evaluate/flags', clientFlagsPath: '/__edge/client-flags', maxSnapshots: 8 },
     notifications: { defaultTitle: 'Acme ERP', icon: '/icon.svg', defaultUrl: '/' },
   };
+  // For the build-time check (scripts/build-pwa.sh runs edgeflags-sw-config on it): the
+  // shipped worker reads field types only.
+  writeFileSync(join(bindgen, `sw-config.${file}.json`), JSON.stringify(config, null, 2));
   const script = template
     .replace('/*__IMPORT__*/', v.glue)
     .replace('/*__WASM_PATH__*/', JSON.stringify(`/sw/${v.wasm}`))

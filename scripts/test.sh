@@ -76,6 +76,8 @@ step "clippy native" cargo clippy --workspace --all-targets --quiet -- -D warnin
 step "clippy wasm32" cargo clippy -p edgeflags-core -p edgeflags-edge -p edgeflags-pwa \
   --target wasm32-unknown-unknown --quiet -- -D warnings
 cargo_tests
+step "core without diagnostics (as the service worker builds it)" \
+  cargo test -p edgeflags-core --no-default-features --test without_diagnostics --quiet
 step "build native binaries" bash -c 'cargo build -p edgeflags-demo-origin --quiet && cargo build --release -p edgeflags-cli --quiet'
 step "build pwa (wasm32)" bash scripts/build-pwa.sh
 step "build edge (wasm32)" bash scripts/build-edge.sh

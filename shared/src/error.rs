@@ -123,6 +123,16 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// The one error a build without the `diagnostics` feature reports for a refused
+    /// document.
+    pub fn without_details() -> Self {
+        Self::new(
+            "$",
+            "the flag set is invalid (this build of edgeflags-core leaves out load diagnostics: \
+             validate it with the edgeflags CLI or the edge's admin API for the details)",
+        )
+    }
+
     /// Builds a diagnostic.
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
         Self {

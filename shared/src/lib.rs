@@ -46,6 +46,28 @@
 //! );
 //! ```
 
+/// Records a load warning. Without the `diagnostics` feature the call, and the building of
+/// its message, compile to nothing.
+macro_rules! diag_warn {
+    ($sink:expr, $path:expr, $msg:expr $(,)?) => {
+        if cfg!(feature = "diagnostics") {
+            $sink.warn($path, $msg)
+        }
+    };
+}
+
+/// Records a load error. Without the `diagnostics` feature the document is refused all the
+/// same, with one fixed message instead of this one and its path.
+macro_rules! diag_error {
+    ($sink:expr, $path:expr, $msg:expr $(,)?) => {
+        if cfg!(feature = "diagnostics") {
+            $sink.error($path, $msg)
+        } else {
+            $sink.error_without_details()
+        }
+    };
+}
+
 mod context;
 mod error;
 mod evaluation;

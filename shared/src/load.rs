@@ -93,6 +93,9 @@ impl Diags {
     fn error(&mut self, path: &JsonPath, message: impl Into<String>) {
         self.errors.push(Diagnostic::new(path.to_string(), message));
     }
+    fn error_without_details(&mut self) {
+        self.errors.push(Diagnostic::without_details());
+    }
     fn warn(&mut self, path: &JsonPath, message: impl Into<String>) {
         self.warnings
             .push(Diagnostic::new(path.to_string(), message));
@@ -106,14 +109,16 @@ pub(crate) fn from_value(doc: &Value, opts: LoadOptions) -> Result<Loaded, LoadE
     };
     let mut path = JsonPath::new();
     if depth_exceeds(doc, MAX_DOC_DEPTH) {
-        d.error(
+        diag_error!(
+            d,
             &path,
             format!("the document is nested deeper than {MAX_DOC_DEPTH} levels"),
         );
         return finish(d, opts, Vec::new(), Map::new());
     }
     let Value::Object(root) = doc else {
-        d.error(
+        diag_error!(
+            d,
             &path,
             format!("a flag set must be a JSON object, not {}", kind_name(doc)),
         );
@@ -125,7 +130,8 @@ pub(crate) fn from_value(doc: &Value, opts: LoadOptions) -> Result<Loaded, LoadE
         Some(Value::Object(e)) => Some(e),
         Some(other) => {
             path.with_key("$evaluators", |p| {
-                d.error(
+                diag_error!(
+                    d,
                     p,
                     format!("$evaluators must be an object, not {}", kind_name(other)),
                 )
@@ -138,7 +144,8 @@ pub(crate) fn from_value(doc: &Value, opts: LoadOptions) -> Result<Loaded, LoadE
             if !body.is_object() {
                 path.with_key("$evaluators", |p| {
                     p.with_key(name, |p| {
-                        d.warn(
+                        diag_warn!(
+                            d,
                             p,
                             format!(
                                 "an evaluator should be a JsonLogic object, not {}",
@@ -177,11 +184,11 @@ pub(crate) fn from_value(doc: &Value, opts: LoadOptions) -> Result<Loaded, LoadE
             for (i, def) in items.iter().enumerate() {
                 path.with_index(i, |p| {
                     let Some(key) = def.get("key").and_then(Value::as_str) else {
-                        d.error(p, "a flag in a flags array needs a string \"key\"");
+                        diag_error!(d, p, "a flag in a flags array needs a string \"key\"");
                         return;
                     };
                     if seen.insert(key.to_owned(), Value::Null).is_some() {
-                        d.error(p, format!("duplicate flag key \"{key}\""));
+                        diag_error!(d, p, format!("duplicate flag key \"{key}\""));
                         return;
                     }
                     if let Some(flag) = load_flag(key, def, p, &set_metadata, &mut compiler, &mut d)
@@ -191,8 +198,9 @@ pub(crate) fn from_value(doc: &Value, opts: LoadOptions) -> Result<Loaded, LoadE
                 });
             }
         }
-        None => d.error(&path, "flags is missing"),
-        Some(other) => d.error(
+        None => diag_error!(d, &path, "flags is missing"),
+        Some(other) => diag_error!(
+            d,
             &path,
             format!(
                 "flags must be an object keyed by flag key, not {}",
@@ -204,7 +212,7 @@ pub(crate) fn from_value(doc: &Value, opts: LoadOptions) -> Result<Loaded, LoadE
 
     // Evaluators no flag references cannot break an evaluation, but their problems are
     // still worth knowing: compile them on their own and report everything as warnings.
-    if let Some(evaluators) = evaluators {
+    if let Some(evaluators) = evaluators.filter(|_| cfg!(feature = "diagnostics")) {
         let unused: Vec<(&String, &Value)> = evaluators
             .iter()
             .filter(|(name, _)| !compiler.used.contains_key(name.as_str()))
@@ -275,7 +283,8 @@ fn dedup(list: &mut Vec<Diagnostic>) {
 /// Metadata as OFREP carries it: string, number and boolean values only.
 fn scalar_metadata(v: &Value, path: &mut JsonPath, d: &mut Diags) -> Map<String, Value> {
     let Value::Object(map) = v else {
-        d.warn(
+        diag_warn!(
+            d,
             path,
             format!(
                 "metadata must be an object, not {}; it is ignored",
@@ -291,7 +300,7 @@ fn scalar_metadata(v: &Value, path: &mut JsonPath, d: &mut Diags) -> Map<String,
                 out.insert(k.clone(), item.clone());
             }
             other => path.with_key(k, |p| {
-                d.warn(
+                diag_warn!(d,
                     p,
                     format!(
                         "metadata values must be strings, numbers or booleans, not {}; it is left out of evaluation results",
@@ -313,14 +322,16 @@ fn load_flag(
     d: &mut Diags,
 ) -> Option<Flag> {
     let Value::Object(def) = def else {
-        d.error(
+        diag_error!(
+            d,
             path,
             format!("a flag must be an object, not {}", kind_name(def)),
         );
         return None;
     };
     if key.is_empty() {
-        d.warn(
+        diag_warn!(
+            d,
             path,
             "the flag key is empty (the flagd schema requires at least one character)",
         );
@@ -330,11 +341,11 @@ fn load_flag(
         Some(Value::String(s)) if s == "ENABLED" => true,
         Some(Value::String(s)) if s == "DISABLED" => false,
         None => {
-            d.warn(p, "state is missing; the flag is treated as ENABLED");
+            diag_warn!(d, p, "state is missing; the flag is treated as ENABLED");
             true
         }
         Some(other) => {
-            d.warn(
+            diag_warn!(d,
                 p,
                 format!("state must be \"ENABLED\" or \"DISABLED\", not {other}; the flag is treated as ENABLED"),
             );
@@ -355,7 +366,8 @@ fn load_flag(
                 v
             }
             Some(other) => {
-                d.error(
+                diag_error!(
+                    d,
                     p,
                     format!("variants must be an object, not {}", kind_name(other)),
                 );
@@ -366,7 +378,8 @@ fn load_flag(
     let default_variant = path.with_key("defaultVariant", |p| match def.get("defaultVariant") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.is_empty() => {
-            d.warn(
+            diag_warn!(
+                d,
                 p,
                 "an empty defaultVariant is treated as no default variant, as flagd does",
             );
@@ -378,7 +391,8 @@ fn load_flag(
                 .ok();
             if found.is_none() {
                 let names: Vec<&str> = variants.iter().map(|(k, _)| &**k).collect();
-                d.error(
+                diag_error!(
+                    d,
                     p,
                     format!(
                         "defaultVariant \"{s}\" is not one of the variants ({})",
@@ -393,7 +407,8 @@ fn load_flag(
             found
         }
         Some(other) => {
-            d.error(
+            diag_error!(
+                d,
                 p,
                 format!(
                     "defaultVariant must be a string or null, not {}",
@@ -414,7 +429,7 @@ fn load_flag(
             literal_results(&node, &mut results);
             for name in results {
                 if variants.binary_search_by(|(k, _)| (**k).cmp(name)).is_err() {
-                    d.warn(
+                    diag_warn!(d,
                         p,
                         format!(
                             "targeting can return \"{name}\", which is not a variant of this flag; that evaluation fails with GENERAL"
@@ -425,7 +440,7 @@ fn load_flag(
             Some(node)
         }
         Some(other) => {
-            d.error(p, format!("targeting must be a JsonLogic object, not {}", kind_name(other)));
+            diag_error!(d, p, format!("targeting must be a JsonLogic object, not {}", kind_name(other)));
             None
         }
     });
@@ -460,10 +475,10 @@ fn check_variant_values(map: &Map<String, Value>, path: &mut JsonPath, d: &mut D
     for (name, value) in map {
         path.with_key(name, |p| {
             if name.is_empty() {
-                d.warn(p, "variant names must not be empty (flagd schema)");
+                diag_warn!(d, p, "variant names must not be empty (flagd schema)");
             }
             match value {
-                Value::Null | Value::Array(_) => d.warn(
+                Value::Null | Value::Array(_) => diag_warn!(d,
                     p,
                     format!(
                         "a variant value should be a boolean, string, number or object, not {}",
@@ -471,7 +486,7 @@ fn check_variant_values(map: &Map<String, Value>, path: &mut JsonPath, d: &mut D
                     ),
                 ),
                 Value::Number(n) if n.as_f64().is_some_and(|f| f.abs() > MAX_SAFE_INTEGER) => {
-                    d.warn(p, "a numeric variant beyond ±(2^53 − 1) loses precision in JavaScript clients");
+                    diag_warn!(d, p, "a numeric variant beyond ±(2^53 − 1) loses precision in JavaScript clients");
                 }
                 _ => {}
             }
@@ -482,7 +497,8 @@ fn check_variant_values(map: &Map<String, Value>, path: &mut JsonPath, d: &mut D
         }
     }
     if kinds.len() > 1 {
-        d.warn(
+        diag_warn!(
+            d,
             path,
             format!(
                 "variants mix types ({}); the flagd schema requires one type per flag",

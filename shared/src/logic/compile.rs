@@ -70,6 +70,10 @@ impl<'d> Compiler<'d> {
         self.errors.push(Diagnostic::new(path.to_string(), message));
     }
 
+    fn error_without_details(&mut self) {
+        self.errors.push(Diagnostic::without_details());
+    }
+
     fn warn(&mut self, path: &JsonPath, message: impl Into<String>) {
         self.warnings
             .push(Diagnostic::new(path.to_string(), message));
@@ -87,7 +91,8 @@ impl<'d> Compiler<'d> {
         if self.nodes > MAX_NODES {
             if !self.too_big {
                 self.too_big = true;
-                self.error(
+                diag_error!(
+                    self,
                     path,
                     format!(
                         "targeting expands to more than {MAX_NODES} operations (check $ref use)"
@@ -97,7 +102,8 @@ impl<'d> Compiler<'d> {
             return Node::Null;
         }
         if depth > MAX_DEPTH {
-            self.error(
+            diag_error!(
+                self,
                 path,
                 format!("targeting is nested deeper than {MAX_DEPTH} levels"),
             );
@@ -131,7 +137,7 @@ impl<'d> Compiler<'d> {
                     }
                     (None, _) => Node::Json(Box::new(v.clone())),
                     (Some(_), Some(_)) => {
-                        self.warn(
+                        diag_warn!(self,
                             path,
                             format!(
                                 "an object with {} keys is a literal value in JsonLogic, not an operation",
@@ -157,13 +163,14 @@ impl<'d> Compiler<'d> {
     ) -> Node {
         let Some(name) = name.as_str() else {
             path.with_key("$ref", |p| {
-                self.error(p, "$ref must name an evaluator (a string)")
+                diag_error!(self, p, "$ref must name an evaluator (a string)")
             });
             return Node::Null;
         };
         let Some(body) = self.evaluators.and_then(|e| e.get(name)) else {
             path.with_key("$ref", |p| {
-                self.error(
+                diag_error!(
+                    self,
                     p,
                     format!("$ref to missing evaluator \"{name}\" (no such key in $evaluators)"),
                 )
@@ -173,7 +180,7 @@ impl<'d> Compiler<'d> {
         if self.ref_stack.iter().any(|n| n == name) {
             let chain = self.ref_stack.join(" -> ");
             path.with_key("$ref", |p| {
-                self.error(p, format!("$ref cycle: {chain} -> {name}"))
+                diag_error!(self, p, format!("$ref cycle: {chain} -> {name}"))
             });
             return Node::Null;
         }
@@ -196,7 +203,8 @@ impl<'d> Compiler<'d> {
                     merged.insert(k.clone(), v.clone());
                 }
             }
-            self.warn(
+            diag_warn!(
+                self,
                 path,
                 "keys next to $ref are merged with the evaluator's body",
             );
@@ -239,7 +247,7 @@ impl<'d> Compiler<'d> {
                     fuse(op, self.compile_args(args, path, depth))
                 }
                 None => {
-                    self.error(path, format!("unknown JsonLogic operator \"{name}\""));
+                    diag_error!(self, path, format!("unknown JsonLogic operator \"{name}\""));
                     Node::Null
                 }
             },
@@ -296,7 +304,7 @@ impl<'d> Compiler<'d> {
         };
         match op {
             Op::StartsWith | Op::EndsWith if items.len() != 2 => {
-                self.warn(
+                diag_warn!(self,
                     path,
                     format!(
                         "takes exactly 2 arguments (a string and a {}), not {}; it evaluates to null",
@@ -307,7 +315,7 @@ impl<'d> Compiler<'d> {
             }
             Op::SemVer => {
                 if items.len() != 3 {
-                    self.warn(
+                    diag_warn!(self,
                         path,
                         format!(
                             "sem_ver takes exactly 3 arguments (version, operator, version), not {}; it evaluates to null",
@@ -319,7 +327,7 @@ impl<'d> Compiler<'d> {
                 if let Some(Value::String(o)) = items.get(1) {
                     if SemVerOp::parse(o).is_none() {
                         path.with_index(1, |p| {
-                            self.warn(
+                            diag_warn!(self,
                                 p,
                                 format!(
                                     "sem_ver operator \"{o}\" is not one of = != < <= > >= ^ ~; it evaluates to null"
@@ -332,7 +340,7 @@ impl<'d> Compiler<'d> {
                     if let Some(Value::String(v)) = items.get(i) {
                         if semver::parse(v).is_none() {
                             path.with_index(i, |p| {
-                                self.warn(
+                                diag_warn!(self,
                                     p,
                                     format!("\"{v}\" is not a semantic version; sem_ver evaluates to null"),
                                 )
@@ -352,7 +360,7 @@ impl<'d> Compiler<'d> {
             _ => std::slice::from_ref(args),
         };
         if items.len() < 2 {
-            self.warn(
+            diag_warn!(self,
                 path,
                 "fractional needs a bucketing key and one bucket, or at least two buckets; flagd evaluates it to null",
             );
@@ -379,7 +387,8 @@ impl<'d> Compiler<'d> {
                 BucketCheck::Dynamic => literal = false,
                 BucketCheck::Invalid(message) => {
                     literal = false;
-                    self.warn(
+                    diag_warn!(
+                        self,
                         path,
                         format!("{message}; flagd evaluates this fractional to null"),
                     );
@@ -389,12 +398,13 @@ impl<'d> Compiler<'d> {
         }
         if literal && !buckets.is_empty() {
             if total > MAX_TOTAL_WEIGHT {
-                self.warn(
+                diag_warn!(self,
                     path,
                     format!("the weights sum to {total}, more than {MAX_TOTAL_WEIGHT}; flagd evaluates this fractional to null"),
                 );
             } else if total == 0 {
-                self.warn(
+                diag_warn!(
+                    self,
                     path,
                     "all weights are 0; flagd evaluates this fractional to null",
                 );

@@ -1,0 +1,47 @@
+//! The core built without its `diagnostics` feature, as the service worker builds it: bad
+//! documents are refused exactly as before and good ones evaluate the same; only the
+//! messages, paths and warnings are gone. `scripts/test.sh` runs it with
+//! `cargo test -p edgeflags-core --no-default-features --test without_diagnostics`; in a
+//! default build this file is empty. (That the worker's answers equal the edge's, which keeps
+//! the feature, is tested end to end in tests/e2e/pwa.test.mjs.)
+#![cfg(not(feature = "diagnostics"))]
+
+use edgeflags_core::{Context, Diagnostic, FlagSet, LoadOptions, Reason};
+
+fn load(doc: &str) -> Result<edgeflags_core::Loaded, edgeflags_core::LoadError> {
+    FlagSet::from_json_str(doc, LoadOptions::default())
+}
+
+#[test]
+fn documents_that_cannot_be_evaluated_are_still_refused_with_one_fixed_message() {
+    for bad in [
+        r#"{"flags": 1}"#,
+        r#"{"flags": {"a": {"state": "ENABLED", "variants": {"on": true}, "defaultVariant": "off"}}}"#,
+        r#"{"flags": {"a": {"state": "ENABLED", "variants": {"on": true}, "defaultVariant": "on",
+            "targeting": {"$ref": "missing"}}}}"#,
+        r#"[]"#,
+    ] {
+        let err = load(bad).expect_err(bad);
+        assert_eq!(err.diagnostics[0], Diagnostic::without_details(), "{bad}");
+        assert!(err.warnings.is_empty());
+    }
+}
+
+#[test]
+fn schema_deviations_load_without_warnings_and_evaluate_as_with_them() {
+    // An empty defaultVariant and mixed variant types: warnings in a default build.
+    let doc = r#"{"flags": {
+        "mixed": {"state": "ENABLED", "variants": {"a": "x", "b": 1}, "defaultVariant": "",
+                  "targeting": {"if": [{"ends_with": [{"var": "email"}, "@example.com"]}, "b"]}},
+        "split": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+                  "targeting": {"fractional": [["on", 50], ["off", 50]]}}}}"#;
+    let loaded = load(doc).expect("usable");
+    assert!(loaded.warnings.is_empty());
+    let ctx = Context::from_json_str(r#"{"targetingKey": "user-1", "email": "a@example.com"}"#)
+        .expect("context");
+    let eval = loaded.set.evaluate("mixed", &ctx, 0);
+    assert_eq!(eval.variant, Some("b"));
+    assert_eq!(eval.reason, Reason::TargetingMatch);
+    let eval = loaded.set.evaluate("split", &ctx, 0);
+    assert_eq!(eval.reason, Reason::TargetingMatch);
+}
