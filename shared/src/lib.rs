@@ -27,7 +27,10 @@
 //!   UTF-8 bytes of the key; `sem_ver` follows Go's `x/mod/semver` (partial versions,
 //!   build metadata ignored, one `v`/`V` prefix).
 //! - Loading refuses only what cannot be evaluated and warns about schema deviations;
-//!   [`LoadOptions::strict`] refuses those too.
+//!   [`LoadOptions::strict`] refuses those too. The default feature `diagnostics` carries
+//!   every error's message and JSON path and the warnings; without it (the service worker,
+//!   which compiles documents the edge has validated) the same documents are refused, with
+//!   one fixed message, and none warn — evaluation is identical.
 //!
 //! ```
 //! use edgeflags_core::{Context, FlagSet, LoadOptions, Reason};
