@@ -125,7 +125,7 @@ mod entry {
             // Clients report conversions here without an admin token (rate-limited).
             Some("/events") => {
                 host::rate_limit(env, &req, "ofrep").await?;
-                host::metrics::events(req, env, &config, ctx).await
+                host::metrics_api::events(req, env, &config, ctx).await
             }
             Some(sub) => {
                 host::rate_limit(env, &req, "admin").await?;

@@ -97,9 +97,9 @@ pub async fn handle(
             .await
         }
         (Method::Get, ["audit"]) => audit(&req, env, config).await,
-        (Method::Get, ["metrics"]) => super::metrics::prometheus(env, config).await,
+        (Method::Get, ["metrics"]) => super::metrics_api::prometheus(env, config).await,
         (Method::Get, ["features", "experiments", "results"]) => {
-            super::metrics::results(&req, env, config, ctx).await
+            super::metrics_api::results(&req, env, config, ctx).await
         }
         (Method::Post, ["rollouts", "evaluate"]) => {
             let dry_run = req

@@ -5,6 +5,8 @@ pub mod admin;
 pub mod cache;
 pub mod flags;
 pub mod metrics;
+pub mod metrics_api;
+pub mod metrics_store;
 pub mod ofrep;
 pub mod proxy;
 pub mod rollout;

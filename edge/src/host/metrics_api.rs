@@ -1,0 +1,179 @@
+//! The HTTP side of measurement: Prometheus text, experiment results (JSON/CSV) and the
+//! public client-events endpoint. Reads go through the metrics Durable Object after a flush.
+
+use serde_json::{json, Value};
+use worker::{Context, Env, Method, Request, Response};
+
+use super::internal;
+use super::metrics::{
+    call, enabled, flush_or_warn, record_events, ArmCounts, ArmsQuery, DecisionRecord,
+};
+use crate::error::EdgeError;
+use crate::metrics::Totals;
+
+/// `GET {prefix}/metrics`: Prometheus text (version 0.0.4) of the totals.
+pub async fn prometheus(env: &Env, config: &crate::config::Config) -> Result<Response, EdgeError> {
+    flush_or_warn(env).await;
+    let mut totals: Totals = call(env, "/totals", &json!({})).await?;
+    if let Ok(Some((_, text))) = super::flags::stored(env, config).await {
+        if let Ok(doc) = serde_json::from_str::<Value>(&text) {
+            if let Ok(plans) = crate::rollout::plans(&doc) {
+                totals.rollouts = plans
+                    .iter()
+                    .map(|(plan, state)| {
+                        let percent = match state.status {
+                            crate::rollout::Status::RolledBack => 0,
+                            _ if state.stage_started_ms.is_none() => 0,
+                            _ => plan.stages.get(state.stage).copied().unwrap_or(0),
+                        };
+                        let status = serde_json::to_value(state.status)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default();
+                        (plan.flag.clone(), percent, status)
+                    })
+                    .collect();
+            }
+        }
+    }
+    let res = Response::ok(crate::metrics::prometheus(&totals)).map_err(internal)?;
+    super::set_all(
+        res.headers(),
+        &[
+            (
+                "content-type",
+                "text/plain; version=0.0.4; charset=utf-8".into(),
+            ),
+            ("cache-control", "no-store".into()),
+        ],
+    )?;
+    Ok(res)
+}
+
+/// `GET {prefix}/features/experiments/results[?format=csv]`: every experiment's results in
+/// its flag's current epoch, and the recent rollout decisions.
+pub async fn results(
+    req: &Request,
+    env: &Env,
+    config: &crate::config::Config,
+    ctx: &Context,
+) -> Result<Response, EdgeError> {
+    let csv = req
+        .url()
+        .map(|u| u.query_pairs().any(|(k, v)| k == "format" && v == "csv"))
+        .unwrap_or(false);
+    flush_or_warn(env).await;
+    let active = super::flags::current(env, config, Some(ctx)).await?;
+    let mut out = Vec::new();
+    for spec in &active.experiments {
+        let arms: Vec<ArmCounts> = call(
+            env,
+            "/arms",
+            &ArmsQuery {
+                flag: spec.flag.clone(),
+                epoch: spec.epoch.clone(),
+                event: spec.conversion_event.clone(),
+            },
+        )
+        .await?;
+        out.push(crate::experiments::result(spec, &arms));
+    }
+    if csv {
+        let res = Response::ok(crate::experiments::csv(&out)).map_err(internal)?;
+        super::set_all(
+            res.headers(),
+            &[
+                (
+                    "content-type",
+                    "text/csv; charset=utf-8; header=present".into(),
+                ),
+                ("cache-control", "no-store".into()),
+            ],
+        )?;
+        return Ok(res);
+    }
+    let decisions: Vec<DecisionRecord> = call(env, "/decisions", &json!({})).await?;
+    super::json(&json!({
+        "version": active.version,
+        "experiments": out,
+        "rolloutDecisions": decisions,
+    }))
+}
+
+/// Largest accepted events body.
+const MAX_EVENTS_BODY: usize = 64 * 1024;
+/// Most events accepted in one call.
+const MAX_EVENTS: usize = 100;
+
+/// `POST {prefix}/events`: conversion events from clients, in the OpenFeature tracking shape
+/// (`{"trackingEventName", "context": {"targetingKey"}, "trackingEventDetails": {"value"}}`),
+/// one or `{"events": [...]}`. The unit is the context's targetingKey, else the visitor's
+/// edge identity; it is hashed before it is stored.
+pub async fn events(
+    mut req: Request,
+    env: &Env,
+    config: &crate::config::Config,
+    ctx: &Context,
+) -> Result<Response, EdgeError> {
+    if req.method() != Method::Post {
+        return Err(EdgeError::MethodNotAllowed(req.method().to_string()));
+    }
+    let body = super::body(&mut req, MAX_EVENTS_BODY).await?;
+    let parsed: Value = serde_json::from_slice(&body)
+        .map_err(|e| EdgeError::BadRequest(format!("invalid JSON: {e}")))?;
+    let items: Vec<&Value> = match parsed.get("events") {
+        Some(Value::Array(list)) => list.iter().collect(),
+        Some(_) => return Err(EdgeError::BadRequest("events must be an array".into())),
+        None => vec![&parsed],
+    };
+    if items.is_empty() || items.len() > MAX_EVENTS {
+        return Err(EdgeError::BadRequest(format!(
+            "send between 1 and {MAX_EVENTS} events"
+        )));
+    }
+    let visitor =
+        crate::identity::identify(&config.identity, |n| super::header(&req, n), false, || None);
+    // (unit, [(event, value)])
+    type ByUnit = Vec<(String, Vec<(String, Option<f64>)>)>;
+    let mut by_unit: ByUnit = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let name = item
+            .get("trackingEventName")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty() && n.len() <= 128)
+            .ok_or_else(|| {
+                EdgeError::BadRequest(format!(
+                    "events[{i}].trackingEventName: a non-empty string of at most 128 characters is required"
+                ))
+            })?;
+        let key = match item.pointer("/context/targetingKey") {
+            Some(Value::String(k)) if !k.is_empty() => Some(k.clone()),
+            Some(_) => {
+                return Err(EdgeError::BadRequest(format!(
+                    "events[{i}].context.targetingKey must be a non-empty string"
+                )))
+            }
+            None => visitor.key.clone(),
+        }
+        .ok_or_else(|| {
+            EdgeError::TargetingKeyMissing(format!(
+                "events[{i}]: no context.targetingKey and no edge identity"
+            ))
+        })?;
+        let value = item
+            .pointer("/trackingEventDetails/value")
+            .and_then(Value::as_f64);
+        let unit = crate::metrics::unit_id(&key);
+        match by_unit.iter_mut().find(|(u, _)| *u == unit) {
+            Some((_, list)) => list.push((name.to_owned(), value)),
+            None => by_unit.push((unit, vec![(name.to_owned(), value)])),
+        }
+    }
+    let accepted: usize = by_unit.iter().map(|(_, l)| l.len()).sum();
+    if enabled(env) {
+        for (unit, list) in &by_unit {
+            record_events(env, ctx, list, Some(unit));
+        }
+    }
+    super::json_with_status(&json!({"accepted": accepted}), 202)
+}
