@@ -285,6 +285,11 @@ describe('background sync', () => {
       const before = await stack.stats();
       await context.setOffline(true);
       await postOrders(page, ['offline-e-stale', 'offline-e-fresh']);
+      // The second write starts a replay in the background, which tries the first entry
+      // (offline: it fails) and writes it back. Aging the entry while that replay holds its
+      // copy would be overwritten, so first wait for it: an on-demand replay joins the one in
+      // flight and answers only when no pass is left.
+      await page.evaluate(() => window.edgeflagsSW.replay());
       // Age the first entry beyond the queue's retention (7 days).
       await page.evaluate(
         () =>
