@@ -4,7 +4,6 @@
 use serde_json::{json, Value};
 use worker::{Context, Env, Method, Request, Response};
 
-use super::internal;
 use super::metrics::{
     call, enabled, flush_or_warn, record_events, ArmCounts, ArmsQuery, DecisionRecord,
 };
@@ -36,18 +35,10 @@ pub async fn prometheus(env: &Env, config: &crate::config::Config) -> Result<Res
             }
         }
     }
-    let res = Response::ok(crate::metrics::prometheus(&totals)).map_err(internal)?;
-    super::set_all(
-        res.headers(),
-        &[
-            (
-                "content-type",
-                "text/plain; version=0.0.4; charset=utf-8".into(),
-            ),
-            ("cache-control", "no-store".into()),
-        ],
-    )?;
-    Ok(res)
+    super::text(
+        crate::metrics::prometheus(&totals),
+        "text/plain; version=0.0.4; charset=utf-8",
+    )
 }
 
 /// `GET {prefix}/features/experiments/results[?format=csv]`: every experiment's results in
@@ -79,18 +70,10 @@ pub async fn results(
         out.push(crate::experiments::result(spec, &arms));
     }
     if csv {
-        let res = Response::ok(crate::experiments::csv(&out)).map_err(internal)?;
-        super::set_all(
-            res.headers(),
-            &[
-                (
-                    "content-type",
-                    "text/csv; charset=utf-8; header=present".into(),
-                ),
-                ("cache-control", "no-store".into()),
-            ],
-        )?;
-        return Ok(res);
+        return super::text(
+            crate::experiments::csv(&out),
+            "text/csv; charset=utf-8; header=present",
+        );
     }
     let decisions: Vec<DecisionRecord> = call(env, "/decisions", &json!({})).await?;
     super::json(&json!({

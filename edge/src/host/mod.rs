@@ -64,6 +64,19 @@ pub fn json<T: serde::Serialize>(value: &T) -> Result<Response, EdgeError> {
     json_with_status(value, 200)
 }
 
+/// A text response of `content_type` (Prometheus text, CSV), never cached.
+pub fn text(body: String, content_type: &str) -> Result<Response, EdgeError> {
+    let res = Response::ok(body).map_err(internal)?;
+    set_all(
+        res.headers(),
+        &[
+            ("content-type", content_type.into()),
+            ("cache-control", "no-store".into()),
+        ],
+    )?;
+    Ok(res)
+}
+
 /// The response for an error: its status and OFREP-style JSON body.
 pub fn error_response(err: &EdgeError) -> worker::Result<Response> {
     let res = Response::from_json(&err.body())?.with_status(err.status());
