@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 
 use crate::error::EdgeError;
-use crate::live::findings;
+use crate::live::{findings, Finding};
 
 /// Largest accepted admin request body (a flag-set document).
 pub const MAX_BODY_BYTES: usize = 512 * 1024;
@@ -78,14 +78,22 @@ impl Tokens {
 }
 
 /// `PATCH {prefix}/flags/{key}` body. `targeting: null` removes targeting.
-#[derive(Debug, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct FlagPatch {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub default_variant: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub targeting: Option<Value>,
 }
 
@@ -120,16 +128,17 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Edge
 }
 
 /// Validates a whole new document with the core; every error is reported with its path.
-pub fn validate(document: &str) -> Result<(), EdgeError> {
-    edgeflags_core::FlagSet::from_json_str(document, edgeflags_core::LoadOptions::default())
-        .map_err(|e| EdgeError::InvalidFlagSet(findings(&e.diagnostics)))?;
+/// Returns the warnings (schema deviations flagd evaluates anyway), for the answer.
+pub fn validate(document: &str) -> Result<Vec<Finding>, EdgeError> {
+    let loaded =
+        edgeflags_core::FlagSet::from_json_str(document, edgeflags_core::LoadOptions::default())
+            .map_err(|e| EdgeError::InvalidFlagSet(findings(&e.diagnostics)))?;
     // Rollout plans live in flag metadata the core does not interpret: check them here, so
     // a misspelt gate is refused at write time instead of failing the next cron run.
     let doc: Value = serde_json::from_str(document)
         .map_err(|e| EdgeError::BadRequest(format!("invalid JSON: {e}")))?;
-    crate::rollout::plans(&doc)
-        .map(|_| ())
-        .map_err(EdgeError::InvalidFlagSet)
+    crate::rollout::plans(&doc).map_err(EdgeError::InvalidFlagSet)?;
+    Ok(findings(&loaded.warnings))
 }
 
 /// Applies a patch to one flag of `current` and validates the result.
@@ -324,7 +333,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(validate(DOC).is_ok());
+        assert_eq!(validate(DOC), Ok(vec![]));
     }
 
     #[test]

@@ -6,7 +6,9 @@ use serde_json::{json, Value};
 use crate::live::Finding;
 
 /// Everything that can go wrong while the edge answers a request.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+/// Serialisable, because the control-plane writer (a Durable Object) sends it back to the
+/// worker that asked.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EdgeError {
     /// The worker's own configuration is unusable (a deploy mistake, not the client's).
     #[error("configuration error: {0}")]

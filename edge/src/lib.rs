@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod bootstrap;
 pub mod config;
+pub mod control;
 pub mod cors;
 pub mod error;
 pub mod experiments;

@@ -63,7 +63,7 @@ pub fn client_document(text: &str) -> String {
 }
 
 /// A document that was refused, kept for the status endpoint.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Problem {
     pub version: String,
@@ -72,7 +72,7 @@ pub struct Problem {
 }
 
 /// A validation finding with its JSON path, as the edge reports it in JSON bodies.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Finding {
     pub path: String,
     pub message: String,

@@ -132,6 +132,9 @@ pub enum Status {
     Running,
     Completed,
     RolledBack,
+    /// A person changed or disabled the flag since the controller's last decision: the
+    /// controller writes nothing until an admin resumes the rollout.
+    Paused,
 }
 
 impl Status {
@@ -141,11 +144,17 @@ impl Status {
             Status::Running => "running",
             Status::Completed => "completed",
             Status::RolledBack => "rolled-back",
+            Status::Paused => "paused",
         }
     }
 
     fn parse(s: &str) -> Option<Self> {
-        [Status::Running, Status::Completed, Status::RolledBack]
+        [
+            Status::Running,
+            Status::Completed,
+            Status::RolledBack,
+            Status::Paused,
+        ]
             .into_iter()
             .find(|status| status.as_str() == s)
     }
@@ -402,7 +411,7 @@ fn plan_of(key: &str, definition: &Value, errors: &mut Vec<Finding>) -> Option<(
     let status = match r.string(STATUS) {
         None => Status::Running,
         Some(s) => Status::parse(s).unwrap_or_else(|| {
-            r.fail(STATUS, "must be running, completed or rolled-back");
+            r.fail(STATUS, "must be running, completed, rolled-back or paused");
             Status::Running
         }),
     };
@@ -529,7 +538,7 @@ pub struct Arm {
 }
 
 /// What the controller should do with a rollout now.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Decision {
     /// Write the first stage's split and the start time.
@@ -564,6 +573,13 @@ pub fn decide(
     match state.status {
         Status::Completed => return idle("the rollout is completed".into()),
         Status::RolledBack => return idle("the rollout was rolled back".into()),
+        Status::Paused => {
+            return idle(
+                "the rollout is paused: a person changed the flag since the last decision; \
+                 resume it with POST {prefix}/rollouts/{flag}/resume"
+                    .into(),
+            )
+        }
         Status::Running => {}
     }
     let Some(&first) = plan.stages.first() else {
@@ -905,6 +921,50 @@ pub fn apply(
         document,
         summary: format!("{}: rollout {what}: {reason}", plan.flag),
     }))
+}
+
+/// Marks a running rollout as paused (the split stays as it is): written by the control
+/// plane when a person changed or disabled the flag since the controller's last decision.
+pub fn pause(document: &str, flag: &str, reason: &str) -> Result<Change, EdgeError> {
+    write_status(document, flag, Status::Paused, reason, None)
+}
+
+/// Resumes a paused rollout: its current stage starts again now, on the split as it is.
+pub fn resume(document: &str, flag: &str, reason: &str, now_ms: u64) -> Result<Change, EdgeError> {
+    write_status(document, flag, Status::Running, reason, Some(now_ms))
+}
+
+fn write_status(
+    document: &str,
+    flag: &str,
+    status: Status,
+    reason: &str,
+    stage_started_ms: Option<u64>,
+) -> Result<Change, EdgeError> {
+    let mut doc: Value = serde_json::from_str(document).map_err(|e| {
+        EdgeError::Conflict(format!(
+            "the stored flag set is not JSON ({e}); replace it whole"
+        ))
+    })?;
+    let meta = doc
+        .get_mut("flags")
+        .and_then(|f| f.get_mut(flag))
+        .and_then(|f| f.get_mut("metadata"))
+        .and_then(Value::as_object_mut)
+        .filter(|m| m.contains_key(STAGES))
+        .ok_or_else(|| EdgeError::Conflict(format!("flag {flag:?} has no rollout plan")))?;
+    meta.insert(STATUS.into(), Value::from(status.as_str()));
+    meta.insert(REASON.into(), Value::from(reason));
+    if let Some(at) = stage_started_ms {
+        meta.insert(STAGE_STARTED_AT.into(), Value::from(at));
+    }
+    let document =
+        serde_json::to_string_pretty(&doc).map_err(|e| EdgeError::Internal(e.to_string()))?;
+    crate::admin::validate(&document)?;
+    Ok(Change {
+        document,
+        summary: format!("{flag}: rollout {}: {reason}", status.as_str()),
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,125 @@
+//! The control plane: every change to a flag set is a [`Command`] sent to its one writer
+//! (the `FlagWriter` Durable Object, `host/writer.rs`), which decides it here against the
+//! committed head in one synchronous step and commits document, history entry and audit
+//! record together. This module is the wire contract between the worker and the writer;
+//! `write` decides, `strict` checks what an admin writes, `precondition` reads `If-Match`.
+
+pub mod precondition;
+pub mod strict;
+pub mod write;
+
+use serde::{Deserialize, Serialize};
+
+use crate::admin::FlagPatch;
+use crate::live::{Finding, Problem};
+use crate::rollout::Decision;
+use crate::store::{AuditRecord, Purge};
+
+/// One change, as the worker asks the writer for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum Command {
+    /// `PUT {prefix}/flags`: replace the whole document.
+    Replace { document: String },
+    /// `PATCH {prefix}/flags/{key}`.
+    Patch { flag: String, patch: FlagPatch },
+    /// The kill switch (`enabled: false`) and its reverse.
+    SetState { flag: String, enabled: bool },
+    /// Make a version from the history active again.
+    Rollback { version: String },
+    /// Record a cache purge (every location honours it).
+    Purge { purge: Purge },
+    /// The rollout controller's decision for one flag; `seen` is the fingerprint of the
+    /// flag's definition the decision was made from ([`flag_fingerprint`]).
+    Rollout {
+        flag: String,
+        decision: Decision,
+        seen: String,
+    },
+    /// `POST {prefix}/rollouts/{flag}/resume`: restart a paused rollout's current stage.
+    Resume { flag: String },
+}
+
+/// A command with who sends it and its precondition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Request {
+    /// Token name (admin), `rollout (cron)`, `kv`.
+    pub actor: String,
+    /// The raw `If-Match` header, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_match: Option<String>,
+    pub command: Command,
+}
+
+/// The writer's answer to a command that did not fail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Answer {
+    /// The head after the command.
+    pub version: Option<String>,
+    pub previous_version: Option<String>,
+    /// Whether a new version (or purge record) was committed.
+    pub committed: bool,
+    /// What happened, in one line (also the audit summary when committed).
+    pub summary: String,
+    /// Schema deviations flagd would still evaluate, with their paths.
+    #[serde(default)]
+    pub warnings: Vec<Finding>,
+}
+
+/// `POST /head`: what an isolate has; the writer answers what changed since.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeadQuery {
+    /// The version the isolate serves.
+    #[serde(default)]
+    pub have: Option<String>,
+    /// The purge sequence number the isolate has.
+    #[serde(default)]
+    pub purges_seq: Option<u64>,
+}
+
+/// The writer's head, with the document and purge list only when the isolate lacks them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeadAnswer {
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<String>,
+    pub purges_seq: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purges: Option<Vec<Purge>>,
+    /// The last document written straight into KV that the writer refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_refused: Option<Problem>,
+}
+
+/// One version in the writer's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    pub version: String,
+    pub activated_at_ms: u64,
+}
+
+/// `GET {prefix}/versions`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Versions {
+    pub current: Option<String>,
+    pub versions: Vec<HistoryEntry>,
+}
+
+/// `GET {prefix}/audit`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Audit {
+    pub records: Vec<AuditRecord>,
+}
+
+/// A short, stable fingerprint of one flag's definition in a document (`None` when the
+/// flag is absent). The writer compares it to tell whether a person changed the flag.
+pub fn flag_fingerprint(document: &serde_json::Value, flag: &str) -> Option<String> {
+    let definition = document.get("flags")?.get(flag)?;
+    Some(crate::store::version_of(&definition.to_string()))
+}
