@@ -121,8 +121,8 @@ mod entry {
             Some("/health") => host::json(
                 &serde_json::json!({"ok": true, "edge": crate::proxy::EDGE_HEADER_VALUE}),
             ),
-            Some("/status") => status(env, &config, ctx).await,
-            Some("/client-flags") => client_flags(&req, env, &config, ctx).await,
+            Some("/status") => status(env, &config).await,
+            Some("/client-flags") => client_flags(&req, env, &config).await,
             // Clients report conversions here without an admin token (rate-limited).
             Some("/events") => {
                 host::rate_limit(env, &req, "ofrep").await?;
@@ -159,12 +159,11 @@ mod entry {
         req: &Request,
         env: &Env,
         config: &Config,
-        ctx: &Context,
     ) -> std::result::Result<Response, EdgeError> {
         if req.method() != Method::Get {
             return Err(EdgeError::MethodNotAllowed(req.method().to_string()));
         }
-        let active = host::flags::current(env, config, Some(ctx)).await?;
+        let active = host::flags::current(env, config).await?;
         let etag = format!("\"{}\"", active.version);
         let res =
             if crate::ofrep::if_none_match(host::header(req, "if-none-match").as_deref(), &etag) {
@@ -184,17 +183,11 @@ mod entry {
     }
 
     /// `GET {prefix}/status`: the isolate's flag set, and any problem with what KV holds.
-    async fn status(
-        env: &Env,
-        config: &Config,
-        ctx: &Context,
-    ) -> std::result::Result<Response, EdgeError> {
-        let current = host::flags::current(env, config, Some(ctx)).await;
-        let stored = host::flags::stored(env, config).await?;
+    async fn status(env: &Env, config: &Config) -> std::result::Result<Response, EdgeError> {
+        let current = host::flags::current(env, config).await;
         host::json(&serde_json::json!({
             "edge": crate::proxy::EDGE_HEADER_VALUE,
             "flagsKey": config.flags_key,
-            "stored": stored.map(|(version, text)| serde_json::json!({"version": version, "bytes": text.len()})),
             "isolate": host::flags::status_snapshot(),
             "routeProblems": host::flags::route_problems(),
             "proxy": host::proxy::counters(),

@@ -123,6 +123,12 @@ impl LiveFlags {
         }
     }
 
+    /// Marks a check as started: requests arriving while it awaits the writer serve the
+    /// current set instead of starting checks of their own (one check per isolate at a time).
+    pub fn claim_check(&mut self, now_ms: u64) {
+        self.checked_at_ms = Some(now_ms);
+    }
+
     /// The active set, if any document ever compiled.
     pub fn active(&self) -> Option<Rc<Active>> {
         self.active.clone()
@@ -169,9 +175,14 @@ impl LiveFlags {
 
     /// Compiles and activates a document (also used right after an admin write, so the
     /// change takes effect on this isolate at once). On error nothing changes.
+    ///
+    /// The load is lenient, as flagd reads a file: a document written straight into KV with
+    /// a broken flag still activates; that flag answers `PARSE_ERROR` and is listed, with
+    /// its errors' paths, by `active.set.flag_errors()`. Only a document that is not JSON or
+    /// has no usable structure is refused. (Admin writes were validated strictly before.)
     pub fn install(&mut self, text: &str, now_ms: u64) -> Result<String, Vec<Diagnostic>> {
         let loaded =
-            FlagSet::from_json_str(text, LoadOptions::default()).map_err(|e| e.diagnostics)?;
+            FlagSet::from_json_str(text, LoadOptions::lenient()).map_err(|e| e.diagnostics)?;
         let version = version_of(text);
         let doc: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
         let epochs = doc
@@ -208,8 +219,13 @@ mod tests {
         r#"{"flags":{"a":{"state":"ENABLED","variants":{"on":true},"defaultVariant":"on"}}}"#;
     const GOOD2: &str =
         r#"{"flags":{"a":{"state":"DISABLED","variants":{"on":true},"defaultVariant":"on"}}}"#;
-    const BAD: &str =
-        r#"{"flags":{"a":{"state":"ENABLED","variants":{"on":true},"defaultVariant":"nope"}}}"#;
+    /// Unusable as a whole (`flags` is not an object).
+    const BAD: &str = r#"{"flags":[{"state":"ENABLED","variants":{"on":true}}]}"#;
+    /// One broken flag next to a healthy one.
+    const PARTLY_BROKEN: &str = r#"{"flags":{
+        "a":{"state":"ENABLED","variants":{"on":true},"defaultVariant":"on"},
+        "b":{"state":"ENABLED","variants":{"on":true},"defaultVariant":"nope"},
+        "c":{"state":"ENABLED","variants":{"on":true},"defaultVariant":"on","targeting":{"$ref":"gone"}}}}"#;
 
     #[test]
     fn checks_kv_only_when_the_refresh_interval_has_passed() {
@@ -251,10 +267,7 @@ mod tests {
         assert_eq!(live.active().unwrap().version, good_version);
         let problem = live.problem().unwrap();
         assert!(
-            problem
-                .errors
-                .iter()
-                .any(|d| d.path.contains("defaultVariant")),
+            problem.errors.iter().any(|d| d.path == "flags[0]"),
             "{problem:?}"
         );
         // Fixing the document clears the problem.
@@ -263,6 +276,42 @@ mod tests {
             Refresh::Replaced { .. }
         ));
         assert!(live.problem().is_none());
+    }
+
+    #[test]
+    fn a_document_with_broken_flags_activates_and_lists_them_with_their_paths() {
+        let mut live = LiveFlags::default();
+        live.refresh(Some(GOOD), 1);
+        assert_eq!(
+            live.refresh(Some(PARTLY_BROKEN), 2),
+            Refresh::Replaced {
+                version: version_of(PARTLY_BROKEN)
+            }
+        );
+        assert!(live.problem().is_none());
+        let active = live.active().unwrap();
+        let ctx = edgeflags_core::Context::empty();
+        assert_eq!(active.set.evaluate("a", &ctx, 0).variant, Some("on"));
+        for key in ["b", "c"] {
+            let e = active.set.evaluate(key, &ctx, 0);
+            assert_eq!(
+                e.error.map(|x| x.code),
+                Some(edgeflags_core::ErrorCode::ParseError),
+                "{key}"
+            );
+        }
+        let listed: Vec<(&str, Vec<&str>)> = active
+            .set
+            .flag_errors()
+            .map(|(k, errors)| (k, errors.iter().map(|d| d.path.as_str()).collect()))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("b", vec!["flags.b.defaultVariant"]),
+                ("c", vec!["flags.c.targeting.$ref"])
+            ]
+        );
     }
 
     #[test]

@@ -155,8 +155,8 @@ impl Status {
             Status::RolledBack,
             Status::Paused,
         ]
-            .into_iter()
-            .find(|status| status.as_str() == s)
+        .into_iter()
+        .find(|status| status.as_str() == s)
     }
 }
 

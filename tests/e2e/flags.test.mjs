@@ -245,8 +245,10 @@ describe('admin API', () => {
     stack.kvPut('flags', file);
     const status = await (await fetch(`${stack.edgeUrl}/__edge/status`)).json();
     assert.equal(status.isolate.active.version, good.body.version, 'still serving the good version');
-    assert.ok(status.isolate.problem, JSON.stringify(status));
-    assert.ok(status.isolate.problem.errors.some((e) => e.path === 'flags.page-size.defaultVariant'));
+    // The writer refused it (and put the good document back into KV).
+    const refused = status.isolate.controlPlane.kvRefused;
+    assert.ok(refused, JSON.stringify(status));
+    assert.ok(refused.errors.some((e) => e.path === 'flags.page-size.defaultVariant'), JSON.stringify(refused));
     const served = await ofrep('/page-size', { context: { targetingKey: 'u' } });
     assert.equal(served.status, 200);
     assert.equal(served.body.variant, 'medium');

@@ -190,7 +190,8 @@ export async function startStack({ seed = { flags: { path: DEMO_FLAGS } }, vars 
     persistDir,
     adminToken: ADMIN_TOKEN,
     kvPut: (key, file) => kv(persistDir, ['key', 'put', key, '--path', file]),
-    kvGet: (key) => kv(persistDir, ['key', 'get', key, '--text']),
+    // `wrangler kv key get` prints the value and a newline of its own.
+    kvGet: (key) => kv(persistDir, ['key', 'get', key, '--text']).replace(/\n$/, ''),
     logs: () => ({ origin: origin.log.join('\n'), edge: edge.log.join('\n') }),
     async stop() {
       await Promise.all([stopChild(edge), stopChild(origin)]);

@@ -61,6 +61,9 @@ pub struct Answer {
     pub previous_version: Option<String>,
     /// Whether a new version (or purge record) was committed.
     pub committed: bool,
+    /// The audit action of what was committed (`patch`, `rollout-pause`, `purge`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
     /// What happened, in one line (also the audit summary when committed).
     pub summary: String,
     /// Schema deviations flagd would still evaluate, with their paths.

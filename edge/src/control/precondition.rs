@@ -16,8 +16,9 @@ pub fn check(if_match: Option<&str>, current: Option<&str>) -> Result<(), EdgeEr
     if header == "*" {
         return current.map(|_| ()).ok_or_else(failed);
     }
-    let tags = parse_list(header)
-        .ok_or_else(|| EdgeError::BadRequest(format!("If-Match: not a list of entity-tags: {header:?}")))?;
+    let tags = parse_list(header).ok_or_else(|| {
+        EdgeError::BadRequest(format!("If-Match: not a list of entity-tags: {header:?}"))
+    })?;
     match current {
         Some(v) if tags.iter().any(|t| !t.weak && t.opaque == v) => Ok(()),
         _ => Err(failed()),
@@ -85,7 +86,10 @@ mod tests {
         ];
         for (h, cur) in failed {
             assert!(
-                matches!(check(Some(h), *cur), Err(EdgeError::PreconditionFailed { .. })),
+                matches!(
+                    check(Some(h), *cur),
+                    Err(EdgeError::PreconditionFailed { .. })
+                ),
                 "{h}"
             );
         }

@@ -42,7 +42,10 @@ pub fn check(document: &Value) -> Vec<Finding> {
             Some(variants) if !variants.is_empty() => {
                 for name in variants.keys() {
                     if let Some(why) = name_problem(name) {
-                        fail(format!("{path}.variants.{name}"), format!("variant name {why}"));
+                        fail(
+                            format!("{path}.variants.{name}"),
+                            format!("variant name {why}"),
+                        );
                     }
                 }
             }
@@ -101,12 +104,17 @@ fn weights(value: &Value, path: &str, fail: &mut impl FnMut(String, String)) {
                                 Some(w) => sum = sum.saturating_add(w),
                                 None => fail(
                                     format!("{here}[{i}][1]"),
-                                    format!("weight {n} must be a whole number in 0..={MAX_WEIGHT}"),
+                                    format!(
+                                        "weight {n} must be a whole number in 0..={MAX_WEIGHT}"
+                                    ),
                                 ),
                             }
                         }
                         if sum > MAX_WEIGHT {
-                            fail(here.clone(), format!("weights sum to {sum}, over {MAX_WEIGHT}"));
+                            fail(
+                                here.clone(),
+                                format!("weights sum to {sum}, over {MAX_WEIGHT}"),
+                            );
                         }
                     }
                 }
@@ -150,21 +158,97 @@ mod tests {
             doc(f)
         };
         let cases: Vec<(&str, Value, &str)> = vec![
-            ("lower-case state", { let mut f = good(); f["state"] = json!("disabled"); doc(f) }, "flags.f.state"),
-            ("missing state", { let mut f = good(); f.as_object_mut().unwrap().remove("state"); doc(f) }, "flags.f.state"),
+            (
+                "lower-case state",
+                {
+                    let mut f = good();
+                    f["state"] = json!("disabled");
+                    doc(f)
+                },
+                "flags.f.state",
+            ),
+            (
+                "missing state",
+                {
+                    let mut f = good();
+                    f.as_object_mut().unwrap().remove("state");
+                    doc(f)
+                },
+                "flags.f.state",
+            ),
             ("empty flag", doc(json!({})), "flags.f.variants"),
-            ("empty variants", { let mut f = good(); f["variants"] = json!({}); doc(f) }, "flags.f.variants"),
-            ("negative weight", split(json!(-5)), "flags.f.targeting.fractional[0][1]"),
-            ("fractional weight", split(json!(1.5)), "flags.f.targeting.fractional[0][1]"),
-            ("weight 2^31", split(json!(2_147_483_648_u64)), "flags.f.targeting.fractional[0][1]"),
-            ("weight 1e308", split(json!(1e308)), "flags.f.targeting.fractional[0][1]"),
-            ("weights summing past i32", split(json!(2_147_483_600_u64)), "flags.f.targeting.fractional"),
-            ("CRLF in a flag key", json!({"flags": {"a\r\nb": good()}}), "flags.a\r\nb"),
-            ("CRLF in a variant", { let mut f = good(); f["variants"] = json!({"o\r\nn": 1}); doc(f) }, "flags.f.variants.o\r\nn"),
-            ("'=' in a variant", { let mut f = good(); f["variants"] = json!({"a=b": 1}); doc(f) }, "flags.f.variants.a=b"),
-            ("non-ASCII variant", { let mut f = good(); f["variants"] = json!({"é": 1}); doc(f) }, "flags.f.variants.é"),
+            (
+                "empty variants",
+                {
+                    let mut f = good();
+                    f["variants"] = json!({});
+                    doc(f)
+                },
+                "flags.f.variants",
+            ),
+            (
+                "negative weight",
+                split(json!(-5)),
+                "flags.f.targeting.fractional[0][1]",
+            ),
+            (
+                "fractional weight",
+                split(json!(1.5)),
+                "flags.f.targeting.fractional[0][1]",
+            ),
+            (
+                "weight 2^31",
+                split(json!(2_147_483_648_u64)),
+                "flags.f.targeting.fractional[0][1]",
+            ),
+            (
+                "weight 1e308",
+                split(json!(1e308)),
+                "flags.f.targeting.fractional[0][1]",
+            ),
+            (
+                "weights summing past i32",
+                split(json!(2_147_483_600_u64)),
+                "flags.f.targeting.fractional",
+            ),
+            (
+                "CRLF in a flag key",
+                json!({"flags": {"a\r\nb": good()}}),
+                "flags.a\r\nb",
+            ),
+            (
+                "CRLF in a variant",
+                {
+                    let mut f = good();
+                    f["variants"] = json!({"o\r\nn": 1});
+                    doc(f)
+                },
+                "flags.f.variants.o\r\nn",
+            ),
+            (
+                "'=' in a variant",
+                {
+                    let mut f = good();
+                    f["variants"] = json!({"a=b": 1});
+                    doc(f)
+                },
+                "flags.f.variants.a=b",
+            ),
+            (
+                "non-ASCII variant",
+                {
+                    let mut f = good();
+                    f["variants"] = json!({"é": 1});
+                    doc(f)
+                },
+                "flags.f.variants.é",
+            ),
             ("flags not an object", json!({"flags": []}), "flags"),
-            ("nested split in an evaluator", json!({"flags": {}, "$evaluators": {"e": {"if": [true, {"fractional": [["a", -1]]}]}}}), "$evaluators.e.if[1].fractional[0][1]"),
+            (
+                "nested split in an evaluator",
+                json!({"flags": {}, "$evaluators": {"e": {"if": [true, {"fractional": [["a", -1]]}]}}}),
+                "$evaluators.e.if[1].fractional[0][1]",
+            ),
         ];
         for (what, document, path) in cases {
             let found = check(&document);

@@ -53,7 +53,10 @@ pub struct Commit {
 pub enum Outcome {
     Commit(Commit),
     /// Add a purge record (audited; the document is unchanged).
-    Purge { purge: Purge, summary: String },
+    Purge {
+        purge: Purge,
+        summary: String,
+    },
     /// Nothing to store; why.
     Unchanged(String),
 }
@@ -117,7 +120,11 @@ pub fn decide(
             let what = match (&purge.url, &purge.prefix) {
                 (Some(url), _) => format!("purged the cache for {url}"),
                 (_, Some(prefix)) => format!("purged the cache under {prefix}"),
-                _ => return Err(EdgeError::BadRequest("a purge names a url or a prefix".into())),
+                _ => {
+                    return Err(EdgeError::BadRequest(
+                        "a purge names a url or a prefix".into(),
+                    ))
+                }
             };
             return Ok(Outcome::Purge {
                 purge: purge.clone(),
@@ -129,8 +136,8 @@ pub fn decide(
             decision,
             seen,
         } => {
-            let head = head
-                .ok_or_else(|| EdgeError::NoFlagSet("no flag set has been stored yet".into()))?;
+            let head =
+                head.ok_or_else(|| EdgeError::NoFlagSet("no flag set has been stored yet".into()))?;
             return rollout_write(head, flag, decision, seen, history, now_ms);
         }
         Command::Resume { flag } => {
@@ -145,9 +152,15 @@ pub fn decide(
                     "flag {flag:?} has no paused rollout"
                 )));
             }
-            let reason = format!("resumed by {}: the current stage starts again", request.actor);
+            let reason = format!(
+                "resumed by {}: the current stage starts again",
+                request.actor
+            );
             let change = rollout::resume(text, flag, &reason, now_ms)?;
-            return marked(commit(head, change, "rollout-resume", Some(flag.clone()))?, flag);
+            return marked(
+                commit(head, change, "rollout-resume", Some(flag.clone()))?,
+                flag,
+            );
         }
     };
     commit(head, change, &action, flag)
@@ -161,7 +174,11 @@ pub fn adopt(head: Option<Head<'_>>, document: &str) -> Result<Outcome, EdgeErro
         document: document.to_owned(),
         summary: format!(
             "{} the document written straight into KV ({} bytes)",
-            if head.is_none() { "imported" } else { "adopted" },
+            if head.is_none() {
+                "imported"
+            } else {
+                "adopted"
+            },
             document.len()
         ),
     };
@@ -205,7 +222,9 @@ fn rollout_write(
     let text = head.document;
     let doc = parse(text)?;
     let Some(current) = flag_fingerprint(&doc, flag) else {
-        return Ok(Outcome::Unchanged(format!("flag {flag:?} no longer exists")));
+        return Ok(Outcome::Unchanged(format!(
+            "flag {flag:?} no longer exists"
+        )));
     };
     let enabled = doc.pointer(&format!("/flags/{}/state", pointer_escape(flag)))
         == Some(&Value::from("ENABLED"));
@@ -242,7 +261,9 @@ fn rollout_write(
         .map(|(p, _)| p)
         .ok_or_else(|| EdgeError::Conflict(format!("flag {flag:?} has no rollout plan")))?;
     let Some(change) = rollout::apply(text, &plan, decision, now_ms)? else {
-        return Ok(Outcome::Unchanged("nothing to write for this decision".into()));
+        return Ok(Outcome::Unchanged(
+            "nothing to write for this decision".into(),
+        ));
     };
     let action = match decision {
         Decision::Rollback { .. } => "rollout-rollback",
@@ -250,7 +271,10 @@ fn rollout_write(
         Decision::Start { .. } => "rollout-start",
         _ => "rollout-advance",
     };
-    marked(commit(Some(head), change, action, Some(flag.to_owned()))?, flag)
+    marked(
+        commit(Some(head), change, action, Some(flag.to_owned()))?,
+        flag,
+    )
 }
 
 /// Sets the rollout mark of a controller (or resume) commit: the flag as it now stands.
@@ -414,10 +438,17 @@ mod tests {
 
     #[test]
     fn the_kill_switch_works_even_when_another_flag_breaks_the_write_rules() {
-        let legacy = DOC.replace(r#""b":{"state":"ENABLED""#, r#""b":{"state":"ENABLED","metadata":{}"#)
-            .replace(r#""on":true,"off":false},"defaultVariant":"off"},
-        "backend""#, r#""o n":true,"off":false},"defaultVariant":"off"},
-        "backend""#);
+        let legacy = DOC
+            .replace(
+                r#""b":{"state":"ENABLED""#,
+                r#""b":{"state":"ENABLED","metadata":{}"#,
+            )
+            .replace(
+                r#""on":true,"off":false},"defaultVariant":"off"},
+        "backend""#,
+                r#""o n":true,"off":false},"defaultVariant":"off"},
+        "backend""#,
+            );
         assert!(!strict::check(&serde_json::from_str(&legacy).unwrap()).is_empty());
         let off = committed(run(
             &legacy,
@@ -507,10 +538,16 @@ mod tests {
         ));
         // The decision was made from the enabled flag; the head is disabled now.
         let out = run(&off.document, &r, &Known::default()).unwrap();
-        assert!(matches!(&out, Outcome::Unchanged(why) if why.contains("changed")), "{out:?}");
+        assert!(
+            matches!(&out, Outcome::Unchanged(why) if why.contains("changed")),
+            "{out:?}"
+        );
         let fresh = rollout(&off.document, Decision::Start { percent: 10 });
         let out = run(&off.document, &fresh, &Known::default()).unwrap();
-        assert!(matches!(&out, Outcome::Unchanged(why) if why.contains("disabled")), "{out:?}");
+        assert!(
+            matches!(&out, Outcome::Unchanged(why) if why.contains("disabled")),
+            "{out:?}"
+        );
     }
 
     #[test]
@@ -528,15 +565,30 @@ mod tests {
             ("changed", patch_default("backend", "v2")),
         ] {
             let person = committed(run(DOC, &req(command), &known));
-            let c = committed(run(&person.document, &rollout(&person.document, advance()), &known));
+            let c = committed(run(
+                &person.document,
+                &rollout(&person.document, advance()),
+                &known,
+            ));
             let after = flag(&c.document, "backend");
             assert_eq!(after["metadata"]["rollout.status"], "paused", "{what}");
             assert!(
-                after["metadata"]["rollout.reason"].as_str().unwrap().contains(what),
+                after["metadata"]["rollout.reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains(what),
                 "{what}: {after}"
             );
-            assert_eq!(after["state"], flag(&person.document, "backend")["state"], "{what}");
-            assert_eq!(after["targeting"], flag(DOC, "backend")["targeting"], "{what}: split kept");
+            assert_eq!(
+                after["state"],
+                flag(&person.document, "backend")["state"],
+                "{what}"
+            );
+            assert_eq!(
+                after["targeting"],
+                flag(DOC, "backend")["targeting"],
+                "{what}: split kept"
+            );
             assert_eq!(c.action, "rollout-pause");
 
             // Resuming restarts the stage and takes the flag as it now is for the mark.
@@ -550,7 +602,10 @@ mod tests {
             let meta = &flag(&resumed.document, "backend")["metadata"];
             assert_eq!(meta["rollout.status"], "running");
             assert_eq!(meta["rollout.stageStartedAt"], 1_000);
-            assert_eq!(resumed.mark, Some(("backend".into(), seen(&resumed.document))));
+            assert_eq!(
+                resumed.mark,
+                Some(("backend".into(), seen(&resumed.document)))
+            );
         }
         assert!(matches!(
             run(
@@ -576,8 +631,14 @@ mod tests {
             version: &version,
             document: DOC,
         };
-        assert!(matches!(adopt(Some(head), "{not json"), Err(EdgeError::InvalidFlagSet(_))));
-        assert!(matches!(adopt(Some(head), r#"{"flags":[]}"#), Err(EdgeError::InvalidFlagSet(_))));
+        assert!(matches!(
+            adopt(Some(head), "{not json"),
+            Err(EdgeError::InvalidFlagSet(_))
+        ));
+        assert!(matches!(
+            adopt(Some(head), r#"{"flags":[]}"#),
+            Err(EdgeError::InvalidFlagSet(_))
+        ));
     }
 
     #[test]

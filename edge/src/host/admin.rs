@@ -4,12 +4,13 @@
 use serde_json::{json, Value};
 use worker::{Context, Env, Method, Request, Response};
 
-use super::flags::{self, Action};
-use super::{header, internal, json, kv};
-use crate::admin::{self, Change, FeatureToggle, FlagPatch, Tokens};
+use super::control;
+use super::{header, internal, json};
+use crate::admin::{self, FeatureToggle, FlagPatch, Tokens};
 use crate::config::Config;
+use crate::control::Command;
 use crate::error::EdgeError;
-use crate::store::{self, AuditRecord, Keys};
+use crate::store;
 
 fn secret(env: &Env, name: &str) -> Option<String> {
     env.secret(name).ok().map(|s| s.to_string())
@@ -31,75 +32,56 @@ pub async fn handle(
     let segments: Vec<&str> = sub.trim_matches('/').split('/').collect();
     let method = req.method();
     let if_match = header(&req, "if-match");
+    let write = |command: Command| write(env, config, &actor, if_match.clone(), command);
     match (method.clone(), segments.as_slice()) {
         (Method::Get, ["flags"]) => read(env, config).await,
         (Method::Put, ["flags"]) => {
             let body = super::body(&mut req, admin::MAX_BODY_BYTES).await?;
-            let text = String::from_utf8(body)
+            let document = String::from_utf8(body)
                 .map_err(|_| EdgeError::BadRequest("body is not UTF-8".into()))?;
-            admin::validate(&text)?;
-            let summary = format!("replaced the flag set ({} bytes)", text.len());
-            apply(env, config, &actor, "replace", None, if_match, |_| {
-                Ok(Change {
-                    document: text,
-                    summary,
-                })
-            })
-            .await
+            write(Command::Replace { document }).await
         }
         (Method::Patch, ["flags", flag]) => {
             let patch: FlagPatch =
                 admin::parse_body(&super::body(&mut req, admin::MAX_BODY_BYTES).await?)?;
-            apply(env, config, &actor, "patch", Some(flag), if_match, |cur| {
-                admin::patch_flag(cur, flag, &patch)
+            write(Command::Patch {
+                flag: (*flag).to_owned(),
+                patch,
             })
             .await
         }
         (Method::Post, ["features", action @ ("disable" | "enable")]) => {
             let toggle: FeatureToggle =
                 admin::parse_body(&super::body(&mut req, admin::MAX_BODY_BYTES).await?)?;
-            let enabled = *action == "enable";
-            let flag = toggle.flag.as_str();
-            apply(env, config, &actor, action, Some(flag), if_match, |cur| {
-                admin::set_state(cur, flag, enabled)
+            write(Command::SetState {
+                flag: toggle.flag,
+                enabled: *action == "enable",
             })
             .await
         }
-        (Method::Get, ["versions"]) => versions(env, config).await,
+        (Method::Get, ["versions"]) => json(&control::versions(env, config).await?),
         (Method::Post, ["versions", version, "rollback"]) => {
-            let keys = Keys::new(&config.flags_key);
-            let store = kv(env)?;
-            let entry = flags::list(&store, &keys.history_prefix())
-                .await?
-                .iter()
-                .rev()
-                .filter_map(|k| store::parse_history_key(&keys, k))
-                .find(|e| e.version == *version)
-                .ok_or_else(|| {
-                    EdgeError::NotFound(format!("version {version} is not in the history"))
-                })?;
-            let text = store
-                .get(&entry.key)
-                .text()
-                .await
-                .map_err(internal)?
-                .ok_or_else(|| {
-                    EdgeError::NotFound(format!("version {version} is not in the history"))
-                })?;
-            admin::validate(&text)?;
-            let summary = format!("rolled back to version {version}");
-            apply(env, config, &actor, "rollback", None, if_match, |_| {
-                Ok(Change {
-                    document: text,
-                    summary,
-                })
+            write(Command::Rollback {
+                version: (*version).to_owned(),
             })
             .await
         }
-        (Method::Get, ["audit"]) => audit(&req, env, config).await,
+        (Method::Get, ["audit"]) => {
+            let limit = req
+                .url()
+                .ok()
+                .and_then(|u| {
+                    u.query_pairs()
+                        .find(|(k, _)| k == "limit")
+                        .and_then(|(_, v)| v.parse::<u64>().ok())
+                })
+                .unwrap_or(100)
+                .clamp(1, 1000);
+            json(&control::audit(env, config, limit).await?)
+        }
         (Method::Get, ["metrics"]) => super::metrics_api::prometheus(env, config).await,
         (Method::Get, ["features", "experiments", "results"]) => {
-            super::metrics_api::results(&req, env, config, ctx).await
+            super::metrics_api::results(&req, env, config).await
         }
         (Method::Post, ["rollouts", "evaluate"]) => {
             let dry_run = req
@@ -114,10 +96,17 @@ pub async fn handle(
                     .await?;
             json(&report)
         }
+        (Method::Post, ["rollouts", flag, "resume"]) => {
+            write(Command::Resume {
+                flag: (*flag).to_owned(),
+            })
+            .await
+        }
         (Method::Post, ["cache", "purge"]) => {
             let purge: PurgeRequest =
                 admin::parse_body(&super::body(&mut req, admin::MAX_BODY_BYTES).await?)?;
-            purge_cache(env, config, ctx, purge, &actor).await
+            let purge = purge_record(env, config, ctx, purge).await?;
+            write(Command::Purge { purge }).await
         }
         (
             _,
@@ -129,60 +118,39 @@ pub async fn handle(
             | ["audit"]
             | ["metrics"]
             | ["features", "experiments", "results"]
-            | ["rollouts", "evaluate"],
+            | ["rollouts", "evaluate"]
+            | ["rollouts", _, "resume"]
+            | ["cache", "purge"],
         ) => Err(EdgeError::MethodNotAllowed(method.to_string())),
         _ => Err(EdgeError::NotFound(format!("{}{sub}", config.admin_prefix))),
     }
 }
 
-/// Applies `change` to the stored document, checking `If-Match` against its version first.
-async fn apply(
+/// Sends a change to the writer; a committed change is active on this isolate at once.
+async fn write(
     env: &Env,
     config: &Config,
     actor: &str,
-    action: &str,
-    flag: Option<&str>,
     if_match: Option<String>,
-    change: impl FnOnce(&str) -> Result<Change, EdgeError>,
+    command: Command,
 ) -> Result<Response, EdgeError> {
-    let current = flags::stored(env, config).await?;
-    let current_version = current.as_ref().map(|(v, _)| v.clone());
-    if let Some(wanted) = if_match {
-        let wanted = wanted
-            .trim()
-            .trim_start_matches("W/")
-            .trim_matches('"')
-            .to_owned();
-        if wanted != "*" && Some(&wanted) != current_version.as_ref() {
-            return Err(EdgeError::PreconditionFailed {
-                current: current_version.unwrap_or_else(|| "none".into()),
-            });
+    let answer = control::command(env, config, actor, if_match, command).await?;
+    if answer.committed {
+        if let Err(e) = super::flags::check_now(env, config).await {
+            worker::console_error!("could not take in the new version at once: {e}");
         }
     }
-    let current_text = current
-        .as_ref()
-        .map(|(_, t)| t.as_str())
-        .unwrap_or(r#"{"flags":{}}"#);
-    let change = change(current_text)?;
-    let summary = change.summary.clone();
-    let action_record = Action {
-        actor,
-        action,
-        flag,
-        from_version: current_version.clone(),
-    };
-    let version = flags::commit(env, config, action_record, change).await?;
-    let res = json(
-        &json!({ "version": version, "previousVersion": current_version, "summary": summary }),
-    )?;
-    res.headers()
-        .set("etag", &format!("\"{version}\""))
-        .map_err(internal)?;
+    let res = json(&answer)?;
+    if let Some(version) = &answer.version {
+        res.headers()
+            .set("etag", &format!("\"{version}\""))
+            .map_err(internal)?;
+    }
     Ok(res)
 }
 
 async fn read(env: &Env, config: &Config) -> Result<Response, EdgeError> {
-    let (version, text) = flags::stored(env, config).await?.ok_or_else(|| {
+    let (version, text) = control::document(env, config).await?.ok_or_else(|| {
         EdgeError::NotFound(format!("no flag set stored under {:?}", config.flags_key))
     })?;
     let doc: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
@@ -191,43 +159,6 @@ async fn read(env: &Env, config: &Config) -> Result<Response, EdgeError> {
         .set("etag", &format!("\"{version}\""))
         .map_err(internal)?;
     Ok(res)
-}
-
-async fn versions(env: &Env, config: &Config) -> Result<Response, EdgeError> {
-    let keys = Keys::new(&config.flags_key);
-    let history = flags::list(&kv(env)?, &keys.history_prefix()).await?;
-    let entries: Vec<_> = history
-        .iter()
-        .rev()
-        .filter_map(|k| store::parse_history_key(&keys, k))
-        .collect();
-    let current = flags::stored(env, config).await?.map(|(v, _)| v);
-    json(&json!({ "current": current, "versions": entries }))
-}
-
-async fn audit(req: &Request, env: &Env, config: &Config) -> Result<Response, EdgeError> {
-    let limit = req
-        .url()
-        .ok()
-        .and_then(|u| {
-            u.query_pairs()
-                .find(|(k, _)| k == "limit")
-                .and_then(|(_, v)| v.parse::<usize>().ok())
-        })
-        .unwrap_or(100)
-        .clamp(1, 1000);
-    let keys = Keys::new(&config.flags_key);
-    let store = kv(env)?;
-    let all = flags::list(&store, &keys.audit_prefix()).await?;
-    let mut records: Vec<AuditRecord> = Vec::new();
-    for key in all.iter().rev().take(limit) {
-        if let Some(text) = store.get(key).text().await.map_err(internal)? {
-            if let Ok(r) = serde_json::from_str(&text) {
-                records.push(r);
-            }
-        }
-    }
-    json(&json!({ "records": records }))
 }
 
 /// `POST {prefix}/cache/purge` body: one of `url` (absolute) or `prefix` (a path).
@@ -240,43 +171,38 @@ struct PurgeRequest {
     prefix: Option<String>,
 }
 
-async fn purge_cache(
+/// The purge record for a request; an exact URL is also deleted from this location's cache
+/// for every variant at once (other locations honour the record).
+async fn purge_record(
     env: &Env,
     config: &Config,
     ctx: &Context,
     purge: PurgeRequest,
-    actor: &str,
-) -> Result<Response, EdgeError> {
+) -> Result<store::Purge, EdgeError> {
     let at_ms = super::now_ms();
-    let record = match (purge.url, purge.prefix) {
+    match (purge.url, purge.prefix) {
         (Some(url), None) => {
             let parsed =
                 worker::Url::parse(&url).map_err(|e| EdgeError::BadRequest(format!("url: {e}")))?;
-            // Delete this location's entries for every variant now; KV carries it elsewhere.
-            let table = flags::route_table(env, config).await?;
-            let active = flags::current(env, config, None).await.ok();
+            let table = super::flags::route_table(env, config).await?;
+            let active = super::flags::current(env, config).await.ok();
             super::cache::delete_all(
                 ctx,
                 super::cache::keys_for(parsed.as_str(), &table, active.as_ref().map(|a| &a.set)),
             );
-            store::Purge {
+            Ok(store::Purge {
                 url: Some(crate::httpcache::normalise_url(parsed.as_str())),
                 prefix: None,
                 at_ms,
-            }
+            })
         }
-        (None, Some(prefix)) if prefix.starts_with('/') => store::Purge {
+        (None, Some(prefix)) if prefix.starts_with('/') => Ok(store::Purge {
             url: None,
             prefix: Some(prefix),
             at_ms,
-        },
-        _ => {
-            return Err(EdgeError::BadRequest(
-                "give exactly one of \"url\" (absolute) or \"prefix\" (a path starting with /)"
-                    .into(),
-            ))
-        }
-    };
-    flags::record_purge(env, config, record.clone()).await?;
-    json(&json!({ "purged": record, "by": actor }))
+        }),
+        _ => Err(EdgeError::BadRequest(
+            "give exactly one of \"url\" (absolute) or \"prefix\" (a path starting with /)".into(),
+        )),
+    }
 }

@@ -1,63 +1,40 @@
-//! The isolate's flag set: served from memory, re-checked in KV at most every
-//! `REFRESH_SECONDS`, replaced only by documents that compile. Admin writes go through
-//! [`commit`], which stores the version, its history entry and an audit record.
+//! The isolate's flag set: served from memory, re-checked with the writer (the control-plane
+//! Durable Object) at most every `REFRESH_SECONDS` — a version check that carries the
+//! document only when it changed — and read from KV, its replica, when the writer cannot be
+//! reached. Replaced only by documents that compile. Cache purge records come along with the
+//! same check.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use worker::{Context, Env};
+use worker::Env;
 
 use super::{internal, kv, now_ms};
-use crate::admin::Change;
 use crate::config::Config;
+use crate::control::HeadQuery;
 use crate::error::EdgeError;
-use crate::live::{Active, LiveFlags, Refresh};
+use crate::live::{Active, LiveFlags, Problem, Refresh};
 use crate::split::RouteTable;
-use crate::store::{self, AuditRecord, Keys};
+use crate::store::{self, Keys};
 
 thread_local! {
     static LIVE: RefCell<LiveFlags> = RefCell::new(LiveFlags::default());
+    /// Where the last check got its answer, and what the writer said of KV.
+    static SOURCE: RefCell<Source> = RefCell::new(Source::default());
 }
 
-/// The active flag set, re-checking KV when the refresh interval has passed. A fresh
-/// isolate whose stored document is malformed falls back to the last-known-good copy.
-pub async fn current(
-    env: &Env,
-    config: &Config,
-    ctx: Option<&Context>,
-) -> Result<Rc<Active>, EdgeError> {
+#[derive(Default)]
+struct Source {
+    writer_reachable: Option<bool>,
+    writer_version: Option<String>,
+    kv_refused: Option<Problem>,
+}
+
+/// The active flag set, re-checking with the writer when the refresh interval has passed.
+pub async fn current(env: &Env, config: &Config) -> Result<Rc<Active>, EdgeError> {
     let now = now_ms();
     if LIVE.with(|l| l.borrow().needs_check(now, config.refresh_ms)) {
-        let keys = Keys::new(&config.flags_key);
-        let store = kv(env)?;
-        let text = store.get(keys.active()).text().await.map_err(internal)?;
-        let outcome = LIVE.with(|l| l.borrow_mut().refresh(text.as_deref(), now));
-        match outcome {
-            Refresh::Replaced { .. } => {
-                // Remember it as last-known-good, off the hot path.
-                if let (Some(ctx), Some(text)) = (ctx, text) {
-                    let lkg = keys.last_good();
-                    ctx.wait_until(async move {
-                        if let Ok(put) = store.put(&lkg, text) {
-                            let _ = put.execute().await;
-                        }
-                    });
-                }
-            }
-            Refresh::Rejected { .. } | Refresh::Missing
-                if LIVE.with(|l| l.borrow().active().is_none()) =>
-            {
-                if let Some(good) = store
-                    .get(&keys.last_good())
-                    .text()
-                    .await
-                    .map_err(internal)?
-                {
-                    let _ = LIVE.with(|l| l.borrow_mut().install(&good, now));
-                }
-            }
-            _ => {}
-        }
+        check(env, config, now).await?;
     }
     LIVE.with(|l| l.borrow().active()).ok_or_else(|| {
         let why = LIVE.with(|l| {
@@ -74,8 +51,101 @@ pub async fn current(
     })
 }
 
+/// Takes in a change this isolate just made through the writer, so it is active here at once.
+pub async fn check_now(env: &Env, config: &Config) -> Result<(), EdgeError> {
+    check(env, config, now_ms()).await
+}
+
+async fn check(env: &Env, config: &Config, now: u64) -> Result<(), EdgeError> {
+    LIVE.with(|l| l.borrow_mut().claim_check(now));
+    let query = HeadQuery {
+        have: LIVE.with(|l| l.borrow().active().map(|a| a.version.clone())),
+        purges_seq: PURGES.with(|p| p.borrow().seq),
+    };
+    match super::control::head(env, config, &query).await {
+        Ok(answer) if answer.version.is_some() => {
+            if let Some(document) = &answer.document {
+                LIVE.with(|l| l.borrow_mut().refresh(Some(document), now));
+            }
+            if let Some(list) = answer.purges {
+                PURGES.with(|p| {
+                    let mut p = p.borrow_mut();
+                    p.list = Rc::new(list);
+                    p.seq = Some(answer.purges_seq);
+                });
+            }
+            SOURCE.with(|s| {
+                *s.borrow_mut() = Source {
+                    writer_reachable: Some(true),
+                    writer_version: answer.version,
+                    kv_refused: answer.kv_refused,
+                }
+            });
+            Ok(())
+        }
+        // Nothing committed yet (an empty namespace, or a first document that was refused).
+        Ok(answer) => {
+            SOURCE.with(|s| {
+                *s.borrow_mut() = Source {
+                    writer_reachable: Some(true),
+                    writer_version: None,
+                    kv_refused: answer.kv_refused,
+                }
+            });
+            from_kv(env, config, now).await
+        }
+        Err(e) => {
+            worker::console_error!("flag writer unreachable, reading the KV replica: {e}");
+            SOURCE.with(|s| s.borrow_mut().writer_reachable = Some(false));
+            from_kv(env, config, now).await
+        }
+    }
+}
+
+/// The fallback: the document KV holds, or its last-known-good copy for a fresh isolate
+/// whose stored document is malformed; the purge records KV holds.
+async fn from_kv(env: &Env, config: &Config, now: u64) -> Result<(), EdgeError> {
+    let keys = Keys::new(&config.flags_key);
+    let store = kv(env)?;
+    let text = store.get(keys.active()).text().await.map_err(internal)?;
+    let outcome = LIVE.with(|l| l.borrow_mut().refresh(text.as_deref(), now));
+    if matches!(outcome, Refresh::Rejected { .. } | Refresh::Missing)
+        && LIVE.with(|l| l.borrow().active().is_none())
+    {
+        if let Some(good) = store
+            .get(&keys.last_good())
+            .text()
+            .await
+            .map_err(internal)?
+        {
+            let _ = LIVE.with(|l| l.borrow_mut().install(&good, now));
+        }
+    }
+    let purges: Vec<store::Purge> = store
+        .get(&store::purges_key(&config.flags_key))
+        .text()
+        .await
+        .map_err(internal)?
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    PURGES.with(|p| {
+        let mut p = p.borrow_mut();
+        p.list = Rc::new(purges);
+        p.seq = None;
+    });
+    Ok(())
+}
+
 /// A snapshot of the isolate's view for the status endpoint.
 pub fn status_snapshot() -> serde_json::Value {
+    let control = SOURCE.with(|s| {
+        let s = s.borrow();
+        serde_json::json!({
+            "writerReachable": s.writer_reachable,
+            "version": s.writer_version,
+            "kvRefused": s.kv_refused,
+        })
+    });
     LIVE.with(|l| {
         let l = l.borrow();
         let active = l.active();
@@ -89,102 +159,9 @@ pub fn status_snapshot() -> serde_json::Value {
             })),
             "problem": l.problem(),
             "missing": l.is_missing(),
+            "controlPlane": control,
         })
     })
-}
-
-/// The document currently stored in KV (not the isolate's copy: admin changes start from
-/// the freshest state this location has), with its version.
-pub async fn stored(env: &Env, config: &Config) -> Result<Option<(String, String)>, EdgeError> {
-    let keys = Keys::new(&config.flags_key);
-    let text = kv(env)?.get(keys.active()).text().await.map_err(internal)?;
-    Ok(text.map(|t| (store::version_of(&t), t)))
-}
-
-/// What an admin change is, for the audit log.
-pub struct Action<'a> {
-    pub actor: &'a str,
-    pub action: &'a str,
-    pub flag: Option<&'a str>,
-    pub from_version: Option<String>,
-}
-
-/// Stores a validated change: active document, last-known-good copy, history entry, audit
-/// record; prunes history and audit to their limits; activates it on this isolate at once.
-pub async fn commit(
-    env: &Env,
-    config: &Config,
-    action: Action<'_>,
-    change: Change,
-) -> Result<String, EdgeError> {
-    let keys = Keys::new(&config.flags_key);
-    let store = kv(env)?;
-    let now = now_ms();
-    let version = store::version_of(&change.document);
-    let put = |key: String, value: String| {
-        let store = &store;
-        async move {
-            store
-                .put(&key, value)
-                .map_err(internal)?
-                .execute()
-                .await
-                .map_err(internal)
-        }
-    };
-    put(keys.active().to_owned(), change.document.clone()).await?;
-    put(keys.last_good(), change.document.clone()).await?;
-    put(keys.history(now, &version), change.document.clone()).await?;
-    let record = AuditRecord {
-        at_ms: now,
-        actor: action.actor.to_owned(),
-        action: action.action.to_owned(),
-        flag: action.flag.map(str::to_owned),
-        from_version: action.from_version,
-        to_version: version.clone(),
-        summary: change.summary,
-    };
-    let seq = super::random_id()
-        .and_then(|id| u32::from_str_radix(id.get(..8)?, 16).ok())
-        .unwrap_or(0);
-    put(
-        keys.audit(now, seq),
-        serde_json::to_string(&record).map_err(internal)?,
-    )
-    .await?;
-    prune(&store, &keys.history_prefix(), config.history_limit).await?;
-    prune(&store, &keys.audit_prefix(), config.audit_limit).await?;
-    LIVE.with(|l| l.borrow_mut().install(&change.document, now))
-        .map_err(|errors| EdgeError::InvalidFlagSet(crate::live::findings(&errors)))?;
-    Ok(version)
-}
-
-/// Every key under `prefix`, ascending.
-pub async fn list(store: &worker::KvStore, prefix: &str) -> Result<Vec<String>, EdgeError> {
-    let mut keys = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut req = store.list().prefix(prefix.to_owned());
-        if let Some(c) = cursor.take() {
-            req = req.cursor(c);
-        }
-        let page = req.execute().await.map_err(internal)?;
-        keys.extend(page.keys.into_iter().map(|k| k.name));
-        match page.cursor {
-            Some(c) if !page.list_complete && !c.is_empty() => cursor = Some(c),
-            _ => break,
-        }
-    }
-    keys.sort();
-    Ok(keys)
-}
-
-async fn prune(store: &worker::KvStore, prefix: &str, limit: usize) -> Result<(), EdgeError> {
-    let keys = list(store, prefix).await?;
-    for key in store::prune(&keys, limit) {
-        store.delete(key).await.map_err(internal)?;
-    }
-    Ok(())
 }
 
 /// The route table: KV `routes` when present and valid, else the built-in default. Checked
@@ -264,69 +241,16 @@ thread_local! {
 #[derive(Default)]
 struct PurgeState {
     list: Rc<Vec<store::Purge>>,
-    checked_at: Option<u64>,
+    /// The writer's purge sequence number this list reflects (`None`: read from KV).
+    seq: Option<u64>,
 }
 
 thread_local! {
     static PURGES: RefCell<PurgeState> = RefCell::new(PurgeState::default());
 }
 
-/// The latest purge covering `url`, re-reading the KV purge records on the refresh interval.
-pub async fn purged_after(
-    env: &Env,
-    config: &Config,
-    url: &worker::Url,
-) -> Result<Option<u64>, EdgeError> {
-    let now = now_ms();
-    let stale = PURGES.with(|p| {
-        p.borrow()
-            .checked_at
-            .is_none_or(|at| now.saturating_sub(at) >= config.refresh_ms || now < at)
-    });
-    if stale {
-        let text = kv(env)?
-            .get(&store::purges_key(&config.flags_key))
-            .text()
-            .await
-            .map_err(internal)?;
-        let list: Vec<store::Purge> = text
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default();
-        PURGES.with(|p| {
-            let mut p = p.borrow_mut();
-            p.list = Rc::new(list);
-            p.checked_at = Some(now);
-        });
-    }
+/// The latest purge covering `url`, as of the isolate's last check (see [`current`]).
+pub fn purged_after(url: &worker::Url) -> Option<u64> {
     let normalised = crate::httpcache::normalise_url(url.as_str());
-    Ok(PURGES.with(|p| store::purged_after(&p.borrow().list, &normalised, url.path())))
-}
-
-/// Records a purge in KV (every location honours it) and in this isolate at once.
-pub async fn record_purge(
-    env: &Env,
-    config: &Config,
-    purge: store::Purge,
-) -> Result<(), EdgeError> {
-    let key = store::purges_key(&config.flags_key);
-    let kv = kv(env)?;
-    let list: Vec<store::Purge> = kv
-        .get(&key)
-        .text()
-        .await
-        .map_err(internal)?
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
-    let list = store::add_purge(list, purge);
-    kv.put(&key, serde_json::to_string(&list).map_err(internal)?)
-        .map_err(internal)?
-        .execute()
-        .await
-        .map_err(internal)?;
-    PURGES.with(|p| {
-        let mut p = p.borrow_mut();
-        p.list = Rc::new(list);
-        p.checked_at = Some(now_ms());
-    });
-    Ok(())
+    PURGES.with(|p| store::purged_after(&p.borrow().list, &normalised, url.path()))
 }

@@ -14,7 +14,7 @@ use crate::metrics::Totals;
 pub async fn prometheus(env: &Env, config: &crate::config::Config) -> Result<Response, EdgeError> {
     flush_or_warn(env).await;
     let mut totals: Totals = call(env, "/totals", &json!({})).await?;
-    if let Ok(Some((_, text))) = super::flags::stored(env, config).await {
+    if let Ok(Some((_, text))) = super::control::document(env, config).await {
         if let Ok(doc) = serde_json::from_str::<Value>(&text) {
             if let Ok(plans) = crate::rollout::plans(&doc) {
                 totals.rollouts = plans
@@ -47,14 +47,13 @@ pub async fn results(
     req: &Request,
     env: &Env,
     config: &crate::config::Config,
-    ctx: &Context,
 ) -> Result<Response, EdgeError> {
     let csv = req
         .url()
         .map(|u| u.query_pairs().any(|(k, v)| k == "format" && v == "csv"))
         .unwrap_or(false);
     flush_or_warn(env).await;
-    let active = super::flags::current(env, config, Some(ctx)).await?;
+    let active = super::flags::current(env, config).await?;
     let mut out = Vec::new();
     for spec in &active.experiments {
         let arms: Vec<ArmCounts> = call(

@@ -3,12 +3,11 @@
 
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
-use worker::{
-    durable_object, DurableObject, Env, Request, Response, SqlStorage, SqlStorageValue, State,
-};
+use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, State};
 
 use super::metrics::{ArmCounts, ArmsQuery, DecisionRecord};
 use super::now_ms;
+use super::sql::{f, n, num, rows, text, v};
 use crate::metrics::{Batch, Counts, SeriesKey, Totals, LATENCY_BOUNDS_MS};
 
 /// The metrics store: SQLite tables of counters, keyed so that every write is an upsert.
@@ -41,46 +40,6 @@ const SCHEMA: &[&str] = &[
 /// How long batch ids are remembered for de-duplication (a retained batch is re-sent
 /// within minutes; a day is generous).
 const BATCH_ID_TTL_MS: u64 = 24 * 3600 * 1000;
-
-fn v(s: &str) -> SqlStorageValue {
-    SqlStorageValue::from(s)
-}
-
-fn n(x: u64) -> SqlStorageValue {
-    SqlStorageValue::from(i64::try_from(x).unwrap_or(i64::MAX))
-}
-
-fn f(x: f64) -> SqlStorageValue {
-    SqlStorageValue::from(x)
-}
-
-fn rows(
-    sql: &SqlStorage,
-    query: &str,
-    args: Vec<SqlStorageValue>,
-) -> worker::Result<Vec<Vec<Value>>> {
-    let cursor = sql.exec(query, args)?;
-    let out: Vec<Value> = cursor.to_array()?;
-    // Rows come back as objects keyed by column name; keep them in column order.
-    let columns = cursor.column_names();
-    Ok(out
-        .into_iter()
-        .map(|row| {
-            columns
-                .iter()
-                .map(|c| row.get(c).cloned().unwrap_or(Value::Null))
-                .collect()
-        })
-        .collect())
-}
-
-fn num(v: &Value) -> u64 {
-    v.as_f64().map_or(0, |x| x.max(0.0) as u64)
-}
-
-fn text(v: &Value) -> String {
-    v.as_str().unwrap_or_default().to_owned()
-}
 
 impl std::fmt::Debug for MetricsStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod cache;
+pub mod control;
 pub mod flags;
 pub mod metrics;
 pub mod metrics_api;
@@ -10,6 +11,8 @@ pub mod metrics_store;
 pub mod ofrep;
 pub mod proxy;
 pub mod rollout;
+pub mod sql;
+pub mod writer;
 
 use worker::{Date, Env, Headers, Request, Response};
 

@@ -77,7 +77,7 @@ async fn answer(
             return json_with_status(&body, e.http_status());
         }
     };
-    let active = flags::current(env, config, Some(ctx)).await?;
+    let active = flags::current(env, config).await?;
     let now_secs = now_ms() / 1000;
     // Exposures of experiment flags: what this answer shows the client.
     if super::metrics::enabled(env) {

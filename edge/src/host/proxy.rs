@@ -50,7 +50,7 @@ pub async fn handle(
     let path = req.path();
     let table = flags::route_table(env, config).await?;
     // A missing or broken flag set must not stop traffic: the stable origin serves.
-    let active = flags::current(env, config, Some(ctx)).await.ok();
+    let active = flags::current(env, config).await.ok();
     let context = visitor_context(visitor.key.as_deref());
     let now_secs = now_ms() / 1000;
     let choice = split::choose(&table, &path, |flag| {
@@ -96,7 +96,7 @@ pub async fn handle(
                     .map(|(f, v)| (f.as_str(), v.as_str()))
                     .collect::<Vec<_>>(),
             );
-            let purged_after = flags::purged_after(env, config, &url).await?;
+            let purged_after = flags::purged_after(&url);
             super::cache::serve(ctx, key, policy, req_headers, purged_after, upstream).await
         } else {
             let body = req.inner().body().map(JsValue::from);
@@ -154,7 +154,7 @@ pub async fn handle(
     });
     // Bootstrap injection happens after the cache, so stored objects stay variant-pure.
     let mut res = if config.bootstrap {
-        with_bootstrap(res, &method, visitor.key.as_deref(), env, config, ctx).await?
+        with_bootstrap(res, &method, visitor.key.as_deref(), env, config).await?
     } else {
         res
     };
@@ -358,7 +358,6 @@ async fn with_bootstrap(
     visitor_key: Option<&str>,
     env: &Env,
     config: &Config,
-    ctx: &Context,
 ) -> Result<Response, EdgeError> {
     let h = res.headers();
     let get = |n: &str| h.get(n).ok().flatten();
@@ -370,7 +369,7 @@ async fn with_bootstrap(
     ) {
         return Ok(res);
     }
-    let Ok(active) = flags::current(env, config, Some(ctx)).await else {
+    let Ok(active) = flags::current(env, config).await else {
         return Ok(res);
     };
     let context = visitor_context(visitor_key);

@@ -7,10 +7,11 @@
 use serde_json::{json, Value};
 use worker::Env;
 
-use super::flags::{self, Action};
+use super::control;
 use super::metrics::{self, ArmCounts, ArmsQuery, DecisionRecord};
 use super::now_ms;
 use crate::config::Config;
+use crate::control::{flag_fingerprint, Answer, Command};
 use crate::error::EdgeError;
 use crate::metrics::LATENCY_BOUNDS_MS;
 use crate::rollout::{self, Decision};
@@ -65,7 +66,7 @@ pub async fn evaluate(
     if let Err(e) = metrics::flush(env).await {
         worker::console_error!("metrics flush before the rollout evaluation failed: {e}");
     }
-    let (mut version, mut text) = flags::stored(env, config)
+    let (_, text) = control::document(env, config)
         .await?
         .ok_or_else(|| EdgeError::NoFlagSet("no flag set stored".into()))?;
     let doc: Value = serde_json::from_str(&text)
@@ -91,43 +92,54 @@ pub async fn evaluate(
             },
         )
         .await?;
-        let control = arm(&arms, &plan.control);
+        let control_arm = arm(&arms, &plan.control);
         let treatment = arm(&arms, &plan.treatment);
-        let decision =
-            rollout::decide(&plan, &state, &control, &treatment, &LATENCY_BOUNDS_MS, now);
+        let decision = rollout::decide(
+            &plan,
+            &state,
+            &control_arm,
+            &treatment,
+            &LATENCY_BOUNDS_MS,
+            now,
+        );
         let dry = dry_run || plan.dry_run;
-        let mut applied = false;
-        let mut new_version = None;
-        if !dry {
-            if let Some(change) = rollout::apply(&text, &plan, &decision, now)? {
-                let document = change.document.clone();
-                let v = flags::commit(
-                    env,
-                    config,
-                    Action {
-                        actor,
-                        action: match &decision {
-                            Decision::Rollback { .. } => "rollout-rollback",
-                            Decision::Complete { .. } => "rollout-complete",
-                            _ => "rollout-advance",
-                        },
-                        flag: Some(&plan.flag),
-                        from_version: Some(version.clone()),
-                    },
-                    change,
-                )
-                .await?;
-                version = v.clone();
-                text = document;
-                applied = true;
-                new_version = Some(v);
-            }
+        // Every decision but Idle goes to the writer, which applies it to the committed
+        // head — or pauses the rollout when a person changed the flag since its last write,
+        // and never writes to a disabled flag. A Hold is sent too, so a pause shows at once.
+        let mut written: Option<Answer> = None;
+        if !dry && !matches!(decision, Decision::Idle { .. }) {
+            let seen = flag_fingerprint(&doc, &plan.flag).unwrap_or_default();
+            let command = Command::Rollout {
+                flag: plan.flag.clone(),
+                decision: decision.clone(),
+                seen,
+            };
+            written = Some(control::command(env, config, actor, None, command).await?);
         }
+        let applied = written.as_ref().is_some_and(|a| a.committed);
+        let paused = written
+            .as_ref()
+            .is_some_and(|a| a.action.as_deref() == Some("rollout-pause"));
+        let mut reason = reason(&decision);
+        match &written {
+            Some(a) if paused => reason = a.summary.clone(),
+            // Not written although the decision wanted a change: say why.
+            Some(a) if !a.committed && !matches!(decision, Decision::Hold { .. }) => {
+                reason = format!("{reason} ({})", a.summary);
+            }
+            _ => {}
+        }
+        let new_version = written.filter(|a| a.committed).and_then(|a| a.version);
         let record = DecisionRecord {
             at_ms: now,
             flag: plan.flag.clone(),
-            action: action_name(&decision).to_owned(),
-            reason: reason(&decision),
+            action: if paused {
+                "pause"
+            } else {
+                action_name(&decision)
+            }
+            .to_owned(),
+            reason: reason.clone(),
             dry_run: dry,
             applied,
         };
@@ -142,7 +154,8 @@ pub async fn evaluate(
             "dryRun": dry,
             "applied": applied,
             "version": new_version,
-            "control": {"variant": plan.control, "requests": control.requests, "errors": control.errors, "units": control.units},
+            "reason": reason,
+            "control": {"variant": plan.control, "requests": control_arm.requests, "errors": control_arm.errors, "units": control_arm.units},
             "treatment": {"variant": plan.treatment, "requests": treatment.requests, "errors": treatment.errors, "units": treatment.units},
         }));
     }

@@ -1,0 +1,73 @@
+//! Calls from the worker to its flag set's writer (`host/writer.rs`): one Durable Object per
+//! flags key, so every change to that set is serialised in one place.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use worker::{Env, Method, Request, RequestInit};
+
+use super::internal;
+use super::writer::BINDING;
+use crate::config::Config;
+use crate::control::{self, Answer, Audit, Command, HeadAnswer, HeadQuery, Versions};
+use crate::error::EdgeError;
+
+/// Sends `body` to the writer at `path`; its answer is `{"Ok": R}` or `{"Err": EdgeError}`.
+async fn call<B: Serialize, R: DeserializeOwned>(
+    env: &Env,
+    config: &Config,
+    path: &str,
+    body: &B,
+) -> Result<R, EdgeError> {
+    let unavailable = |e: worker::Error| EdgeError::Config(format!("flag writer unavailable: {e}"));
+    let namespace = env.durable_object(BINDING).map_err(unavailable)?;
+    let stub = namespace
+        .id_from_name(&config.flags_key)
+        .and_then(|id| id.get_stub())
+        .map_err(unavailable)?;
+    let body = serde_json::to_string(body).map_err(internal)?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_body(Some(body.into()));
+    let req = Request::new_with_init(&format!("https://flag-writer.internal{path}"), &init)
+        .map_err(internal)?;
+    let mut res = stub.fetch_with_request(req).await.map_err(internal)?;
+    if res.status_code() != 200 {
+        let text = res.text().await.unwrap_or_default();
+        return Err(EdgeError::Internal(format!("flag writer: {text}")));
+    }
+    let answer: Result<R, EdgeError> = res.json().await.map_err(internal)?;
+    answer
+}
+
+/// Asks the writer to apply one command.
+pub async fn command(
+    env: &Env,
+    config: &Config,
+    actor: &str,
+    if_match: Option<String>,
+    command: Command,
+) -> Result<Answer, EdgeError> {
+    let request = control::Request {
+        actor: actor.to_owned(),
+        if_match,
+        command,
+    };
+    call(env, config, "/command", &request).await
+}
+
+/// The writer's head, with the document / purge list when `query` lacks them.
+pub async fn head(env: &Env, config: &Config, query: &HeadQuery) -> Result<HeadAnswer, EdgeError> {
+    call(env, config, "/head", query).await
+}
+
+/// The committed document and its version.
+pub async fn document(env: &Env, config: &Config) -> Result<Option<(String, String)>, EdgeError> {
+    call(env, config, "/document", &()).await
+}
+
+pub async fn versions(env: &Env, config: &Config) -> Result<Versions, EdgeError> {
+    call(env, config, "/versions", &()).await
+}
+
+pub async fn audit(env: &Env, config: &Config, limit: u64) -> Result<Audit, EdgeError> {
+    call(env, config, "/audit", &limit).await
+}
