@@ -1,5 +1,6 @@
 // Walking skeleton, through the real path: workerd (wrangler dev) + demo origin + Chromium.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { readFileSync } from 'node:fs';
 
@@ -52,9 +53,11 @@ describe('edge worker in workerd', () => {
     const res = await fetch(`${stack.edgeUrl}/__edge/status`);
     assert.equal(res.status, 200);
     const status = await res.json();
-    assert.equal(status.stored.bytes, readFileSync(DEMO_FLAGS).length);
-    assert.match(status.stored.version, /^[0-9a-f]{16}$/);
-    assert.equal(status.isolate.active.version, status.stored.version);
+    // The control plane imported the seeded document as its first version, byte for byte.
+    const seededVersion = createHash('sha256').update(readFileSync(DEMO_FLAGS)).digest('hex').slice(0, 16);
+    assert.equal(status.isolate.controlPlane.version, seededVersion);
+    assert.equal(status.isolate.controlPlane.writerReachable, true);
+    assert.equal(status.isolate.active.version, seededVersion);
     assert.equal(status.isolate.active.flags, Object.keys(seeded.flags).length);
     assert.equal(status.isolate.active.documentVersion, seeded.metadata.version);
     assert.equal(status.error, null);
