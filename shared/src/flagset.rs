@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::context::Context;
-use crate::error::{ErrorCode, LoadError};
+use crate::error::{Diagnostic, ErrorCode, LoadError};
 use crate::evaluation::{BulkEvaluation, Evaluation, Reason};
 use crate::keyindex::{find_sorted, KeyIndex};
 use crate::load::{self, LoadOptions, Loaded};
@@ -31,6 +31,8 @@ pub(crate) struct Flag {
     pub(crate) root_fractional: Option<RootFractional>,
     /// Flag-set metadata overlaid with the flag's own, merged at load time.
     pub(crate) metadata: Map<String, Value>,
+    /// Why the flag cannot be evaluated (lenient loads only): it answers `PARSE_ERROR`.
+    pub(crate) errors: Option<Box<[Diagnostic]>>,
 }
 
 impl Flag {
@@ -192,6 +194,16 @@ impl FlagSet {
             .map(|f| f.variants.iter().map(|(k, _)| &**k))
     }
 
+    /// The flags a lenient load kept although their definitions have errors, in flag-key
+    /// order, each with its errors (JSON path and message; without the `diagnostics`
+    /// feature, one fixed message). They evaluate to `PARSE_ERROR`. Empty after a default
+    /// or strict load, which refuses such a set instead.
+    pub fn flag_errors(&self) -> impl Iterator<Item = (&str, &[Diagnostic])> {
+        self.flags
+            .iter()
+            .filter_map(|f| f.errors.as_deref().map(|e| (&*f.key, e)))
+    }
+
     fn find(&self, key: &str) -> Option<&Flag> {
         self.index
             .find(key, |i| self.flags.get(i).map(|f| &*f.key))
@@ -241,6 +253,16 @@ impl FlagSet {
                 error: None,
                 metadata: &flag.metadata,
             };
+        }
+        if let Some(errors) = &flag.errors {
+            let mut details = format!("flag `{}` cannot be evaluated:", flag.key);
+            for e in errors.iter() {
+                details.push(' ');
+                details.push_str(&e.to_string());
+                details.push(';');
+            }
+            details.pop();
+            return Evaluation::error(key, ErrorCode::ParseError, details, &flag.metadata);
         }
         let Some(targeting) = &flag.targeting else {
             return serve_default(flag, Reason::Static);

@@ -5,8 +5,14 @@
 //! unchanged" is a requirement, so only what cannot be evaluated is an error (malformed
 //! JSON, variants that are not an object, a default variant that names no variant, an
 //! unknown operator, a `$ref` to a missing evaluator, …). Schema-only deviations are
-//! warnings with their path; [`LoadOptions::strict`] promotes them to errors. A set with
-//! any error is refused whole, and every error is listed.
+//! warnings with their path; [`LoadOptions::strict`] promotes them to errors.
+//!
+//! By default a set with any error is refused whole, and every error is listed: that is
+//! what validation (the CLI's `validate`, the edge's admin writes) wants. A lenient load
+//! ([`LoadOptions::lenient()`]) is what flagd does when it reads a file: a flag with errors is
+//! kept, carries them, and evaluates to `PARSE_ERROR`; every other flag works. Only errors
+//! outside any one flag (not JSON, `flags` missing or not an object/array, `$evaluators` not
+//! an object, a flags-array item without a key, nesting too deep) still refuse the set.
 
 use std::sync::Arc;
 
@@ -27,17 +33,35 @@ pub(crate) const MAX_DOC_DEPTH: usize = 128;
 /// schema bounds numeric variants by it.
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
-/// How strictly to load.
+/// How strictly to load. The default refuses a set with any error (validation).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LoadOptions {
     /// Refuse the set on any warning too (schema deviations flagd would still evaluate).
+    /// Takes precedence over `lenient`.
     pub strict: bool,
+    /// Keep a flag whose definition has errors instead of refusing the set, as flagd does
+    /// when it reads a file: the flag evaluates to `PARSE_ERROR` (reason `ERROR`) with its
+    /// errors in `errorDetails`, and [`FlagSet::flag_errors`] lists it. Errors outside any
+    /// one flag still refuse the set.
+    pub lenient: bool,
 }
 
 impl LoadOptions {
     /// Options with warnings promoted to errors.
     pub fn strict() -> Self {
-        Self { strict: true }
+        Self {
+            strict: true,
+            lenient: false,
+        }
+    }
+
+    /// Options for reading a file to evaluate it, as flagd does: one broken flag does not
+    /// take the set down (see [`LoadOptions::lenient`](LoadOptions#structfield.lenient)).
+    pub fn lenient() -> Self {
+        Self {
+            strict: false,
+            lenient: true,
+        }
     }
 }
 
@@ -165,16 +189,17 @@ pub(crate) fn from_value(doc: &Value, opts: LoadOptions) -> Result<Loaded, LoadE
 
     let mut compiler = Compiler::new(evaluators);
     let mut flags = Vec::new();
+    let lenient = opts.lenient && !opts.strict;
+    let mut load = |key: &str, def: &Value, p: &mut JsonPath, d: &mut Diags| {
+        if let Some(flag) = load_isolated(key, def, p, &set_metadata, &mut compiler, d, lenient) {
+            flags.push(flag);
+        }
+    };
     path.push_key("flags");
     match root.get("flags") {
         Some(Value::Object(map)) => {
             for (key, def) in map {
-                path.with_key(key, |p| {
-                    if let Some(flag) = load_flag(key, def, p, &set_metadata, &mut compiler, &mut d)
-                    {
-                        flags.push(flag);
-                    }
-                });
+                path.with_key(key, |p| load(key, def, p, &mut d));
             }
         }
         Some(Value::Array(items)) => {
@@ -191,10 +216,7 @@ pub(crate) fn from_value(doc: &Value, opts: LoadOptions) -> Result<Loaded, LoadE
                         diag_error!(d, p, format!("duplicate flag key \"{key}\""));
                         return;
                     }
-                    if let Some(flag) = load_flag(key, def, p, &set_metadata, &mut compiler, &mut d)
-                    {
-                        flags.push(flag);
-                    }
+                    load(key, def, p, &mut d);
                 });
             }
         }
@@ -311,6 +333,40 @@ fn scalar_metadata(v: &Value, path: &mut JsonPath, d: &mut Diags) -> Map<String,
         }
     }
     out
+}
+
+/// Loads one flag. In a lenient load, a flag with errors is kept and carries them (errors
+/// inside an evaluator it references included) instead of failing the set.
+fn load_isolated(
+    key: &str,
+    def: &Value,
+    path: &mut JsonPath,
+    set_metadata: &Map<String, Value>,
+    compiler: &mut Compiler<'_>,
+    d: &mut Diags,
+    lenient: bool,
+) -> Option<Flag> {
+    let (own, shared) = (d.errors.len(), compiler.errors.len());
+    let flag = load_flag(key, def, path, set_metadata, compiler, d);
+    if !lenient || (d.errors.len() == own && compiler.errors.len() == shared) {
+        return flag;
+    }
+    let mut errors: Vec<Diagnostic> = d.errors.drain(own..).collect();
+    errors.extend(compiler.errors.drain(shared..));
+    dedup(&mut errors);
+    let mut flag = flag.unwrap_or_else(|| Flag {
+        // Not even an object: nothing of it is usable but its key.
+        key: key.into(),
+        enabled: true,
+        variants: Box::default(),
+        default_variant: None,
+        targeting: None,
+        root_fractional: None,
+        metadata: set_metadata.clone(),
+        errors: None,
+    });
+    flag.errors = Some(errors.into());
+    Some(flag)
 }
 
 fn load_flag(
@@ -464,6 +520,7 @@ fn load_flag(
         default_variant,
         targeting,
         metadata,
+        errors: None,
     })
 }
 

@@ -1,6 +1,6 @@
 //! The core built without its `diagnostics` feature, as the service worker builds it: bad
-//! documents are refused exactly as before and good ones evaluate the same; only the
-//! messages, paths and warnings are gone. `scripts/test.sh` runs it with
+//! documents are refused exactly as before, good ones evaluate the same, and a lenient load
+//! isolates broken flags the same way; only the messages, paths and warnings are gone. `scripts/test.sh` runs it with
 //! `cargo test -p edgeflags-core --no-default-features --test without_diagnostics`; in a
 //! default build this file is empty. (That the worker's answers equal the edge's, which keeps
 //! the feature, is tested end to end in tests/e2e/pwa.test.mjs.)
@@ -44,4 +44,33 @@ fn schema_deviations_load_without_warnings_and_evaluate_as_with_them() {
     assert_eq!(eval.reason, Reason::TargetingMatch);
     let eval = loaded.set.evaluate("split", &ctx, 0);
     assert_eq!(eval.reason, Reason::TargetingMatch);
+}
+
+#[test]
+fn a_lenient_load_keeps_healthy_flags_and_answers_parse_error_for_broken_ones() {
+    let doc = r#"{"flags": {
+        "ok": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+               "targeting": {"fractional": [["on", 1]]}},
+        "ref": {"state": "ENABLED", "variants": {"on": true}, "defaultVariant": "on",
+                "targeting": {"$ref": "missing"}},
+        "op": {"state": "ENABLED", "variants": {"on": true}, "defaultVariant": "on",
+               "targeting": {"nope": [1]}}}}"#;
+    assert!(load(doc).is_err(), "the default load still refuses it");
+    let set = FlagSet::from_json_str(doc, LoadOptions::lenient())
+        .expect("usable")
+        .set;
+    let ctx = Context::from_json_str(r#"{"targetingKey": "user-1"}"#).expect("context");
+    let eval = set.evaluate("ok", &ctx, 0);
+    assert_eq!(eval.variant, Some("on"));
+    for key in ["ref", "op"] {
+        let eval = set.evaluate(key, &ctx, 0);
+        assert_eq!(eval.reason, Reason::Error, "{key}");
+        let err = eval.error.expect("an error");
+        assert_eq!(err.code, edgeflags_core::ErrorCode::ParseError, "{key}");
+        assert!(err
+            .details
+            .starts_with(&format!("flag `{key}` cannot be evaluated")));
+    }
+    let broken: Vec<&str> = set.flag_errors().map(|(k, _)| k).collect();
+    assert_eq!(broken, ["op", "ref"]);
 }
