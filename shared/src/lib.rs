@@ -24,13 +24,18 @@
 //!   `var` that finds `null` yields its default. `>`/`>=` take a third argument
 //!   ("between") like `<`/`<=`.
 //! - flagd operators return null on bad input; `fractional` uses bucketing v2 over the
-//!   UTF-8 bytes of the key; `sem_ver` follows Go's `x/mod/semver` (partial versions,
-//!   build metadata ignored, one `v`/`V` prefix).
-//! - Loading refuses only what cannot be evaluated and warns about schema deviations;
-//!   [`LoadOptions::strict`] refuses those too. The default feature `diagnostics` carries
-//!   every error's message and JSON path and the warnings; without it (the service worker,
-//!   which compiles documents the edge has validated) the same documents are refused, with
-//!   one fixed message, and none warn — evaluation is identical.
+//!   UTF-8 bytes of the key (a string; any other non-null bucketing value makes the rule
+//!   null, as in flagd and flagd-core), clamps negative weights to 0 and accepts a single
+//!   bucket; `sem_ver` follows Go's `x/mod/semver` (partial versions, build metadata
+//!   ignored, one `v`/`V` prefix) and reads numbers as flagd does (`1.2` → "1.2").
+//! - The default load refuses a set with any error (what cannot be evaluated) and warns
+//!   about schema deviations; [`LoadOptions::strict`] refuses those too. That is
+//!   validation. [`LoadOptions::lenient()`] is how flagd reads a file: a flag with errors is
+//!   kept and evaluates to `PARSE_ERROR`, every other flag works, and
+//!   [`FlagSet::flag_errors`] lists the broken ones with their errors' paths. The default
+//!   feature `diagnostics` carries every error's message and JSON path and the warnings;
+//!   without it (the service worker) the same documents are refused or isolated the same
+//!   way, with one fixed message, and none warn — evaluation is identical.
 //!
 //! ```
 //! use edgeflags_core::{Context, FlagSet, LoadOptions, Reason};

@@ -541,6 +541,155 @@ fn flag_metadata_is_returned() {
     );
 }
 
+/// The testbed's flags that flagd's 2026 scenarios added, loaded into the same file as all
+/// the others, leniently, as flagd reads a file: two of them cannot be compiled (a `$ref`
+/// to a missing evaluator, an unknown operator) and answer `PARSE_ERROR`; every other flag
+/// of the file keeps working.
+const MORE_FLAGS: &str = r#"{
+    "ref-to-nonexistent-evaluator-flag": {"state": "ENABLED",
+        "variants": {"hi": "hi", "bye": "bye", "none": "none"}, "defaultVariant": "none",
+        "targeting": {"if": [{"$ref": "nonexistent_evaluator"}, "hi", "bye"]}},
+    "error-targeting-flag": {"state": "ENABLED", "variants": {"one": 1, "two": 2}, "defaultVariant": "two",
+        "targeting": {"invalid": ["this is not valid targeting"]}},
+    "fractional-single-entry-flag": {"state": "ENABLED",
+        "variants": {"single": "single", "fallback": "fallback"}, "defaultVariant": "fallback",
+        "targeting": {"fractional": [["single", 1]]}},
+    "fractional-negative-weight-flag": {"state": "ENABLED",
+        "variants": {"one": "one", "two": "two", "fallback": "fallback"}, "defaultVariant": "fallback",
+        "targeting": {"fractional": [{"var": "targetingKey"}, ["one", -50], ["two", 100]]}},
+    "semver-numeric-context-flag": {"state": "ENABLED", "variants": {"match": "match", "no-match": "no-match"},
+        "defaultVariant": "no-match",
+        "targeting": {"if": [{"sem_ver": [{"var": "version"}, ">", "1.1"]}, "match", "no-match"]}}
+}"#;
+
+fn lenient_flag_set_with_broken_flags() -> FlagSet {
+    let mut doc: Value = serde_json::from_str(FLAGS).unwrap();
+    let more: Value = serde_json::from_str(MORE_FLAGS).unwrap();
+    for (k, v) in more.as_object().unwrap() {
+        doc["flags"][k] = v.clone();
+    }
+    assert!(
+        FlagSet::from_value(&doc, LoadOptions::default()).is_err(),
+        "validation refuses the file"
+    );
+    FlagSet::from_value(&doc, LoadOptions::lenient())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .set
+}
+
+#[test]
+fn a_file_with_broken_flags_evaluates_its_other_flags_and_answers_parse_error_for_the_broken() {
+    use Reason::{Static, TargetingMatch as M};
+    let set = lenient_flag_set_with_broken_flags();
+    assert_eq!(set.len(), 37 + 5);
+    let num = |v: Value| json!({ "version": v });
+    let rows: Vec<(&str, Value, Want)> = vec![
+        // @evaluator-refs @non-existent-evaluator-ref, and the "Errors and edge cases" row.
+        (
+            "ref-to-nonexistent-evaluator-flag",
+            json!({}),
+            Want::Error(ErrorCode::ParseError),
+        ),
+        (
+            "error-targeting-flag",
+            json!({}),
+            Want::Error(ErrorCode::ParseError),
+        ),
+        // The rest of the file is untouched by them.
+        ("boolean-flag", json!({}), Want::Value(json!(true), Static)),
+        (
+            "some-email-targeted-flag",
+            json!({"email": "ballmer@macrosoft.com"}),
+            Want::Value(s("hi"), M),
+        ),
+        ("fractional-flag", user("jack"), Want::Value(s("hearts"), M)),
+        // @fractional-v2 single entry; @operator-errors negative weight clamped to zero.
+        (
+            "fractional-single-entry-flag",
+            tk("some-targeting-key"),
+            Want::Value(s("single"), M),
+        ),
+        (
+            "fractional-negative-weight-flag",
+            tk("any-user"),
+            Want::Value(s("two"), M),
+        ),
+        // @semver-partial-version with numbers, @semver-numeric-context.
+        (
+            "semver-partial-version-flag",
+            num(json!(1)),
+            Want::Value(s("match"), M),
+        ),
+        (
+            "semver-partial-version-flag",
+            num(json!(1.0)),
+            Want::Value(s("match"), M),
+        ),
+        (
+            "semver-partial-version-flag",
+            num(json!(1.2)),
+            Want::Value(s("match"), M),
+        ),
+        (
+            "semver-partial-version-flag",
+            num(json!("1.0")),
+            Want::Value(s("match"), M),
+        ),
+        (
+            "semver-partial-version-flag",
+            num(json!("1")),
+            Want::Value(s("match"), M),
+        ),
+        (
+            "semver-numeric-context-flag",
+            num(json!(1.2)),
+            Want::Value(s("match"), M),
+        ),
+        (
+            "semver-numeric-context-flag",
+            num(json!(1.1)),
+            Want::Value(s("no-match"), M),
+        ),
+        (
+            "semver-numeric-context-flag",
+            num(json!(2)),
+            Want::Value(s("match"), M),
+        ),
+        (
+            "semver-numeric-context-flag",
+            num(json!(1)),
+            Want::Value(s("no-match"), M),
+        ),
+        (
+            "semver-numeric-context-flag",
+            num(json!("1.2")),
+            Want::Value(s("match"), M),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (key, ctx, want) in &rows {
+        let e = set.evaluate(
+            key,
+            &Context::from_value(ctx.clone()).unwrap(),
+            1_700_000_000,
+        );
+        let ok = match want {
+            Want::Value(v, reason) => e.value == Some(v) && e.reason == *reason,
+            Want::CodeDefault(reason) => e.value.is_none() && e.reason == *reason,
+            Want::Error(code) => e.error.as_ref().map(|x| x.code) == Some(*code),
+        };
+        if !ok {
+            failures.push(format!("{key} with {ctx}: want {want:?}, got {e:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let broken: Vec<&str> = set.flag_errors().map(|(k, _)| k).collect();
+    assert_eq!(
+        broken,
+        ["error-targeting-flag", "ref-to-nonexistent-evaluator-flag"]
+    );
+}
+
 /// Known divergence from the testbed's `@operator-errors` scenarios (v3.6.x).
 ///
 /// Those scenarios put an erroring custom operator in an `if` condition and expect the

@@ -271,7 +271,7 @@ fn schema_deviations_are_warnings_that_strict_mode_refuses() {
         "flags.x.variants: variants mix types (a number, a string); the flagd schema requires one type per flag",
         "flags.x.metadata.list: metadata values must be strings, numbers or booleans, not an array; it is left out of evaluation results",
         "flags.y.targeting: targeting can return \"nope\", which is not a variant of this flag; that evaluation fails with GENERAL",
-        "flags.x.targeting.fractional[1]: weight must be a non-negative integer; flagd evaluates this fractional to null",
+        "flags.x.targeting.fractional[1]: the weight -50 is negative; flagd counts it as 0",
         "flags.y.targeting.if[0].sem_ver[1]: sem_ver operator \"===\" is not one of = != < <= > >= ^ ~; it evaluates to null",
     ];
     assert_eq!(w, want);

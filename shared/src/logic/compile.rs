@@ -359,18 +359,19 @@ impl<'d> Compiler<'d> {
             Value::Array(items) => items,
             _ => std::slice::from_ref(args),
         };
-        if items.len() < 2 {
-            diag_warn!(self,
-                path,
-                "fractional needs a bucketing key and one bucket, or at least two buckets; flagd evaluates it to null",
-            );
-        }
         // The first argument is a bucketing-key expression unless it is a literal array
         // (then it is already a bucket and the key is flag key + targeting key).
         let (key_arg, buckets) = match items.first() {
             Some(Value::Array(_)) | None => (None, items),
             Some(first) => (Some(first), items.get(1..).unwrap_or(&[])),
         };
+        if buckets.is_empty() {
+            diag_warn!(
+                self,
+                path,
+                "fractional needs at least one bucket; flagd evaluates it to null",
+            );
+        }
         let offset = usize::from(key_arg.is_some());
         let mut variants = Vec::with_capacity(buckets.len());
         let mut weights = Vec::with_capacity(buckets.len());
@@ -378,6 +379,13 @@ impl<'d> Compiler<'d> {
         let mut literal = true;
         for (i, bucket) in buckets.iter().enumerate() {
             path.push_index(i + offset);
+            if let Some(w) = bucket.get(1).and_then(Value::as_f64).filter(|w| *w < 0.0) {
+                diag_warn!(
+                    self,
+                    path,
+                    format!("the weight {w} is negative; flagd counts it as 0"),
+                );
+            }
             match check_bucket(bucket, |s| self.intern(s)) {
                 BucketCheck::Literal(variant, weight) => {
                     total = total.saturating_add(weight);
@@ -410,14 +418,12 @@ impl<'d> Compiler<'d> {
                 );
             }
         }
-        let fast =
-            (literal && items.len() >= 2 && (1..=MAX_TOTAL_WEIGHT).contains(&total)).then(|| {
-                FastFractional {
-                    prefix: Murmur3::new().write(self.flag_key.as_bytes()),
-                    variants: variants.into(),
-                    weights: weights.into(),
-                    total,
-                }
+        let fast = (literal && !buckets.is_empty() && (1..=MAX_TOTAL_WEIGHT).contains(&total))
+            .then(|| FastFractional {
+                prefix: Murmur3::new().write(self.flag_key.as_bytes()),
+                variants: variants.into(),
+                weights: weights.into(),
+                total,
             });
         Node::Fractional(Box::new(Fractional {
             args: nodes.into(),
@@ -460,10 +466,14 @@ fn check_bucket(bucket: &Value, intern: impl Fn(&str) -> Arc<str>) -> BucketChec
         None | Some(Value::Null) => 1,
         Some(Value::Number(n)) => match n.as_f64().and_then(weight_from_f64) {
             Some(w) => w,
-            None => return BucketCheck::Invalid("weight must be a non-negative integer".into()),
+            None => {
+                return BucketCheck::Invalid(
+                    "weight must be a whole number up to 2147483647".into(),
+                )
+            }
         },
         Some(Value::Object(_)) => return BucketCheck::Dynamic,
-        Some(_) => return BucketCheck::Invalid("weight must be a non-negative integer".into()),
+        Some(_) => return BucketCheck::Invalid("weight must be a number".into()),
     };
     BucketCheck::Literal(variant, weight)
 }

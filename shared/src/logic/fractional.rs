@@ -126,12 +126,15 @@ pub(crate) fn pick(hash: u32, weights: impl IntoIterator<Item = u64>, total: u64
     None
 }
 
-/// Checks one weight as flagd does: a whole number in `0..=i32::MAX`.
+/// Reads one weight as flagd does: a whole number up to `i32::MAX`; a negative one counts
+/// as 0 (flagd clamps it: rollout arithmetic can produce one). `None` (the operator's null)
+/// for a fraction, NaN, a weight above `i32::MAX`, or one below `i64::MIN`, which flagd's
+/// conversion to `int64` does not keep whole.
 pub(crate) fn weight_from_f64(w: f64) -> Option<u64> {
-    if w.fract() != 0.0 || !(0.0..=MAX_TOTAL_WEIGHT as f64).contains(&w) {
+    if w.fract() != 0.0 || w > MAX_TOTAL_WEIGHT as f64 || w < i64::MIN as f64 {
         return None;
     }
-    Some(w as u64)
+    Some(if w < 0.0 { 0 } else { w as u64 })
 }
 
 #[cfg(test)]
@@ -185,13 +188,26 @@ mod tests {
     }
 
     #[test]
-    fn weights_must_be_whole_and_in_range() {
-        assert_eq!(weight_from_f64(0.0), Some(0));
-        assert_eq!(weight_from_f64(25.0), Some(25));
-        assert_eq!(weight_from_f64(2_147_483_647.0), Some(2_147_483_647));
-        assert_eq!(weight_from_f64(2_147_483_648.0), None);
-        assert_eq!(weight_from_f64(-1.0), None);
-        assert_eq!(weight_from_f64(1.5), None);
-        assert_eq!(weight_from_f64(f64::NAN), None);
+    fn weights_must_be_whole_and_at_most_i32_max_and_negative_ones_count_as_zero() {
+        let cases: &[(f64, Option<u64>)] = &[
+            (0.0, Some(0)),
+            (-0.0, Some(0)),
+            (25.0, Some(25)),
+            (2_147_483_647.0, Some(2_147_483_647)),
+            (2_147_483_648.0, None),
+            (-1.0, Some(0)),
+            (-50.0, Some(0)),
+            (-2_147_483_649.0, Some(0)),
+            (-9_223_372_036_854_775_808.0, Some(0)),
+            (-1e19, None),
+            (f64::NEG_INFINITY, None),
+            (1.5, None),
+            (-1.5, None),
+            (f64::NAN, None),
+            (f64::INFINITY, None),
+        ];
+        for &(w, want) in cases {
+            assert_eq!(weight_from_f64(w), want, "{w}");
+        }
     }
 }

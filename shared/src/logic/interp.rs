@@ -6,6 +6,7 @@
 //! recursion follows the compiled tree, whose depth the compiler bounds, and a step
 //! budget bounds the work one evaluation may do.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 
 use serde_json::Value;
@@ -381,11 +382,21 @@ fn eval_op<'a>(op: Op, args: &'a [Node], env: &Env<'a>, scope: Scope<'_, 'a>) ->
                 return Val::Null;
             }
             let (v, o, t) = (a(0), a(1), a(2));
-            match (v.as_str(), o.as_str(), t.as_str()) {
-                (Some(v), Some(o), Some(t)) => sem_ver(v, o, t).map_or(Val::Null, Val::Bool),
+            match (version_text(&v), o.as_str(), version_text(&t)) {
+                (Some(v), Some(o), Some(t)) => sem_ver(&v, o, &t).map_or(Val::Null, Val::Bool),
                 _ => Val::Null,
             }
         }
+    }
+}
+
+/// A `sem_ver` operand as text: a string, or a number as flagd renders it (`2` → "2",
+/// `1.2` → "1.2", then read as the partial versions 2.0.0 and 1.2.0). Anything else is
+/// no version.
+fn version_text<'v>(v: &'v Val<'_>) -> Option<Cow<'v, str>> {
+    match v {
+        Val::Num(_) => Some(v.to_js_string()),
+        _ => v.as_str().map(Cow::Borrowed),
     }
 }
 
@@ -586,7 +597,7 @@ fn eval_fractional<'a>(f: &'a Fractional, env: &Env<'a>, scope: Scope<'_, 'a>) -
 /// flagd's `fractional` with every argument evaluated first, for buckets whose variant
 /// or weight is itself an expression. Mirrors flagd's `parseFractionalEvaluationData`.
 fn fractional_general<'a>(args: &'a [Node], env: &Env<'a>, scope: Scope<'_, 'a>) -> Val<'a> {
-    if args.len() < 2 {
+    if args.is_empty() {
         return Val::Null;
     }
     let values: Vec<Val<'a>> = args.iter().map(|n| eval(n, env, scope)).collect();

@@ -384,11 +384,51 @@ fn sem_ver_compares_and_returns_null_on_bad_input() {
         ),
         (
             r#"{"sem_ver": [{"var": "v"}, "=", "1.0.0"]}"#,
-            r#"{"v": 1}"#,
+            r#"{"v": true}"#,
+            "null",
+        ),
+        (
+            r#"{"sem_ver": [{"var": "v"}, "=", "1.0.0"]}"#,
+            r#"{"v": [1]}"#,
             "null",
         ),
         (r#"{"sem_ver": ["v1.2", "=", "1.2.0"]}"#, "{}", "true"),
     ]);
+}
+
+#[test]
+fn sem_ver_reads_numbers_as_partial_versions() {
+    // flagd-testbed @semver-partial-version and @semver-numeric-context: a number from the
+    // context is rendered as text ("2", "1.2") and read as a partial version.
+    let rule =
+        |op: &str, target: &str| format!(r#"{{"sem_ver": [{{"var": "v"}}, "{op}", {target}]}}"#);
+    let rows: &[(&str, &str, &str, &str)] = &[
+        ("^", r#""1""#, r#"{"v": 1}"#, "true"),
+        ("^", r#""1""#, r#"{"v": 1.0}"#, "true"),
+        ("^", r#""1""#, r#"{"v": 1.2}"#, "true"),
+        ("^", r#""1""#, r#"{"v": 2}"#, "false"),
+        (">", r#""1.1""#, r#"{"v": 1.2}"#, "true"),
+        (">", r#""1.1""#, r#"{"v": 1.1}"#, "false"),
+        (">", r#""1.1""#, r#"{"v": 2}"#, "true"),
+        (">", r#""1.1""#, r#"{"v": 1}"#, "false"),
+        (">", r#""1.1""#, r#"{"v": "1.2"}"#, "true"),
+        ("=", r#""1.0""#, r#"{"v": "1"}"#, "true"),
+        // A number as the target too.
+        ("<", "2", r#"{"v": "1.9.9"}"#, "true"),
+        ("=", "1.5", r#"{"v": "1.5.0"}"#, "true"),
+        // Numbers that render as no version.
+        ("=", r#""1.0.0""#, r#"{"v": -1}"#, "null"),
+        ("=", r#""1.0.0""#, r#"{"v": 1e21}"#, "null"),
+        ("=", r#""1.0.0""#, r#"{"v": 1.25e-7}"#, "null"),
+        ("=", r#""0.0.0""#, r#"{"v": 0}"#, "true"),
+    ];
+    let table: Vec<(String, &str, &str)> = rows
+        .iter()
+        .map(|&(op, target, data, want)| (rule(op, target), data, want))
+        .collect();
+    let table: Vec<(&str, &str, &str)> =
+        table.iter().map(|(r, d, w)| (r.as_str(), *d, *w)).collect();
+    check(&table);
 }
 
 #[test]
@@ -546,20 +586,12 @@ fn fractional_follows_flagd_argument_rules() {
             "{}",
             "null",
         ),
-        // Bad weights, all-zero weights and fewer than two arguments are null.
-        (
-            r#"{"fractional": ["k", ["a", -1], ["b", 2]]}"#,
-            "{}",
-            "null",
-        ),
+        // Bad weights, all-zero weights and no bucket at all are null.
         (r#"{"fractional": ["k", ["a", 1.5]]}"#, "{}", "null"),
         (r#"{"fractional": ["k", ["a", "1"]]}"#, "{}", "null"),
         (r#"{"fractional": ["k", ["a", 0], ["b", 0]]}"#, "{}", "null"),
-        (
-            r#"{"fractional": [["single", 1]]}"#,
-            r#"{"targetingKey": "u"}"#,
-            "null",
-        ),
+        (r#"{"fractional": ["k"]}"#, "{}", "null"),
+        (r#"{"fractional": []}"#, r#"{"targetingKey": "u"}"#, "null"),
         (
             r#"{"fractional": ["k", ["a", 2147483647], ["b", 1]]}"#,
             "{}",
@@ -597,6 +629,98 @@ fn fractional_follows_flagd_argument_rules() {
             r#""x""#,
         ),
     ]);
+}
+
+#[test]
+fn fractional_clamps_negative_weights_to_zero() {
+    // flagd-testbed @operator-errors "fractional negative bucket weight is clamped to zero".
+    check(&[
+        (
+            r#"{"fractional": ["k", ["a", -1], ["b", 2]]}"#,
+            "{}",
+            r#""b""#,
+        ),
+        (
+            r#"{"fractional": [{"var": "targetingKey"}, ["one", -50], ["two", 100]]}"#,
+            r#"{"targetingKey": "any-user"}"#,
+            r#""two""#,
+        ),
+        // Only negative and zero weights: nothing to pick, as with all-zero weights.
+        (
+            r#"{"fractional": ["k", ["a", -5], ["b", 0]]}"#,
+            "{}",
+            "null",
+        ),
+        // A computed negative weight is clamped too.
+        (
+            r#"{"fractional": ["k", ["a", {"-": [0, {"var": "w"}]}], ["b", 1]]}"#,
+            r#"{"w": 7}"#,
+            r#""b""#,
+        ),
+        // Fractions stay invalid, negative or not.
+        (
+            r#"{"fractional": ["k", ["a", -0.5], ["b", 1]]}"#,
+            "{}",
+            "null",
+        ),
+    ]);
+}
+
+#[test]
+fn fractional_with_a_single_bucket_always_resolves_to_it() {
+    // flagd-testbed "Fractional operator with single entry always resolves to the only
+    // variant": the default key still needs a targeting key, as for any fractional.
+    let keys = [
+        "u",
+        "some-targeting-key",
+        "jon@company.com",
+        "x",
+        "ceQdGm",
+        "ejOoVL",
+    ];
+    let mut table: Vec<(&str, String, &str)> = Vec::new();
+    for key in keys {
+        let data = format!(r#"{{"targetingKey": "{key}"}}"#);
+        table.push((
+            r#"{"fractional": [["single", 1]]}"#,
+            data.clone(),
+            r#""single""#,
+        ));
+        table.push((
+            r#"{"fractional": [["single"]]}"#,
+            data.clone(),
+            r#""single""#,
+        ));
+        table.push((
+            r#"{"fractional": [["single", 2147483647]]}"#,
+            data.clone(),
+            r#""single""#,
+        ));
+        table.push((
+            r#"{"fractional": ["fixed-key", ["single", 5]]}"#,
+            data.clone(),
+            r#""single""#,
+        ));
+        table.push((
+            r#"{"fractional": [{"var": "targetingKey"}, ["single", 5]]}"#,
+            data,
+            r#""single""#,
+        ));
+    }
+    table.push((r#"{"fractional": [["single", 1]]}"#, "{}".into(), "null"));
+    table.push((
+        r#"{"fractional": [["single", 0]]}"#,
+        r#"{"targetingKey": "u"}"#.into(),
+        "null",
+    ));
+    table.push((
+        r#"{"fractional": [["single", -3]]}"#,
+        r#"{"targetingKey": "u"}"#.into(),
+        "null",
+    ));
+    let table: Vec<(&str, &str, &str)> =
+        table.iter().map(|(r, d, w)| (*r, d.as_str(), *w)).collect();
+    check(&table);
 }
 
 #[test]
