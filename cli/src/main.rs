@@ -1,7 +1,7 @@
 //! `edgeflags`: validate and evaluate flagd flag sets from the command line.
 //!
 //! ```text
-//! edgeflags validate FILE [--strict]
+//! edgeflags validate FILE [--strict | --lenient]
 //! edgeflags eval --flags FILE [--flag KEY] [--context JSON|@PATH] [--now UNIX_SECONDS]
 //! edgeflags push FILE [--url URL] [--token TOKEN] [--prefix /__edge] [--if-match VERSION]
 //! edgeflags pull [--url URL] [--token TOKEN] [--prefix /__edge]
@@ -10,12 +10,16 @@
 //! Scripts rely on the output and exit codes:
 //! - `validate`: exit 0 and `ok: N flags, M warnings` on stdout (each warning on stderr
 //!   as `warning: PATH: MESSAGE`); exit 1 with every error on stderr as
-//!   `error: PATH: MESSAGE` and `invalid: N errors, M warnings` on stdout.
-//! - `eval`: one JSON object on one line on stdout, the OFREP single-flag body (with
-//!   `--flag`) or the bulk body `{"flags":[...]}`; exit 0 even when the evaluation is an
-//!   error, since the error is in the JSON.
-//! - Exit 2 for unusable arguments, unreadable files and (for `eval`) an invalid flag file,
-//!   with the reason on stderr.
+//!   `error: PATH: MESSAGE` and `invalid: N errors, M warnings` on stdout. With
+//!   `--lenient` it loads as `eval` does: errors inside a flag are warnings (that flag
+//!   evaluates to `PARSE_ERROR`); only an unusable file exits 1.
+//! - `eval`: loads the file as flagd does (leniently): a flag whose definition has errors
+//!   evaluates to `PARSE_ERROR`, the others normally. One JSON object on one line on
+//!   stdout, the OFREP single-flag body (with `--flag`) or the bulk body `{"flags":[...]}`;
+//!   exit 0 even when an evaluation is an error, since the error is in the JSON.
+//! - Exit 2 for unusable arguments, unreadable files, (for `eval`) a flag file that is not
+//!   JSON or whose structure is unusable (e.g. `flags` is not an object), and a
+//!   `--context` that is not JSON, with the reason on stderr.
 //!
 //! Arguments are parsed by hand: two subcommands do not justify a parser crate's compile
 //! time.
@@ -28,13 +32,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use edgeflags_core::{Context, Diagnostic, FlagSet, LoadOptions};
 
 const USAGE: &str = "usage:
-  edgeflags validate FILE [--strict]
+  edgeflags validate FILE [--strict | --lenient]
   edgeflags eval --flags FILE [--flag KEY] [--context JSON|@PATH] [--now UNIX_SECONDS]
   edgeflags push FILE [--url URL] [--token TOKEN] [--prefix /__edge] [--if-match VERSION]
   edgeflags pull [--url URL] [--token TOKEN] [--prefix /__edge]
 
 validate  check a flagd flag-set file; exit 0 if usable, 1 listing every error
+          --strict: warnings are errors too; --lenient: errors inside a flag are warnings
+          (as eval and flagd load files: that flag evaluates to PARSE_ERROR)
 eval      evaluate one flag (--flag) or all flags for a context; print the OFREP body
+          a flag with errors answers PARSE_ERROR (errorDetails says why); the others work
           --context defaults to {}; --now defaults to the system clock
 push      validate FILE, then make it the edge's active flag set (admin API)
 pull      print the edge's active flag set
@@ -168,21 +175,33 @@ fn plural(n: usize, word: &str) -> String {
 
 fn validate(args: &[String]) -> Result<ExitCode, Usage> {
     let args = parse(args)?;
-    args.only(&["--strict"])?;
+    args.only(&["--strict", "--lenient"])?;
     let [file] = args.positional.as_slice() else {
         return Err(Usage("validate takes exactly one FILE".into()));
     };
-    let text = read(file)?;
     let opts = LoadOptions {
         strict: args.switch("--strict"),
+        lenient: args.switch("--lenient"),
     };
+    if opts.strict && opts.lenient {
+        return Err(Usage("--strict and --lenient exclude each other".into()));
+    }
+    let text = read(file)?;
     match FlagSet::from_json_str(&text, opts) {
         Ok(loaded) => {
+            // A lenient load keeps flags with errors: their errors are reported as
+            // warnings, in document order with the other warnings' flags.
+            let flag_errors: Vec<Diagnostic> = loaded
+                .set
+                .flag_errors()
+                .flat_map(|(_, errors)| errors.iter().cloned())
+                .collect();
+            print_diagnostics("warning", &flag_errors);
             print_diagnostics("warning", &loaded.warnings);
             println!(
                 "ok: {}, {}",
                 plural(loaded.set.len(), "flag"),
-                plural(loaded.warnings.len(), "warning")
+                plural(flag_errors.len() + loaded.warnings.len(), "warning")
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -227,19 +246,21 @@ fn eval(args: &[String]) -> Result<ExitCode, Usage> {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
     };
+    let context_json: serde_json::Value = serde_json::from_str(&context_text)
+        .map_err(|e| Usage(format!("--context is not valid JSON: {e}")))?;
     let text = read(flags_path)?;
-    let set = match FlagSet::from_json_str(&text, LoadOptions::default()) {
+    // As flagd reads a file: a flag whose definition has errors is kept and answers
+    // PARSE_ERROR; only a file that is not JSON or has no usable structure is refused.
+    let set = match FlagSet::from_json_str(&text, LoadOptions::lenient()) {
         Ok(loaded) => loaded.set,
         Err(err) => {
             let lines: Vec<String> = err.diagnostics.iter().map(ToString::to_string).collect();
             return Err(Usage(format!(
-                "invalid flag file {flags_path}:\n  {}",
+                "unusable flag file {flags_path}:\n  {}",
                 lines.join("\n  ")
             )));
         }
     };
-    let context_json: serde_json::Value = serde_json::from_str(&context_text)
-        .map_err(|e| Usage(format!("--context is not valid JSON: {e}")))?;
     let flag = args.value("--flag")?;
     // A context that is JSON but not an object is an evaluation error (INVALID_CONTEXT),
     // reported in the body like any other.

@@ -229,10 +229,10 @@ fn evaluation_errors_are_in_the_json_and_exit_0() {
 #[test]
 fn unusable_arguments_exit_2_with_a_message() {
     let demo = example("demo.flagd.json");
-    let broken = temp_file(
-        "broken-eval.json",
-        r#"{"flags": {"a": {"state": "ENABLED", "variants": 1}}}"#,
-    );
+    // Files whose structure is unusable: only these stop `eval` (one broken flag does not).
+    let no_flags = temp_file("no-flags-object.json", r#"{"flags": 1}"#);
+    let not_json = temp_file("not-json.json", r#"{"flags": {"a": "#);
+    let not_an_object = temp_file("not-an-object.json", "[]");
     let cases: Vec<Vec<&str>> = vec![
         vec![],
         vec!["frobnicate"],
@@ -253,7 +253,10 @@ fn unusable_arguments_exit_2_with_a_message() {
         ],
         vec!["eval", "--flags", &demo, "--now", "yesterday"],
         vec!["eval", "--flags", &demo, "--flag", "a", "--flag", "b"],
-        vec!["eval", "--flags", &broken],
+        vec!["eval", "--flags", &no_flags],
+        vec!["eval", "--flags", &not_json],
+        vec!["eval", "--flags", &not_an_object, "--flag", "a"],
+        vec!["validate", &demo, "--strict", "--lenient"],
     ];
     for args in cases {
         let o = run(&args);
@@ -283,5 +286,141 @@ fn now_defaults_to_the_system_clock() {
     assert!(
         v["variant"] == "none" || v["variant"] == "maintenance",
         "{v}"
+    );
+}
+
+/// A flagd file with two broken flags (a `$ref` to a missing evaluator, an unknown
+/// operator), a flag that uses a broken evaluator, and healthy flags around them.
+const PARTLY_BROKEN: &str = r#"{
+  "$evaluators": {"is_staff": {"ends_with": [{"var": "email"}, "@example.com"]},
+                  "broken": {"regex_match": [{"var": "email"}, ".*"]}},
+  "flags": {
+    "healthy": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+                "targeting": {"if": [{"$ref": "is_staff"}, "on", "off"]}},
+    "missing-ref": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+                    "targeting": {"if": [{"$ref": "no_such_evaluator"}, "on", "off"]}},
+    "static": {"state": "ENABLED", "variants": {"a": "A", "b": "B"}, "defaultVariant": "b"},
+    "unknown-op": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+                   "targeting": {"if": [{"nope": [1]}, "on", "off"]}},
+    "uses-broken": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+                    "targeting": {"if": [{"$ref": "broken"}, "on", "off"]}}
+  }
+}"#;
+
+#[test]
+fn eval_evaluates_healthy_flags_of_a_partly_broken_file_and_answers_parse_error_for_the_broken_ones(
+) {
+    let f = temp_file("partly-broken.json", PARTLY_BROKEN);
+    let ctx = r#"{"targetingKey": "u1", "email": "ann@example.com"}"#;
+    let o = run(&["eval", "--flags", &f, "--context", ctx, "--now", "0"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "");
+    let body = json_line(&o);
+    let by_key = |k: &str| {
+        body["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["key"] == k)
+            .cloned()
+            .unwrap_or_else(|| panic!("{k} in {body}"))
+    };
+    assert_eq!(by_key("healthy")["variant"], "on");
+    assert_eq!(by_key("healthy")["reason"], "TARGETING_MATCH");
+    assert_eq!(by_key("static")["value"], "B");
+    for (key, path, problem) in [
+        (
+            "missing-ref",
+            "flags.missing-ref.targeting.if[0].$ref",
+            "no_such_evaluator",
+        ),
+        (
+            "unknown-op",
+            "flags.unknown-op.targeting.if[0].nope",
+            "unknown JsonLogic operator \"nope\"",
+        ),
+        (
+            "uses-broken",
+            "$evaluators.broken.regex_match",
+            "unknown JsonLogic operator \"regex_match\"",
+        ),
+    ] {
+        let item = by_key(key);
+        assert_eq!(item["errorCode"], "PARSE_ERROR", "{item}");
+        let details = item["errorDetails"].as_str().unwrap();
+        assert!(
+            details.contains(path) && details.contains(problem),
+            "{key}: {details}"
+        );
+        assert!(item.get("value").is_none(), "{item}");
+    }
+
+    // Single-flag mode, on a healthy and on a broken flag.
+    let o = run(&["eval", "--flags", &f, "--flag", "healthy", "--context", ctx]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json_line(&o)["variant"], "on");
+    let o = run(&["eval", "--flags", &f, "--flag", "missing-ref"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        json_line(&o),
+        json!({"key": "missing-ref", "errorCode": "PARSE_ERROR",
+               "errorDetails": "flag `missing-ref` cannot be evaluated: flags.missing-ref.targeting.if[0].$ref: $ref to missing evaluator \"no_such_evaluator\" (no such key in $evaluators)"})
+    );
+}
+
+#[test]
+fn eval_keeps_a_flag_that_is_not_even_an_object_as_a_parse_error() {
+    let f = temp_file(
+        "flag-not-object.json",
+        r#"{"flags": {"odd": 7, "bad-default": {"state": "ENABLED", "variants": {"on": true}, "defaultVariant": "off"},
+                      "fine": {"state": "ENABLED", "variants": {"on": true}, "defaultVariant": "on"}}}"#,
+    );
+    let o = run(&["eval", "--flags", &f]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let body = json_line(&o);
+    assert_eq!(
+        body,
+        json!({"flags": [
+            {"key": "bad-default", "errorCode": "PARSE_ERROR",
+             "errorDetails": "flag `bad-default` cannot be evaluated: flags.bad-default.defaultVariant: defaultVariant \"off\" is not one of the variants (on)"},
+            {"key": "fine", "value": true, "variant": "on", "reason": "STATIC", "metadata": {}},
+            {"key": "odd", "errorCode": "PARSE_ERROR",
+             "errorDetails": "flag `odd` cannot be evaluated: flags.odd: a flag must be an object, not a number"}
+        ]})
+    );
+}
+
+#[test]
+fn validate_refuses_a_partly_broken_file_and_lenient_validation_reports_its_errors_as_warnings() {
+    let f = temp_file("partly-broken-validate.json", PARTLY_BROKEN);
+    let o = run(&["validate", &f]);
+    assert_eq!(o.status.code(), Some(1));
+    let errors = "flags.missing-ref.targeting.if[0].$ref: $ref to missing evaluator \"no_such_evaluator\" (no such key in $evaluators)\n\
+                  KIND: flags.unknown-op.targeting.if[0].nope: unknown JsonLogic operator \"nope\"\n\
+                  KIND: $evaluators.broken.regex_match: unknown JsonLogic operator \"regex_match\"\n";
+    assert_eq!(
+        stderr(&o),
+        format!("error: {}", errors.replace("KIND", "error"))
+    );
+    assert_eq!(stdout(&o), "invalid: 3 errors, 0 warnings\n");
+
+    let o = run(&["validate", &f, "--lenient"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!("warning: {}", errors.replace("KIND", "warning"))
+    );
+    assert_eq!(stdout(&o), "ok: 5 flags, 3 warnings\n");
+
+    // An unusable file stays an error with --lenient.
+    let f = temp_file(
+        "flags-array-without-key.json",
+        r#"{"flags": [{"state": "ENABLED"}]}"#,
+    );
+    let o = run(&["validate", &f, "--lenient"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "error: flags[0]: a flag in a flags array needs a string \"key\"\n"
     );
 }
