@@ -178,9 +178,11 @@ pub fn remember(snapshots: &mut Vec<Snapshot>, new: Snapshot, max: usize) {
     snapshots.truncate(max.max(1));
 }
 
-/// Loads client-side definitions; `None` when the document does not compile.
+/// Loads client-side definitions leniently, as the edge reads its document: a broken flag
+/// answers `PARSE_ERROR` and the others evaluate. `None` only when the document as a whole
+/// is unusable.
 pub fn compile(defs: &Definitions) -> Option<FlagSet> {
-    FlagSet::from_json_str(&defs.document, Default::default())
+    FlagSet::from_json_str(&defs.document, edgeflags_core::LoadOptions::lenient())
         .ok()
         .map(|l| l.set)
 }
@@ -424,6 +426,34 @@ mod tests {
             (&evaluated["reason"], &evaluated["variant"]),
             (&json!("TARGETING_MATCH"), &json!("classic"))
         );
+    }
+
+    #[test]
+    fn a_broken_client_flag_answers_parse_error_offline_and_the_others_still_evaluate() {
+        let doc = DOC.replace(
+            r#""notifications":{"state":"DISABLED""#,
+            r#""broken":{"state":"ENABLED","variants":{"on":true},"defaultVariant":"on",
+                "targeting":{"$ref":"gone"},"metadata":{"clientSide":true}},
+            "notifications":{"state":"DISABLED""#,
+        );
+        let d = Definitions {
+            document: doc,
+            ..defs(10.0)
+        };
+        let set = compile(&d).expect("a partly broken document still compiles");
+        let c = ctx(r#"{"targetingKey":"u-1","email":"bob@example.com"}"#);
+        let s = Sources {
+            definitions: Some((&set, &d)),
+            snapshot: None,
+        };
+        let (status, body) = s.single("broken", &c, 0);
+        assert_eq!(
+            (status, body["errorCode"].as_str()),
+            (400, Some("PARSE_ERROR"))
+        );
+        let (status, body) = s.single("new-checkout", &c, 0);
+        assert_eq!((status, body["variant"].as_str()), (200, Some("on")));
+        assert_eq!(s.bulk(&c, 0)["flags"].as_array().map(Vec::len), Some(4));
     }
 
     #[test]
