@@ -10,11 +10,20 @@
 // A seeded PRNG generates flag sets (static flags of each variant type, DISABLED flags,
 // missing/null defaultVariant, `{}` targeting, if/==/!=/</>/<=/>=/between, `in` on strings
 // and arrays, and/or/!, `var` with dotted paths and defaults, starts_with/ends_with,
-// sem_ver with every operator, fractional with 2–4 weighted buckets and default or custom
-// bucketing, `$evaluators`/`$ref`, `$flagd.flagKey`, `$flagd.timestamp`) and contexts.
+// sem_ver with every operator and with partial versions ("1", "1.2", "v2.0") and numbers
+// from the context (1.2, 2), fractional with 1–4 buckets — negative and zero weights,
+// single-entry rules, variant names and weights that are nested `if`/`var` expressions,
+// default, custom and non-string (number, boolean) bucketing values —
+// `$evaluators`/`$ref`, `$flagd.flagKey`, `$flagd.timestamp`) and contexts. Most sets also
+// hold broken flags, as real files do: a `$ref` to a missing evaluator, an unknown
+// operator (at the top or nested deep), a `$ref` to an evaluator that itself uses an
+// unknown operator — enabled or disabled. flagd and flagd-core keep such a flag and answer
+// PARSE_ERROR for it; every other flag of the file must still agree.
 // Every (flag set, context) is evaluated by both implementations in bulk; value, variant,
 // reason, metadata (flag-set metadata overlaid with the flag's) and error code must agree
 // for every flag. A smaller test checks single-flag mode (--flag) and FLAG_NOT_FOUND.
+// The run prints how many flag evaluations agree; DIFF_REPORT_ONLY=1 turns disagreements
+// into that report instead of a failure (to measure another binary, e.g. an old build).
 //
 // How flagd-core is driven: for each flag, a DISABLED state gives reason DISABLED (no
 // value), otherwise `FeatureFlag.evaluate(ctx)` gives the raw resolution: a thrown
@@ -43,20 +52,29 @@
 //  - `$$`/`$&` in `$evaluators` bodies (mangled by flagd-core's string replacement): no
 //    generated string contains `$` except the `$flagd.` var paths; evaluators do not
 //    reference other evaluators.
-//  - Fractional with every weight 0: flagd returns "" (an invalid variant → error),
-//    flagd-core null (DEFAULT). At least one weight per rule is positive.
-//  - Negative fractional weights (flagd rejects the rule, flagd-core clamps to 0): weights
-//    are ≥ 0.
+//  - Fractional with every weight 0 (or ≤ 0): flagd returns "" (an invalid variant →
+//    error), flagd-core null (DEFAULT). At least one weight per rule is positive.
+//  - A null weight ([name, null]): flagd reads weight 1, flagd-core refuses the bucket. A
+//    bucket with more than two elements: flagd ignores the rest, flagd-core refuses it.
+//    Not generated; computed weights only read attributes every context carries.
 //  - `var` with a default over an explicit null: flagd serves the default; flagd-core does
 //    in its compiled JsonLogic mode, except inside a two-argument `if` ({"if":[cond, x]}),
 //    which it evaluates through the interpreter, where the null is kept (its interpreter
 //    mode, `disableDynamicCodeGeneration`, never applies the default). Contexts do carry
 //    explicit nulls, but conditions of two-argument `if`s and `$evaluators` bodies use
 //    `var` without defaults.
-//  - Single-bucket fractional ({"fractional":[["a",1]]}): flagd needs ≥ 2 elements (no
-//    match), flagd-core buckets. Rules have 2–4 buckets.
-//  - Targeting results that are arrays (flagd-core names the variant by Array#toString) or
-//    non-string sem_ver operands (flagd-core coerces numbers, flagd gives false): not generated.
+//  - Targeting results that are arrays (flagd-core names the variant by Array#toString), and
+//    arrays or booleans as sem_ver operands (flagd-core reads String(x), so [1] is "1"):
+//    not generated. Numbers are: both read 1.2 as "1.2" (flagd-testbed @semver-numeric-context).
+//  - Partial versions with leading zeros ("01.2"): flagd-core coerces them, Go's semver
+//    refuses them. Not generated.
+//  - A defaultVariant that names no variant, or a state other than ENABLED/DISABLED:
+//    flagd-core refuses the whole file; edgeflags keeps the flag as PARSE_ERROR (and warns
+//    about the state). Not generated: only targeting breaks flags here.
+// Non-string bucketing values (a number or boolean from the context) are generated: flagd
+// (Go, bucketing v2) and flagd-core both treat such a value as a malformed first bucket and
+// the rule evaluates to null, which edgeflags follows (stringifying would be the CBOR-based
+// "v3" hashing that flagd has not adopted for v2).
 // Not an exclusion, but a known difference between the references: for a targeting result
 // that names no variant, flagd (Go) reports PARSE_ERROR and flagd-core GENERAL; edgeflags
 // says GENERAL, and the comparison includes the error code.
@@ -145,6 +163,10 @@ const VERSIONS = [
   '0.0.1', '0.9.0', '1.0.0', '1.0.1', '1.2.3', '1.2.10', '1.10.0', '2.0.0', '2.0.0-alpha.1',
   '2.0.0-beta', '2.0.0-rc.1', '2.1.0', '2.3.1', '3.0.0', '3.0.0+build.7', '10.0.0', '1.2.3-0',
 ];
+// Partial versions (read as X.0.0 / X.Y.0), in rules and in contexts.
+const PARTIAL_VERSIONS = ['1', '2', '1.2', '1.10', '2.0', 'v2', 'V1.2', '0.9', '10'];
+// A numeric context attribute compared with sem_ver (flagd reads 1.2 as "1.2").
+const BUILDS = [1, 2, 1.2, 1.1, 2.5, 0.9, 10, 3];
 
 // Context scores; some name variants of the 'score-named' flags, so they include numbers
 // whose JavaScript/JSON rendering uses exponents.
@@ -199,7 +221,8 @@ function genContext(r, required) {
   const ctx = {};
   if (need('targetingKey') || r.chance(0.85)) ctx.targetingKey = asciiKey(r);
   if (need('email') || r.chance(0.8)) ctx.email = `${r.pick(NAMES)}${r.chance(0.3) ? r.int(1, 99) : ''}@${r.pick(DOMAINS)}`;
-  if (need('appVersion') || r.chance(0.75)) ctx.appVersion = r.pick(VERSIONS);
+  if (need('appVersion') || r.chance(0.75)) ctx.appVersion = r.chance(0.2) ? r.pick(PARTIAL_VERSIONS) : r.pick(VERSIONS);
+  if (need('build') || r.chance(0.6)) ctx.build = r.pick(BUILDS);
   if (need('age') || r.chance(0.7)) ctx.age = r.int(0, 99);
   if (need('score') || r.chance(0.4)) ctx.score = r.pick(SCORES);
   if (need('plan') || r.chance(0.7)) ctx.plan = r.pick(PLANS);
@@ -299,8 +322,11 @@ function condition(r, g, depth = 0) {
     }
     case 'semver': {
       const op = r.pick(['=', '!=', '<', '<=', '>', '>=', '^', '~']);
-      const lit = r.pick(VERSIONS);
-      return { sem_ver: r.chance(0.85) ? [{ var: 'appVersion' }, op, lit] : [lit, op, { var: 'appVersion' }] };
+      const lit = r.chance(0.3) ? r.pick(PARTIAL_VERSIONS) : r.pick(VERSIONS);
+      const attr = r.chance(0.25) ? 'build' : 'appVersion';
+      if (attr === 'build') (g.features ??= new Set()).add('semver-number');
+      if (PARTIAL_VERSIONS.includes(lit)) (g.features ??= new Set()).add('semver-partial');
+      return { sem_ver: r.chance(0.85) ? [{ var: attr }, op, lit] : [lit, op, { var: attr }] };
     }
     case 'timestamp': {
       const delta = r.pick([-31536000, -86400, -1, 0, 1, 86400, 31536000]);
@@ -340,17 +366,62 @@ function outcome(r, g) {
   return r.weighted([[20, () => r.pick(g.names)], [1.5, () => null], [0.7, () => 'no-such-variant']])();
 }
 
+const feature = (g, name) => (g.features ??= new Set()).add(name);
+// Marks a set whose contexts must all carry its required attributes (no empty context).
+const NO_EMPTY_CONTEXT = '!no-empty-context';
+
+/** A bucket's variant name: a literal, or (nested) an `if` choosing between two names or a
+ * `var` reading the plan (which names a variant of the 'var-named' flags only). */
+function bucketName(r, g) {
+  if (r.chance(0.12)) {
+    feature(g, 'fractional-nested');
+    if (r.chance(0.75)) return { if: [condition(r, { ...g, noVarDefault: true }, 2), r.pick(g.names), r.pick(g.names)] };
+    g.required.add('plan');
+    return { var: 'plan' };
+  }
+  return r.chance(0.97) ? r.pick(g.names) : 'no-such-variant';
+}
+
+/** A bucket's weight: mostly a literal (sometimes 0 or negative, which counts as 0), or
+ * (nested) an expression computing one. */
+function bucketWeight(r, g) {
+  const x = r.float();
+  if (x < 0.1) {
+    feature(g, 'fractional-nested');
+    return { if: [condition(r, { ...g, noVarDefault: true }, 2), r.int(-20, 100), r.int(0, 100)] };
+  }
+  if (x < 0.14) {
+    feature(g, 'fractional-nested');
+    g.required.add('age');
+    g.required.add(NO_EMPTY_CONTEXT); // a missing weight: flagd reads 1, flagd-core refuses
+    return r.chance(0.5) ? { var: 'age' } : { '-': [50, { var: 'age' }] }; // may be negative
+  }
+  if (x < 0.24) {
+    feature(g, 'fractional-negative-weight');
+    return -r.int(1, 100);
+  }
+  return r.chance(0.15) ? 0 : r.int(1, 100);
+}
+
 function fractional(r, g) {
-  const n = r.int(2, 4);
+  const n = r.chance(0.15) ? 1 : r.int(2, 4);
+  if (n === 1) feature(g, 'fractional-single');
   const buckets = [];
   for (let i = 0; i < n; i++) {
-    const name = r.chance(0.97) ? r.pick(g.names) : 'no-such-variant';
-    const w = r.chance(0.15) ? 0 : r.int(1, 100);
-    buckets.push(r.chance(0.05) ? [name] : [name, w]);
+    const name = bucketName(r, g);
+    buckets.push(r.chance(0.05) ? [name] : [name, bucketWeight(r, g)]);
   }
-  if (buckets.every((b) => b.length === 2 && b[1] === 0)) buckets[r.int(0, n - 1)][1] = r.int(1, 100);
-  const custom = r.weighted([[6, null], [2, 'cat-email'], [1, 'email'], [1, 'cat-key'], [1, 'literal']]);
+  // At least one literal positive weight (see the exclusions).
+  if (!buckets.some((b) => b.length === 1 || (typeof b[1] === 'number' && b[1] > 0))) buckets[r.int(0, n - 1)][1] = r.int(1, 100);
+  const custom = r.weighted([[6, null], [2, 'cat-email'], [1, 'email'], [1, 'cat-key'], [1, 'literal'], [1.2, 'non-string']]);
   switch (custom) {
+    case 'non-string': {
+      // A number or boolean as the bucketing value (every context carries it).
+      feature(g, 'fractional-non-string-key');
+      const a = r.pick(['age', 'beta', 'user.org.tier']);
+      g.required.add(a);
+      return { fractional: [{ var: a }, ...buckets] };
+    }
     case null:
       return { fractional: buckets };
     case 'cat-email':
@@ -437,11 +508,49 @@ function variantsOf(r, type) {
   throw new Error('unreachable');
 }
 
+// Operator names neither engine knows (json-logic-engine, under flagd-core, knows some
+// extra ones, e.g. `length`, `get`, `val`: never used).
+const UNKNOWN_OPERATORS = ['nope', 'regex_match', 'startsWith', 'contains', 'semver', 'ends-with', 'matches', 'is_in', 'fractionl', 'xor'];
+
+/** An expression that cannot be compiled: an unknown operator, or a `$ref` to a missing or
+ * broken evaluator. */
+function brokenExpr(r, set) {
+  const k = r.weighted([[3, 'missing-ref'], [3, 'unknown-op'], [set.brokenEvaluators.length ? 2 : 0, 'broken-evaluator']]);
+  switch (k) {
+    case 'missing-ref':
+      return { $ref: r.pick(['nonexistent_evaluator', 'isStaff', 'missing', 'is_beta_user']) };
+    case 'unknown-op':
+      return { [r.pick(UNKNOWN_OPERATORS)]: r.pick([[{ var: 'email' }, '@example.com'], [1], []]) };
+    case 'broken-evaluator':
+      return { $ref: r.pick(set.brokenEvaluators) };
+  }
+  throw new Error('unreachable');
+}
+
+/** Targeting with a broken expression somewhere: at the top, in a condition, in a branch,
+ * inside a fractional bucket. */
+function brokenTargeting(r, g, set) {
+  const bad = brokenExpr(r, set);
+  switch (r.weighted([[3, 'condition'], [2, 'top'], [2, 'branch'], [1, 'and'], [1, 'fractional']])) {
+    case 'condition':
+      return { if: [bad, outcome(r, g), outcome(r, g)] };
+    case 'top':
+      return bad;
+    case 'branch':
+      return { if: [condition(r, g), outcome(r, g), { if: [condition(r, g, 1), bad, outcome(r, g)] }] };
+    case 'and':
+      return { if: [{ and: [condition(r, g, 1), bad] }, outcome(r, g), outcome(r, g)] };
+    case 'fractional':
+      return { fractional: [[r.pick(g.names), 1], [bad, 1]] };
+  }
+  throw new Error('unreachable');
+}
+
 function genFlag(r, key, set) {
   const g = { key, evaluators: set.evaluatorNames, required: set.required };
   const kind = r.weighted([
     [3, 'static'], [1, 'disabled'], [10, 'targeted'], [1.2, 'var-named'], [1.2, 'bool-direct'], [0.8, 'tier-named'],
-    [0.5, 'score-named'],
+    [0.5, 'score-named'], [set.withBroken ? 2.2 : 0, 'broken'],
   ]);
   let type = r.pick(['boolean', 'string', 'number', 'object']);
   let variants;
@@ -473,20 +582,26 @@ function genFlag(r, key, set) {
   if (dv === 'some') flag.defaultVariant = r.pick(g.names);
   else if (dv === 'null') flag.defaultVariant = null;
 
-  if (kind === 'targeted' || kind === 'disabled' && r.chance(0.6)) flag.targeting = targeting(r, g);
+  if (kind === 'broken') {
+    flag.targeting = brokenTargeting(r, g, set);
+    if (r.chance(0.15)) flag.state = 'DISABLED'; // disabled first: DISABLED, not an error
+    feature(g, 'broken');
+  } else if (kind === 'targeted' || kind === 'disabled' && r.chance(0.6)) flag.targeting = targeting(r, g);
   else if (kind === 'var-named' || kind === 'tier-named' || kind === 'score-named') flag.targeting = r.chance(0.8) ? g.varTargeting : { if: [condition(r, g), g.varTargeting, outcome(r, g)] };
   else if (kind === 'bool-direct') flag.targeting = g.boolTargeting;
   else if (kind === 'static' && r.chance(0.15)) flag.targeting = {};
   if (r.chance(0.15)) flag.metadata = { team: r.pick(['growth', 'core']), rev: r.int(1, 9) };
+  set.features[key] = g.features ?? new Set();
   return flag;
 }
 
 function genSet(r, index) {
-  const set = { evaluatorNames: [], required: new Set() };
+  // Most sets hold broken flags too, as real files do; the rest are clean.
+  const set = { evaluatorNames: [], brokenEvaluators: [], required: new Set(), features: {}, withBroken: r.chance(0.6) };
   const doc = {};
   if (r.chance(0.1)) doc.$schema = 'https://flagd.dev/schema/v0/flags.json';
   if (r.chance(0.3)) doc.metadata = { flagSetId: `set-${index}`, version: String(r.int(1, 5)) };
-  if (r.chance(0.3)) {
+  if (r.chance(0.3) || (set.withBroken && r.chance(0.3))) {
     const evaluators = {};
     const n = r.int(1, 3);
     for (let i = 0; i < n; i++) {
@@ -494,6 +609,12 @@ function genSet(r, index) {
       // Evaluator bodies do not reference evaluators (see the exclusions).
       evaluators[name] = condition(r, { key: 'evaluator', evaluators: [], required: set.required, noVarDefault: true }, 1);
       set.evaluatorNames.push(name);
+    }
+    // An evaluator that cannot be compiled (flags using it are broken; unused, it is harmless).
+    if (set.withBroken && r.chance(0.5)) {
+      const name = `broken_${r.int(0, 9)}`;
+      evaluators[name] = { [r.pick(UNKNOWN_OPERATORS)]: [{ var: 'email' }, 'x'] };
+      set.brokenEvaluators.push(name);
     }
     doc.$evaluators = evaluators;
   }
@@ -505,8 +626,8 @@ function genSet(r, index) {
   }
   doc.flags = flags;
   const contexts = Array.from({ length: CONTEXTS }, () => genContext(r, set.required));
-  if (r.chance(0.05)) contexts[0] = {}; // an empty context
-  return { doc, contexts };
+  if (!set.required.has(NO_EMPTY_CONTEXT) && r.chance(0.05)) contexts[0] = {}; // an empty context
+  return { doc, contexts, features: set.features };
 }
 
 /** Operators a targeting rule uses (with `$ref`s resolved). */
@@ -532,6 +653,12 @@ function operators(node, evaluators, out = new Set()) {
 const EXERCISED_OPERATORS = [
   'if', '==', '!=', '<', '>', '<=', '>=', 'in', 'and', 'or', '!', '!!', 'var', 'starts_with', 'ends_with',
   'sem_ver', 'fractional', 'cat', '$ref', '$flagd.flagKey', '$flagd.timestamp',
+];
+
+// Every generated edge case must decide some evaluations too.
+const EXERCISED_FEATURES = [
+  'broken', 'fractional-negative-weight', 'fractional-single', 'fractional-nested', 'fractional-non-string-key',
+  'semver-partial', 'semver-number',
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -636,13 +763,23 @@ test(`edgeflags agrees with @openfeature/flagd-core (seed ${SEED}, ${SETS} flag 
   const errorCodes = {};
   const opsSeen = {}; // operator → evaluations of enabled flags whose targeting uses it
   const opsMatched = {}; // … of which ended in TARGETING_MATCH
+  const featSeen = {}; // generated feature (broken flag, negative weight, …) → evaluations
+  const featMatched = {}; // … of which ended in TARGETING_MATCH (PARSE_ERROR for 'broken')
   const mismatches = [];
   let compared = 0;
+  let refusedRuns = 0;
   jobs.forEach((j, k) => {
-    const { doc, contexts } = sets[j.si];
+    const { doc, contexts, features } = sets[j.si];
     const ctx = contexts[j.ci];
     const out = outputs[k];
     const expected = reference(doc, ctx);
+    for (const [key, want] of Object.entries(expected)) {
+      for (const f of features[key] ?? []) {
+        featSeen[f] = (featSeen[f] ?? 0) + 1;
+        const hit = f === 'broken' ? want.errorCode === 'PARSE_ERROR' : want.reason === 'TARGETING_MATCH';
+        if (hit) featMatched[f] = (featMatched[f] ?? 0) + 1;
+      }
+    }
     let ours;
     try {
       if (out.code !== 0) throw new Error(`exit ${out.code}: ${out.stderr.trim()}`);
@@ -650,7 +787,12 @@ test(`edgeflags agrees with @openfeature/flagd-core (seed ${SEED}, ${SETS} flag 
       ours = {};
       for (const item of body.flags) ours[item.key] = normalizeOfrep(item);
     } catch (e) {
-      mismatches.push({ j, doc, ctx, flag: '*', expected, actual: `CLI failed: ${e.message}\n${out.stdout}` });
+      // The whole file refused: every flag of it disagrees.
+      refusedRuns++;
+      for (const key of Object.keys(expected)) {
+        compared++;
+        mismatches.push({ j, doc, ctx, flag: key, expected: expected[key], actual: `CLI failed: ${e.message}\n${out.stdout}` });
+      }
       return;
     }
     const keys = new Set([...Object.keys(expected), ...Object.keys(ours)]);
@@ -674,9 +816,20 @@ test(`edgeflags agrees with @openfeature/flagd-core (seed ${SEED}, ${SETS} flag 
   });
 
   t.diagnostic(`${jobs.length} CLI runs, ${compared} flag evaluations compared`);
+  t.diagnostic(`agreement: ${compared - mismatches.length} of ${compared} flag evaluations agree; ${mismatches.length} differ (${refusedRuns} CLI runs refused the whole file)`);
   t.diagnostic(`reasons: ${JSON.stringify(reasons)}; error codes: ${JSON.stringify(errorCodes)}`);
   t.diagnostic(`operators (evaluations using it / of which TARGETING_MATCH): ${Object.keys(opsSeen).sort().map((op) => `${op} ${opsSeen[op]}/${opsMatched[op] ?? 0}`).join(', ')}`);
+  t.diagnostic(`features (evaluations / of which TARGETING_MATCH, PARSE_ERROR for broken): ${Object.keys(featSeen).sort().map((f) => `${f} ${featSeen[f]}/${featMatched[f] ?? 0}`).join(', ')}`);
 
+  if (mismatches.length && process.env.DIFF_REPORT_ONLY) {
+    const byKind = {};
+    for (const m of mismatches) {
+      const kind = typeof m.actual === 'string' ? 'whole file refused' : [...(sets[m.j.si].features[m.flag] ?? [])].sort().join('+') || 'other';
+      byKind[kind] = (byKind[kind] ?? 0) + 1;
+    }
+    t.diagnostic(`disagreements by generated feature: ${JSON.stringify(byKind)}`);
+    return;
+  }
   if (mismatches.length) {
     keep = true;
     const all = join(dir, 'mismatches.jsonl');
@@ -709,6 +862,12 @@ test(`edgeflags agrees with @openfeature/flagd-core (seed ${SEED}, ${SETS} flag 
     const want = Math.ceil(30 * scale);
     assert.ok((opsMatched[op] ?? 0) >= want, `operator ${op}: only ${opsMatched[op] ?? 0} TARGETING_MATCH evaluations use it (want ≥ ${want})`);
   }
+  // …and every generated flagd edge case (broken flags: PARSE_ERROR evaluations).
+  for (const f of EXERCISED_FEATURES) {
+    const want = Math.ceil(30 * scale);
+    assert.ok((featMatched[f] ?? 0) >= want, `${f}: only ${featMatched[f] ?? 0} deciding evaluations (want ≥ ${want})`);
+  }
+  assert.ok((errorCodes.PARSE_ERROR ?? 0) >= Math.ceil(200 * scale), `only ${errorCodes.PARSE_ERROR ?? 0} PARSE_ERROR results`);
 });
 
 test('single-flag mode (--flag) agrees with flagd-core, incl. FLAG_NOT_FOUND', async () => {
