@@ -124,12 +124,12 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// The one error a build without the `diagnostics` feature reports for a refused
-    /// document.
+    /// document, and the `errorDetails` of a broken flag in such a build.
     pub fn without_details() -> Self {
         Self::new(
             "$",
-            "the flag set is invalid (this build of edgeflags-core leaves out load diagnostics: \
-             validate it with the edgeflags CLI or the edge's admin API for the details)",
+            "invalid (this build of edgeflags-core leaves out load diagnostics: validate the \
+             flag set with the edgeflags CLI or the edge's admin API for the details)",
         )
     }
 

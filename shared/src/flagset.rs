@@ -32,7 +32,7 @@ pub(crate) struct Flag {
     /// Flag-set metadata overlaid with the flag's own, merged at load time.
     pub(crate) metadata: Map<String, Value>,
     /// Why the flag cannot be evaluated (lenient loads only): it answers `PARSE_ERROR`.
-    pub(crate) errors: Option<Box<[Diagnostic]>>,
+    pub(crate) errors: Option<FlagErrors>,
 }
 
 impl Flag {
@@ -52,6 +52,44 @@ impl Flag {
             .and_then(|i| self.variants.get(i))
             .map(|(k, v)| (&**k, v))
     }
+}
+
+/// Why a broken flag cannot be evaluated: every error with its path. A build without the
+/// `diagnostics` feature has no messages to keep (they are one fixed text), only the fact;
+/// keeping nothing keeps the service worker's wasm small.
+#[cfg(feature = "diagnostics")]
+pub(crate) type FlagErrors = Vec<Diagnostic>;
+/// See the `diagnostics` build's `FlagErrors`.
+#[cfg(not(feature = "diagnostics"))]
+#[derive(Debug)]
+pub(crate) struct FlagErrors;
+
+/// A broken flag's errors as diagnostics (none kept without the `diagnostics` feature).
+#[cfg(feature = "diagnostics")]
+fn diagnostics(errors: &FlagErrors) -> &[Diagnostic] {
+    errors
+}
+#[cfg(not(feature = "diagnostics"))]
+fn diagnostics(_: &FlagErrors) -> &[Diagnostic] {
+    &[]
+}
+
+/// `errorDetails` of a broken flag: "flag `k` cannot be evaluated: PATH: MESSAGE; …", or the
+/// fixed message of a build without diagnostics.
+#[cfg(feature = "diagnostics")]
+fn parse_error_details(key: &str, errors: &FlagErrors) -> String {
+    let mut details = format!("flag `{key}` cannot be evaluated:");
+    for e in errors {
+        details.push(' ');
+        details.push_str(&e.to_string());
+        details.push(';');
+    }
+    details.pop();
+    details
+}
+#[cfg(not(feature = "diagnostics"))]
+fn parse_error_details(_: &str, _: &FlagErrors) -> String {
+    Diagnostic::without_details().message
 }
 
 /// See [`Flag::root_fractional`].
@@ -195,13 +233,13 @@ impl FlagSet {
     }
 
     /// The flags a lenient load kept although their definitions have errors, in flag-key
-    /// order, each with its errors (JSON path and message; without the `diagnostics`
-    /// feature, one fixed message). They evaluate to `PARSE_ERROR`. Empty after a default
-    /// or strict load, which refuses such a set instead.
+    /// order, each with its errors (JSON path and message; a build without the
+    /// `diagnostics` feature lists the flags with no errors). They evaluate to
+    /// `PARSE_ERROR`. Empty after a default or strict load, which refuses such a set instead.
     pub fn flag_errors(&self) -> impl Iterator<Item = (&str, &[Diagnostic])> {
         self.flags
             .iter()
-            .filter_map(|f| f.errors.as_deref().map(|e| (&*f.key, e)))
+            .filter_map(|f| f.errors.as_ref().map(|e| (&*f.key, diagnostics(e))))
     }
 
     fn find(&self, key: &str) -> Option<&Flag> {
@@ -255,13 +293,7 @@ impl FlagSet {
             };
         }
         if let Some(errors) = &flag.errors {
-            let mut details = format!("flag `{}` cannot be evaluated:", flag.key);
-            for e in errors.iter() {
-                details.push(' ');
-                details.push_str(&e.to_string());
-                details.push(';');
-            }
-            details.pop();
+            let details = parse_error_details(&flag.key, errors);
             return Evaluation::error(key, ErrorCode::ParseError, details, &flag.metadata);
         }
         let Some(targeting) = &flag.targeting else {

@@ -351,9 +351,20 @@ fn load_isolated(
     if !lenient || (d.errors.len() == own && compiler.errors.len() == shared) {
         return flag;
     }
-    let mut errors: Vec<Diagnostic> = d.errors.drain(own..).collect();
-    errors.extend(compiler.errors.drain(shared..));
-    dedup(&mut errors);
+    #[cfg(feature = "diagnostics")]
+    let errors = {
+        let mut errors = d.errors.split_off(own);
+        errors.append(&mut compiler.errors.split_off(shared));
+        dedup(&mut errors);
+        errors
+    };
+    #[cfg(not(feature = "diagnostics"))]
+    let errors = {
+        // Every error is the same fixed message: nothing to keep.
+        d.errors.truncate(own);
+        compiler.errors.truncate(shared);
+        crate::flagset::FlagErrors
+    };
     let mut flag = flag.unwrap_or_else(|| Flag {
         // Not even an object: nothing of it is usable but its key.
         key: key.into(),
@@ -365,7 +376,7 @@ fn load_isolated(
         metadata: set_metadata.clone(),
         errors: None,
     });
-    flag.errors = Some(errors.into());
+    flag.errors = Some(errors);
     Some(flag)
 }
 

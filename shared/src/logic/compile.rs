@@ -379,12 +379,13 @@ impl<'d> Compiler<'d> {
         let mut literal = true;
         for (i, bucket) in buckets.iter().enumerate() {
             path.push_index(i + offset);
-            if let Some(w) = bucket.get(1).and_then(Value::as_f64).filter(|w| *w < 0.0) {
-                diag_warn!(
-                    self,
-                    path,
-                    format!("the weight {w} is negative; flagd counts it as 0"),
-                );
+            if cfg!(feature = "diagnostics") {
+                if let Some(w) = bucket.get(1).and_then(Value::as_f64).filter(|w| *w < 0.0) {
+                    self.warn(
+                        path,
+                        format!("the weight {w} is negative; flagd counts it as 0"),
+                    );
+                }
             }
             match check_bucket(bucket, |s| self.intern(s)) {
                 BucketCheck::Literal(variant, weight) => {
@@ -433,6 +434,9 @@ impl<'d> Compiler<'d> {
     }
 }
 
+/// Why a literal weight is refused (one message for every case: one string in the wasm).
+const WEIGHT_RULE: &str = "a weight must be a whole number, at most 2147483647";
+
 enum BucketCheck {
     Literal(FracVariant, u64),
     Dynamic,
@@ -466,14 +470,10 @@ fn check_bucket(bucket: &Value, intern: impl Fn(&str) -> Arc<str>) -> BucketChec
         None | Some(Value::Null) => 1,
         Some(Value::Number(n)) => match n.as_f64().and_then(weight_from_f64) {
             Some(w) => w,
-            None => {
-                return BucketCheck::Invalid(
-                    "weight must be a whole number up to 2147483647".into(),
-                )
-            }
+            None => return BucketCheck::Invalid(WEIGHT_RULE.into()),
         },
         Some(Value::Object(_)) => return BucketCheck::Dynamic,
-        Some(_) => return BucketCheck::Invalid("weight must be a number".into()),
+        Some(_) => return BucketCheck::Invalid(WEIGHT_RULE.into()),
     };
     BucketCheck::Literal(variant, weight)
 }
