@@ -38,14 +38,27 @@ lock_version() {
 nobuild_config() {
   local out="$ROOT/.wrangler/wrangler.nobuild.toml"
   mkdir -p "$ROOT/.wrangler"
+  # A running `wrangler dev` (the demo, another test) watches this file: write a temporary
+  # file and rename it over the old one only when the content changed, so a watcher never
+  # reads it half-written (it used to reload a truncated file and exit).
+  local tmp
+  tmp=$(mktemp "$ROOT/.wrangler/.nobuild.XXXXXX")
   awk '
     /^\[build\]/ { skip = 1; next }
     /^\[/ { skip = 0 }
     skip { next }
     /^main *=/ { print "main = \"../edge/build/index.js\""; next }
     { print }
-  ' "$ROOT/wrangler.toml" > "$out"
+  ' "$ROOT/wrangler.toml" > "$tmp"
+  if cmp -s "$tmp" "$out"; then rm -f "$tmp"; else mv -f "$tmp" "$out"; fi
   # wrangler reads local secrets from .dev.vars beside the config it is given.
-  if [ -f "$ROOT/.dev.vars" ]; then cp "$ROOT/.dev.vars" "$ROOT/.wrangler/.dev.vars"; else rm -f "$ROOT/.wrangler/.dev.vars"; fi
+  if [ -f "$ROOT/.dev.vars" ]; then
+    if ! cmp -s "$ROOT/.dev.vars" "$ROOT/.wrangler/.dev.vars"; then
+      tmp=$(mktemp "$ROOT/.wrangler/.devvars.XXXXXX")
+      cp "$ROOT/.dev.vars" "$tmp" && mv -f "$tmp" "$ROOT/.wrangler/.dev.vars"
+    fi
+  else
+    rm -f "$ROOT/.wrangler/.dev.vars"
+  fi
   printf '%s\n' "$out"
 }

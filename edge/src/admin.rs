@@ -127,18 +127,47 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Edge
         .map_err(|e| EdgeError::BadRequest(format!("invalid request body: {e}")))
 }
 
-/// Validates a whole new document with the core; every error is reported with its path.
-/// Returns the warnings (schema deviations flagd evaluates anyway), for the answer.
-pub fn validate(document: &str) -> Result<Vec<Finding>, EdgeError> {
-    let loaded =
-        edgeflags_core::FlagSet::from_json_str(document, edgeflags_core::LoadOptions::default())
-            .map_err(|e| EdgeError::InvalidFlagSet(findings(&e.diagnostics)))?;
+/// Which flags a write is answerable for: errors there refuse it, errors elsewhere (an old,
+/// hand-written mistake in another flag, which flagd would still load) are only warnings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    /// A whole new document (a replacement): any error refuses it.
+    All,
+    /// A change to one flag (patch, kill switch, rollout decision): only its errors refuse.
+    Flag(&'a str),
+    /// A document that was accepted before or is read as flagd reads a file (rollback, a
+    /// document written straight into KV): it must load; broken flags are warnings.
+    Nothing,
+}
+
+/// Validates a new document with the core; every refusing error is reported with its path.
+/// Returns the warnings (schema deviations flagd evaluates anyway, and broken flags outside
+/// the scope), for the answer.
+pub fn validate(document: &str, scope: Scope<'_>) -> Result<Vec<Finding>, EdgeError> {
+    let options = match scope {
+        Scope::All => edgeflags_core::LoadOptions::default(),
+        Scope::Flag(_) | Scope::Nothing => edgeflags_core::LoadOptions::lenient(),
+    };
+    let loaded = edgeflags_core::FlagSet::from_json_str(document, options)
+        .map_err(|e| EdgeError::InvalidFlagSet(findings(&e.diagnostics)))?;
+    let mut warnings = findings(&loaded.warnings);
+    let mut refused = Vec::new();
+    for (flag, errors) in loaded.set.flag_errors() {
+        if scope == Scope::Flag(flag) {
+            refused.extend(findings(errors));
+        } else {
+            warnings.extend(findings(errors));
+        }
+    }
+    if !refused.is_empty() {
+        return Err(EdgeError::InvalidFlagSet(refused));
+    }
     // Rollout plans live in flag metadata the core does not interpret: check them here, so
     // a misspelt gate is refused at write time instead of failing the next cron run.
     let doc: Value = serde_json::from_str(document)
         .map_err(|e| EdgeError::BadRequest(format!("invalid JSON: {e}")))?;
     crate::rollout::plans(&doc).map_err(EdgeError::InvalidFlagSet)?;
-    Ok(findings(&loaded.warnings))
+    Ok(warnings)
 }
 
 /// Applies a patch to one flag of `current` and validates the result.
@@ -208,10 +237,11 @@ fn flag_mut<'a>(doc: &'a mut Value, flag: &str) -> Result<&'a mut Map<String, Va
         .ok_or_else(|| EdgeError::FlagNotFound(flag.to_owned()))
 }
 
+/// The changed document, not yet validated: the writer validates every change once, with the
+/// scope of what it changed (see [`Scope`]).
 fn finish(doc: Value, summary: String) -> Result<Change, EdgeError> {
     let document =
         serde_json::to_string_pretty(&doc).map_err(|e| EdgeError::Internal(e.to_string()))?;
-    validate(&document)?;
     Ok(Change { document, summary })
 }
 
@@ -298,7 +328,8 @@ mod tests {
         assert_eq!(doc["flags"]["notifications"]["state"], "ENABLED");
 
         let bad: FlagPatch = serde_json::from_str(r#"{"defaultVariant":"missing"}"#).unwrap();
-        match patch_flag(DOC, "notifications", &bad) {
+        let changed = patch_flag(DOC, "notifications", &bad).unwrap();
+        match validate(&changed.document, Scope::Flag("notifications")) {
             Err(EdgeError::InvalidFlagSet(errors)) => {
                 assert!(
                     errors
@@ -325,7 +356,7 @@ mod tests {
     fn a_replacement_lists_every_error_with_its_path() {
         let doc = r#"{"flags":{"a":{"state":"ENABLED","variants":{"x":1},"defaultVariant":"y"},
                                  "b":{"state":"ENABLED","variants":[1],"defaultVariant":"x"}}}"#;
-        match validate(doc) {
+        match validate(doc, Scope::All) {
             Err(EdgeError::InvalidFlagSet(errors)) => {
                 let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
                 assert!(paths.contains(&"flags.a.defaultVariant"), "{paths:?}");
@@ -333,7 +364,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(validate(DOC), Ok(vec![]));
+        assert_eq!(validate(DOC, Scope::All), Ok(vec![]));
     }
 
     #[test]
@@ -341,7 +372,7 @@ mod tests {
         let doc = r#"{"flags":{"b":{"state":"ENABLED","variants":{"v1":1,"v2":2},"defaultVariant":"v1",
             "targeting":{"fractional":[["v1",90],["v2",10]]},
             "metadata":{"rollout.stages":"10,50,100","rollout.minSamples":5}}}}"#;
-        match validate(doc) {
+        match validate(doc, Scope::All) {
             Err(EdgeError::InvalidFlagSet(errors)) => assert!(
                 errors.iter().any(|e| e.path.contains("rollout.minSamples")),
                 "{errors:?}"

@@ -60,6 +60,13 @@ mod entry {
         Ok(c)
     }
 
+    /// Runs once per isolate, before the first event: a panic (there should be none: policy
+    /// code returns errors) then logs its message and location instead of only aborting.
+    #[event(start)]
+    fn start() {
+        console_error_panic_hook::set_once();
+    }
+
     /// OFREP base path (open-feature/protocol v0.3).
     const OFREP: &str = "/ofrep/v1/evaluate/flags";
 

@@ -19,6 +19,34 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
+/// Request headers that tell an origin who the client is or what it asked for. Frameworks
+/// behind a proxy trust them, so a visitor's own copy would let the visitor speak for the
+/// edge (and poison the cached response the next visitor of the same variant gets): they are
+/// dropped inbound, and the edge sets the ones it vouches for ([`forwarded_headers`]).
+const SPOOFABLE: &[&str] = &[
+    "forwarded",
+    "x-real-ip",
+    "true-client-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "client-ip",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-host",
+    "x-host",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Whether a visitor may not set this request header (see [`SPOOFABLE`]): also every
+/// `X-Forwarded-*` and every `X-Edgeflags-*` (the edge's own headers to the origin).
+fn spoofable(lower: &str) -> bool {
+    SPOOFABLE.contains(&lower)
+        || lower.starts_with("x-forwarded-")
+        || lower.starts_with("x-edgeflags")
+}
+
 /// Whether a header is hop-by-hop: a standard one, or one the message's own `Connection`
 /// header names (`connection_tokens`).
 pub fn is_hop_by_hop(name: &str, connection_tokens: &[String]) -> bool {
@@ -36,8 +64,9 @@ pub fn forward_request_header(name: &str, connection_tokens: &[String]) -> bool 
         && !lower.starts_with("cf-")
         // `Host` is set by fetch from the origin URL; the visitor's host goes in X-Forwarded-Host.
         && lower != "host"
-        // Requests never carry the edge's own header inward.
-        && lower != EDGE_HEADER
+        // Requests never carry the edge's own headers inward, nor forwarding headers the
+        // visitor wrote.
+        && !spoofable(&lower)
 }
 
 /// Whether an origin response header goes on to the visitor.
@@ -68,19 +97,37 @@ pub fn upstream_url(origin: &str, path_and_query: &str) -> String {
     url
 }
 
-/// `X-Forwarded-*` headers telling the origin what the visitor asked for.
+/// The forwarding headers the edge vouches for — `Forwarded` (RFC 7239) and its de-facto
+/// `X-Forwarded-Proto/Host/For` and `X-Real-IP` twins — telling the origin what the visitor
+/// asked for and from where. Every visitor-sent copy was dropped before (the client IP is the
+/// platform's `CF-Connecting-IP`, never a header the visitor wrote).
 pub fn forwarded_headers(
     host: Option<&str>,
     scheme: &str,
     client_ip: Option<&str>,
 ) -> Vec<(&'static str, String)> {
-    let mut out = vec![("x-forwarded-proto", scheme.trim_end_matches(':').to_owned())];
-    if let Some(h) = host {
-        out.push(("x-forwarded-host", h.to_owned()));
-    }
+    let proto = scheme.trim_end_matches(':').to_ascii_lowercase();
+    let mut out = vec![("x-forwarded-proto", proto.clone())];
+    // RFC 7239 §4: IPv6 addresses are quoted and bracketed; host values are quoted when they
+    // carry a port (':' is not a token character).
+    let mut forwarded = Vec::new();
     if let Some(ip) = client_ip {
         out.push(("x-forwarded-for", ip.to_owned()));
+        out.push(("x-real-ip", ip.to_owned()));
+        forwarded.push(if ip.contains(':') {
+            format!("for=\"[{ip}]\"")
+        } else {
+            format!("for={ip}")
+        });
     }
+    if let Some(h) = host {
+        out.push(("x-forwarded-host", h.to_owned()));
+        if !h.contains(['"', '\\']) {
+            forwarded.push(format!("host=\"{h}\""));
+        }
+    }
+    forwarded.push(format!("proto={proto}"));
+    out.push(("forwarded", forwarded.join(";")));
     out
 }
 
@@ -117,6 +164,28 @@ mod tests {
             "CF-Connecting-IP",
             "x-edgeflags",
             "Host",
+        ] {
+            assert!(!forward_request_header(name, &none), "{name} forwarded");
+        }
+    }
+
+    #[test]
+    fn forwarding_headers_a_visitor_wrote_never_reach_the_origin() {
+        let none: Vec<String> = vec![];
+        for name in [
+            "X-Edgeflags-Variants",
+            "x-edgeflags-request-id",
+            "Forwarded",
+            "X-Forwarded-For",
+            "X-Forwarded-Host",
+            "X-Forwarded-Proto",
+            "X-Forwarded-Prefix",
+            "X-Forwarded-Port",
+            "X-Real-IP",
+            "True-Client-IP",
+            "X-Original-URL",
+            "X-Rewrite-URL",
+            "X-HTTP-Method-Override",
         ] {
             assert!(!forward_request_header(name, &none), "{name} forwarded");
         }
@@ -171,9 +240,19 @@ mod tests {
             h,
             vec![
                 ("x-forwarded-proto", "https".to_owned()),
-                ("x-forwarded-host", "shop.example".to_owned()),
                 ("x-forwarded-for", "203.0.113.9".to_owned()),
+                ("x-real-ip", "203.0.113.9".to_owned()),
+                ("x-forwarded-host", "shop.example".to_owned()),
+                (
+                    "forwarded",
+                    "for=203.0.113.9;host=\"shop.example\";proto=https".to_owned()
+                ),
             ]
+        );
+        let v6 = forwarded_headers(Some("h:8080"), "http:", Some("2001:db8::1"));
+        assert_eq!(
+            v6.last().map(|(_, v)| v.as_str()),
+            Some("for=\"[2001:db8::1]\";host=\"h:8080\";proto=http")
         );
     }
 }

@@ -820,7 +820,8 @@ fn seconds(ms: u64) -> String {
 /// and the `rollout.*` state keys (`stage` for Start/Advance, `stageStartedAt = now_ms`,
 /// `status`, `reason`). Start, Advance and Rollback (0 %) rewrite the split; Complete leaves
 /// it as it is. Hold and Idle, and every decision of a dry-run plan, return `Ok(None)`:
-/// nothing to write. The result is validated like any admin change.
+/// nothing to write. The control-plane writer validates the result like any change to one
+/// flag (`admin::validate` with `Scope::Flag`).
 pub fn apply(
     document: &str,
     plan: &Plan,
@@ -916,7 +917,6 @@ pub fn apply(
     meta.insert(REASON.into(), Value::from(reason.clone()));
     let document =
         serde_json::to_string_pretty(&doc).map_err(|e| EdgeError::Internal(e.to_string()))?;
-    crate::admin::validate(&document)?;
     Ok(Some(Change {
         document,
         summary: format!("{}: rollout {what}: {reason}", plan.flag),
@@ -960,7 +960,6 @@ fn write_status(
     }
     let document =
         serde_json::to_string_pretty(&doc).map_err(|e| EdgeError::Internal(e.to_string()))?;
-    crate::admin::validate(&document)?;
     Ok(Change {
         document,
         summary: format!("{flag}: rollout {}: {reason}", status.as_str()),
@@ -1321,9 +1320,9 @@ mod tests {
             ),
             (
                 "unknown status",
-                backend(json!({"rollout.status": "paused"})),
+                backend(json!({"rollout.status": "stopped"})),
                 "metadata.rollout.status",
-                "running, completed or rolled-back",
+                "running, completed, rolled-back or paused",
             ),
             (
                 "reason not a string",
@@ -1858,7 +1857,7 @@ mod tests {
 
     fn applied(doc: &Value, plan: &Plan, decision: &Decision, now_ms: u64) -> Value {
         let change = apply(&text(doc), plan, decision, now_ms).unwrap().unwrap();
-        crate::admin::validate(&change.document).unwrap();
+        crate::admin::validate(&change.document, crate::admin::Scope::Flag(&plan.flag)).unwrap();
         assert!(
             change
                 .summary
@@ -1996,14 +1995,6 @@ mod tests {
         assert!(
             matches!(apply(&no_split, &plan, &start, T0), Err(EdgeError::Conflict(m)) if m.contains("fractional split"))
         );
-
-        // The result is validated: a document the core refuses is not written.
-        let mut broken = document_with(backend(json!({})));
-        broken["flags"]["theme"]["defaultVariant"] = json!("nope");
-        assert!(matches!(
-            apply(&text(&broken), &plan, &start, T0),
-            Err(EdgeError::InvalidFlagSet(_))
-        ));
     }
 
     // ---- whole rollouts ----

@@ -205,15 +205,15 @@ describe('the kill switch wins over the rollout controller', () => {
   });
   const backend = async () => (await admin('GET', '/flags')).json.flagSet.flags.backend;
 
-  test('disable racing a rollout evaluation that starts the plan: disabled 50 times out of 50', LIMIT, async () => {
-    for (let trial = 0; trial < 50; trial++) {
+  test('disable racing a rollout evaluation that starts the plan: disabled 60 times out of 60', LIMIT, async () => {
+    for (let trial = 0; trial < 60; trial++) {
       // A fresh, enabled, unstarted plan: the evaluation wants to write (Start) every time.
       const reset = await admin('PUT', '/flags', withPlan(PLAN));
       assert.equal(reset.status, 200, JSON.stringify(reset.json));
       const [evaluation, disable] = await Promise.all([
         admin('POST', '/rollouts/evaluate'),
         // Spread the disable over the evaluation's run, so different interleavings are tried.
-        new Promise((r) => setTimeout(r, trial % 10)).then(() => admin('POST', '/features/disable', { flag: 'backend' })),
+        new Promise((r) => setTimeout(r, trial % 20)).then(() => admin('POST', '/features/disable', { flag: 'backend' })),
       ]);
       assert.equal(evaluation.status, 200, JSON.stringify(evaluation.json));
       assert.equal(disable.status, 200, JSON.stringify(disable.json));

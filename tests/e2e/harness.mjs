@@ -5,7 +5,7 @@
 // or the runner is killed.
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -127,6 +127,24 @@ function requireBuilt() {
   if (derived.status !== 0) throw new Error(`cannot derive ${NOBUILD_CONFIG}: ${derived.stderr}`);
 }
 
+/** Sum of VmRSS of the processes in process group `pgid` whose name is `name`. */
+function processGroupRss(pgid, name) {
+  let total = 0;
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (comm !== name || Number(fields[2]) !== pgid) continue; // fields[2] = pgrp
+      const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (rss) total += Number(rss[1]) * 1024;
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return total;
+}
+
 /** Runs `wrangler kv ...` against the local store of a stack. */
 function kv(persistDir, args, input) {
   const res = spawnSync(
@@ -193,6 +211,8 @@ export async function startStack({ seed = { flags: { path: DEMO_FLAGS } }, vars 
     // `wrangler kv key get` prints the value and a newline of its own.
     kvGet: (key) => kv(persistDir, ['key', 'get', key, '--text']).replace(/\n$/, ''),
     logs: () => ({ origin: origin.log.join('\n'), edge: edge.log.join('\n') }),
+    /** Resident memory (bytes) of the workerd processes serving this stack (Linux /proc). */
+    edgeRss: () => processGroupRss(edge.pid, 'workerd'),
     async stop() {
       await Promise.all([stopChild(edge), stopChild(origin)]);
     },

@@ -76,6 +76,37 @@ describe('traffic split', () => {
     assert.equal(seen.size, 1);
   });
 
+  test('forwarding headers a visitor writes never reach the origin; the edge sets its own', async () => {
+    const hostile = {
+      'x-edgeflags-variants': 'backend=v2',
+      'x-edgeflags-request-id': 'forged',
+      forwarded: 'for=6.6.6.6;host=evil.example;proto=https',
+      'x-forwarded-for': '6.6.6.6',
+      'x-forwarded-host': 'evil.example',
+      'x-forwarded-proto': 'https',
+      'x-forwarded-prefix': '/evil',
+      'x-forwarded-port': '8443',
+      'x-real-ip': '6.6.6.6',
+      'true-client-ip': '6.6.6.6',
+      'x-original-url': '/admin',
+      'x-rewrite-url': '/admin',
+    };
+    const res = await fetch(`${stack.edgeUrl}/api/version`, { headers: { ...asVisitor(7), ...hostile } });
+    const { version, edgeHeaders } = await res.json();
+    assert.equal(edgeHeaders['x-edgeflags-variants'], `backend=${version}`, 'only the edge\'s own variant header');
+    assert.match(edgeHeaders['x-edgeflags-request-id'], /^[0-9a-f]{32}$/);
+    const edgeHost = new URL(stack.edgeUrl).host;
+    assert.equal(edgeHeaders['x-forwarded-host'], edgeHost);
+    assert.equal(edgeHeaders['x-forwarded-proto'], 'http');
+    assert.match(edgeHeaders.forwarded, new RegExp(`^(for=[^;]+;)?host="${edgeHost}";proto=http$`));
+    for (const name of ['x-forwarded-prefix', 'x-forwarded-port', 'true-client-ip', 'x-original-url', 'x-rewrite-url']) {
+      assert.equal(edgeHeaders[name], undefined, `${name} reached the origin`);
+    }
+    for (const [name, value] of Object.entries(edgeHeaders)) {
+      assert.ok(!/6\.6\.6\.6|evil/.test(value), `${name}: ${value}`);
+    }
+  });
+
   test('raising the canary to 50 % moves only visitors from v1 to v2 — nobody goes back', async () => {
     const doc = JSON.parse(readFileSync(DEMO_FLAGS, 'utf8'));
     doc.flags.backend.targeting = { fractional: [['v1', 50], ['v2', 50]] };

@@ -1,5 +1,6 @@
 // Walking skeleton, through the real path: workerd (wrangler dev) + demo origin + Chromium.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { readFileSync } from 'node:fs';
@@ -61,6 +62,19 @@ describe('edge worker in workerd', () => {
     assert.equal(status.isolate.active.flags, Object.keys(seeded.flags).length);
     assert.equal(status.isolate.active.documentVersion, seeded.metadata.version);
     assert.equal(status.error, null);
+  });
+
+  test('starting more stacks (which re-derive the wrangler config) does not stop a running one', async () => {
+    // Every startStack() re-derives .wrangler/wrangler.nobuild.toml, which this running
+    // `wrangler dev` watches; a half-written file used to make it reload and exit.
+    const ROOT = new URL('../..', import.meta.url).pathname;
+    for (let i = 0; i < 10; i++) {
+      const derived = spawnSync('bash', ['-c', 'source scripts/lib.sh && nobuild_config'], { cwd: ROOT, encoding: 'utf8' });
+      assert.equal(derived.status, 0, derived.stderr);
+    }
+    await new Promise((r) => setTimeout(r, 1500)); // a reload, if any, would happen now
+    const res = await fetch(`${stack.edgeUrl}/__edge/health`);
+    assert.equal(res.status, 200, 'the running stack still answers');
   });
 
   test('unknown edge endpoints answer 404 with an OFREP-style error body', async () => {

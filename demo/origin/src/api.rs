@@ -179,7 +179,15 @@ async fn version_info(AxState(ctx): AxState<Ctx>, headers: HeaderMap) -> Json<se
     let edge: serde_json::Map<String, serde_json::Value> = headers
         .iter()
         .filter(|(name, _)| {
-            name.as_str().starts_with("x-edgeflags-") || name.as_str().starts_with("x-forwarded-")
+            let n = name.as_str();
+            // What a framework behind a proxy would trust: shown so tests can check that
+            // only the edge's own values arrive.
+            n.starts_with("x-edgeflags-")
+                || n.starts_with("x-forwarded-")
+                || matches!(
+                    n,
+                    "forwarded" | "x-real-ip" | "true-client-ip" | "x-original-url" | "x-rewrite-url"
+                )
         })
         .filter_map(|(name, v)| Some((name.as_str().to_owned(), json!(v.to_str().ok()?))))
         .collect();

@@ -13,7 +13,7 @@
 use serde_json::Value;
 
 use super::{flag_fingerprint, precondition, strict, Command, Request};
-use crate::admin::{self, Change};
+use crate::admin::{self, Change, Scope};
 use crate::error::EdgeError;
 use crate::live::Finding;
 use crate::rollout::{self, Decision};
@@ -78,7 +78,7 @@ pub fn decide(
             // Every finding at once, the write rules' and the core's, so one round of fixes
             // is enough.
             let mut findings = strict::check(&parse(document)?);
-            if let Err(EdgeError::InvalidFlagSet(core)) = admin::validate(document) {
+            if let Err(EdgeError::InvalidFlagSet(core)) = admin::validate(document, Scope::All) {
                 findings.extend(core);
             }
             refuse_if_any(findings)?;
@@ -193,7 +193,14 @@ fn commit(
     action: &str,
     flag: Option<String>,
 ) -> Result<Outcome, EdgeError> {
-    let warnings = admin::validate(&change.document)?;
+    // Answerable for: a replacement for every flag, a one-flag change for that flag, a
+    // rollback or a hand-written KV document only for loading at all (see `Scope`).
+    let scope = match (action, flag.as_deref()) {
+        ("replace", _) => Scope::All,
+        (_, Some(flag)) => Scope::Flag(flag),
+        (_, None) => Scope::Nothing,
+    };
+    let warnings = admin::validate(&change.document, scope)?;
     let version = version_of(&change.document);
     if head.is_some_and(|h| h.version == version) {
         return Ok(Outcome::Unchanged(format!(
@@ -639,6 +646,73 @@ mod tests {
             adopt(Some(head), r#"{"flags":[]}"#),
             Err(EdgeError::InvalidFlagSet(_))
         ));
+    }
+
+    /// A document with one broken flag, as flagd would still load it (e.g. written by hand).
+    fn partly_broken() -> String {
+        DOC.replace(
+            r#""b":{"state":"ENABLED","variants":{"on":true,"off":false},"defaultVariant":"off"}"#,
+            r#""b":{"state":"ENABLED","variants":{"on":true,"off":false},"defaultVariant":"off","targeting":{"no-such-op":[1]}}"#,
+        )
+    }
+
+    #[test]
+    fn a_change_to_one_flag_answers_only_for_that_flag() {
+        let doc = partly_broken();
+        // The kill switch and a patch of another flag go through; b's error is a warning.
+        let off = committed(run(
+            &doc,
+            &req(Command::SetState {
+                flag: "a".into(),
+                enabled: false,
+            }),
+            &Known::default(),
+        ));
+        assert!(
+            off.warnings.iter().any(|w| w.path.starts_with("flags.b")),
+            "{:?}",
+            off.warnings
+        );
+        committed(run(&doc, &req(patch_default("a", "on")), &Known::default()));
+        // A patch that breaks the flag it changes is refused with the path.
+        let breaking = Command::Patch {
+            flag: "a".into(),
+            patch: serde_json::from_str(r#"{"targeting":{"no-such-op":[]}}"#).unwrap(),
+        };
+        match run(&doc, &req(breaking), &Known::default()) {
+            Err(EdgeError::InvalidFlagSet(f)) => {
+                assert!(f.iter().all(|f| f.path.starts_with("flags.a")), "{f:?}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // A replacement answers for every flag.
+        let replace = Command::Replace {
+            document: doc.clone(),
+        };
+        assert!(matches!(
+            run(DOC, &req(replace), &Known::default()),
+            Err(EdgeError::InvalidFlagSet(_))
+        ));
+    }
+
+    #[test]
+    fn a_kv_document_with_one_broken_flag_is_adopted_with_it_as_a_warning() {
+        let version = version_of(DOC);
+        let head = Head {
+            version: &version,
+            document: DOC,
+        };
+        match adopt(Some(head), &partly_broken()).unwrap() {
+            Outcome::Commit(c) => {
+                assert_eq!(c.action, "adopt");
+                assert!(
+                    c.warnings.iter().any(|w| w.path.starts_with("flags.b")),
+                    "{:?}",
+                    c.warnings
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -156,6 +156,11 @@ pub fn status_snapshot() -> serde_json::Value {
                 "flags": a.set.len(),
                 "loadedAtMs": a.loaded_at_ms,
                 "warnings": crate::live::findings(&a.warnings),
+                // Flags that answer PARSE_ERROR (a document read as flagd reads a file keeps
+                // them), each with its errors and their JSON paths.
+                "flagErrors": a.set.flag_errors()
+                    .map(|(flag, errors)| (flag.to_owned(), serde_json::json!(crate::live::findings(errors))))
+                    .collect::<serde_json::Map<_, _>>(),
             })),
             "problem": l.problem(),
             "missing": l.is_missing(),

@@ -136,22 +136,46 @@ pub async fn rate_limit(env: &Env, req: &Request, class: &str) -> Result<(), Edg
     }
 }
 
-/// Reads a request body up to `limit` bytes (413 beyond).
+/// Reads a request body up to `limit` bytes (413 beyond), as a stream: a larger body is
+/// refused as soon as it passes the limit, so a hostile 64 MiB upload (chunked, without a
+/// `Content-Length`) costs at most the limit plus one chunk of wasm memory, never the whole
+/// body (wasm memory never shrinks).
 pub async fn body(req: &mut Request, limit: usize) -> Result<Vec<u8>, EdgeError> {
+    use futures_util::StreamExt;
     if let Some(len) = header(req, "content-length").and_then(|v| v.parse::<usize>().ok()) {
         if len > limit {
             return Err(EdgeError::PayloadTooLarge(limit));
         }
     }
-    let bytes = req
-        .bytes()
-        .await
-        .map_err(|e| EdgeError::BadRequest(format!("unreadable body: {e}")))?;
-    if bytes.len() > limit {
+    // No body at all reads as empty.
+    let Ok(mut stream) = req.stream() else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| EdgeError::BadRequest(format!("unreadable body: {e}")))?;
+        seen = seen.saturating_add(chunk.len());
+        if seen <= limit {
+            out.extend_from_slice(&chunk);
+        } else if seen > limit.saturating_add(LINGER_BYTES) {
+            break;
+        } else {
+            // Over the limit: keep nothing, but read (and drop) a little more, so a client
+            // slightly over the limit gets its 413 instead of a reset connection.
+            out = Vec::new();
+        }
+    }
+    if seen > limit {
         return Err(EdgeError::PayloadTooLarge(limit));
     }
-    Ok(bytes)
+    Ok(out)
 }
+
+/// How much of an oversized body is still read (and dropped) before the 413, as servers
+/// "linger" before closing: the client is still sending, and a proxy in front may reset the
+/// connection instead of relaying an answer that comes before the body's end.
+const LINGER_BYTES: usize = 1024 * 1024;
 
 /// Sets several headers on a response.
 pub fn set_all(headers: &Headers, pairs: &[(&str, String)]) -> Result<(), EdgeError> {
