@@ -186,7 +186,11 @@ async fn version_info(AxState(ctx): AxState<Ctx>, headers: HeaderMap) -> Json<se
                 || n.starts_with("x-forwarded-")
                 || matches!(
                     n,
-                    "forwarded" | "x-real-ip" | "true-client-ip" | "x-original-url" | "x-rewrite-url"
+                    "forwarded"
+                        | "x-real-ip"
+                        | "true-client-ip"
+                        | "x-original-url"
+                        | "x-rewrite-url"
                 )
         })
         .filter_map(|(name, v)| Some((name.as_str().to_owned(), json!(v.to_str().ok()?))))
