@@ -35,12 +35,103 @@ pub fn should_inject(
     method.eq_ignore_ascii_case("GET") && status == 200 && html && !no_transform
 }
 
-/// A rewritten body is no longer byte-identical: its validator becomes weak.
-pub fn weaken_etag(etag: &str) -> String {
-    if etag.starts_with("W/") {
-        etag.to_owned()
-    } else {
-        format!("W/{etag}")
+/// The validator of a bootstrapped page: the page *and* the flags in it. A visitor's cached
+/// copy may only be confirmed (304) while both are unchanged — otherwise a kill switch would
+/// not reach a page the browser revalidates. It is a weak entity-tag carrying the origin's
+/// validator (its entity-tag, or its `Last-Modified` as seconds; `None` when it had neither)
+/// and the visitor's flags tag (`flags_tag`: the flag-set version and evaluation context):
+/// `W/"e.<origin opaque>.f.<flags>"` or `W/"m.<secs>.f.<flags>"`. `Last-Modified` is dropped
+/// from the page, so this is its only validator.
+pub fn page_etag(
+    origin_etag: Option<&str>,
+    last_modified: Option<&str>,
+    flags_tag: &str,
+) -> Option<String> {
+    let origin = match (origin_etag.and_then(opaque), last_modified) {
+        (Some(tag), _) => format!("e.{tag}"),
+        (None, Some(lm)) => format!("m.{}", crate::httpcache::parse_http_date(lm)?),
+        (None, None) => return None,
+    };
+    Some(format!("W/\"{origin}.f.{flags_tag}\""))
+}
+
+/// The opaque part of an entity-tag (`W/"x"` or `"x"` → `x`), when it is one.
+fn opaque(tag: &str) -> Option<&str> {
+    let t = tag.trim();
+    let t = t.strip_prefix("W/").unwrap_or(t);
+    t.strip_prefix('"')?.strip_suffix('"')
+}
+
+/// A visitor's conditional request headers, rewritten for the cache and the origin.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Conditionals {
+    /// The request headers to use (validators of bootstrapped pages translated back to the
+    /// origin's, or dropped when the flags changed).
+    pub headers: Vec<(String, String)>,
+    /// The page validator to put on a 304 (the visitor's, which still holds).
+    pub confirmed: Option<String>,
+}
+
+/// Rewrites a visitor's `If-None-Match` / `If-Modified-Since` against the current flags tag.
+/// A page validator whose flags are current becomes the origin's validator again (so the
+/// cache or the origin can answer 304, which then gets `confirmed` back); one whose flags
+/// changed is dropped (the visitor gets the page with today's flags). `If-Modified-Since`
+/// on a navigation (`Sec-Fetch-Mode: navigate`, or `Accept` naming `text/html`) is dropped:
+/// bootstrapped pages carry no `Last-Modified`, so such a date validates a copy whose flags
+/// nobody can vouch for.
+pub fn conditionals(headers: &[(String, String)], flags_tag: &str) -> Conditionals {
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    let navigation = get("sec-fetch-mode").is_some_and(|m| m.eq_ignore_ascii_case("navigate"))
+        || get("accept").is_some_and(|a| a.to_ascii_lowercase().contains("text/html"));
+    let mut etags: Vec<String> = Vec::new();
+    let mut modified_since: Option<String> = None;
+    let mut confirmed = None;
+    for tag in get("if-none-match").unwrap_or("").split(',').map(str::trim) {
+        let Some(body) = opaque(tag) else {
+            if !tag.is_empty() {
+                etags.push(tag.to_owned());
+            }
+            continue;
+        };
+        // The flags tag (hex and '-') never holds ".f."; the origin's opaque part may.
+        let Some((origin, flags)) = body.rsplit_once(".f.") else {
+            etags.push(tag.to_owned());
+            continue;
+        };
+        if flags != flags_tag {
+            continue;
+        }
+        if let Some(e) = origin.strip_prefix("e.") {
+            etags.push(format!("W/\"{e}\""));
+            confirmed = Some(tag.to_owned());
+        } else if let Some(secs) = origin.strip_prefix("m.").and_then(|s| s.parse().ok()) {
+            modified_since = Some(crate::httpcache::format_http_date(secs));
+            confirmed = Some(tag.to_owned());
+        }
+    }
+    let mut out: Vec<(String, String)> = headers
+        .iter()
+        .filter(|(n, _)| {
+            !n.eq_ignore_ascii_case("if-none-match")
+                && !(n.eq_ignore_ascii_case("if-modified-since")
+                    && (navigation || modified_since.is_some()))
+        })
+        .cloned()
+        .collect();
+    if !etags.is_empty() {
+        out.push(("if-none-match".into(), etags.join(", ")));
+    }
+    if let Some(date) = modified_since.filter(|_| etags.is_empty()) {
+        out.push(("if-modified-since".into(), date));
+    }
+    Conditionals {
+        headers: out,
+        confirmed,
     }
 }
 
@@ -200,6 +291,96 @@ pub fn inject_all(body: &[u8], script: String, limit: usize, chunk: usize) -> (V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_page_validator_carries_the_origin_validator_and_the_flags() {
+        assert_eq!(
+            page_etag(Some("\"abc\""), None, "v1-00ff").as_deref(),
+            Some("W/\"e.abc.f.v1-00ff\"")
+        );
+        assert_eq!(
+            page_etag(None, Some("Thu, 01 Jan 1970 00:00:10 GMT"), "v1").as_deref(),
+            Some("W/\"m.10.f.v1\"")
+        );
+        assert_eq!(page_etag(None, None, "v1"), None);
+        assert_eq!(page_etag(None, Some("not a date"), "v1"), None);
+    }
+
+    #[test]
+    fn conditionals_translate_current_page_validators_and_drop_stale_ones() {
+        // (what, request headers, flags tag, expected headers, confirmed)
+        let cases: Vec<(
+            &str,
+            Vec<(String, String)>,
+            &str,
+            Vec<(String, String)>,
+            Option<&str>,
+        )> = vec![
+            (
+                "current flags, origin etag",
+                h(&[("if-none-match", "W/\"e.abc.f.T\"")]),
+                "T",
+                h(&[("if-none-match", "W/\"abc\"")]),
+                Some("W/\"e.abc.f.T\""),
+            ),
+            (
+                "current flags, origin date",
+                h(&[("If-None-Match", "W/\"m.10.f.T\"")]),
+                "T",
+                h(&[("if-modified-since", "Thu, 01 Jan 1970 00:00:10 GMT")]),
+                Some("W/\"m.10.f.T\""),
+            ),
+            (
+                "flags changed: the validator is dropped",
+                h(&[("if-none-match", "W/\"m.10.f.OLD\""), ("accept", "*/*")]),
+                "T",
+                h(&[("accept", "*/*")]),
+                None,
+            ),
+            (
+                "other entity-tags pass unchanged",
+                h(&[("if-none-match", "\"asset-1\", W/\"e.x.f.OLD\"")]),
+                "T",
+                h(&[("if-none-match", "\"asset-1\"")]),
+                None,
+            ),
+            (
+                "a date on a navigation is dropped",
+                h(&[
+                    ("accept", "text/html,*/*"),
+                    ("if-modified-since", "Thu, 01 Jan 1970 00:00:10 GMT"),
+                ]),
+                "T",
+                h(&[("accept", "text/html,*/*")]),
+                None,
+            ),
+            (
+                "a date on an asset request stays",
+                h(&[
+                    ("accept", "image/png"),
+                    ("if-modified-since", "Thu, 01 Jan 1970 00:00:10 GMT"),
+                ]),
+                "T",
+                h(&[
+                    ("accept", "image/png"),
+                    ("if-modified-since", "Thu, 01 Jan 1970 00:00:10 GMT"),
+                ]),
+                None,
+            ),
+        ];
+        for (what, headers, tag, expected, confirmed) in cases {
+            let got = conditionals(&headers, tag);
+            assert_eq!(got.headers, expected, "{what}");
+            assert_eq!(got.confirmed.as_deref(), confirmed, "{what}");
+        }
+    }
     use proptest::prelude::*;
 
     const PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>T</title><script src=\"/app.js\"></script></head><body><p>Hello <b>world</b></p></body></html>";
@@ -279,12 +460,6 @@ mod tests {
             personalised_cache_control(Some("no-cache")),
             "private, no-cache"
         );
-    }
-
-    #[test]
-    fn etags_become_weak() {
-        assert_eq!(weaken_etag("\"abc\""), "W/\"abc\"");
-        assert_eq!(weaken_etag("W/\"abc\""), "W/\"abc\"");
     }
 
     proptest! {

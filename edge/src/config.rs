@@ -130,16 +130,10 @@ impl Config {
     }
 }
 
+/// A configured origin, checked by the same rule as the route table's (the message names
+/// the variable, never its value).
 fn normalise_origin(name: &str, url: &str) -> Result<String, EdgeError> {
-    let url = url.trim().trim_end_matches('/');
-    let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
-    let host = url.split_once("://").map_or("", |(_, rest)| rest);
-    if !scheme_ok || host.is_empty() || host.contains('/') || host.contains('?') {
-        return Err(EdgeError::Config(format!(
-            "{name} must be an origin such as https://app.example.com, got {url:?}"
-        )));
-    }
-    Ok(url.to_owned())
+    crate::split::check_origin(url).map_err(|m| EdgeError::Config(format!("{name} {m}")))
 }
 
 #[cfg(test)]

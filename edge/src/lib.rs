@@ -128,8 +128,15 @@ mod entry {
             Some("/health") => host::json(
                 &serde_json::json!({"ok": true, "edge": crate::proxy::EDGE_HEADER_VALUE}),
             ),
-            Some("/status") => status(env, &config).await,
-            Some("/client-flags") => client_flags(&req, env, &config).await,
+            // Public and cheap, but not free: rate-limited like the other public endpoints.
+            Some("/status") => {
+                host::rate_limit(env, &req, "public").await?;
+                status(env, &config).await
+            }
+            Some("/client-flags") => {
+                host::rate_limit(env, &req, "public").await?;
+                client_flags(&req, env, &config).await
+            }
             // Clients report conversions here without an admin token (rate-limited).
             Some("/events") => {
                 host::rate_limit(env, &req, "ofrep").await?;

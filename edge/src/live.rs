@@ -53,13 +53,49 @@ pub fn client_document(text: &str) -> String {
         .filter(|(_, f)| f.pointer("/metadata/clientSide") == Some(&serde_json::Value::Bool(true)))
         .collect();
     let mut out = serde_json::Map::new();
-    for key in ["$schema", "metadata", "$evaluators"] {
+    for key in ["$schema", "metadata"] {
         if let Some(v) = doc.remove(key) {
             out.insert(key.to_owned(), v);
         }
     }
+    // Only the evaluators the published flags reference (directly or through another
+    // evaluator): the rest may hold what server-side flags target (an e-mail allow-list).
+    if let Some(serde_json::Value::Object(all)) = doc.remove("$evaluators") {
+        let mut wanted: Vec<String> = Vec::new();
+        flags.values().for_each(|f| refs(f, &mut wanted));
+        let mut published = serde_json::Map::new();
+        while let Some(name) = wanted.pop() {
+            if published.contains_key(&name) {
+                continue;
+            }
+            if let Some(body) = all.get(&name) {
+                refs(body, &mut wanted);
+                published.insert(name, body.clone());
+            }
+        }
+        if !published.is_empty() {
+            out.insert(
+                "$evaluators".to_owned(),
+                serde_json::Value::Object(published),
+            );
+        }
+    }
     out.insert("flags".to_owned(), serde_json::Value::Object(flags));
     serde_json::Value::Object(out).to_string()
+}
+
+/// The evaluator names `{"$ref": NAME}` under `value`.
+fn refs(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::String(name)) = map.get("$ref") {
+                out.push(name.clone());
+            }
+            map.values().for_each(|v| refs(v, out));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+        _ => {}
+    }
 }
 
 /// A document that was refused, kept for the status endpoint.
@@ -215,6 +251,28 @@ impl LiveFlags {
 mod tests {
     use super::*;
 
+    #[test]
+    fn client_documents_publish_only_the_evaluators_client_flags_reference() {
+        let doc = r#"{"$evaluators":{
+              "staff":{"ends_with":[{"var":"email"},"@example.com"]},
+              "beta":{"or":[{"$ref":"staff"},{"in":[{"var":"plan"},["beta"]]}]},
+              "vips":{"in":[{"var":"email"},["ceo@example.com","cfo@example.com"]]}},
+            "flags":{
+              "client":{"state":"ENABLED","variants":{"on":true,"off":false},"defaultVariant":"off",
+                "targeting":{"if":[{"$ref":"beta"},"on","off"]},"metadata":{"clientSide":true}},
+              "server":{"state":"ENABLED","variants":{"on":true,"off":false},"defaultVariant":"off",
+                "targeting":{"if":[{"$ref":"vips"},"on","off"]}}}}"#;
+        let published: serde_json::Value = serde_json::from_str(&client_document(doc)).unwrap();
+        let names: Vec<&String> = published["$evaluators"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
+        assert_eq!(names, ["beta", "staff"], "vips is server-side only");
+        assert!(published["flags"].get("server").is_none());
+        assert!(!client_document(doc).contains("ceo@example.com"));
+    }
+
     const GOOD: &str =
         r#"{"flags":{"a":{"state":"ENABLED","variants":{"on":true},"defaultVariant":"on"}}}"#;
     const GOOD2: &str =
@@ -326,7 +384,7 @@ mod tests {
     }
 
     #[test]
-    fn the_client_document_keeps_only_client_side_flags_and_shared_parts() {
+    fn the_client_document_keeps_only_client_side_flags_and_the_set_metadata() {
         let doc = r#"{"metadata":{"v":1},"$evaluators":{"e":{"==":[1,1]}},"flags":{
             "pub":{"state":"ENABLED","variants":{"a":1},"defaultVariant":"a","metadata":{"clientSide":true}},
             "priv":{"state":"ENABLED","variants":{"a":1},"defaultVariant":"a","metadata":{"clientSide":"yes"}},
@@ -337,7 +395,10 @@ mod tests {
             vec!["pub"]
         );
         assert_eq!(out["metadata"]["v"], 1);
-        assert!(out["$evaluators"]["e"].is_object());
+        assert!(
+            out.get("$evaluators").is_none(),
+            "an evaluator no client-side flag references is not published"
+        );
         assert!(FlagSet::from_json_str(&client_document(doc), LoadOptions::default()).is_ok());
     }
 

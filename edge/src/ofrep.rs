@@ -24,7 +24,13 @@ pub fn parse_request(body: &[u8], visitor_key: Option<&str>) -> Result<Context, 
 /// so a changed context never gets a stale 304 (the OFREP web provider keeps its ETag across
 /// context changes with the same targetingKey).
 pub fn bulk_etag(version: &str, ctx: &Context) -> String {
-    format!("\"{version}-{:016x}\"", context_fingerprint(ctx))
+    format!("\"{}\"", flags_tag(version, ctx))
+}
+
+/// What a visitor's flags depend on — the flag-set version and the evaluation context — as
+/// an entity-tag's opaque text (the bulk ETag's, and part of a bootstrapped page's).
+pub fn flags_tag(version: &str, ctx: &Context) -> String {
+    format!("{version}-{:016x}", context_fingerprint(ctx))
 }
 
 /// Whether an `If-None-Match` header matches `etag` (weak comparison, RFC 9110 §13.1.2).

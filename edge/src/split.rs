@@ -106,7 +106,12 @@ impl RouteTable {
                     };
                     match resolved.as_deref().map(check_origin) {
                         Some(Ok(url)) => origins.push((name.clone(), url)),
-                        Some(Err(m)) => err(path, &m),
+                        // Never echo what a `$VAR` resolved to: the status endpoint is public,
+                        // and a variable may hold a secret.
+                        Some(Err(m)) if raw.starts_with('$') => {
+                            err(path, &format!("variable {raw} {m}"))
+                        }
+                        Some(Err(m)) => err(path, &format!("{m}, got {raw:?}")),
                         None => err(path, &format!("variable {raw} is not set")),
                     }
                 }
@@ -197,16 +202,23 @@ impl RouteTable {
     }
 }
 
-fn check_origin(url: &str) -> Result<String, String> {
+/// An origin URL as the edge accepts one: `http(s)://host[:port]`, nothing else — no path,
+/// query or fragment, and no userinfo (`http://user:pass@host` would send credentials to the
+/// origin and show them wherever the URL is shown). The error never contains the value.
+pub fn check_origin(url: &str) -> Result<String, String> {
     let url = url.trim().trim_end_matches('/');
     let host = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"));
     match host {
-        Some(h) if !h.is_empty() && !h.contains('/') && !h.contains('?') => Ok(url.to_owned()),
-        _ => Err(format!(
-            "must be an origin such as https://app.example.com, got {url:?}"
-        )),
+        Some(h)
+            if !h.is_empty()
+                && !h.contains(['/', '?', '#', '@', '\\'])
+                && !h.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+        {
+            Ok(url.to_owned())
+        }
+        _ => Err("must be an origin such as https://app.example.com (no path, query, fragment or user:password@)".to_owned()),
     }
 }
 
@@ -301,6 +313,46 @@ mod tests {
         assert_eq!(
             t.select("/index.html").map(|r| &r.target),
             Some(&Target::Origin("v1".into()))
+        );
+    }
+
+    #[test]
+    fn origins_with_credentials_paths_or_fragments_are_refused() {
+        for bad in [
+            "http://user@host",
+            "https://user:secret@host:8443",
+            "http://host/path",
+            "http://host?q",
+            "http://host#f",
+            "http://ho st",
+            "ftp://host",
+            "http://",
+        ] {
+            assert!(check_origin(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            check_origin("https://a.example:8443/").as_deref(),
+            Ok("https://a.example:8443")
+        );
+    }
+
+    #[test]
+    fn an_error_about_a_variable_never_shows_its_value() {
+        let secret =
+            |name: &str| (name == "SECRET").then(|| "https://admin:hunter2@db.internal".to_owned());
+        let doc =
+            r#"{"origins":{"v1":"$SECRET"},"stable":"v1","routes":[{"path":"/","origin":"v1"}]}"#;
+        let errors = RouteTable::parse(doc, secret).unwrap_err();
+        assert_eq!(errors[0].path, "origins.v1");
+        assert!(
+            errors[0].message.contains("$SECRET"),
+            "{}",
+            errors[0].message
+        );
+        assert!(
+            !errors[0].message.contains("hunter2"),
+            "{}",
+            errors[0].message
         );
     }
 

@@ -366,6 +366,37 @@ describe('visitors through the edge', () => {
     assert.ok(html.includes('<footer id="app-shell-marker"'), 'the rest of the page is intact');
   });
 
+  test('a kill switch reaches a page the browser revalidates: the page validator covers its flags', async () => {
+    const visitor = { cookie: `ef_uid=${'cd'.repeat(16)}`, accept: 'text/html' };
+    const page = async (headers = {}) => {
+      const res = await fetch(`${stack.edgeUrl}/`, { headers: { ...visitor, ...headers } });
+      const html = await res.text();
+      const m = html.match(/<script id="edgeflags-bootstrap" type="application\/json">(.*?)<\/script>/s);
+      return { res, boot: m && JSON.parse(m[1]) };
+    };
+    const reason = (boot, key) => boot.flags.find((f) => f.key === key)?.reason;
+    const first = await page();
+    assert.equal(reason(first.boot, 'new-checkout'), 'TARGETING_MATCH');
+    // Revalidate as a browser does: with every validator the page came with.
+    const validators = {};
+    if (first.res.headers.get('etag')) validators['if-none-match'] = first.res.headers.get('etag');
+    if (first.res.headers.get('last-modified')) validators['if-modified-since'] = first.res.headers.get('last-modified');
+    assert.ok(Object.keys(validators).length > 0, 'the page has a validator');
+    const same = await page(validators);
+    assert.equal(same.res.status, 304, 'page and flags unchanged: 304');
+    assert.equal(same.res.headers.get('etag'), first.res.headers.get('etag'));
+
+    assert.equal((await admin('POST', '/features/disable', { flag: 'new-checkout' })).status, 200);
+    try {
+      const killed = await page(validators);
+      assert.equal(killed.res.status, 200, 'the flags changed: the cached copy is not confirmed');
+      assert.equal(reason(killed.boot, 'new-checkout'), 'DISABLED');
+      assert.notEqual(killed.res.headers.get('etag'), first.res.headers.get('etag'));
+    } finally {
+      await admin('POST', '/features/enable', { flag: 'new-checkout' });
+    }
+  });
+
   test('client-side flag definitions are public, and only the flags marked clientSide', async () => {
     const res = await fetch(`${stack.edgeUrl}/__edge/client-flags`);
     assert.equal(res.status, 200);
@@ -376,6 +407,22 @@ describe('visitors through the edge', () => {
     assert.deepEqual(doc.$evaluators, demo().$evaluators);
     const again = await fetch(`${stack.edgeUrl}/__edge/client-flags`, { headers: { 'if-none-match': res.headers.get('etag') } });
     assert.equal(again.status, 304);
+  });
+
+  test('client-side flag definitions publish only the evaluators client-side flags use', async () => {
+    const doc = demo();
+    doc.$evaluators.vips = { in: [{ var: 'email' }, ['ceo@example.com', 'cfo@example.com']] };
+    doc.flags['page-size'].targeting = { if: [{ $ref: 'vips' }, 'large', null] };
+    assert.equal(doc.flags['page-size'].metadata?.clientSide, undefined, 'page-size is server-side');
+    const put = await admin('PUT', '/flags', doc);
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    try {
+      const published = await (await fetch(`${stack.edgeUrl}/__edge/client-flags`)).text();
+      assert.ok(!published.includes('ceo@example.com'), 'a server-side allow-list is not published');
+      assert.deepEqual(Object.keys(JSON.parse(published).$evaluators), ['is_internal_user']);
+    } finally {
+      await admin('PUT', '/flags', demo());
+    }
   });
 
   test('non-HTML responses pass through untouched', async () => {

@@ -164,6 +164,23 @@ describe('traffic split', () => {
     assert.ok(status.routeProblems.some((p) => p.startsWith('origins.v1:')), JSON.stringify(status.routeProblems));
     assert.ok(status.routeProblems.some((p) => p.startsWith('routes[0].path:')));
   });
+
+  test('a route problem never shows a variable\'s value, and origins with credentials are refused', async () => {
+    const file = join(stack.persistDir, 'leaky-routes.json');
+    const withCredentials = stack.originV2.replace('http://', 'http://user:pw@');
+    writeFileSync(file, JSON.stringify({
+      origins: { v1: '$ADMIN_TOKEN', v2: withCredentials }, stable: 'v1', routes: [{ path: '/', origin: 'v1' }],
+    }));
+    stack.kvPut('routes', file);
+    // Routing keeps the last good table (and this request makes the edge read the new one).
+    assert.equal((await fetch(`${stack.edgeUrl}/api/version`, { headers: asVisitor(1) })).status, 200);
+    const status = await (await fetch(`${stack.edgeUrl}/__edge/status`)).json();
+    const problems = JSON.stringify(status.routeProblems);
+    assert.ok(status.routeProblems.some((p) => p.startsWith('origins.v1:') && p.includes('$ADMIN_TOKEN')), problems);
+    assert.ok(status.routeProblems.some((p) => p.startsWith('origins.v2:')), problems);
+    assert.ok(!problems.includes(stack.adminToken), 'the public status endpoint leaked a secret');
+    assert.ok(!JSON.stringify(status).includes(stack.adminToken));
+  });
 });
 
 describe('hardening', () => {

@@ -52,6 +52,11 @@ pub async fn handle(
     // A missing or broken flag set must not stop traffic: the stable origin serves.
     let active = flags::current(env, config).await.ok();
     let context = visitor_context(visitor.key.as_deref());
+    // What this visitor's bootstrapped page depends on besides the page itself.
+    let flags_tag = active
+        .as_ref()
+        .filter(|_| config.bootstrap)
+        .map(|a| crate::ofrep::flags_tag(&a.version, &context));
     let now_secs = now_ms() / 1000;
     let choice = split::choose(&table, &path, |flag| {
         let eval = active.as_ref()?.set.evaluate(flag, &context, now_secs);
@@ -72,7 +77,16 @@ pub async fn handle(
             format!("{flag}={variant}"),
         ));
     }
-    let out = Outgoing::from_request(&req, &url, extra)?;
+    let mut out = Outgoing::from_request(&req, &url, extra)?;
+    // Validators of a bootstrapped page hold only while the visitor's flags are unchanged.
+    let mut req_headers = super::cache::header_list(req.headers());
+    let mut confirmed = None;
+    if let Some(tag) = &flags_tag {
+        let conds = bootstrap::conditionals(&req_headers, tag);
+        req_headers = conds.headers;
+        confirmed = conds.confirmed;
+        out.headers = bootstrap::conditionals(&out.headers, tag).headers;
+    }
     let upstream = Upstream {
         out,
         primary: (choice.name.clone(), choice.url.to_owned()),
@@ -84,7 +98,6 @@ pub async fn handle(
     };
     let primary_failures = upstream.primary_failures.clone();
     let variants: Vec<(String, String)> = choice.decided_by.iter().cloned().collect();
-    let req_headers = super::cache::header_list(req.headers());
     let policy = httpcache::request_policy(method.as_ref(), &req_headers);
 
     let served = async {
@@ -153,11 +166,15 @@ pub async fn handle(
         c.retries += u64::from(retried);
     });
     // Bootstrap injection happens after the cache, so stored objects stay variant-pure.
-    let mut res = if config.bootstrap {
-        with_bootstrap(res, &method, visitor.key.as_deref(), env, config).await?
-    } else {
-        res
+    let mut res = match &flags_tag {
+        Some(tag) => with_bootstrap(res, &method, visitor.key.as_deref(), tag, env, config).await?,
+        None => res,
     };
+    if res.status_code() == 304 {
+        if let Some(page) = &confirmed {
+            res.headers_mut().set("etag", page).map_err(internal)?;
+        }
+    }
     let h = res.headers_mut();
     // Addressed to surrogates (us), never to the visitor; stored entries keep it.
     h.delete("surrogate-control").map_err(internal)?;
@@ -356,6 +373,7 @@ async fn with_bootstrap(
     mut res: Response,
     method: &Method,
     visitor_key: Option<&str>,
+    flags_tag: &str,
     env: &Env,
     config: &Config,
 ) -> Result<Response, EdgeError> {
@@ -382,13 +400,18 @@ async fn with_bootstrap(
     let headers = Headers::new();
     for (name, value) in res.headers().entries() {
         match name.as_str() {
-            "content-length" => {}
-            "etag" => headers
-                .set("etag", &bootstrap::weaken_etag(&value))
-                .map_err(internal)?,
-            "cache-control" => {}
+            // The page's validator covers its flags too (see bootstrap::page_etag).
+            "content-length" | "etag" | "last-modified" | "cache-control" => {}
             _ => headers.append(&name, &value).map_err(internal)?,
         }
+    }
+    let page_etag = bootstrap::page_etag(
+        get("etag").as_deref(),
+        get("last-modified").as_deref(),
+        flags_tag,
+    );
+    if let Some(etag) = page_etag {
+        headers.set("etag", &etag).map_err(internal)?;
     }
     headers
         .set(
