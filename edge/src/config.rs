@@ -36,6 +36,9 @@ pub struct Config {
     pub routes_key: String,
     /// Flag that splits traffic in the default route table (`SPLIT_FLAG`, default `backend`).
     pub split_flag: String,
+    /// Event names counted under their own name besides the ones flags declare
+    /// (`EVENT_NAMES`, comma-separated; default none). See `metrics::event_series`.
+    pub event_names: Vec<String>,
 }
 
 /// Cross-origin policy for the OFREP endpoints.
@@ -120,6 +123,13 @@ impl Config {
             split_flag: get("SPLIT_FLAG")
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "backend".into()),
+            event_names: get("EVENT_NAMES")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
         })
     }
 

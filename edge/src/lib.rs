@@ -73,6 +73,7 @@ mod entry {
     #[event(fetch)]
     async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         let https = req.url().map(|u| u.scheme() == "https").unwrap_or(false);
+        let (req_method, req_path) = (req.method(), req.path());
         let (res, own) = match route(req, &env, &ctx).await {
             // workers-rs panics converting a status outside 200..=599 into a JS Response:
             // whatever produced one, the visitor gets a clean 502 instead.
@@ -83,7 +84,13 @@ mod entry {
                 (host::error_response(&err)?, true)
             }
             Ok(routed) => routed,
-            Err(err) => (host::error_response(&err)?, true),
+            Err(err) => {
+                // A 5xx is the edge's or the origin's fault, never the visitor's: log why.
+                if err.status() >= 500 {
+                    worker::console_error!("{} {}: {err}", req_method, req_path);
+                }
+                (host::error_response(&err)?, true)
+            }
         };
         let policy = SETTINGS.with(|s| {
             s.borrow_mut()

@@ -162,6 +162,8 @@ impl Batch {
 /// The isolate's pending measurements.
 #[derive(Debug, Default)]
 pub struct Recorder {
+    /// Events counted as [`OTHER_EVENT`] because their name is not declared.
+    pub undeclared_events: u64,
     series: BTreeMap<SeriesKey, Counts>,
     exposures: BTreeMap<(String, String, String), (u64, BTreeSet<String>)>,
     events: BTreeMap<String, (u64, f64, BTreeSet<String>)>,
@@ -171,6 +173,21 @@ pub struct Recorder {
     retained: Vec<Batch>,
     /// Batches given up on because too many were retained.
     pub dropped_batches: u64,
+}
+
+/// The series every undeclared event name is counted under.
+pub const OTHER_EVENT: &str = "other";
+
+/// The series an event is counted under: its own name when it is declared — a flag's
+/// `experiment.conversionEvent` / `rollout.conversionEvent`, or the `EVENT_NAMES` allow-list —
+/// else [`OTHER_EVENT`]. `POST /events` is public: without this, every invented name would be
+/// a new stored series and a new Prometheus line.
+pub fn event_series(name: &str, declared: impl Fn(&str) -> bool) -> &str {
+    if declared(name) {
+        name
+    } else {
+        OTHER_EVENT
+    }
 }
 
 impl Recorder {
@@ -236,7 +253,15 @@ impl Recorder {
     }
 
     /// Counts one client-reported event (a conversion when an experiment names it).
+    /// `name` is the series ([`event_series`]); an undeclared event keeps no unit (no
+    /// experiment can read it) and is counted in `undeclared_events`.
     pub fn event(&mut self, name: &str, unit: Option<&str>, value: Option<f64>, now_ms: u64) {
+        let unit = if name == OTHER_EVENT {
+            self.undeclared_events += 1;
+            None
+        } else {
+            unit
+        };
         let e = self.events.entry(name.to_owned()).or_default();
         e.0 += 1;
         e.1 += value.filter(|v| v.is_finite()).unwrap_or(0.0);
@@ -475,6 +500,30 @@ pub fn prometheus(t: &Totals) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn undeclared_event_names_share_one_series_without_units() {
+        let declared = |n: &str| n == "purchase";
+        assert_eq!(event_series("purchase", declared), "purchase");
+        assert_eq!(event_series("x-1", declared), OTHER_EVENT);
+        let mut r = Recorder::default();
+        for i in 0..1000 {
+            let name = event_series(&format!("invented-{i}"), declared).to_owned();
+            r.event(&name, Some("unit"), None, 1);
+        }
+        r.event("purchase", Some("u1"), Some(5.0), 1);
+        assert_eq!(r.undeclared_events, 1000);
+        assert_eq!(
+            r.events.len(),
+            2,
+            "one series for the declared name, one for the rest"
+        );
+        assert!(
+            r.events[OTHER_EVENT].2.is_empty(),
+            "no units kept for undeclared events"
+        );
+        assert_eq!(r.events["purchase"].2.len(), 1);
+    }
 
     fn req<'a>(
         flag: Option<(&'a str, &'a str)>,

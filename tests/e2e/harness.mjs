@@ -196,7 +196,7 @@ export async function startStack({ seed = { flags: { path: DEMO_FLAGS } }, vars 
   const edge = startChild(WRANGLER, [
     'dev', '--config', NOBUILD_CONFIG, '--local', '--ip', '127.0.0.1', '--port', String(port),
     '--inspector-port', String(inspector), '--persist-to', persistDir,
-    '--show-interactive-dev-session=false', '--log-level', 'warn', '--test-scheduled',
+    '--show-interactive-dev-session=false', '--log-level', process.env.EDGEFLAGS_E2E_LOG_LEVEL || 'warn', '--test-scheduled',
     ...Object.entries(allVars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
   ], { cwd: ROOT, env: offlineEnv });
 

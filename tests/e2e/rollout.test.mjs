@@ -280,6 +280,25 @@ describe('experiment results', () => {
     res = await fetch(`${stack.edgeUrl}/__edge/events`, { method: 'POST', body: '{' });
     assert.equal(res.status, 400);
   });
+
+  test('invented event names share one "other" series: anonymous callers cannot grow the metrics', LIMIT, async () => {
+    const before = await c.metrics();
+    for (let call = 0; call < 11; call++) {
+      const events = Array.from({ length: 100 }, (_, i) => ({ trackingEventName: `invented-${call}-${i}`, context: { targetingKey: `k${i}` } }));
+      assert.equal((await track(events)).status, 202);
+    }
+    assert.equal((await track([{ trackingEventName: 'purchase', context: { targetingKey: 'k1' } }])).status, 202);
+    const series = await waitFor(async () => {
+      const m = await c.metrics();
+      const names = m.filter((x) => x.name === 'edgeflags_events_total').map((x) => x.labels.event);
+      return names.includes('other') && names.includes('purchase') && names;
+    }, { what: 'the events to reach the metrics store', timeoutMs: 15000, intervalMs: 300 });
+    assert.deepEqual([...new Set(series)].sort(), ['other', 'purchase'], 'only the declared name and "other"');
+    assert.ok(before.length > 0);
+    assert.equal(sum(await c.metrics(), 'edgeflags_events_total', (l) => l.event === 'other'), 1100);
+    const status = await (await fetch(`${stack.edgeUrl}/__edge/status`)).json();
+    assert.ok(status.metrics.undeclaredEvents >= 1100, JSON.stringify(status.metrics));
+  });
 });
 
 describe('guarded rollouts', () => {

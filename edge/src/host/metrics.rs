@@ -152,7 +152,11 @@ async fn deliver(env: &Env, batches: Vec<Batch>) -> Result<(), EdgeError> {
 pub fn isolate_status() -> Value {
     RECORDER.with(|r| {
         let r = r.borrow();
-        json!({"retainedBatches": r.retained(), "droppedBatches": r.dropped_batches})
+        json!({
+            "retainedBatches": r.retained(),
+            "droppedBatches": r.dropped_batches,
+            "undeclaredEvents": r.undeclared_events,
+        })
     })
 }
 

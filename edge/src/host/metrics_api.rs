@@ -152,6 +152,24 @@ pub async fn events(
         }
     }
     let accepted: usize = by_unit.iter().map(|(_, l)| l.len()).sum();
+    // Only declared names get a series of their own (bounded label cardinality).
+    let declared = super::flags::current(env, config)
+        .await
+        .map(|a| {
+            a.experiments
+                .iter()
+                .filter_map(|s| s.conversion_event.clone())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let is_declared = |name: &str| {
+        declared.iter().any(|d| d == name) || config.event_names.iter().any(|d| d == name)
+    };
+    for (_, list) in &mut by_unit {
+        for (name, _) in list.iter_mut() {
+            *name = crate::metrics::event_series(name, is_declared).to_owned();
+        }
+    }
     if enabled(env) {
         for (unit, list) in &by_unit {
             record_events(env, ctx, list, Some(unit));

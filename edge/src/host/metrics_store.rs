@@ -34,12 +34,20 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS units (flag TEXT NOT NULL, epoch TEXT NOT NULL, unit TEXT NOT NULL, variant TEXT NOT NULL, first_at INTEGER NOT NULL, PRIMARY KEY (flag, epoch, unit))",
     "CREATE TABLE IF NOT EXISTS events (name TEXT PRIMARY KEY, n INTEGER NOT NULL, value_sum REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS conversions (event TEXT NOT NULL, unit TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (event, unit))",
+    // The retention deletes below run once per batch: indexed, they touch only expired rows.
+    "CREATE INDEX IF NOT EXISTS units_first_at ON units (first_at)",
+    "CREATE INDEX IF NOT EXISTS conversions_at ON conversions (at)",
     "CREATE TABLE IF NOT EXISTS decisions (at INTEGER NOT NULL, flag TEXT NOT NULL, action TEXT NOT NULL, reason TEXT NOT NULL, dry_run INTEGER NOT NULL, applied INTEGER NOT NULL)",
 ];
 
 /// How long batch ids are remembered for de-duplication (a retained batch is re-sent
 /// within minutes; a day is generous).
 const BATCH_ID_TTL_MS: u64 = 24 * 3600 * 1000;
+
+/// How long a unit (hashed visitor) and its conversions are kept after it was first seen:
+/// anyone may send a new targetingKey, so the tables are bounded by time. 30 days outlast any
+/// rollout stage or experiment epoch worth judging.
+const UNIT_TTL_MS: u64 = 30 * 24 * 3600 * 1000;
 
 impl std::fmt::Debug for MetricsStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -95,6 +103,12 @@ impl MetricsStore {
             "DELETE FROM batches WHERE at < ?",
             vec![n(now.saturating_sub(BATCH_ID_TTL_MS))],
         )?;
+        let unit_cutoff = n(now.saturating_sub(UNIT_TTL_MS));
+        sql.exec(
+            "DELETE FROM units WHERE first_at < ?",
+            vec![unit_cutoff.clone()],
+        )?;
+        sql.exec("DELETE FROM conversions WHERE at < ?", vec![unit_cutoff])?;
         sql.exec(
             "INSERT INTO counters VALUES ('batches', 1) ON CONFLICT(name) DO UPDATE SET n = n + 1",
             None,
