@@ -11,7 +11,7 @@ use crate::evaluation::{BulkEvaluation, Evaluation, Reason};
 use crate::keyindex::{find_sorted, KeyIndex};
 use crate::load::{self, LoadOptions, Loaded};
 use crate::logic::fractional::{pick, Murmur3};
-use crate::logic::interp::{self, Env, Scope};
+use crate::logic::interp::{self, Budget, Env, Scope};
 use crate::logic::value::{js_number_string, write_js_number, Val};
 use crate::logic::{FracVariant, Node};
 
@@ -257,7 +257,10 @@ impl FlagSet {
         now_unix_secs: u64,
     ) -> Evaluation<'a> {
         match self.find(flag_key) {
-            Some(flag) => self.evaluate_flag(flag, ctx, now_unix_secs),
+            Some(flag) => {
+                let mut budget = Budget::FLAG;
+                self.evaluate_flag(flag, ctx, now_unix_secs, &mut budget)
+            }
             None => Evaluation::error(
                 Cow::Owned(flag_key.to_owned()),
                 ErrorCode::FlagNotFound,
@@ -270,17 +273,31 @@ impl FlagSet {
     /// Evaluates every flag for one context, in flag-key order. Disabled flags are
     /// included, with reason `DISABLED` and no value (as flagd's OFREP does since it
     /// treats disabled as a successful "use your code default").
+    ///
+    /// The whole call shares one work budget (2,000,000 steps and 4 MiB built, besides
+    /// each flag's own 1,000,000 steps and 1 MiB): once the flags before it spent it, a
+    /// flag whose targeting needs the interpreter answers `GENERAL` (flags without
+    /// targeting, disabled flags and plain `fractional` rollouts cost nothing and still
+    /// answer). Flags are taken in key order, so which ones fail is deterministic.
     pub fn evaluate_all<'a>(&'a self, ctx: &Context, now_unix_secs: u64) -> BulkEvaluation<'a> {
+        let mut budget = Budget::BULK;
         BulkEvaluation {
             flags: self
                 .flags
                 .iter()
-                .map(|f| self.evaluate_flag(f, ctx, now_unix_secs))
+                .map(|f| self.evaluate_flag(f, ctx, now_unix_secs, &mut budget))
                 .collect(),
         }
     }
 
-    fn evaluate_flag<'a>(&'a self, flag: &'a Flag, ctx: &Context, now: u64) -> Evaluation<'a> {
+    /// Evaluates one flag within what is left of `budget`, and takes what it spent from it.
+    fn evaluate_flag<'a>(
+        &'a self,
+        flag: &'a Flag,
+        ctx: &Context,
+        now: u64,
+        budget: &mut Budget,
+    ) -> Evaluation<'a> {
         let key = Cow::Borrowed(&*flag.key);
         if !flag.enabled {
             return Evaluation {
@@ -323,16 +340,41 @@ impl FlagSet {
                 Some(Target::Interpret) => {}
             }
         }
-        let env = Env::new(ctx, &flag.key, now);
+        // The flag's own budget, or what the bulk evaluation has left if that is less.
+        let limit = Budget {
+            steps: budget.steps.min(interp::MAX_STEPS),
+            bytes: budget.bytes.min(interp::MAX_BYTES),
+        };
+        let env = Env::new(ctx, &flag.key, now, limit);
         let result = interp::eval(targeting, &env, Scope::Root);
+        let (spent, out_of_bytes) = env.spent();
+        budget.steps -= spent.steps;
+        budget.bytes -= spent.bytes;
         if env.exhausted() {
+            // Which budget: the flag's own, or the bulk evaluation's when it had less left.
+            let bulk = if out_of_bytes {
+                limit.bytes < interp::MAX_BYTES
+            } else {
+                limit.steps < interp::MAX_STEPS
+            };
+            let (n, what) = match (out_of_bytes, bulk) {
+                (false, false) => (interp::MAX_STEPS, "evaluation steps"),
+                (true, false) => (interp::MAX_BYTES, "bytes built (strings, arrays)"),
+                (false, true) => (
+                    interp::MAX_BULK_STEPS,
+                    "evaluation steps across this bulk evaluation's flags",
+                ),
+                (true, true) => (
+                    interp::MAX_BULK_BYTES,
+                    "bytes built across this bulk evaluation's flags",
+                ),
+            };
             return Evaluation::error(
                 key,
                 ErrorCode::General,
                 format!(
-                    "targeting of flag `{}` exceeded {} evaluation steps",
-                    flag.key,
-                    interp::MAX_STEPS
+                    "targeting of flag `{}` exceeded the budget of {n} {what}",
+                    flag.key
                 ),
                 &flag.metadata,
             );

@@ -240,6 +240,8 @@ pub(crate) fn from_value(doc: &Value, opts: LoadOptions) -> Result<Loaded, LoadE
             .filter(|(name, _)| !compiler.used.contains_key(name.as_str()))
             .collect();
         let mut standalone = Compiler::new(Some(evaluators));
+        // Within what is left of the set's compiled-size budget.
+        standalone.set_nodes = compiler.set_nodes;
         for (name, body) in unused {
             let mut p = JsonPath::new();
             p.push_key("$evaluators");

@@ -11,10 +11,11 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::fractional::{weight_from_f64, Murmur3, MAX_TOTAL_WEIGHT};
+use super::interp::{MAX_BULK_STEPS, MAX_STEPS};
 use super::semver::{self, SemVerOp};
 use super::value::js_number_string;
 use super::{FastFractional, FracVariant, Fractional, IterOp, Node, Op, Var, VarLit, VarPath};
-use super::{MAX_DEPTH, MAX_NODES};
+use super::{MAX_DEPTH, MAX_NODES, MAX_SET_NODES};
 use crate::error::Diagnostic;
 use crate::path::JsonPath;
 
@@ -29,8 +30,13 @@ pub(crate) struct Compiler<'d> {
     /// Names of the evaluators referenced (values unused). A JSON map rather than a
     /// `BTreeSet`: the same ordered map the documents use, so no second B-tree is compiled.
     pub(crate) used: Map<String, Value>,
+    /// Nodes of the targeting being compiled.
     nodes: usize,
     too_big: bool,
+    /// Nodes compiled for the flags (and evaluators) before it: the set's compiled size.
+    pub(crate) set_nodes: usize,
+    /// [`worst_steps`] of the flags before it that are within the per-flag limit.
+    set_steps: u64,
     /// The current flag's variant names: string literals equal to one share its
     /// allocation.
     variant_names: Vec<Arc<str>>,
@@ -48,6 +54,8 @@ impl<'d> Compiler<'d> {
             used: Map::new(),
             nodes: 0,
             too_big: false,
+            set_nodes: 0,
+            set_steps: 0,
             variant_names: Vec::new(),
             flag_key: String::new(),
         }
@@ -79,26 +87,58 @@ impl<'d> Compiler<'d> {
             .push(Diagnostic::new(path.to_string(), message));
     }
 
-    /// Compiles one flag's targeting; `path` points at it.
+    /// Compiles one flag's targeting; `path` points at it. Compilation stops (with an error
+    /// at `path`) when the targeting expands beyond [`MAX_NODES`] or the set beyond
+    /// [`MAX_SET_NODES`]; a flag whose [`worst_steps`] exceed [`MAX_STEPS`], or with which
+    /// the set's exceed [`MAX_BULK_STEPS`], is refused too.
     pub(crate) fn compile_targeting(&mut self, targeting: &Value, path: &mut JsonPath) -> Node {
         self.nodes = 0;
         self.too_big = false;
-        self.compile(targeting, path, 0)
+        let node = self.compile(targeting, path, 0);
+        self.set_nodes += self.nodes;
+        if self.too_big {
+            diag_error!(
+                self,
+                path,
+                if self.nodes > MAX_NODES {
+                    format!(
+                        "targeting expands to more than {MAX_NODES} operations (check $ref use)"
+                    )
+                } else {
+                    format!("with this targeting the flag set expands to more than {MAX_SET_NODES} operations (check $ref use)")
+                },
+            );
+            return node;
+        }
+        let steps = worst_steps(&node);
+        let set_steps = self.set_steps.saturating_add(steps);
+        if steps > u64::from(MAX_STEPS) {
+            diag_error!(
+                self,
+                path,
+                format!("targeting can take {steps} evaluation steps, more than the limit of {MAX_STEPS} (iterations over literal arrays multiply)"),
+            );
+        } else if set_steps > u64::from(MAX_BULK_STEPS) {
+            diag_error!(
+                self,
+                path,
+                format!("with this targeting the flags can take {set_steps} evaluation steps in one bulk evaluation, more than its budget of {MAX_BULK_STEPS}"),
+            );
+        } else {
+            self.set_steps = set_steps;
+        }
+        node
+    }
+
+    /// Counts `n` more nodes; whether the targeting is (now) over a node budget.
+    fn count(&mut self, n: usize) -> bool {
+        self.nodes += n;
+        self.too_big |= self.nodes > MAX_NODES || self.set_nodes + self.nodes > MAX_SET_NODES;
+        self.too_big
     }
 
     fn compile(&mut self, v: &Value, path: &mut JsonPath, depth: usize) -> Node {
-        self.nodes += 1;
-        if self.nodes > MAX_NODES {
-            if !self.too_big {
-                self.too_big = true;
-                diag_error!(
-                    self,
-                    path,
-                    format!(
-                        "targeting expands to more than {MAX_NODES} operations (check $ref use)"
-                    ),
-                );
-            }
+        if self.count(1) {
             return Node::Null;
         }
         if depth > MAX_DEPTH {
@@ -137,6 +177,11 @@ impl<'d> Compiler<'d> {
                     }
                     (None, _) => Node::Json(Box::new(v.clone())),
                     (Some(_), Some(_)) => {
+                        // A literal object is copied whole: its values count as nodes, or
+                        // one copied through many `$ref`s would escape the budgets.
+                        if self.count(json_nodes(v) - 1) {
+                            return Node::Null;
+                        }
                         diag_warn!(self,
                             path,
                             format!(
@@ -540,4 +585,59 @@ pub(crate) fn literal_results<'n>(node: &'n Node, out: &mut Vec<&'n str>) {
         }
         _ => {}
     }
+}
+
+/// How many JSON values `v` holds, itself included. Iterative: safe on any input.
+fn json_nodes(v: &Value) -> usize {
+    let mut n = 0;
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        n += 1;
+        match v {
+            Value::Array(a) => stack.extend(a),
+            Value::Object(m) => stack.extend(m.values()),
+            _ => {}
+        }
+    }
+    n
+}
+
+/// The most steps an evaluation of `node` can take when the context's arrays are empty: an
+/// upper bound that counts every node once (every `if` branch, no short circuit), a literal
+/// array by its length, and the body of `map`/`filter`/`reduce`/`all`/`none`/`some` once per
+/// element of a literal source. Iterations over context arrays are left out (the context is
+/// unknown at load time; the interpreter's budgets bound them), so a flag over the limit by
+/// this count can exceed it on any request.
+pub(crate) fn worst_steps(node: &Node) -> u64 {
+    fn all(nodes: &[Node]) -> u64 {
+        nodes.iter().map(worst_steps).fold(0, u64::saturating_add)
+    }
+    fn var(v: &Var) -> u64 {
+        let path = match &v.path {
+            VarPath::Dynamic(n) => worst_steps(n),
+            _ => 0,
+        };
+        path.saturating_add(v.default.as_ref().map_or(0, worst_steps))
+    }
+    fn literal_len(node: Option<&Node>) -> u64 {
+        match node {
+            Some(Node::Json(v)) => v.as_array().map_or(0, |a| a.len() as u64),
+            Some(Node::Array(items)) => items.len() as u64,
+            _ => 0,
+        }
+    }
+    1u64.saturating_add(match node {
+        Node::Json(_) => literal_len(Some(node)),
+        Node::Array(n) | Node::If(n) | Node::And(n) | Node::Or(n) | Node::Op(_, n) => all(n),
+        Node::Var(v) => var(v),
+        Node::VarLit(f) => var(&f.var).saturating_add(literal_len(Some(&f.lit))),
+        Node::Iter(_, args) => {
+            let body = args.get(1).map_or(0, worst_steps);
+            all(args)
+                .saturating_sub(body)
+                .saturating_add(literal_len(args.first()).saturating_mul(body))
+        }
+        Node::Fractional(f) => all(&f.args),
+        Node::Null | Node::Bool(_) | Node::Num(_) | Node::Str(_) => 0,
+    })
 }

@@ -3,8 +3,10 @@
 //! Semantics are json-logic-js's (JavaScript truthiness, `==`, coercions), with flagd's
 //! operators (`fractional`, `sem_ver`, `starts_with`, `ends_with`) as flagd (Go) defines
 //! them. Nothing here can fail: every operator error is a null result, as in flagd. The
-//! recursion follows the compiled tree, whose depth the compiler bounds, and a step
-//! budget bounds the work one evaluation may do.
+//! recursion follows the compiled tree, whose depth the compiler bounds; a step budget
+//! bounds the work one evaluation may do and a byte budget the memory it may build (see
+//! [`Budget`]). An evaluation over either budget stops: every later node is null, and the
+//! caller answers `GENERAL`.
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -18,13 +20,51 @@ use super::semver::sem_ver;
 use super::value::{js_le, js_lt, loose_eq, strict_eq, Val};
 use super::{FracVariant, Fractional, IterOp, Node, Op, Var, VarPath};
 
-/// Most nodes one evaluation may visit. Targeting is written by flag authors but runs on
-/// request-supplied contexts; `map` over a large context array inside another `map`
-/// could otherwise burn unbounded CPU in a worker.
+/// Most steps one evaluation may take: one per node visited, plus one per element of a
+/// literal or context array an operation reads (`in`, stringifying). Targeting is written
+/// by flag authors but runs on request-supplied contexts; `map` over a large context array
+/// inside another `map` could otherwise burn unbounded CPU in a worker. About 25 ms of
+/// CPU in workerd.
 pub(crate) const MAX_STEPS: u32 = 1_000_000;
 
+/// Most bytes one evaluation may build: string bytes, plus 16 per array element
+/// (`value::ELEMENT_BYTES`), of every string and array an operation makes (`cat`, `substr`, `map`,
+/// `filter`, `merge`, `missing`, array literals with operations inside) or a `var` copies
+/// out of `map`/`reduce` data. 1 MiB is 16 times the largest OFREP request body (a context
+/// can hold no more), and an isolate has 128 MB: an accumulator that doubles stops after
+/// about 20 rounds instead of exhausting memory.
+pub(crate) const MAX_BYTES: u32 = 1 << 20;
+
+/// Steps across all the flags of one bulk evaluation (OFREP bulk, a page's bootstrap): two
+/// flags at the per-flag limit, so one runaway flag does not take the rest of the set down
+/// with it, and a bulk call costs at most ~50 ms of CPU in workerd.
+pub(crate) const MAX_BULK_STEPS: u32 = 2 * MAX_STEPS;
+
+/// Bytes built across all the flags of one bulk evaluation. Each flag's values are freed
+/// when it is answered, so this bounds copying work, not peak memory.
+pub(crate) const MAX_BULK_BYTES: u32 = 4 * MAX_BYTES;
+
+/// What an evaluation may still spend (a single flag: [`Budget::FLAG`]; a bulk evaluation
+/// passes what the flags before it left, at most that).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Budget {
+    pub(crate) steps: u32,
+    pub(crate) bytes: u32,
+}
+
+impl Budget {
+    pub(crate) const FLAG: Self = Self {
+        steps: MAX_STEPS,
+        bytes: MAX_BYTES,
+    };
+    pub(crate) const BULK: Self = Self {
+        steps: MAX_BULK_STEPS,
+        bytes: MAX_BULK_BYTES,
+    };
+}
+
 /// What an evaluation needs besides the tree: the caller's context, the flag key and
-/// the time (both for `$flagd`), and the step budget.
+/// the time (both for `$flagd`), and its budget with what it spent so far.
 #[derive(Debug)]
 pub(crate) struct Env<'a> {
     pub(crate) ctx: &'a Value,
@@ -32,11 +72,19 @@ pub(crate) struct Env<'a> {
     pub(crate) flag_key: &'a str,
     pub(crate) now: u64,
     steps: Cell<u32>,
+    bytes: Cell<u32>,
+    /// The step limit; lowered to the steps taken when the byte budget runs out, which
+    /// stops the evaluation with the one comparison every node makes anyway.
+    step_limit: Cell<u32>,
+    byte_limit: u32,
 }
 
 impl<'a> Env<'a> {
-    pub(crate) fn new(ctx: &'a Context, flag_key: &'a str, now: u64) -> Self {
-        Self::with_data(ctx.as_value(), ctx.targeting_key(), flag_key, now)
+    pub(crate) fn new(ctx: &'a Context, flag_key: &'a str, now: u64, budget: Budget) -> Self {
+        let mut env = Self::with_data(ctx.as_value(), ctx.targeting_key(), flag_key, now);
+        env.step_limit = Cell::new(budget.steps);
+        env.byte_limit = budget.bytes;
+        env
     }
 
     /// An environment over any JSON data (JsonLogic allows arrays as data too).
@@ -52,12 +100,44 @@ impl<'a> Env<'a> {
             flag_key,
             now,
             steps: Cell::new(0),
+            bytes: Cell::new(0),
+            step_limit: Cell::new(MAX_STEPS),
+            byte_limit: MAX_BYTES,
         }
     }
 
-    /// Whether the step budget ran out (the result is then meaningless).
+    /// Whether a budget ran out (the result is then meaningless).
     pub(crate) fn exhausted(&self) -> bool {
-        self.steps.get() >= MAX_STEPS
+        self.steps.get() >= self.step_limit.get()
+    }
+
+    /// What the evaluation spent (at most its budget), and whether it ran out of bytes.
+    pub(crate) fn spent(&self) -> (Budget, bool) {
+        let bytes = self.bytes.get();
+        let spent = Budget {
+            steps: self.steps.get().min(self.step_limit.get()),
+            bytes: bytes.min(self.byte_limit),
+        };
+        (spent, bytes > self.byte_limit)
+    }
+
+    /// Counts `n` more steps (work proportional to an array read).
+    fn work(&self, n: usize) {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        self.steps.set(self.steps.get().saturating_add(n));
+    }
+
+    /// Counts the bytes of a value just built (or copied); over the budget, stops the
+    /// evaluation and yields null. Every value is counted when it is made, so no value is
+    /// much larger than the budget and nothing larger is ever allocated.
+    fn built<'v>(&self, v: Val<'v>) -> Val<'v> {
+        let bytes = self.bytes.get().saturating_add(v.bytes());
+        self.bytes.set(bytes);
+        if bytes > self.byte_limit {
+            self.step_limit.set(self.steps.get());
+            return Val::Null;
+        }
+        v
     }
 
     fn targeting_key(&self) -> Option<&'a str> {
@@ -80,7 +160,7 @@ pub(crate) enum Scope<'s, 'a> {
 /// Evaluates a node.
 pub(crate) fn eval<'a>(node: &'a Node, env: &Env<'a>, scope: Scope<'_, 'a>) -> Val<'a> {
     let steps = env.steps.get();
-    if steps >= MAX_STEPS {
+    if steps >= env.step_limit.get() {
         return Val::Null;
     }
     env.steps.set(steps + 1);
@@ -89,12 +169,14 @@ pub(crate) fn eval<'a>(node: &'a Node, env: &Env<'a>, scope: Scope<'_, 'a>) -> V
         Node::Bool(b) => Val::Bool(*b),
         Node::Num(n) => Val::Num(*n),
         Node::Str(s) => Val::Str(s),
-        Node::Json(v) => Val::from_json(v),
-        Node::Array(items) => Val::Array(items.iter().map(|n| eval(n, env, scope)).collect()),
+        Node::Json(_) => literal(node, env),
+        Node::Array(items) => env.built(Val::Array(
+            items.iter().map(|n| eval(n, env, scope)).collect(),
+        )),
         Node::Var(var) => eval_var(var, env, scope),
         Node::VarLit(f) => {
             let v = eval_var(&f.var, env, scope);
-            let l = literal(&f.lit);
+            let l = literal(&f.lit, env);
             if f.var_first {
                 binary(f.op, &v, &l)
             } else {
@@ -135,8 +217,8 @@ pub(crate) fn eval<'a>(node: &'a Node, env: &Env<'a>, scope: Scope<'_, 'a>) -> V
             }
             last
         }
-        Node::Op(op, args) => eval_op(*op, args, env, scope),
-        Node::Iter(op, args) => eval_iter(*op, args, env, scope),
+        Node::Op(op, args) => env.built(eval_op(*op, args, env, scope)),
+        Node::Iter(op, args) => env.built(eval_iter(*op, args, env, scope)),
         Node::Fractional(f) => eval_fractional(f, env, scope),
     }
 }
@@ -162,7 +244,12 @@ fn eval_var<'a>(var: &'a Var, env: &Env<'a>, scope: Scope<'_, 'a>) -> Val<'a> {
     // A present null also yields the default: flagd's Go JsonLogic and flagd-core both
     // do this (json-logic-js would return the null).
     match found {
-        Some(v) if !v.is_null() => v,
+        // A context array costs a step per element (operations scan or stringify it); a
+        // value copied out of `map`/`reduce` data counts as built.
+        Some(v) if !v.is_null() => {
+            env.work(v.json_array_len());
+            env.built(v)
+        }
         _ => var
             .default
             .as_ref()
@@ -170,13 +257,18 @@ fn eval_var<'a>(var: &'a Var, env: &Env<'a>, scope: Scope<'_, 'a>) -> Val<'a> {
     }
 }
 
-/// The value of a literal node, without interpreter dispatch.
-fn literal(node: &Node) -> Val<'_> {
+/// The value of a literal node, without interpreter dispatch. A literal array costs a step
+/// per element, as operations scan or stringify it.
+fn literal<'a>(node: &'a Node, env: &Env<'_>) -> Val<'a> {
     match node {
         Node::Bool(b) => Val::Bool(*b),
         Node::Num(n) => Val::Num(*n),
         Node::Str(s) => Val::Str(s),
-        Node::Json(v) => Val::from_json(v),
+        Node::Json(v) => {
+            let v = Val::from_json(v);
+            env.work(v.json_array_len());
+            v
+        }
         _ => Val::Null,
     }
 }

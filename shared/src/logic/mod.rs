@@ -28,6 +28,13 @@ pub(crate) const MAX_DEPTH: usize = 96;
 /// reference an evaluator many times cannot blow up exponentially.
 pub(crate) const MAX_NODES: usize = 100_000;
 
+/// Most AST nodes a whole flag set may compile to, `$ref`s expanded (every flag's targeting,
+/// then the evaluators no flag uses). Any document within the admin write limit (512 KiB)
+/// compiles to fewer without expansion (a node takes at least two bytes of JSON, `1,`), so
+/// only `$ref` fan-out reaches it; compiling this many takes tens of milliseconds. Without
+/// it, 300 flags each expanding to just under [`MAX_NODES`] took 5.5 s and 300 MB to store.
+pub(crate) const MAX_SET_NODES: usize = 300_000;
+
 /// A compiled JsonLogic expression.
 #[derive(Debug)]
 pub(crate) enum Node {

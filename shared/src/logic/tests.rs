@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::compile::Compiler;
-use super::interp::{eval, Env, Scope};
+use super::interp::{eval, Budget, Env, Scope};
 use crate::context::Context;
 use crate::path::JsonPath;
 
@@ -548,7 +548,7 @@ fn fractional_buckets_match_the_flagd_testbed() {
     let node = c.compile_targeting(&rule, &mut JsonPath::new());
     for (name, want) in rows {
         let ctx = Context::from_value(serde_json::json!({"user": {"name": name}})).unwrap();
-        let env = Env::new(&ctx, "fractional-flag", NOW);
+        let env = Env::new(&ctx, "fractional-flag", NOW, Budget::FLAG);
         assert_eq!(
             eval(&node, &env, Scope::Root).to_json(),
             Value::from(want),
@@ -750,4 +750,92 @@ fn deep_nesting_is_refused_not_overflowed() {
     let _ = c.compile_targeting(&v, &mut JsonPath::new());
     assert!(c.errors.iter().any(|e| e.message.contains("nested deeper")));
     assert!(serde_json::from_str::<Value>(&rule).is_err());
+}
+
+mod budgets {
+    use proptest::prelude::*;
+    use proptest::sample::select;
+    use serde_json::{json, Map, Value};
+
+    use super::super::compile::Compiler;
+    use super::super::interp::{eval, Budget, Env, Scope};
+    use crate::path::JsonPath;
+
+    /// Rules that build strings and arrays, grow accumulators and copy values out of
+    /// iteration data.
+    fn arb_rule() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(json!({"var": "accumulator"})),
+            Just(json!({"var": "current"})),
+            Just(json!({"var": ""})),
+            Just(json!({"var": "xs"})),
+            Just(json!([1, 2, 3, 4, 5, 6, 7, 8])),
+            "[a-z]{0,12}".prop_map(Value::String),
+            (0i64..40).prop_map(Value::from),
+        ];
+        leaf.prop_recursive(5, 60, 4, |inner| {
+            (
+                select(vec![
+                    "cat", "merge", "map", "filter", "reduce", "substr", "if", "in", "missing",
+                    "<", "+",
+                ]),
+                prop::collection::vec(inner.clone(), 0..4),
+                any::<bool>(),
+            )
+                .prop_map(|(op, args, literal_array)| {
+                    if literal_array {
+                        // An array literal with operations inside.
+                        return Value::Array(args);
+                    }
+                    let mut m = Map::new();
+                    m.insert(op.to_owned(), Value::Array(args));
+                    Value::Object(m)
+                })
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Whatever the rule, evaluation stays within its byte budget: no value it returns,
+        /// and nothing it counts, is larger (a tiny budget, so random rules reach it).
+        #[test]
+        fn evaluation_never_panics_and_respects_the_byte_budget(
+            rule in arb_rule(), xs in prop::collection::vec("[a-z]{0,20}", 0..30)
+        ) {
+            let mut c = Compiler::new(None);
+            let node = c.compile_targeting(&rule, &mut JsonPath::new());
+            let data = json!({ "xs": xs });
+            let ctx = crate::context::Context::from_value(data).unwrap();
+            let budget = Budget { steps: 20_000, bytes: 2_048 };
+            let env = Env::new(&ctx, "f", 0, budget);
+            let result = eval(&node, &env, Scope::Root);
+            let (spent, _) = env.spent();
+            prop_assert!(result.bytes() <= budget.bytes, "{} bytes", result.bytes());
+            prop_assert!(spent.bytes <= budget.bytes && spent.steps <= budget.steps);
+        }
+    }
+
+    #[test]
+    fn a_doubling_accumulator_stops_at_the_byte_budget() {
+        let rule = json!({"reduce": [(0..64).collect::<Vec<_>>(),
+            {"merge": [{"var": "accumulator"}, {"var": "accumulator"}]}, [1]]});
+        let mut c = Compiler::new(None);
+        let node = c.compile_targeting(&rule, &mut JsonPath::new());
+        let ctx = crate::context::Context::empty();
+        let env = Env::new(&ctx, "f", 0, Budget::FLAG);
+        let result = eval(&node, &env, Scope::Root);
+        assert!(result.is_null());
+        assert!(env.exhausted());
+        assert_eq!(
+            env.spent(),
+            (
+                Budget {
+                    steps: env.spent().0.steps,
+                    bytes: 1 << 20
+                },
+                true
+            )
+        );
+    }
 }

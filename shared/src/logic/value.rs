@@ -17,6 +17,11 @@ use crate::keyindex::get_field;
 /// elements, which may be arrays again). Deeper parts are rendered as empty strings.
 const MAX_STRINGIFY_DEPTH: usize = 32;
 
+/// Bytes the byte budget counts per array element: the size of a [`Val`] on wasm32, so
+/// that the edge and the service worker (both wasm32) stop at the same point; native builds
+/// count the same.
+pub(crate) const ELEMENT_BYTES: u32 = 16;
+
 /// A value produced while evaluating targeting.
 #[derive(Debug, Clone)]
 pub(crate) enum Val<'a> {
@@ -56,6 +61,27 @@ impl<'a> Val<'a> {
             Val::Str(s) => Some(s),
             Val::String(s) => Some(s),
             _ => None,
+        }
+    }
+
+    /// Bytes this value owns, as the byte budget counts them (`interp::MAX_BYTES`): string
+    /// bytes, and [`ELEMENT_BYTES`] per element of a computed array, nested arrays included.
+    /// Borrowed values (literals, the context) own nothing.
+    pub(crate) fn bytes(&self) -> u32 {
+        match self {
+            Val::String(s) => u32::try_from(s.len()).unwrap_or(u32::MAX),
+            Val::Array(items) => items.iter().fold(0, |n: u32, item| {
+                n.saturating_add(ELEMENT_BYTES).saturating_add(item.bytes())
+            }),
+            _ => 0,
+        }
+    }
+
+    /// The length of a borrowed JSON array (0 for anything else): the steps reading it costs.
+    pub(crate) fn json_array_len(&self) -> usize {
+        match self {
+            Val::Json(Value::Array(a)) => a.len(),
+            _ => 0,
         }
     }
 
