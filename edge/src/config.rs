@@ -39,6 +39,10 @@ pub struct Config {
     /// Event names counted under their own name besides the ones flags declare
     /// (`EVENT_NAMES`, comma-separated; default none). See `metrics::event_series`.
     pub event_names: Vec<String>,
+    /// Claims a visitor JWT must carry (`JWT_ISSUER`, `JWT_AUDIENCE`; `IDENTITY_SOURCE=jwt`).
+    pub jwt_rules: crate::jwt::Rules,
+    /// Where RS256/ES256 keys come from (`JWT_JWKS_URL`); HS256 uses the secret `JWT_SECRET`.
+    pub jwks_url: Option<String>,
 }
 
 /// Cross-origin policy for the OFREP endpoints.
@@ -130,6 +134,19 @@ impl Config {
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
                 .collect(),
+            jwt_rules: crate::jwt::Rules {
+                issuer: get("JWT_ISSUER").filter(|s| !s.trim().is_empty()),
+                audience: get("JWT_AUDIENCE").filter(|s| !s.trim().is_empty()),
+            },
+            jwks_url: match get("JWT_JWKS_URL").filter(|s| !s.trim().is_empty()) {
+                Some(url) if url.starts_with("https://") || url.starts_with("http://") => Some(url),
+                Some(_) => {
+                    return Err(EdgeError::Config(
+                        "JWT_JWKS_URL must be an http(s) URL".into(),
+                    ))
+                }
+                None => None,
+            },
         })
     }
 

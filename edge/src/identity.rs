@@ -2,8 +2,6 @@
 //! on every request — a first-party cookie the edge sets (default), a request header set by
 //! an upstream layer, or the `sub` claim of a JWT bearer token.
 
-use base64::Engine as _;
-
 /// Default name of the visitor cookie.
 pub const DEFAULT_COOKIE: &str = "ef_uid";
 /// Lifetime of the visitor cookie: one year.
@@ -17,9 +15,9 @@ pub enum Source {
     Cookie(String),
     /// A request header set by something in front of the edge (e.g. an auth proxy).
     Header(String),
-    /// The `sub` claim of `Authorization: Bearer <JWT>`. The signature is **not** verified
-    /// here: use it behind something that verifies tokens (Cloudflare Access does). A forged
-    /// token can only choose its own bucket.
+    /// The `sub` claim of `Authorization: Bearer <JWT>`, once the host has verified the token
+    /// (`jwt.rs`, `host/jwt.rs`: HS256 with `JWT_SECRET`, RS256/ES256 from `JWT_JWKS_URL`).
+    /// Without a verified token the visitor is anonymous: the edge cookie identifies them.
     Jwt,
 }
 
@@ -60,14 +58,30 @@ pub struct Visitor {
 }
 
 /// Finds the visitor's key. `new_id` is called only when a cookie must be issued (the caller
-/// passes randomness in: the policy stays pure).
+/// passes randomness in: the policy stays pure). `verified_sub` is the `sub` of a bearer JWT
+/// the host verified (only looked at for [`Source::Jwt`]).
 pub fn identify(
     source: &Source,
     header: impl Fn(&str) -> Option<String>,
     secure: bool,
     new_id: impl FnOnce() -> Option<String>,
+    verified_sub: Option<String>,
 ) -> Visitor {
     match source {
+        Source::Jwt => match verified_sub {
+            Some(sub) => Visitor {
+                key: Some(sub),
+                set_cookie: None,
+            },
+            // Unverifiable or absent token: anonymous, never trusted.
+            None => identify(
+                &Source::Cookie(DEFAULT_COOKIE.into()),
+                header,
+                secure,
+                new_id,
+                None,
+            ),
+        },
         Source::Cookie(name) => match header("cookie")
             .as_deref()
             .and_then(|c| cookie_value(c, name))
@@ -89,10 +103,6 @@ pub fn identify(
         },
         Source::Header(name) => Visitor {
             key: header(name).filter(|v| !v.is_empty()),
-            set_cookie: None,
-        },
-        Source::Jwt => Visitor {
-            key: header("authorization").as_deref().and_then(jwt_sub),
             set_cookie: None,
         },
     }
@@ -122,27 +132,6 @@ pub fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
 fn set_cookie(name: &str, id: &str, secure: bool) -> String {
     let secure = if secure { "; Secure" } else { "" };
     format!("{name}={id}; Path=/; Max-Age={COOKIE_MAX_AGE}; HttpOnly; SameSite=Lax{secure}")
-}
-
-/// The `sub` claim of a bearer JWT (payload decoded, signature not checked: see [`Source::Jwt`]).
-pub fn jwt_sub(authorization: &str) -> Option<String> {
-    let token = authorization
-        .strip_prefix("Bearer ")
-        .or_else(|| authorization.strip_prefix("bearer "))?;
-    let mut parts = token.trim().split('.');
-    let (_header, payload, _sig) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() {
-        return None;
-    }
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    claims
-        .get("sub")?
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
 }
 
 #[cfg(test)]
@@ -184,6 +173,7 @@ mod tests {
             headers(&[("cookie", &cookie)]),
             true,
             || panic!("no new id needed"),
+            None,
         );
         assert_eq!(
             v,
@@ -196,9 +186,13 @@ mod tests {
 
     #[test]
     fn a_first_visit_issues_a_cookie_with_safe_attributes() {
-        let v = identify(&Source::Cookie("ef_uid".into()), headers(&[]), true, || {
-            Some(ID.into())
-        });
+        let v = identify(
+            &Source::Cookie("ef_uid".into()),
+            headers(&[]),
+            true,
+            || Some(ID.into()),
+            None,
+        );
         assert_eq!(v.key.as_deref(), Some(ID));
         assert_eq!(
             v.set_cookie.as_deref(),
@@ -209,6 +203,7 @@ mod tests {
             headers(&[]),
             false,
             || Some(ID.into()),
+            None,
         );
         assert!(
             !plain.set_cookie.unwrap().contains("Secure"),
@@ -223,6 +218,7 @@ mod tests {
             headers(&[("cookie", "ef_uid=<script>")]),
             false,
             || Some(ID.into()),
+            None,
         );
         assert_eq!(v.key.as_deref(), Some(ID));
         assert!(v.set_cookie.is_some());
@@ -235,19 +231,29 @@ mod tests {
             headers(&[("x-user", "emp-7")]),
             false,
             || None,
+            None,
         );
         assert_eq!(v.key.as_deref(), Some("emp-7"));
-        // {"alg":"none"}.{"sub":"user-123"}.sig
+        // A verified token's subject is the key.
+        let v = identify(
+            &Source::Jwt,
+            headers(&[]),
+            false,
+            || None,
+            Some("user-123".into()),
+        );
+        assert_eq!(v.key.as_deref(), Some("user-123"));
+        // {"alg":"none"}.{"sub":"user-123"}.sig — not verified: anonymous, with an edge cookie.
         let jwt = "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1c2VyLTEyMyJ9.c2ln";
         let v = identify(
             &Source::Jwt,
             headers(&[("authorization", jwt)]),
             false,
-            || None,
+            || Some(ID.into()),
+            None,
         );
-        assert_eq!(v.key.as_deref(), Some("user-123"));
-        assert_eq!(jwt_sub("Bearer not-a-jwt"), None);
-        assert_eq!(jwt_sub("Basic abc"), None);
+        assert_eq!(v.key.as_deref(), Some(ID));
+        assert!(v.set_cookie.is_some());
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod error;
 pub mod experiments;
 pub mod httpcache;
 pub mod identity;
+pub mod jwt;
 pub mod live;
 pub mod metrics;
 pub mod ofrep;

@@ -113,8 +113,13 @@ pub async fn events(
             "send between 1 and {MAX_EVENTS} events"
         )));
     }
-    let visitor =
-        crate::identity::identify(&config.identity, |n| super::header(&req, n), false, || None);
+    let visitor = crate::identity::identify(
+        &config.identity,
+        |n| super::header(&req, n),
+        false,
+        || None,
+        super::jwt::verified_sub(&req, env, config).await,
+    );
     // (unit, [(event, value)])
     type ByUnit = Vec<(String, Vec<(String, Option<f64>)>)>;
     let mut by_unit: ByUnit = Vec::new();

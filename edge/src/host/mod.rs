@@ -5,6 +5,7 @@ pub mod admin;
 pub mod cache;
 pub mod control;
 pub mod flags;
+pub mod jwt;
 pub mod metrics;
 pub mod metrics_api;
 pub mod metrics_store;

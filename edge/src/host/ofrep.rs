@@ -31,7 +31,14 @@ pub async fn evaluate(
     key: Option<&str>,
 ) -> Result<Response, EdgeError> {
     let secure = req.url().map(|u| u.scheme() == "https").unwrap_or(false);
-    let visitor = identity::identify(&config.identity, |n| header(&req, n), secure, random_id);
+    let verified = super::jwt::verified_sub(&req, env, config).await;
+    let visitor = identity::identify(
+        &config.identity,
+        |n| header(&req, n),
+        secure,
+        random_id,
+        verified,
+    );
     let cors_headers = cors::headers(&config.cors, header(&req, "origin").as_deref(), None);
     let if_none_match = header(&req, "if-none-match");
 

@@ -45,7 +45,14 @@ pub async fn handle(
     let started_ms = now_ms();
     let url = req.url().map_err(internal)?;
     let secure = url.scheme() == "https";
-    let visitor = identity::identify(&config.identity, |n| header(&req, n), secure, random_id);
+    let verified = super::jwt::verified_sub(&req, env, config).await;
+    let visitor = identity::identify(
+        &config.identity,
+        |n| header(&req, n),
+        secure,
+        random_id,
+        verified,
+    );
     let method = req.method();
     let path = req.path();
     let table = flags::route_table(env, config).await?;
