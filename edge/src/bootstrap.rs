@@ -315,14 +315,9 @@ mod tests {
 
     #[test]
     fn conditionals_translate_current_page_validators_and_drop_stale_ones() {
+        type Headers = Vec<(String, String)>;
         // (what, request headers, flags tag, expected headers, confirmed)
-        let cases: Vec<(
-            &str,
-            Vec<(String, String)>,
-            &str,
-            Vec<(String, String)>,
-            Option<&str>,
-        )> = vec![
+        let cases: Vec<(&str, Headers, &str, Headers, Option<&str>)> = vec![
             (
                 "current flags, origin etag",
                 h(&[("if-none-match", "W/\"e.abc.f.T\"")]),
