@@ -43,6 +43,14 @@ pub struct Config {
     pub jwt_rules: crate::jwt::Rules,
     /// Where RS256/ES256 keys come from (`JWT_JWKS_URL`); HS256 uses the secret `JWT_SECRET`.
     pub jwks_url: Option<String>,
+    /// Keys signing visitor ids (secret `IDENTITY_KEYS`; empty = unsigned, the old way).
+    pub identity_keys: identity::Keys,
+    /// Server callers allowed to evaluate for a `targetingKey` of their own choosing that
+    /// still counts as an experiment unit (secret `EVALUATION_KEYS`, `name:key,…`).
+    pub evaluation_keys: crate::admin::Tokens,
+    /// Path prefixes of the origins' own control endpoints, never proxied (`PRIVATE_PATHS`,
+    /// comma-separated; default `/__origin/`): a visitor must not reach a fault switch.
+    pub private_paths: Vec<String>,
 }
 
 /// Cross-origin policy for the OFREP endpoints.
@@ -134,6 +142,16 @@ impl Config {
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
                 .collect(),
+            private_paths: get("PRIVATE_PATHS")
+                .unwrap_or_else(|| "/__origin/".into())
+                .split(',')
+                .map(str::trim)
+                .filter(|p| p.starts_with('/'))
+                .map(str::to_owned)
+                .collect(),
+            identity_keys: identity::Keys::parse(get("IDENTITY_KEYS").as_deref())
+                .map_err(EdgeError::Config)?,
+            evaluation_keys: crate::admin::Tokens::parse(get("EVALUATION_KEYS").as_deref(), None)?,
             jwt_rules: crate::jwt::Rules {
                 issuer: get("JWT_ISSUER").filter(|s| !s.trim().is_empty()),
                 audience: get("JWT_AUDIENCE").filter(|s| !s.trim().is_empty()),
@@ -148,6 +166,13 @@ impl Config {
                 None => None,
             },
         })
+    }
+
+    /// Whether `path` is an origin's private endpoint, which the edge never proxies.
+    pub fn is_private(&self, path: &str) -> bool {
+        self.private_paths
+            .iter()
+            .any(|p| path.starts_with(p.as_str()))
     }
 
     /// The path below the admin prefix, if `path` is one of the edge's own endpoints.
@@ -240,6 +265,19 @@ mod tests {
             let r = Config::from_lookup(vars(&[("ORIGIN_URL", "http://o"), ("ADMIN_PREFIX", bad)]));
             assert!(r.is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn origin_control_paths_are_private_by_default() {
+        let c = Config::from_lookup(vars(&[("ORIGIN_URL", "http://o")])).unwrap();
+        assert!(c.is_private("/__origin/faults"));
+        assert!(!c.is_private("/api/orders"));
+        let custom = Config::from_lookup(vars(&[
+            ("ORIGIN_URL", "http://o"),
+            ("PRIVATE_PATHS", "/admin/, /internal/"),
+        ]))
+        .unwrap();
+        assert!(custom.is_private("/internal/x") && !custom.is_private("/__origin/faults"));
     }
 
     #[test]

@@ -53,8 +53,119 @@ fn valid_token(s: &str) -> bool {
 pub struct Visitor {
     /// The targetingKey, when the source provides one.
     pub key: Option<String>,
-    /// A `Set-Cookie` value to send, when the edge just issued a new id.
+    /// A `Set-Cookie` value to send, when the edge just issued a new id (or re-signed one).
     pub set_cookie: Option<String>,
+    /// Whether the edge can vouch for `key`: an id it issued and signed, a verified JWT's
+    /// subject, or a header set by a trusted layer in front. Only vouched keys count as
+    /// experiment units and exposures (issue 14): an id anyone can choose could steer a gate.
+    pub vouched: bool,
+}
+
+/// The experiment unit a request may count for `targeting_key`: the caller's own vouched
+/// identity, or any key when the caller is a server with an evaluation API key. Anything else
+/// — a targetingKey an anonymous client made up — is served but counts for no unit, exposure
+/// or conversion, so it cannot move a gate or an experiment. Without signing keys
+/// (`IDENTITY_KEYS` unset) nothing can be vouched for and every key counts, as before.
+pub fn counted_unit<'k>(
+    targeting_key: Option<&'k str>,
+    visitor: &Visitor,
+    api_caller: bool,
+    keys: &Keys,
+) -> Option<&'k str> {
+    let key = targeting_key?;
+    let own = visitor.vouched && visitor.key.as_deref() == Some(key);
+    (!keys.signing() || api_caller || own).then_some(key)
+}
+
+/// Keys that sign visitor ids (`IDENTITY_KEYS`: comma-separated secrets, ≥ 16 bytes each;
+/// the first signs, every one verifies, so a key can be rotated without losing visitors).
+/// Empty: ids are not signed (the old behaviour; `/__edge/status` says so).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Keys(Vec<Vec<u8>>);
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Keys({} configured)", self.0.len())
+    }
+}
+
+impl Keys {
+    /// Parses `IDENTITY_KEYS`.
+    pub fn parse(list: Option<&str>) -> Result<Self, String> {
+        let keys: Vec<Vec<u8>> = list
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(|k| k.as_bytes().to_vec())
+            .collect();
+        if keys.iter().any(|k| k.len() < 16) {
+            return Err("IDENTITY_KEYS entries must be at least 16 characters".into());
+        }
+        Ok(Self(keys))
+    }
+
+    /// Whether ids are signed.
+    pub fn signing(&self) -> bool {
+        !self.0.is_empty()
+    }
+
+    /// The cookie value for `id`: `id.mac` (mac = 128 bits of HMAC-SHA256, hex).
+    fn sign(&self, id: &str) -> String {
+        match self.0.first() {
+            Some(key) => format!("{id}.{}", mac(key, id)),
+            None => id.to_owned(),
+        }
+    }
+
+    /// The id of a cookie value, and whether it was signed with the current key; `None`
+    /// when it is not a well-formed id signed by one of the keys.
+    fn open<'v>(&self, value: &'v str) -> Option<(&'v str, bool)> {
+        use subtle::ConstantTimeEq;
+        let Some(first) = self.0.first() else {
+            return valid_id(value).then_some((value, true));
+        };
+        let (id, tag) = value.split_once('.')?;
+        if !valid_id(id) {
+            return None;
+        }
+        let matches = |key: &Vec<u8>| bool::from(mac(key, id).as_bytes().ct_eq(tag.as_bytes()));
+        if matches(first) {
+            Some((id, true))
+        } else {
+            self.0.iter().skip(1).any(matches).then_some((id, false))
+        }
+    }
+}
+
+/// HMAC-SHA256 (RFC 2104) of a visitor id, truncated to 128 bits, as hex.
+fn mac(key: &[u8], id: &str) -> String {
+    hmac_sha256(key, format!("ef_uid:{id}").as_bytes())
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// HMAC-SHA256 over `sha2` (the worker already has it; no second crypto crate).
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.map(|b| b ^ byte);
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(message)
+        .finalize();
+    Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .into()
 }
 
 /// Finds the visitor's key. `new_id` is called only when a cookie must be issued (the caller
@@ -62,6 +173,7 @@ pub struct Visitor {
 /// the host verified (only looked at for [`Source::Jwt`]).
 pub fn identify(
     source: &Source,
+    keys: &Keys,
     header: impl Fn(&str) -> Option<String>,
     secure: bool,
     new_id: impl FnOnce() -> Option<String>,
@@ -72,10 +184,12 @@ pub fn identify(
             Some(sub) => Visitor {
                 key: Some(sub),
                 set_cookie: None,
+                vouched: true,
             },
             // Unverifiable or absent token: anonymous, never trusted.
             None => identify(
                 &Source::Cookie(DEFAULT_COOKIE.into()),
+                keys,
                 header,
                 secure,
                 new_id,
@@ -85,25 +199,39 @@ pub fn identify(
         Source::Cookie(name) => match header("cookie")
             .as_deref()
             .and_then(|c| cookie_value(c, name))
+            .and_then(|v| keys.open(v))
         {
-            Some(v) if valid_id(v) => Visitor {
-                key: Some(v.to_owned()),
+            // Signed with the current key (or ids are not signed at all).
+            Some((id, true)) => Visitor {
+                key: Some(id.to_owned()),
                 set_cookie: None,
+                vouched: true,
             },
-            _ => match new_id() {
+            // Signed with an older key: the same visitor, re-signed with the current one.
+            Some((id, false)) => Visitor {
+                set_cookie: Some(set_cookie(name, &keys.sign(id), secure)),
+                key: Some(id.to_owned()),
+                vouched: true,
+            },
+            // Absent, unsigned, forged or tampered: a new id of the edge's own.
+            None => match new_id() {
                 Some(id) => Visitor {
-                    set_cookie: Some(set_cookie(name, &id, secure)),
+                    set_cookie: Some(set_cookie(name, &keys.sign(&id), secure)),
                     key: Some(id),
+                    vouched: true,
                 },
                 None => Visitor {
                     key: None,
                     set_cookie: None,
+                    vouched: false,
                 },
             },
         },
+        // Set by a layer in front of the edge, which is trusted to have authenticated it.
         Source::Header(name) => Visitor {
             key: header(name).filter(|v| !v.is_empty()),
             set_cookie: None,
+            vouched: true,
         },
     }
 }
@@ -170,6 +298,7 @@ mod tests {
         let cookie = format!("a=1; ef_uid={ID}; b=2");
         let v = identify(
             &Source::Cookie("ef_uid".into()),
+            &Keys::default(),
             headers(&[("cookie", &cookie)]),
             true,
             || panic!("no new id needed"),
@@ -179,7 +308,8 @@ mod tests {
             v,
             Visitor {
                 key: Some(ID.into()),
-                set_cookie: None
+                set_cookie: None,
+                vouched: true,
             }
         );
     }
@@ -188,6 +318,7 @@ mod tests {
     fn a_first_visit_issues_a_cookie_with_safe_attributes() {
         let v = identify(
             &Source::Cookie("ef_uid".into()),
+            &Keys::default(),
             headers(&[]),
             true,
             || Some(ID.into()),
@@ -200,6 +331,7 @@ mod tests {
         );
         let plain = identify(
             &Source::Cookie("ef_uid".into()),
+            &Keys::default(),
             headers(&[]),
             false,
             || Some(ID.into()),
@@ -215,6 +347,7 @@ mod tests {
     fn a_tampered_cookie_is_replaced() {
         let v = identify(
             &Source::Cookie("ef_uid".into()),
+            &Keys::default(),
             headers(&[("cookie", "ef_uid=<script>")]),
             false,
             || Some(ID.into()),
@@ -228,6 +361,7 @@ mod tests {
     fn header_and_jwt_sources_read_the_request() {
         let v = identify(
             &Source::Header("x-user".into()),
+            &Keys::default(),
             headers(&[("x-user", "emp-7")]),
             false,
             || None,
@@ -237,6 +371,7 @@ mod tests {
         // A verified token's subject is the key.
         let v = identify(
             &Source::Jwt,
+            &Keys::default(),
             headers(&[]),
             false,
             || None,
@@ -247,6 +382,7 @@ mod tests {
         let jwt = "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1c2VyLTEyMyJ9.c2ln";
         let v = identify(
             &Source::Jwt,
+            &Keys::default(),
             headers(&[("authorization", jwt)]),
             false,
             || Some(ID.into()),
@@ -254,6 +390,93 @@ mod tests {
         );
         assert_eq!(v.key.as_deref(), Some(ID));
         assert!(v.set_cookie.is_some());
+    }
+
+    #[test]
+    fn only_vouched_or_api_keyed_targeting_keys_count_as_units() {
+        let me = Visitor {
+            key: Some("me".into()),
+            set_cookie: None,
+            vouched: true,
+        };
+        let unvouched = Visitor {
+            vouched: false,
+            ..me.clone()
+        };
+        let keys = Keys::parse(Some("key-0123456789abcdef")).unwrap();
+        assert_eq!(counted_unit(Some("me"), &me, false, &keys), Some("me"));
+        assert_eq!(counted_unit(Some("someone-else"), &me, false, &keys), None);
+        assert_eq!(counted_unit(Some("me"), &unvouched, false, &keys), None);
+        assert_eq!(
+            counted_unit(Some("anyone"), &unvouched, true, &keys),
+            Some("anyone")
+        );
+        assert_eq!(counted_unit(None, &me, true, &keys), None);
+        let unsigned = Keys::default();
+        assert_eq!(
+            counted_unit(Some("anyone"), &unvouched, false, &unsigned),
+            Some("anyone")
+        );
+    }
+
+    #[test]
+    fn hmac_sha256_matches_rfc_4231() {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        assert_eq!(
+            hex(&hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        // Test case 6: a key longer than the block size is hashed first.
+        assert_eq!(
+            hex(&hmac_sha256(
+                &[0xaa; 131],
+                b"Test Using Larger Than Block-Size Key - Hash Key First"
+            )),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+    }
+
+    #[test]
+    fn signed_ids_cannot_be_chosen_and_keys_rotate() {
+        const OLD: &str = "old-key-0123456789abcdef";
+        const NEW: &str = "new-key-0123456789abcdef";
+        let old = Keys::parse(Some(OLD)).unwrap();
+        let rotated = Keys::parse(Some(&format!("{NEW},{OLD}"))).unwrap();
+        let visit = |keys: &Keys, cookie: &str| {
+            let c = format!("ef_uid={cookie}");
+            identify(
+                &Source::Cookie("ef_uid".into()),
+                keys,
+                headers(&[("cookie", &c)]),
+                false,
+                || Some("f".repeat(32)),
+                None,
+            )
+        };
+        let signed = old.sign(ID);
+        assert_eq!(signed.len(), 32 + 1 + 32);
+        let v = visit(&old, &signed);
+        assert_eq!(
+            (v.key.as_deref(), v.set_cookie.is_none(), v.vouched),
+            (Some(ID), true, true)
+        );
+        // Unsigned, forged or tampered ids are replaced by a new, signed one.
+        let other = "0".repeat(32);
+        for forged in [
+            ID.to_owned(),
+            format!("{other}.{}", &signed[33..]),
+            format!("{}x", signed),
+        ] {
+            let v = visit(&old, &forged);
+            assert_eq!(v.key.as_deref(), Some("f".repeat(32).as_str()), "{forged}");
+            assert!(v.set_cookie.unwrap().contains(&old.sign(&"f".repeat(32))));
+        }
+        // After a rotation the old signature still identifies the visitor, re-signed.
+        let v = visit(&rotated, &signed);
+        assert_eq!(v.key.as_deref(), Some(ID));
+        assert!(v.set_cookie.unwrap().contains(&rotated.sign(ID)));
+        assert!(Keys::parse(Some("short")).is_err());
+        assert!(!Keys::parse(None).unwrap().signing());
     }
 
     #[test]

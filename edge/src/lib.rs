@@ -54,8 +54,12 @@ mod entry {
             return Ok(c);
         }
         // Not cached on error, so a fixed configuration is picked up without a restart.
+        // Vars and secrets alike (IDENTITY_KEYS and EVALUATION_KEYS are secrets).
         let c = Rc::new(Config::from_lookup(|name| {
-            env.var(name).ok().map(|v| v.to_string())
+            env.var(name)
+                .ok()
+                .or_else(|| env.secret(name).ok())
+                .map(|v| v.to_string())
         })?);
         SETTINGS.with(|s| s.borrow_mut().config = Some(c.clone()));
         Ok(c)
@@ -154,6 +158,8 @@ mod entry {
                 host::rate_limit(env, &req, "admin").await?;
                 host::admin::handle(req, env, &config, ctx, sub).await
             }
+            // An origin's control endpoints (the demo's fault switch) are not for visitors.
+            None if config.is_private(&path) => Err(EdgeError::NotFound(path.clone())),
             None => return Ok((host::proxy::handle(req, env, &config, ctx).await?, false)),
         };
         res.map(|r| (r, true))
@@ -210,6 +216,9 @@ mod entry {
         host::json(&serde_json::json!({
             "edge": crate::proxy::EDGE_HEADER_VALUE,
             "flagsKey": config.flags_key,
+            // Whether visitor ids are signed (IDENTITY_KEYS): without it, ids can be chosen
+            // and anonymous traffic counts as experiment units.
+            "identity": {"signedIds": config.identity_keys.signing()},
             "isolate": host::flags::status_snapshot(),
             "routeProblems": host::flags::route_problems(),
             "proxy": host::proxy::counters(),

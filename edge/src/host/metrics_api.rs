@@ -115,13 +115,18 @@ pub async fn events(
     }
     let visitor = crate::identity::identify(
         &config.identity,
+        &config.identity_keys,
         |n| super::header(&req, n),
         false,
         || None,
         super::jwt::verified_sub(&req, env, config).await,
     );
-    // (unit, [(event, value)])
-    type ByUnit = Vec<(String, Vec<(String, Option<f64>)>)>;
+    let api_caller = config
+        .evaluation_keys
+        .authenticate(super::header(&req, "authorization").as_deref())
+        .is_ok();
+    // (unit — None for a targetingKey the edge cannot vouch for —, [(event, value)])
+    type ByUnit = Vec<(Option<String>, Vec<(String, Option<f64>)>)>;
     let mut by_unit: ByUnit = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let name = item
@@ -150,7 +155,11 @@ pub async fn events(
         let value = item
             .pointer("/trackingEventDetails/value")
             .and_then(Value::as_f64);
-        let unit = crate::metrics::unit_id(&key);
+        // A conversion counts only for a unit the edge can vouch for: the caller's own
+        // identity or an API-keyed server's; other events still count in the totals.
+        let unit =
+            crate::identity::counted_unit(Some(&key), &visitor, api_caller, &config.identity_keys)
+                .map(crate::metrics::unit_id);
         match by_unit.iter_mut().find(|(u, _)| *u == unit) {
             Some((_, list)) => list.push((name.to_owned(), value)),
             None => by_unit.push((unit, vec![(name.to_owned(), value)])),
@@ -177,7 +186,7 @@ pub async fn events(
     }
     if enabled(env) {
         for (unit, list) in &by_unit {
-            record_events(env, ctx, list, Some(unit));
+            record_events(env, ctx, list, unit.as_deref());
         }
     }
     super::json_with_status(&json!({"accepted": accepted}), 202)

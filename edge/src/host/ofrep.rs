@@ -34,6 +34,7 @@ pub async fn evaluate(
     let verified = super::jwt::verified_sub(&req, env, config).await;
     let visitor = identity::identify(
         &config.identity,
+        &config.identity_keys,
         |n| header(&req, n),
         secure,
         random_id,
@@ -42,13 +43,17 @@ pub async fn evaluate(
     let cors_headers = cors::headers(&config.cors, header(&req, "origin").as_deref(), None);
     let if_none_match = header(&req, "if-none-match");
 
+    let api_caller = config
+        .evaluation_keys
+        .authenticate(header(&req, "authorization").as_deref())
+        .is_ok();
     let mut res = match answer(
         &mut req,
         env,
         config,
         ctx,
         key,
-        visitor.key.as_deref(),
+        (&visitor, api_caller),
         if_none_match.as_deref(),
     )
     .await
@@ -70,11 +75,11 @@ async fn answer(
     config: &Config,
     ctx: &Context,
     key: Option<&str>,
-    visitor_key: Option<&str>,
+    (visitor, api_caller): (&identity::Visitor, bool),
     if_none_match: Option<&str>,
 ) -> Result<Response, EdgeError> {
     let body = super::body(req, ofrep::MAX_BODY_BYTES).await?;
-    let context = match ofrep::parse_request(&body, visitor_key) {
+    let context = match ofrep::parse_request(&body, visitor.key.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             let mut body = ofrep::error_body(&e);
@@ -86,9 +91,17 @@ async fn answer(
     };
     let active = flags::current(env, config).await?;
     let now_secs = now_ms() / 1000;
-    // Exposures of experiment flags: what this answer shows the client.
+    // Exposures of experiment flags: what this answer shows the client — only for a unit the
+    // edge can vouch for (see identity::counted_unit).
     if super::metrics::enabled(env) {
-        if let Some(unit) = context.targeting_key().map(crate::metrics::unit_id) {
+        if let Some(unit) = identity::counted_unit(
+            context.targeting_key(),
+            visitor,
+            api_caller,
+            &config.identity_keys,
+        )
+        .map(crate::metrics::unit_id)
+        {
             let exposures: Vec<(String, String, String)> = active
                 .experiments
                 .iter()

@@ -48,6 +48,7 @@ pub async fn handle(
     let verified = super::jwt::verified_sub(&req, env, config).await;
     let visitor = identity::identify(
         &config.identity,
+        &config.identity_keys,
         |n| header(&req, n),
         secure,
         random_id,
@@ -151,7 +152,12 @@ pub async fn handle(
             (Some((flag, _)), Some(a)) => a.epoch(flag),
             _ => "",
         };
-        let unit = visitor.key.as_deref().map(metrics::unit_id);
+        // Only a vouched visitor is an experiment unit (issue 14).
+        let unit = visitor
+            .key
+            .as_deref()
+            .filter(|_| visitor.vouched || !config.identity_keys.signing())
+            .map(metrics::unit_id);
         let (origin, cache) = match &served {
             Ok((_, by, _, cs)) => (by.as_str(), metrics::cache_outcome(cs)),
             Err(_) => (choice.name.as_str(), metrics::CacheOutcome::NotApplicable),
