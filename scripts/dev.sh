@@ -23,6 +23,10 @@ if [ ! -f .dev.vars ]; then
   say "creating .dev.vars with a random ADMIN_TOKEN (kept out of git)"
   printf 'ADMIN_TOKEN=%s\n' "$(node -e 'console.log(require("crypto").randomBytes(24).toString("hex"))')" > .dev.vars
 fi
+# Visitor ids are signed (issue 14): add a signing key to an older .dev.vars too.
+if ! grep -q '^IDENTITY_KEYS=' .dev.vars; then
+  printf 'IDENTITY_KEYS=%s\n' "$(node -e 'console.log(require("crypto").randomBytes(24).toString("hex"))')" >> .dev.vars
+fi
 ADMIN_TOKEN=$(sed -n 's/^ADMIN_TOKEN=//p' .dev.vars | head -n1)
 config=$(nobuild_config)
 
