@@ -41,6 +41,16 @@ pub struct Arm {
     pub converted: u64,
     pub requests: u64,
     pub errors: u64,
+    /// Distinct visitors (units) whose proxied requests this variant routed.
+    #[serde(default)]
+    pub visitors: u64,
+    /// Of those, the visitors who saw at least one origin error.
+    #[serde(default)]
+    pub error_units: u64,
+    #[serde(default)]
+    pub cache_hits: u64,
+    #[serde(default)]
+    pub cache_misses: u64,
     /// Latency histogram (`metrics::LATENCY_BOUNDS_MS` buckets + overflow).
     #[serde(default)]
     pub latency: Vec<u64>,

@@ -143,6 +143,18 @@ pub struct EventRecord {
     pub units: Vec<String>,
 }
 
+/// A visitor (unit) whose proxied request a flag variant routed in an epoch, and whether
+/// any of its requests in the batch saw an origin error: what the rollout gates count, so
+/// that one visitor weighs one however many requests it sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VisitorRecord {
+    pub flag: String,
+    pub variant: String,
+    pub epoch: String,
+    pub unit: String,
+    pub errored: bool,
+}
+
 /// What an isolate sends the metrics object in one call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Batch {
@@ -150,6 +162,9 @@ pub struct Batch {
     pub series: Vec<(SeriesKey, Counts)>,
     pub exposures: Vec<Exposure>,
     pub events: Vec<EventRecord>,
+    /// Absent in batches retained by an older worker.
+    #[serde(default)]
+    pub visitors: Vec<VisitorRecord>,
 }
 
 impl Batch {
@@ -167,6 +182,8 @@ pub struct Recorder {
     series: BTreeMap<SeriesKey, Counts>,
     exposures: BTreeMap<(String, String, String), (u64, BTreeSet<String>)>,
     events: BTreeMap<String, (u64, f64, BTreeSet<String>)>,
+    /// (flag, variant, epoch, unit) → saw an origin error.
+    visitors: BTreeMap<(String, String, String, String), bool>,
     pending: u64,
     oldest_ms: Option<u64>,
     /// Batches whose delivery failed, re-sent first (same id) on the next flush.
@@ -230,6 +247,25 @@ impl Recorder {
         }
         c.latency_sum_ms += latency;
         self.touch(now_ms);
+    }
+
+    /// Notes the visitor behind a proxied request a flag variant routed (see
+    /// [`VisitorRecord`]); requests without a unit, or not routed by a flag, count only in
+    /// the request totals.
+    pub fn visitor(&mut self, r: &RequestRecord<'_>, unit: Option<&str>) {
+        let (Some((flag, variant)), Some(unit)) = (r.decided_by, unit) else {
+            return;
+        };
+        let errored = self
+            .visitors
+            .entry((
+                flag.to_owned(),
+                variant.to_owned(),
+                r.epoch.to_owned(),
+                unit.to_owned(),
+            ))
+            .or_default();
+        *errored |= r.origin_error;
     }
 
     /// Counts one exposure of a flag variant to a unit (a hashed targeting key, if any).
@@ -305,6 +341,16 @@ impl Recorder {
                         count,
                         value_sum,
                         units: units.into_iter().collect(),
+                    })
+                    .collect(),
+                visitors: std::mem::take(&mut self.visitors)
+                    .into_iter()
+                    .map(|((flag, variant, epoch, unit), errored)| VisitorRecord {
+                        flag,
+                        variant,
+                        epoch,
+                        unit,
+                        errored,
                     })
                     .collect(),
             });
@@ -502,6 +548,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_visitor_is_one_record_per_flag_variant_epoch_however_many_requests_it_sends() {
+        let mut r = Recorder::default();
+        let rec = |origin_error| RequestRecord {
+            decided_by: Some(("backend", "v2")),
+            epoch: "e1",
+            origin: "v2",
+            origin_error,
+            cache: CacheOutcome::Miss,
+            latency_ms: 3.0,
+        };
+        for i in 0..50 {
+            r.request(&rec(i % 2 == 0), 0);
+            r.visitor(&rec(i % 2 == 0), Some("u1"));
+        }
+        r.visitor(&rec(false), Some("u2"));
+        r.visitor(&rec(true), None);
+        let fixed = RequestRecord {
+            decided_by: None,
+            ..rec(true)
+        };
+        r.visitor(&fixed, Some("u3"));
+        let batches = r.take("b".into());
+        let v = &batches[0].visitors;
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert!(v[0].unit == "u1" && v[0].errored);
+        assert!(v[1].unit == "u2" && !v[1].errored);
+        // Batches without visitors (from an older worker) still parse.
+        let old: Batch =
+            serde_json::from_str(r#"{"id":"x","series":[],"exposures":[],"events":[]}"#).unwrap();
+        assert!(old.visitors.is_empty());
+    }
+
+    #[test]
     fn undeclared_event_names_share_one_series_without_units() {
         let declared = |n: &str| n == "purchase";
         assert_eq!(event_series("purchase", declared), "purchase");
@@ -599,6 +678,7 @@ mod tests {
                 series: vec![],
                 exposures: vec![],
                 events: vec![],
+                visitors: vec![],
             })
             .collect();
         r.retain_failed(many);

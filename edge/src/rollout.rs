@@ -13,10 +13,13 @@
 //! | `rollout.control` | string, the `defaultVariant` | the stable variant |
 //! | `rollout.treatment` | string, the other variant of a two-variant flag | the variant being rolled out |
 //! | `rollout.minDurationSeconds` | number ≥ 0, 3600 | least time per stage |
-//! | `rollout.minSample` | integer ≥ 1, 1000 | least treatment requests per stage |
-//! | `rollout.advanceErrorRate` | 0..=1, 0.005 | observed error rate that allows the next stage |
-//! | `rollout.rollbackErrorRate` | 0..=1 (≥ advance), 0.01 | error rate that, confidently exceeded, rolls back |
+//! | `rollout.minSample` | integer ≥ 1, 1000 | least treatment visitors per stage |
+//! | `rollout.advanceErrorRate` | 0 < p0 < 1, 0.005 | share of visitors seeing an error that is good enough to advance (the sequential test's H0) |
+//! | `rollout.rollbackErrorRate` | p0 < p1 < 1, 0.01 | share of visitors seeing an error that must be rolled back (H1) |
+//! | `rollout.alpha` | 0 < α ≤ 0.5, 0.05 | highest chance of rolling back a stage whose true rate is at most p0 |
+//! | `rollout.beta` | 0 < β ≤ 0.5, 0.05 | highest chance of advancing a stage whose true rate is at least p1 |
 //! | `rollout.maxP99Ms` | number > 0, none | treatment p99 latency limit |
+//! | `rollout.minCacheHitRatio` | 0..=1, none | least treatment cache hit ratio (hits / (hits + misses)) to advance |
 //! | `rollout.conversionEvent` | string, none | gate: conversion not worse than control |
 //! | `rollout.dryRun` | boolean, false | decisions are reported but never written |
 //!
@@ -39,24 +42,42 @@
 //! 1. Status `completed` or `rolled-back` → **Idle** (nothing to do). No `stageStartedAt` →
 //!    **Start** at the first stage (the controller writes stage 0's weights and the start
 //!    time).
-//! 2. **Rollback** — safety first, with no minimum sample, because a confidence bound already
-//!    accounts for how little has been seen — when the Wilson 95 % *lower* bound of the
-//!    treatment's error rate is above `rollbackErrorRate`. Also when the treatment has at
-//!    least `minSample` requests and its p99 latency is above `maxP99Ms`; and, with a
-//!    `conversionEvent`, when both arms have at least `minSample` units and the 95 % interval
-//!    of the conversion difference (treatment − control) is entirely below 0. A rollback sets
-//!    the treatment's weight to 0 and the control's to 100: every visitor is back on the
-//!    stable variant.
+//! 2. **Rollback** — safety first, with no minimum duration or sample:
+//!    - the **hard stop**: at least [`HARD_STOP_VISITORS`] (5) treatment visitors and more
+//!      than half of them saw an error; a canary failing for every visitor is rolled back
+//!      at the first evaluation after its 5th visitor;
+//!    - the **sequential test** accepts H1: see below;
+//!    - the treatment has at least `minSample` visitors and its p99 latency is above
+//!      `maxP99Ms`;
+//!    - with a `conversionEvent`, both arms have at least `minSample` units and the 95 %
+//!      interval of the conversion difference (treatment − control) is entirely below 0.
+//!
+//!    A rollback sets the treatment's weight to 0 and the control's to 100: every visitor is
+//!    back on the stable variant.
 //! 3. **Hold** while the stage is younger than `minDurationSeconds` or the treatment has fewer
-//!    than `minSample` requests (or, with a `conversionEvent`, either arm fewer than
+//!    than `minSample` visitors (or, with a `conversionEvent`, either arm fewer than
 //!    `minSample` units): the reason says what is still missing.
-//! 4. **Advance** to the next stage when the observed error rate is at most
-//!    `advanceErrorRate` and the p99 is known to be within `maxP99Ms` (the conversion gate
-//!    passed in step 2); at the last stage, **Complete** instead (which leaves the split as it
-//!    is, also when the last stage is below 100 %).
-//! 5. Otherwise **Hold**: the result is inconclusive (the error rate is between the two
-//!    limits, or the p99 lies beyond the histogram's last bucket and cannot be shown to be
-//!    within the limit).
+//! 4. **Advance** to the next stage when the sequential test accepts H0, the p99 is known to
+//!    be within `maxP99Ms` and the cache hit ratio is at least `minCacheHitRatio` (the
+//!    conversion gate passed in step 2); at the last stage, **Complete** instead (which
+//!    leaves the split as it is, also when the last stage is below 100 %).
+//! 5. Otherwise **Hold**: the result is inconclusive (the test has not decided yet, the p99
+//!    lies beyond the histogram's last bound, or the hit ratio is too low or unmeasured).
+//!
+//! # The error gate: Wald's sequential probability ratio test on visitors
+//!
+//! The unit is the visitor, not the request: `error_visitors` of `visitors` treatment
+//! visitors saw at least one origin error in the stage, so one visitor weighs one however
+//! many requests it sends. The test compares H0: p = p0 (`advanceErrorRate`) with H1:
+//! p = p1 (`rollbackErrorRate`) by the log-likelihood ratio
+//! `LLR = e·ln(p1/p0) + (n−e)·ln((1−p1)/(1−p0))`; it rolls back when `LLR ≥ ln(1/α)` and
+//! allows the advance when `LLR ≤ ln(β)`. Under H0 the likelihood ratio is a
+//! non-negative martingale, so by Ville's inequality the chance that it *ever* reaches
+//! `1/α` is at most α — however often it is looked at (every minute, on demand); likewise
+//! the chance of ever reaching `β` under H1 is at most β. For rates below p0 (above p1) the
+//! errors are rarer still (monotone likelihood ratio). With no data the LLR is 0, which is
+//! neither: the rule never advances on zero data. The request error rate is shown in the
+//! reasons for the dashboard but decides nothing.
 //!
 //! The measured counts are expected to be those of the current stage only (the metrics store
 //! starts a new epoch whenever the split changes), so each stage is judged on its own traffic.
@@ -67,7 +88,7 @@ use serde_json::{Map, Value};
 use crate::admin::Change;
 use crate::error::EdgeError;
 use crate::live::Finding;
-use crate::stats::{self, Interval, Uplift};
+use crate::stats::{self, Uplift};
 
 const STAGES: &str = "rollout.stages";
 const CONTROL: &str = "rollout.control";
@@ -76,7 +97,10 @@ const MIN_DURATION: &str = "rollout.minDurationSeconds";
 const MIN_SAMPLE: &str = "rollout.minSample";
 const ADVANCE_ERROR_RATE: &str = "rollout.advanceErrorRate";
 const ROLLBACK_ERROR_RATE: &str = "rollout.rollbackErrorRate";
+const ALPHA: &str = "rollout.alpha";
+const BETA: &str = "rollout.beta";
 const MAX_P99: &str = "rollout.maxP99Ms";
+const MIN_CACHE_HIT_RATIO: &str = "rollout.minCacheHitRatio";
 const CONVERSION_EVENT: &str = "rollout.conversionEvent";
 const DRY_RUN: &str = "rollout.dryRun";
 const STAGE: &str = "rollout.stage";
@@ -84,7 +108,7 @@ const STAGE_STARTED_AT: &str = "rollout.stageStartedAt";
 const STATUS: &str = "rollout.status";
 const REASON: &str = "rollout.reason";
 
-const KNOWN_KEYS: [&str; 14] = [
+const KNOWN_KEYS: [&str; 17] = [
     STAGES,
     CONTROL,
     TREATMENT,
@@ -92,7 +116,10 @@ const KNOWN_KEYS: [&str; 14] = [
     MIN_SAMPLE,
     ADVANCE_ERROR_RATE,
     ROLLBACK_ERROR_RATE,
+    ALPHA,
+    BETA,
     MAX_P99,
+    MIN_CACHE_HIT_RATIO,
     CONVERSION_EVENT,
     DRY_RUN,
     STAGE,
@@ -107,6 +134,12 @@ const DEFAULT_MIN_DURATION_SECONDS: f64 = 3600.0;
 const DEFAULT_MIN_SAMPLE: u64 = 1000;
 const DEFAULT_ADVANCE_ERROR_RATE: f64 = 0.005;
 const DEFAULT_ROLLBACK_ERROR_RATE: f64 = 0.01;
+/// The sequential test's error targets: at most 5 % of healthy stages rolled back, at most
+/// 5 % of failing stages advanced (measured by `edgeflags rollout simulate`, see the README).
+pub const DEFAULT_ALPHA: f64 = 0.05;
+pub const DEFAULT_BETA: f64 = 0.05;
+/// The hard stop: this many treatment visitors, more than half of them with an error.
+pub const HARD_STOP_VISITORS: u64 = 5;
 
 /// A flag's rollout plan, as configured in its metadata.
 #[derive(Debug, Clone, PartialEq)]
@@ -120,7 +153,12 @@ pub struct Plan {
     pub min_sample: u64,
     pub advance_error_rate: f64,
     pub rollback_error_rate: f64,
+    /// Sequential test: chance of rolling back at a true rate ≤ `advance_error_rate`.
+    pub alpha: f64,
+    /// Sequential test: chance of advancing at a true rate ≥ `rollback_error_rate`.
+    pub beta: f64,
     pub max_p99_ms: Option<f64>,
+    pub min_cache_hit_ratio: Option<f64>,
     pub conversion_event: Option<String>,
     pub dry_run: bool,
 }
@@ -372,22 +410,42 @@ fn plan_of(key: &str, definition: &Value, errors: &mut Vec<Finding>) -> Option<(
     let min_sample = r
         .whole(MIN_SAMPLE, 1, "an integer ≥ 1")
         .unwrap_or(DEFAULT_MIN_SAMPLE);
-    let rate = |x: f64| (0.0..=1.0).contains(&x);
-    let advance = r.number(ADVANCE_ERROR_RATE, rate, "a rate between 0 and 1");
-    let rollback = r.number(ROLLBACK_ERROR_RATE, rate, "a rate between 0 and 1");
+    let open_rate = |x: f64| x > 0.0 && x < 1.0;
+    let advance = r.number(
+        ADVANCE_ERROR_RATE,
+        open_rate,
+        "a rate between 0 and 1 (both excluded)",
+    );
+    let rollback = r.number(
+        ROLLBACK_ERROR_RATE,
+        open_rate,
+        "a rate between 0 and 1 (both excluded)",
+    );
     let advance_error_rate = advance.unwrap_or(DEFAULT_ADVANCE_ERROR_RATE);
     let rollback_error_rate = rollback.unwrap_or(DEFAULT_ROLLBACK_ERROR_RATE);
     let rates_given = (meta.contains_key(ADVANCE_ERROR_RATE) == advance.is_some())
         && (meta.contains_key(ROLLBACK_ERROR_RATE) == rollback.is_some());
-    if rates_given && rollback_error_rate < advance_error_rate {
+    if rates_given && rollback_error_rate <= advance_error_rate {
         r.fail(
             ROLLBACK_ERROR_RATE,
             format!(
-                "must be at least the advance error rate {advance_error_rate} (it is {rollback_error_rate})"
+                "must be above the advance error rate {advance_error_rate} (it is {rollback_error_rate}): the sequential test needs two distinct rates"
             ),
         );
     }
+    let target = |x: f64| x > 0.0 && x <= 0.5;
+    let alpha = r
+        .number(ALPHA, target, "a probability above 0 and at most 0.5")
+        .unwrap_or(DEFAULT_ALPHA);
+    let beta = r
+        .number(BETA, target, "a probability above 0 and at most 0.5")
+        .unwrap_or(DEFAULT_BETA);
     let max_p99_ms = r.number(MAX_P99, |x| x > 0.0, "a number of milliseconds > 0");
+    let min_cache_hit_ratio = r.number(
+        MIN_CACHE_HIT_RATIO,
+        |x| (0.0..=1.0).contains(&x),
+        "a ratio between 0 and 1",
+    );
     let conversion_event = r.string(CONVERSION_EVENT).map(str::to_owned);
     let dry_run = r.boolean(DRY_RUN).unwrap_or(false);
 
@@ -449,7 +507,10 @@ fn plan_of(key: &str, definition: &Value, errors: &mut Vec<Finding>) -> Option<(
             min_sample,
             advance_error_rate,
             rollback_error_rate,
+            alpha,
+            beta,
             max_p99_ms,
+            min_cache_hit_ratio,
             conversion_event,
             dry_run,
         },
@@ -527,8 +588,15 @@ fn find_split_mut<'a>(
 pub struct Arm {
     /// Requests served with this variant.
     pub requests: u64,
-    /// Of those, the failed ones (origin errors, 5xx).
+    /// Of those, the failed ones (origin errors, 5xx): shown, decides nothing.
     pub errors: u64,
+    /// Distinct visitors whose proxied requests this variant routed.
+    pub visitors: u64,
+    /// Of those, the ones who saw at least one origin error: the error gates' count.
+    pub error_visitors: u64,
+    /// Cacheable requests answered from the cache / forwarded to the origin.
+    pub cache_hits: u64,
+    pub cache_misses: u64,
     /// Latency histogram counts: `bounds.len() + 1` entries, see [`stats::quantile`].
     pub latency: Vec<u64>,
     /// Distinct visitors exposed to the variant.
@@ -597,27 +665,42 @@ pub fn decide(
     };
 
     // 2. Rollback.
+    let visitors = treatment.visitors;
+    let failed = treatment.error_visitors.min(visitors);
     let requests = treatment.requests;
-    let errors = treatment.errors.min(requests);
-    let error_ci = stats::wilson(errors, requests, stats::Z95);
-    if let Some(ci) = error_ci.filter(|ci| ci.low > plan.rollback_error_rate) {
+    let shown = format!(
+        "{failed} of {visitors} visitors saw an error ({}; request error rate {} over {requests} requests)",
+        pct(ratio(failed, visitors)),
+        pct(ratio(treatment.errors, requests)),
+    );
+    if visitors >= HARD_STOP_VISITORS && failed > visitors - failed {
         return Decision::Rollback {
             reason: format!(
-                "error rate {} ({}) over {requests} requests is above the rollback limit {}",
-                pct(ratio(errors, requests)),
-                ci95(ci),
-                pct(plan.rollback_error_rate)
+                "hard stop: error rate above the rollback limit, most visitors fail: {shown}"
+            ),
+        };
+    }
+    let test = Sprt::of(plan);
+    let llr = test.llr(failed, visitors);
+    if llr >= test.upper {
+        return Decision::Rollback {
+            reason: format!(
+                "error rate above the rollback limit {}: {shown}; the sequential test rejects {} at α = {} (log-likelihood ratio {llr:.2} ≥ {:.2})",
+                pct(plan.rollback_error_rate),
+                pct(plan.advance_error_rate),
+                plan.alpha,
+                test.upper
             ),
         };
     }
     let min_sample = plan.min_sample.max(1);
-    let enough_requests = requests >= min_sample;
+    let enough_visitors = visitors >= min_sample;
     let latency = latency_gate(plan.max_p99_ms, bounds_ms, &treatment.latency);
-    if enough_requests {
+    if enough_visitors {
         if let Latency::Above(p99) = &latency {
             return Decision::Rollback {
                 reason: format!(
-                    "p99 latency {p99} over {requests} requests is above the limit {}",
+                    "p99 latency {p99} over {requests} requests of {visitors} visitors is above the limit {}",
                     ms(plan.max_p99_ms.unwrap_or_default())
                 ),
             };
@@ -643,9 +726,9 @@ pub fn decide(
     // 3. Hold until there is enough to judge.
     let elapsed_ms = now_ms.saturating_sub(started_ms);
     let units_missing = plan.conversion_event.is_some() && conversion.is_none();
-    if elapsed_ms < plan.min_duration_ms || !enough_requests || units_missing {
+    if elapsed_ms < plan.min_duration_ms || !enough_visitors || units_missing {
         let mut reason = format!(
-            "waiting: {requests} of {min_sample} requests, {} s of {} s",
+            "waiting: {visitors} of {min_sample} visitors, {} s of {} s",
             seconds(elapsed_ms),
             seconds(plan.min_duration_ms)
         );
@@ -659,11 +742,12 @@ pub fn decide(
     }
 
     // 4. Advance or complete.
-    let rate = ratio(errors, requests);
+    let errors_ok = llr <= test.lower;
     let mut passed = vec![format!(
-        "error rate {} over {requests} requests is within the advance limit {}",
-        pct(rate),
-        pct(plan.advance_error_rate)
+        "error rate within the advance limit {}: {shown}; the sequential test accepts it at β = {} (log-likelihood ratio {llr:.2} ≤ {:.2})",
+        pct(plan.advance_error_rate),
+        plan.beta,
+        test.lower
     )];
     let latency_ok = match &latency {
         Latency::NotGated => true,
@@ -676,13 +760,22 @@ pub fn decide(
         }
         Latency::Above(_) | Latency::Unknown(_) => false,
     };
+    let cache = cache_gate(plan.min_cache_hit_ratio, treatment);
+    let cache_ok = match &cache {
+        Err(_) => false,
+        Ok(None) => true,
+        Ok(Some(text)) => {
+            passed.push(text.clone());
+            true
+        }
+    };
     if let Some(u) = &conversion {
         passed.push(format!(
             "conversion is not worse than control: {}",
             conversion_text(u, control, treatment)
         ));
     }
-    if rate <= plan.advance_error_rate && latency_ok {
+    if errors_ok && latency_ok && cache_ok {
         let passed = passed.join("; ");
         let next = state.stage + 1;
         return match plan.stages.get(next) {
@@ -702,22 +795,87 @@ pub fn decide(
     }
 
     // 5. Inconclusive.
-    let reason = if rate > plan.advance_error_rate {
+    let reason = if !errors_ok {
         format!(
-            "inconclusive: error rate {} is between {} and {} ({} over {requests} requests)",
-            pct(rate),
+            "inconclusive: the sequential test has not decided between {} and {} yet: {shown} (log-likelihood ratio {llr:.2}, between {:.2} and {:.2})",
             pct(plan.advance_error_rate),
             pct(plan.rollback_error_rate),
-            error_ci.map_or_else(String::new, ci95)
+            test.lower,
+            test.upper
         )
+    } else if let Latency::Unknown(why) = latency {
+        format!("inconclusive: {why}")
+    } else if let Err(why) = cache {
+        format!("inconclusive: {why}")
     } else {
-        match latency {
-            Latency::Unknown(why) => format!("inconclusive: {why}"),
-            // Above with too few requests cannot get here: requests ≥ min_sample by step 3.
-            _ => "inconclusive".to_owned(),
-        }
+        // Above with too few visitors cannot get here: visitors ≥ min_sample by step 3.
+        "inconclusive".to_owned()
     };
     Decision::Hold { reason }
+}
+
+/// Wald's sequential probability ratio test between H0: p = `advanceErrorRate` and H1: p =
+/// `rollbackErrorRate` for the share of visitors who saw an error, with the thresholds of
+/// Ville's inequality (`ln(1/α)` and `ln β`), valid under continuous monitoring.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sprt {
+    /// Added to the LLR per visitor who saw an error (> 0).
+    pub per_error: f64,
+    /// Added to the LLR per visitor who saw none (< 0).
+    pub per_clean: f64,
+    /// Roll back at or above this LLR: `ln(1/α)`.
+    pub upper: f64,
+    /// Advance at or below this LLR: `ln β`.
+    pub lower: f64,
+}
+
+impl Sprt {
+    /// The test of a plan. Rates outside (0, 1) or in the wrong order (refused when the plan
+    /// is read) are clamped, so the test stays finite.
+    pub fn of(plan: &Plan) -> Self {
+        let tiny = 1e-9;
+        let p0 = plan.advance_error_rate.clamp(tiny, 1.0 - 2.0 * tiny);
+        let p1 = plan.rollback_error_rate.clamp(p0 + tiny, 1.0 - tiny);
+        let alpha = plan.alpha.clamp(tiny, 0.5);
+        let beta = plan.beta.clamp(tiny, 0.5);
+        Sprt {
+            per_error: (p1 / p0).ln(),
+            per_clean: ((1.0 - p1) / (1.0 - p0)).ln(),
+            upper: (1.0 / alpha).ln(),
+            lower: beta.ln(),
+        }
+    }
+
+    /// The log-likelihood ratio of `failed` of `visitors` (clamped to `visitors`).
+    pub fn llr(&self, failed: u64, visitors: u64) -> f64 {
+        let failed = failed.min(visitors);
+        failed as f64 * self.per_error + (visitors - failed) as f64 * self.per_clean
+    }
+}
+
+/// The cache-hit-ratio gate: `Ok(None)` when not gated, `Ok(Some(passed text))`, or
+/// `Err(why it does not pass)`.
+fn cache_gate(min: Option<f64>, treatment: &Arm) -> Result<Option<String>, String> {
+    let Some(min) = min else {
+        return Ok(None);
+    };
+    let cacheable = treatment.cache_hits.saturating_add(treatment.cache_misses);
+    if cacheable == 0 {
+        return Err(format!(
+            "no cacheable treatment requests yet to check the cache hit ratio against {}",
+            pct(min)
+        ));
+    }
+    let hit_ratio = treatment.cache_hits as f64 / cacheable as f64;
+    let text = format!(
+        "cache hit ratio {} over {cacheable} cacheable requests",
+        pct(hit_ratio)
+    );
+    if hit_ratio >= min {
+        Ok(Some(format!("{text} is at least {}", pct(min))))
+    } else {
+        Err(format!("{text} is below {}", pct(min)))
+    }
 }
 
 /// The p99 gate's outcome; the `String`s are ready for a reason sentence.
@@ -797,10 +955,6 @@ fn pct(rate: f64) -> String {
 /// A difference of two rates in percentage points, signed.
 fn points(diff: f64) -> String {
     format!("{:+.1}", diff * 100.0)
-}
-
-fn ci95(ci: Interval) -> String {
-    format!("95% CI {}–{}", pct(ci.low), pct(ci.high))
 }
 
 fn ms(x: f64) -> String {
@@ -1040,7 +1194,10 @@ mod tests {
             min_sample: 1000,
             advance_error_rate: 0.005,
             rollback_error_rate: 0.01,
+            alpha: 0.05,
+            beta: 0.05,
             max_p99_ms: None,
+            min_cache_hit_ratio: None,
             conversion_event: None,
             dry_run: false,
         }
@@ -1079,8 +1236,11 @@ mod tests {
                 "rollout.minDurationSeconds": 1.5,
                 "rollout.minSample": 200.0,
                 "rollout.advanceErrorRate": 0.01,
-                "rollout.rollbackErrorRate": 0.01,
+                "rollout.rollbackErrorRate": 0.02,
+                "rollout.alpha": 0.1,
+                "rollout.beta": 0.02,
                 "rollout.maxP99Ms": 750,
+                "rollout.minCacheHitRatio": 0.8,
                 "rollout.conversionEvent": "checkout",
                 "rollout.dryRun": true,
                 "rollout.stage": 1,
@@ -1100,8 +1260,11 @@ mod tests {
                 min_duration_ms: 1500,
                 min_sample: 200,
                 advance_error_rate: 0.01,
-                rollback_error_rate: 0.01,
+                rollback_error_rate: 0.02,
+                alpha: 0.1,
+                beta: 0.02,
                 max_p99_ms: Some(750.0),
+                min_cache_hit_ratio: Some(0.8),
                 conversion_event: Some("checkout".into()),
                 dry_run: true,
             }
@@ -1280,13 +1443,57 @@ mod tests {
                 "rollback below the default advance rate",
                 backend(json!({"rollout.rollbackErrorRate": 0.001})),
                 "metadata.rollout.rollbackErrorRate",
-                "must be at least the advance error rate 0.005",
+                "must be above the advance error rate 0.005",
             ),
             (
                 "advance above rollback",
                 backend(json!({"rollout.advanceErrorRate": 0.2, "rollout.rollbackErrorRate": 0.1})),
                 "metadata.rollout.rollbackErrorRate",
-                "must be at least the advance error rate 0.2",
+                "must be above the advance error rate 0.2",
+            ),
+            (
+                "equal rates leave the sequential test nothing to tell apart",
+                backend(
+                    json!({"rollout.advanceErrorRate": 0.01, "rollout.rollbackErrorRate": 0.01}),
+                ),
+                "metadata.rollout.rollbackErrorRate",
+                "must be above the advance error rate 0.01",
+            ),
+            (
+                "a zero advance rate",
+                backend(json!({"rollout.advanceErrorRate": 0, "rollout.rollbackErrorRate": 0.01})),
+                "metadata.rollout.advanceErrorRate",
+                "between 0 and 1 (both excluded)",
+            ),
+            (
+                "a rollback rate of 1",
+                backend(json!({"rollout.rollbackErrorRate": 1})),
+                "metadata.rollout.rollbackErrorRate",
+                "between 0 and 1 (both excluded)",
+            ),
+            (
+                "alpha of 0",
+                backend(json!({"rollout.alpha": 0})),
+                "metadata.rollout.alpha",
+                "above 0 and at most 0.5",
+            ),
+            (
+                "beta above 0.5",
+                backend(json!({"rollout.beta": 0.6})),
+                "metadata.rollout.beta",
+                "above 0 and at most 0.5",
+            ),
+            (
+                "alpha as a string",
+                backend(json!({"rollout.alpha": "0.05"})),
+                "metadata.rollout.alpha",
+                "above 0 and at most 0.5",
+            ),
+            (
+                "a hit ratio above 1",
+                backend(json!({"rollout.minCacheHitRatio": 80})),
+                "metadata.rollout.minCacheHitRatio",
+                "between 0 and 1",
             ),
             (
                 "zero p99 limit",
@@ -1432,10 +1639,13 @@ mod tests {
         }
     }
 
+    /// An arm where every request came from its own visitor.
     fn arm(requests: u64, errors: u64) -> Arm {
         Arm {
             requests,
             errors,
+            visitors: requests,
+            error_visitors: errors,
             latency: vec![requests, 0, 0, 0, 0, 0],
             ..Arm::default()
         }
@@ -1572,24 +1782,61 @@ mod tests {
     }
 
     #[test]
-    fn a_failing_canary_is_rolled_back_once_the_error_rate_is_confidently_above_the_limit() {
+    fn a_failing_canary_is_rolled_back_once_the_sequential_test_rejects_the_advance_rate() {
         let early = T0 + 10_000;
+        let one_visitor = Arm {
+            visitors: 1,
+            error_visitors: 1,
+            ..arm(50, 50)
+        };
+        let few_visitors_many_requests = Arm {
+            visitors: 20,
+            error_visitors: 2,
+            ..arm(2000, 1500)
+        };
         check(vec![
-            case("5 of 50 failed, seconds in", running(0, T0), arm(50, 5), early).expect(
+            case("5 of 50 visitors failed, seconds in", running(0, T0), arm(50, 5), early).expect(
                 "rollback",
-                "error rate 10.0% (95% CI 4.3%–21.4%) over 50 requests is above the rollback limit 1.0%",
+                "error rate above the rollback limit 1.0%: 5 of 50 visitors saw an error (10.0%; request error rate 10.0% over 50 requests); the sequential test rejects 0.5% at α = 0.05 (log-likelihood ratio 3.24 ≥ 3.00)",
             ),
             case("2% of 2000 failed", running(1, T0), arm(2000, 40), early)
-                .expect("rollback", "error rate 2.0%"),
-            case("1 of 20 failed is not yet confident", running(0, T0), arm(20, 1), early)
+                .expect("rollback", "40 of 2000 visitors saw an error (2.0%"),
+            case("1 of 20 failed is not yet decided", running(0, T0), arm(20, 1), early)
                 .expect("hold", "waiting"),
-            // The bound makes even one failure among the first requests decisive: at a true
-            // rate of 1 %, a failure in the first 10 requests is unlikely (Wilson low 1.8 %).
-            case("1 of 10 failed", running(0, T0), arm(10, 1), early)
-                .expect("rollback", "error rate 10.0% (95% CI 1.8%–40.4%) over 10 requests"),
-            case("errors above requests are clamped", running(0, T0), arm(10, 50), early)
-                .expect("rollback", "error rate 100.0%"),
+            case("4 of 10 failed is not yet decided", running(0, T0), arm(10, 4), early)
+                .expect("hold", "waiting"),
+            case("one visitor's 50 failed requests weigh one visitor", running(0, T0), one_visitor, early)
+                .expect("hold", "waiting: 1 of 1000 visitors"),
+            case("requests do not count, visitors do", running(0, T0), few_visitors_many_requests, early)
+                .expect("hold", "waiting: 20 of 1000 visitors"),
+            case("errors above visitors are clamped", running(0, T0), arm(10, 50), early)
+                .expect("rollback", "hard stop"),
         ]);
+    }
+
+    #[test]
+    fn the_hard_stop_rolls_back_a_canary_failing_most_of_its_first_five_visitors() {
+        let early = T0 + 1000;
+        let lenient = |p: &mut Plan| {
+            p.advance_error_rate = 0.3;
+            p.rollback_error_rate = 0.6;
+        };
+        check(vec![
+            case("5 of 5", running(0, T0), arm(5, 5), early)
+                .expect("rollback", "hard stop: error rate above the rollback limit, most visitors fail: 5 of 5 visitors"),
+            case("3 of 5", running(0, T0), arm(5, 3), early).plan(lenient)
+                .expect("rollback", "hard stop"),
+            case("4 of 4 is not yet five visitors", running(0, T0), arm(4, 4), early).plan(lenient)
+                .expect("hold", "waiting"),
+            case("2 of 5 is not most", running(0, T0), arm(5, 2), early).plan(lenient)
+                .expect("hold", "waiting"),
+            case("6 of 10 with lenient rates", running(0, T0), arm(10, 6), early).plan(lenient)
+                .expect("rollback", "hard stop"),
+        ]);
+        // With the default rates the sequential test alone also stops a canary failing every
+        // visitor at its 5th visitor: 5 · ln 2 ≥ ln 20.
+        let test = Sprt::of(&default_plan());
+        assert!(test.llr(4, 4) < test.upper && test.llr(5, 5) >= test.upper);
     }
 
     #[test]
@@ -1601,21 +1848,21 @@ mod tests {
                 arm(12, 0),
                 T0 + 30_000,
             )
-            .expect("hold", "waiting: 12 of 1000 requests, 30 s of 3600 s"),
+            .expect("hold", "waiting: 12 of 1000 visitors, 30 s of 3600 s"),
             case(
                 "enough requests, too early",
                 running(0, T0),
                 arm(5000, 0),
                 T0 + 1_800_500,
             )
-            .expect("hold", "waiting: 5000 of 1000 requests, 1800.5 s of 3600 s"),
+            .expect("hold", "waiting: 5000 of 1000 visitors, 1800.5 s of 3600 s"),
             case(
                 "late enough, too few requests",
                 running(0, T0),
                 arm(999, 0),
                 T0 + 2 * HOUR_MS,
             )
-            .expect("hold", "waiting: 999 of 1000 requests"),
+            .expect("hold", "waiting: 999 of 1000 visitors"),
             case(
                 "clock behind the start",
                 running(0, T0),
@@ -1630,7 +1877,7 @@ mod tests {
                 T0 + 2 * HOUR_MS,
             )
             .plan(|p| p.min_sample = 0)
-            .expect("hold", "waiting: 0 of 1 requests"),
+            .expect("hold", "waiting: 0 of 1 visitors"),
         ]);
     }
 
@@ -1639,8 +1886,8 @@ mod tests {
         let later = T0 + 2 * HOUR_MS;
         check(vec![
             case("0.1% errors at 10%", running(0, T0), arm(2000, 2), later)
-                .expect("advance", "error rate 0.1% over 2000 requests is within the advance limit 0.5%: 10% → 50% (stage 2 of 3)"),
-            case("exactly at the advance limit", running(1, T0), arm(1000, 5), later)
+                .expect("advance", "error rate within the advance limit 0.5%: 2 of 2000 visitors saw an error (0.1%; request error rate 0.1% over 2000 requests); the sequential test accepts it at β = 0.05 (log-likelihood ratio -8.68 ≤ -3.00): 10% → 50% (stage 2 of 3)"),
+            case("at the advance limit with enough visitors", running(1, T0), arm(3000, 15), later)
                 .expect("advance", "50% → 100% (stage 3 of 3)"),
             case("at exactly the minimum duration and sample", running(0, T0), arm(1000, 0), T0 + HOUR_MS)
                 .expect("advance", "10% → 50%"),
@@ -1677,15 +1924,18 @@ mod tests {
         check(vec![
             case("0.7% of 2000", running(0, T0), arm(2000, 14), later).expect(
                 "hold",
-                "inconclusive: error rate 0.7% is between 0.5% and 1.0%",
+                "inconclusive: the sequential test has not decided between 0.5% and 1.0% yet: 14 of 2000 visitors",
             ),
+            case("0.5% of 1000 needs more visitors", running(0, T0), arm(1000, 5), later)
+                .expect("hold", "log-likelihood ratio -1.55, between -3.00 and 3.00"),
             case(
-                "1.5% of 1000 is not yet confidently above 1%",
+                "1.3% of 300 is not yet decided",
                 running(0, T0),
-                arm(1000, 15),
+                arm(300, 4),
                 later,
             )
-            .expect("hold", "inconclusive: error rate 1.5%"),
+            .plan(|p| p.min_sample = 100)
+            .expect("hold", "inconclusive"),
         ]);
     }
 
@@ -1702,7 +1952,7 @@ mod tests {
                 .expect("advance", "p99 latency 100 ms is within 500 ms"),
             case("slow", running(0, T0), slow.clone(), later)
                 .plan(gated)
-                .expect("rollback", "p99 latency 900 ms over 2000 requests is above the limit 500 ms"),
+                .expect("rollback", "p99 latency 900 ms over 2000 requests of 2000 visitors is above the limit 500 ms"),
             case("slow but early: the gate is checked from the minimum sample on", running(0, T0), with_latency(arm(500, 0), [250, 125, 50, 50, 25, 0]), later)
                 .plan(gated)
                 .expect("hold", "waiting: 500 of 1000"),
@@ -1820,6 +2070,83 @@ mod tests {
     }
 
     #[test]
+    fn the_cache_hit_ratio_gate_holds_a_stage_below_the_minimum() {
+        let later = T0 + 2 * HOUR_MS;
+        let gated = |p: &mut Plan| p.min_cache_hit_ratio = Some(0.8);
+        let cached = |hits, misses| Arm {
+            cache_hits: hits,
+            cache_misses: misses,
+            ..arm(2000, 0)
+        };
+        check(vec![
+            case("85 % hits", running(0, T0), cached(850, 150), later)
+                .plan(gated)
+                .expect("advance", "cache hit ratio 85.0% over 1000 cacheable requests is at least 80.0%"),
+            case("exactly 80 %", running(0, T0), cached(800, 200), later)
+                .plan(gated)
+                .expect("advance", "10% → 50%"),
+            case("70 % hits", running(0, T0), cached(700, 300), later)
+                .plan(gated)
+                .expect("hold", "inconclusive: cache hit ratio 70.0% over 1000 cacheable requests is below 80.0%"),
+            case("nothing cacheable", running(0, T0), cached(0, 0), later)
+                .plan(gated)
+                .expect("hold", "no cacheable treatment requests yet"),
+            case("not gated", running(0, T0), cached(0, 5), later)
+                .expect("advance", "10% → 50%"),
+        ]);
+    }
+
+    proptest::proptest! {
+        /// The sequential rule never advances (or completes) a stage on zero data, whatever
+        /// the plan, the clock, the requests and the control arm.
+        #[test]
+        fn never_advances_on_zero_visitors(
+            p0 in 0.0001f64..0.5,
+            gap in 0.0001f64..0.49,
+            alpha in 0.0001f64..=0.5,
+            beta in 0.0001f64..=0.5,
+            stage in 0usize..3,
+            min_sample in 0u64..5000,
+            requests in 0u64..1_000_000,
+            errors in 0u64..1_000_000,
+            now in proptest::prelude::any::<u64>(),
+        ) {
+            let mut plan = default_plan();
+            plan.advance_error_rate = p0;
+            plan.rollback_error_rate = p0 + gap;
+            plan.alpha = alpha;
+            plan.beta = beta;
+            plan.min_sample = min_sample;
+            plan.min_duration_ms = 0;
+            let treatment = Arm { visitors: 0, error_visitors: 0, ..arm(requests, errors) };
+            let d = decide(&plan, &running(stage, 0), &arm(requests, errors), &treatment, &BOUNDS, now);
+            proptest::prop_assert!(matches!(d, Decision::Hold { .. }), "{:?}", d);
+        }
+
+        /// Nor on visitors who all saw no error but are too few for the test to accept H0,
+        /// and it never rolls back a stage in which no visitor saw an error.
+        #[test]
+        fn clean_visitors_never_roll_back_and_advance_only_past_the_boundary(
+            p0 in 0.0001f64..0.5,
+            gap in 0.0001f64..0.49,
+            beta in 0.0001f64..=0.5,
+            visitors in 0u64..100_000,
+        ) {
+            let mut plan = default_plan();
+            plan.advance_error_rate = p0;
+            plan.rollback_error_rate = p0 + gap;
+            plan.beta = beta;
+            plan.min_sample = 1;
+            plan.min_duration_ms = 0;
+            let test = Sprt::of(&plan);
+            let d = decide(&plan, &running(0, 0), &Arm::default(), &arm(visitors, 0), &BOUNDS, T0);
+            proptest::prop_assert!(!matches!(d, Decision::Rollback { .. }), "{:?}", d);
+            let advanced = matches!(d, Decision::Advance { .. });
+            proptest::prop_assert_eq!(advanced, visitors > 0 && test.llr(0, visitors) <= test.lower);
+        }
+    }
+
+    #[test]
     fn decide_never_panics_over_a_grid_of_counts() {
         let counts = [0u64, 1, 999, 1000, u64::MAX];
         let histograms: [Vec<u64>; 3] = [vec![], vec![0; 6], vec![u64::MAX; 6]];
@@ -1830,6 +2157,10 @@ mod tests {
                         let treatment = Arm {
                             requests,
                             errors,
+                            visitors: units,
+                            error_visitors: errors,
+                            cache_hits: requests,
+                            cache_misses: errors,
                             latency: latency.clone(),
                             units,
                             converted: errors,
@@ -1837,6 +2168,7 @@ mod tests {
                         let control = with_units(arm(requests, 0), units, requests);
                         let mut plan = default_plan();
                         plan.max_p99_ms = Some(100.0);
+                        plan.min_cache_hit_ratio = Some(0.8);
                         plan.conversion_event = Some("buy".into());
                         for now in [0, T0, u64::MAX] {
                             let d =

@@ -48,6 +48,7 @@ pub fn record_request(env: &Env, ctx: &Context, rec: &RequestRecord<'_>, unit: O
     RECORDER.with(|r| {
         let mut r = r.borrow_mut();
         r.request(rec, now);
+        r.visitor(rec, unit);
         if let Some((flag, variant)) = rec.decided_by {
             r.exposure(flag, variant, rec.epoch, unit, now);
         }

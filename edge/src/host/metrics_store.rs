@@ -32,6 +32,10 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS latency (flag TEXT NOT NULL, variant TEXT NOT NULL, origin TEXT NOT NULL, epoch TEXT NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (flag, variant, origin, epoch, bucket))",
     "CREATE TABLE IF NOT EXISTS exposures (flag TEXT NOT NULL, variant TEXT NOT NULL, epoch TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (flag, variant, epoch))",
     "CREATE TABLE IF NOT EXISTS units (flag TEXT NOT NULL, epoch TEXT NOT NULL, unit TEXT NOT NULL, variant TEXT NOT NULL, first_at INTEGER NOT NULL, PRIMARY KEY (flag, epoch, unit))",
+    // Visitors whose proxied requests a flag variant routed, and whether any saw an origin
+    // error: the rollout gates count visitors, not requests.
+    "CREATE TABLE IF NOT EXISTS visitors (flag TEXT NOT NULL, epoch TEXT NOT NULL, variant TEXT NOT NULL, unit TEXT NOT NULL, errored INTEGER NOT NULL, first_at INTEGER NOT NULL, PRIMARY KEY (flag, epoch, variant, unit))",
+    "CREATE INDEX IF NOT EXISTS visitors_first_at ON visitors (first_at)",
     "CREATE TABLE IF NOT EXISTS events (name TEXT PRIMARY KEY, n INTEGER NOT NULL, value_sum REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS conversions (event TEXT NOT NULL, unit TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (event, unit))",
     // The retention deletes below run once per batch: indexed, they touch only expired rows.
@@ -108,6 +112,10 @@ impl MetricsStore {
             "DELETE FROM units WHERE first_at < ?",
             vec![unit_cutoff.clone()],
         )?;
+        sql.exec(
+            "DELETE FROM visitors WHERE first_at < ?",
+            vec![unit_cutoff.clone()],
+        )?;
         sql.exec("DELETE FROM conversions WHERE at < ?", vec![unit_cutoff])?;
         sql.exec(
             "INSERT INTO counters VALUES ('batches', 1) ON CONFLICT(name) DO UPDATE SET n = n + 1",
@@ -136,6 +144,12 @@ impl MetricsStore {
                     vec![v(&e.flag), v(&e.epoch), v(unit), v(&e.variant), n(now)],
                 )?;
             }
+        }
+        for r in &batch.visitors {
+            sql.exec(
+                "INSERT INTO visitors VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(flag, epoch, variant, unit) DO UPDATE SET errored = MAX(errored, excluded.errored)",
+                vec![v(&r.flag), v(&r.epoch), v(&r.variant), v(&r.unit), n(u64::from(r.errored)), n(now)],
+            )?;
         }
         for e in &batch.events {
             sql.exec(
@@ -251,10 +265,17 @@ impl MetricsStore {
             let i = arm(&mut arms, text(&r[0]));
             arms[i].units = num(&r[1]);
         }
-        for r in rows(&sql, "SELECT variant, SUM(requests), SUM(errors) FROM series WHERE flag = ? AND epoch = ? GROUP BY variant", args())? {
+        for r in rows(&sql, "SELECT variant, SUM(requests), SUM(errors), SUM(hits), SUM(misses) FROM series WHERE flag = ? AND epoch = ? GROUP BY variant", args())? {
             let i = arm(&mut arms, text(&r[0]));
             arms[i].requests = num(&r[1]);
             arms[i].errors = num(&r[2]);
+            arms[i].cache_hits = num(&r[3]);
+            arms[i].cache_misses = num(&r[4]);
+        }
+        for r in rows(&sql, "SELECT variant, COUNT(*), SUM(errored) FROM visitors WHERE flag = ? AND epoch = ? GROUP BY variant", args())? {
+            let i = arm(&mut arms, text(&r[0]));
+            arms[i].visitors = num(&r[1]);
+            arms[i].error_units = num(&r[2]);
         }
         for r in rows(&sql, "SELECT variant, bucket, SUM(n) FROM latency WHERE flag = ? AND epoch = ? GROUP BY variant, bucket", args())? {
             let i = arm(&mut arms, text(&r[0]));

@@ -22,6 +22,10 @@ fn arm(arms: &[ArmCounts], variant: &str) -> rollout::Arm {
         .map(|a| rollout::Arm {
             requests: a.requests,
             errors: a.errors,
+            visitors: a.visitors,
+            error_visitors: a.error_units,
+            cache_hits: a.cache_hits,
+            cache_misses: a.cache_misses,
             latency: a.latency.clone(),
             units: a.units,
             converted: a.converted,
@@ -30,6 +34,20 @@ fn arm(arms: &[ArmCounts], variant: &str) -> rollout::Arm {
             latency: vec![0; LATENCY_BOUNDS_MS.len() + 1],
             ..rollout::Arm::default()
         })
+}
+
+/// One arm in the evaluation report: the gates' counts (visitors) next to the requests.
+fn arm_report(variant: &str, a: &rollout::Arm) -> Value {
+    json!({
+        "variant": variant,
+        "requests": a.requests,
+        "errors": a.errors,
+        "visitors": a.visitors,
+        "errorVisitors": a.error_visitors,
+        "cacheHits": a.cache_hits,
+        "cacheMisses": a.cache_misses,
+        "units": a.units,
+    })
 }
 
 fn action_name(d: &Decision) -> &'static str {
@@ -155,8 +173,8 @@ pub async fn evaluate(
             "applied": applied,
             "version": new_version,
             "reason": reason,
-            "control": {"variant": plan.control, "requests": control_arm.requests, "errors": control_arm.errors, "units": control_arm.units},
-            "treatment": {"variant": plan.treatment, "requests": treatment.requests, "errors": treatment.errors, "units": treatment.units},
+            "control": arm_report(&plan.control, &control_arm),
+            "treatment": arm_report(&plan.treatment, &treatment),
         }));
     }
     Ok(json!({"at": now, "dryRun": dry_run, "rollouts": report}))
