@@ -5,6 +5,8 @@
 //! edgeflags eval --flags FILE [--flag KEY] [--context JSON|@PATH] [--now UNIX_SECONDS]
 //! edgeflags push FILE [--url URL] [--token TOKEN] [--prefix /__edge] [--if-match VERSION]
 //! edgeflags pull [--url URL] [--token TOKEN] [--prefix /__edge]
+//! edgeflags rollout simulate --flags FILE --flag KEY --error-rate P [--control-error-rate Q]
+//!     [--visitors-per-minute N] [--p99-ms X] [--runs K] [--seed S]
 //! ```
 //!
 //! Scripts rely on the output and exit codes:
@@ -17,6 +19,10 @@
 //!   evaluates to `PARSE_ERROR`, the others normally. One JSON object on one line on
 //!   stdout, the OFREP single-flag body (with `--flag`) or the bulk body `{"flags":[...]}`;
 //!   exit 0 even when an evaluation is an error, since the error is in the JSON.
+//! - `rollout simulate`: one JSON object on one line, `{"runs", "completed", "rolledBack",
+//!   "running", "advancedPastFirstStage", "medianMinutesToRollback",
+//!   "medianMinutesToComplete"}`: `runs` is K, the next four are shares of the runs (0..=1),
+//!   the medians are minutes from the start, `null` when no run got there; exit 0.
 //! - Exit 2 for unusable arguments, unreadable files, (for `eval`) a flag file that is not
 //!   JSON or whose structure is unusable (e.g. `flags` is not an object), and a
 //!   `--context` that is not JSON, with the reason on stderr.
@@ -25,6 +31,7 @@
 //! time.
 
 mod remote;
+mod simulate;
 
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -36,6 +43,8 @@ const USAGE: &str = "usage:
   edgeflags eval --flags FILE [--flag KEY] [--context JSON|@PATH] [--now UNIX_SECONDS]
   edgeflags push FILE [--url URL] [--token TOKEN] [--prefix /__edge] [--if-match VERSION]
   edgeflags pull [--url URL] [--token TOKEN] [--prefix /__edge]
+  edgeflags rollout simulate --flags FILE --flag KEY --error-rate P [--control-error-rate Q]
+      [--visitors-per-minute N] [--p99-ms X] [--runs K] [--seed S]
 
 validate  check a flagd flag-set file; exit 0 if usable, 1 listing every error
           --strict: warnings are errors too; --lenient: errors inside a flag are warnings
@@ -45,7 +54,14 @@ eval      evaluate one flag (--flag) or all flags for a context; print the OFREP
           --context defaults to {}; --now defaults to the system clock
 push      validate FILE, then make it the edge's active flag set (admin API)
 pull      print the edge's active flag set
-          --url defaults to $EDGEFLAGS_URL or http://127.0.0.1:8787, --token to $EDGEFLAGS_TOKEN";
+          --url defaults to $EDGEFLAGS_URL or http://127.0.0.1:8787, --token to $EDGEFLAGS_TOKEN
+rollout simulate
+          run KEY's rollout plan K times (default 1000, --seed 1) through the edge's decide(),
+          one decision per simulated minute; N new visitors a minute (default 100), one
+          request each, a share P (0..1) of treatment visitors and Q (default 0.001) of
+          control visitors seeing an error, treatment requests taking X ms (default 20);
+          prints {\"runs\",\"completed\",\"rolledBack\",\"running\",\"advancedPastFirstStage\",
+          \"medianMinutesToRollback\",\"medianMinutesToComplete\"}";
 
 /// A failure that ends the program with exit code 2 (bad arguments or input files).
 struct Usage(String);
@@ -57,6 +73,11 @@ fn main() -> ExitCode {
         Some("eval") => eval(args.get(1..).unwrap_or(&[])),
         Some("push") => remote::push(args.get(1..).unwrap_or(&[])),
         Some("pull") => remote::pull(args.get(1..).unwrap_or(&[])),
+        Some("rollout") => match args.get(1).map(String::as_str) {
+            Some("simulate") => rollout_simulate(args.get(2..).unwrap_or(&[])),
+            Some(other) => Err(Usage(format!("unknown rollout command `{other}`"))),
+            None => Err(Usage("missing rollout command (simulate)".into())),
+        },
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -93,6 +114,12 @@ const VALUED: &[&str] = &[
     "--token",
     "--prefix",
     "--if-match",
+    "--error-rate",
+    "--control-error-rate",
+    "--visitors-per-minute",
+    "--p99-ms",
+    "--runs",
+    "--seed",
 ];
 
 fn parse(args: &[String]) -> Result<Args, Usage> {
@@ -279,4 +306,73 @@ fn eval(args: &[String]) -> Result<ExitCode, Usage> {
         }
         Err(e) => Err(Usage(format!("cannot serialize the result: {e}"))),
     }
+}
+
+/// `edgeflags rollout simulate`.
+fn rollout_simulate(args: &[String]) -> Result<ExitCode, Usage> {
+    let args = parse(args)?;
+    args.only(&[
+        "--flags",
+        "--flag",
+        "--error-rate",
+        "--control-error-rate",
+        "--visitors-per-minute",
+        "--p99-ms",
+        "--runs",
+        "--seed",
+    ])?;
+    if let Some(extra) = args.positional.first() {
+        return Err(Usage(format!("unexpected argument {extra}")));
+    }
+    let required = |name: &str| {
+        args.value(name)?
+            .ok_or_else(|| Usage(format!("{name} is required")))
+    };
+    let file = required("--flags")?;
+    let flag = required("--flag")?;
+    let rate = |name: &str, text: &str| -> Result<f64, Usage> {
+        text.parse::<f64>()
+            .ok()
+            .filter(|x| (0.0..=1.0).contains(x))
+            .ok_or_else(|| {
+                Usage(format!(
+                    "{name} must be a rate between 0 and 1, not {text:?}"
+                ))
+            })
+    };
+    let count = |name: &str, text: &str, max: u64| -> Result<u64, Usage> {
+        text.parse::<u64>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| Usage(format!("{name} must be an integer 1..={max}, not {text:?}")))
+    };
+    let mut p = simulate::Params {
+        error_rate: rate("--error-rate", required("--error-rate")?)?,
+        ..simulate::Params::default()
+    };
+    if let Some(q) = args.value("--control-error-rate")? {
+        p.control_error_rate = rate("--control-error-rate", q)?;
+    }
+    if let Some(n) = args.value("--visitors-per-minute")? {
+        p.visitors_per_minute = count("--visitors-per-minute", n, 1_000_000)?;
+    }
+    if let Some(x) = args.value("--p99-ms")? {
+        p.p99_ms = x
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite() && *x >= 0.0)
+            .ok_or_else(|| Usage(format!("--p99-ms must be milliseconds ≥ 0, not {x:?}")))?;
+    }
+    if let Some(k) = args.value("--runs")? {
+        p.runs = count("--runs", k, 1_000_000)?;
+    }
+    if let Some(s) = args.value("--seed")? {
+        p.seed = s
+            .parse::<u64>()
+            .map_err(|_| Usage(format!("--seed must be an integer ≥ 0, not {s:?}")))?;
+    }
+    let document = read(file)?;
+    let summary = simulate::simulate(&document, flag, &p).map_err(Usage)?;
+    println!("{}", summary.to_json());
+    Ok(ExitCode::SUCCESS)
 }

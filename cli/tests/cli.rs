@@ -424,3 +424,120 @@ fn validate_refuses_a_partly_broken_file_and_lenient_validation_reports_its_erro
         "error: flags[0]: a flag in a flags array needs a string \"key\"\n"
     );
 }
+
+#[test]
+fn rollout_simulate_prints_one_object_of_shares_and_medians() {
+    let demo = example("demo.flagd.json");
+    let args = [
+        "rollout",
+        "simulate",
+        "--flags",
+        &demo,
+        "--flag",
+        "backend",
+        "--error-rate",
+        "0.5",
+        "--runs",
+        "20",
+        "--seed",
+        "3",
+    ];
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 1);
+    let v = json_line(&o);
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut expected = [
+        "runs",
+        "completed",
+        "rolledBack",
+        "running",
+        "advancedPastFirstStage",
+        "medianMinutesToRollback",
+        "medianMinutesToComplete",
+    ];
+    expected.sort_unstable();
+    assert_eq!(keys, expected);
+    assert_eq!(v["runs"], 20);
+    for k in [
+        "completed",
+        "rolledBack",
+        "running",
+        "advancedPastFirstStage",
+    ] {
+        let share = v[k].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&share), "{k}: {v}");
+    }
+    assert_eq!(v["rolledBack"], 1.0, "{v}");
+    assert!(v["medianMinutesToRollback"].is_number(), "{v}");
+    assert_eq!(
+        v["medianMinutesToComplete"],
+        Value::Null,
+        "no run completed: {v}"
+    );
+    assert_eq!(json_line(&run(&args)), v, "a seed gives the same output");
+}
+
+#[test]
+fn rollout_simulate_exits_2_for_unusable_arguments() {
+    let demo = example("demo.flagd.json");
+    let base = ["rollout", "simulate", "--flags", demo.as_str(), "--flag"];
+    for (what, extra) in [
+        ("no error rate", vec!["backend"]),
+        ("rate above 1", vec!["backend", "--error-rate", "2"]),
+        ("rate not a number", vec!["backend", "--error-rate", "much"]),
+        (
+            "zero runs",
+            vec!["backend", "--error-rate", "0.01", "--runs", "0"],
+        ),
+        (
+            "zero visitors",
+            vec![
+                "backend",
+                "--error-rate",
+                "0.01",
+                "--visitors-per-minute",
+                "0",
+            ],
+        ),
+        (
+            "negative seed",
+            vec!["backend", "--error-rate", "0.01", "--seed", "-1"],
+        ),
+        (
+            "unknown option",
+            vec!["backend", "--error-rate", "0.01", "--fast"],
+        ),
+        ("no such flag", vec!["nope", "--error-rate", "0.01"]),
+        (
+            "a flag without a plan",
+            vec!["theme", "--error-rate", "0.01"],
+        ),
+    ] {
+        let args: Vec<&str> = base.iter().copied().chain(extra).collect();
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{what}: {}", stderr(&o));
+        assert!(stdout(&o).is_empty(), "{what}");
+    }
+    let o = run(&[
+        "rollout",
+        "simulate",
+        "--flag",
+        "backend",
+        "--error-rate",
+        "0.01",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "no --flags");
+    let o = run(&[
+        "rollout",
+        "simulate",
+        "--flags",
+        "/nonexistent.json",
+        "--flag",
+        "backend",
+        "--error-rate",
+        "0.01",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "unreadable file");
+    assert_eq!(run(&["rollout"]).status.code(), Some(2));
+}
