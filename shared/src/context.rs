@@ -61,7 +61,7 @@ impl Context {
                 ),
             ));
         }
-        if crate::load::depth_exceeds(&value, MAX_CONTEXT_DEPTH) {
+        if crate::load::json_size(&value).1 > MAX_CONTEXT_DEPTH {
             return Err(EvalError::new(
                 ErrorCode::InvalidContext,
                 format!("the evaluation context is nested deeper than {MAX_CONTEXT_DEPTH} levels"),

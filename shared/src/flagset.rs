@@ -352,28 +352,22 @@ impl FlagSet {
         budget.bytes -= spent.bytes;
         if env.exhausted() {
             // Which budget: the flag's own, or the bulk evaluation's when it had less left.
-            let bulk = if out_of_bytes {
-                limit.bytes < interp::MAX_BYTES
+            let what = if out_of_bytes {
+                if limit.bytes < interp::MAX_BYTES {
+                    "4194304 bytes built across this bulk evaluation's flags"
+                } else {
+                    "1048576 bytes built (strings, arrays)"
+                }
+            } else if limit.steps < interp::MAX_STEPS {
+                "2000000 evaluation steps across this bulk evaluation's flags"
             } else {
-                limit.steps < interp::MAX_STEPS
-            };
-            let (n, what) = match (out_of_bytes, bulk) {
-                (false, false) => (interp::MAX_STEPS, "evaluation steps"),
-                (true, false) => (interp::MAX_BYTES, "bytes built (strings, arrays)"),
-                (false, true) => (
-                    interp::MAX_BULK_STEPS,
-                    "evaluation steps across this bulk evaluation's flags",
-                ),
-                (true, true) => (
-                    interp::MAX_BULK_BYTES,
-                    "bytes built across this bulk evaluation's flags",
-                ),
+                "1000000 evaluation steps"
             };
             return Evaluation::error(
                 key,
                 ErrorCode::General,
                 format!(
-                    "targeting of flag `{}` exceeded the budget of {n} {what}",
+                    "targeting of flag `{}` exceeded the budget of {what}",
                     flag.key
                 ),
                 &flag.metadata,
@@ -446,5 +440,19 @@ mod tests {
     #[test]
     fn flag_set_is_send_and_sync() {
         assert_send_sync::<FlagSet>();
+    }
+
+    /// `errorDetails` spells the budgets out (one string each, no formatting code in the
+    /// service worker's wasm): they must be these.
+    #[test]
+    fn the_budgets_are_the_numbers_the_messages_name() {
+        assert_eq!(
+            (interp::MAX_STEPS, interp::MAX_BYTES),
+            (1_000_000, 1_048_576)
+        );
+        assert_eq!(
+            (interp::MAX_BULK_STEPS, interp::MAX_BULK_BYTES),
+            (2_000_000, 4_194_304)
+        );
     }
 }

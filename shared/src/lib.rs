@@ -37,6 +37,33 @@
 //!   without it (the service worker) the same documents are refused or isolated the same
 //!   way, with one fixed message, and none warn — evaluation is identical.
 //!
+//! # Budgets
+//!
+//! Flag documents are written by people, contexts by anyone; neither may make one
+//! evaluation, one bulk call or one load unbounded in work or memory. The limits (the same
+//! in every build, so the edge and the service worker agree):
+//! - **Steps per flag evaluation: 1,000,000** — one per node visited and one per element of
+//!   a literal or context array read (`in`, stringifying); about 25 ms of CPU in workerd.
+//! - **Bytes built per flag evaluation: 1 MiB** — string bytes plus 16 per array element of
+//!   every value an operation builds (`cat`, `substr`, `map`, `filter`, `merge`, `missing`,
+//!   arrays with operations inside) or a `var` copies out of `map`/`reduce` data. Sixteen
+//!   times the largest OFREP body; a doubling accumulator stops after ~20 rounds, and no
+//!   value much larger than the budget is ever allocated.
+//! - **Per bulk evaluation ([`FlagSet::evaluate_all`]): 2,000,000 steps and 4 MiB** across
+//!   its flags, in key order: one runaway flag does not take the rest of the set down, two
+//!   spend it; later flags that need the interpreter answer `GENERAL`.
+//! - **Compiled size, `$ref`s expanded: 100,000 nodes per flag, 300,000 per set.** Every
+//!   document within the edge's 512 KiB write limit fits without expansion; only `$ref`
+//!   fan-out reaches it.
+//! - **Worst-case steps, known at load time: 1,000,000 per flag, 2,000,000 per set** — each
+//!   node once, literal arrays by length, the body of an iteration over a literal array
+//!   once per element (iterations over context arrays count as empty).
+//!
+//! An evaluation over a budget answers `GENERAL` with `errorDetails` naming it. What is over
+//! a compile-time budget is an error at the JSON path of the flag that crossed it: the
+//! default load refuses the set, a lenient load keeps the flag as broken (`PARSE_ERROR`).
+//! Once the set's compiled size is spent, every later flag with targeting is broken too.
+//!
 //! ```
 //! use edgeflags_core::{Context, FlagSet, LoadOptions, Reason};
 //!

@@ -74,28 +74,21 @@ pub struct Loaded {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// Whether `v` nests deeper than `max` levels (a scalar is depth 0). Iterative, so it is
-/// safe on any input.
-pub(crate) fn depth_exceeds(v: &Value, max: usize) -> bool {
+/// How many JSON values `v` holds (itself included) and how deep it nests (a scalar or an
+/// empty array or object is depth 0). Iterative, so it is safe on any input.
+pub(crate) fn json_size(v: &Value) -> (usize, usize) {
+    let (mut count, mut depth) = (0, 0);
     let mut stack: Vec<(&Value, usize)> = vec![(v, 0)];
     while let Some((v, d)) = stack.pop() {
+        count += 1;
+        depth = depth.max(d);
         match v {
-            Value::Array(a) if !a.is_empty() => {
-                if d + 1 > max {
-                    return true;
-                }
-                stack.extend(a.iter().map(|c| (c, d + 1)));
-            }
-            Value::Object(m) if !m.is_empty() => {
-                if d + 1 > max {
-                    return true;
-                }
-                stack.extend(m.values().map(|c| (c, d + 1)));
-            }
+            Value::Array(a) => stack.extend(a.iter().map(|c| (c, d + 1))),
+            Value::Object(m) => stack.extend(m.values().map(|c| (c, d + 1))),
             _ => {}
         }
     }
-    false
+    (count, depth)
 }
 
 pub(crate) fn from_json_str(text: &str, opts: LoadOptions) -> Result<Loaded, LoadError> {
@@ -132,7 +125,7 @@ pub(crate) fn from_value(doc: &Value, opts: LoadOptions) -> Result<Loaded, LoadE
         warnings: Vec::new(),
     };
     let mut path = JsonPath::new();
-    if depth_exceeds(doc, MAX_DOC_DEPTH) {
+    if json_size(doc).1 > MAX_DOC_DEPTH {
         diag_error!(
             d,
             &path,

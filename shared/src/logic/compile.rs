@@ -17,6 +17,7 @@ use super::value::js_number_string;
 use super::{FastFractional, FracVariant, Fractional, IterOp, Node, Op, Var, VarLit, VarPath};
 use super::{MAX_DEPTH, MAX_NODES, MAX_SET_NODES};
 use crate::error::Diagnostic;
+use crate::load::json_size;
 use crate::path::JsonPath;
 
 /// Compiles the targeting of every flag of one document, sharing `$evaluators`.
@@ -36,7 +37,7 @@ pub(crate) struct Compiler<'d> {
     /// Nodes compiled for the flags (and evaluators) before it: the set's compiled size.
     pub(crate) set_nodes: usize,
     /// [`worst_steps`] of the flags before it that are within the per-flag limit.
-    set_steps: u64,
+    set_steps: f64,
     /// The current flag's variant names: string literals equal to one share its
     /// allocation.
     variant_names: Vec<Arc<str>>,
@@ -55,7 +56,7 @@ impl<'d> Compiler<'d> {
             nodes: 0,
             too_big: false,
             set_nodes: 0,
-            set_steps: 0,
+            set_steps: 0.0,
             variant_names: Vec::new(),
             flag_key: String::new(),
         }
@@ -111,14 +112,14 @@ impl<'d> Compiler<'d> {
             return node;
         }
         let steps = worst_steps(&node);
-        let set_steps = self.set_steps.saturating_add(steps);
-        if steps > u64::from(MAX_STEPS) {
+        let set_steps = self.set_steps + steps;
+        if steps > f64::from(MAX_STEPS) {
             diag_error!(
                 self,
                 path,
                 format!("targeting can take {steps} evaluation steps, more than the limit of {MAX_STEPS} (iterations over literal arrays multiply)"),
             );
-        } else if set_steps > u64::from(MAX_BULK_STEPS) {
+        } else if set_steps > f64::from(MAX_BULK_STEPS) {
             diag_error!(
                 self,
                 path,
@@ -179,7 +180,7 @@ impl<'d> Compiler<'d> {
                     (Some(_), Some(_)) => {
                         // A literal object is copied whole: its values count as nodes, or
                         // one copied through many `$ref`s would escape the budgets.
-                        if self.count(json_nodes(v) - 1) {
+                        if self.count(json_size(v).0 - 1) {
                             return Node::Null;
                         }
                         diag_warn!(self,
@@ -587,57 +588,37 @@ pub(crate) fn literal_results<'n>(node: &'n Node, out: &mut Vec<&'n str>) {
     }
 }
 
-/// How many JSON values `v` holds, itself included. Iterative: safe on any input.
-fn json_nodes(v: &Value) -> usize {
-    let mut n = 0;
-    let mut stack = vec![v];
-    while let Some(v) = stack.pop() {
-        n += 1;
-        match v {
-            Value::Array(a) => stack.extend(a),
-            Value::Object(m) => stack.extend(m.values()),
-            _ => {}
-        }
-    }
-    n
-}
-
 /// The most steps an evaluation of `node` can take when the context's arrays are empty: an
 /// upper bound that counts every node once (every `if` branch, no short circuit), a literal
 /// array by its length, and the body of `map`/`filter`/`reduce`/`all`/`none`/`some` once per
 /// element of a literal source. Iterations over context arrays are left out (the context is
 /// unknown at load time; the interpreter's budgets bound them), so a flag over the limit by
 /// this count can exceed it on any request.
-pub(crate) fn worst_steps(node: &Node) -> u64 {
-    fn all(nodes: &[Node]) -> u64 {
-        nodes.iter().map(worst_steps).fold(0, u64::saturating_add)
-    }
-    fn var(v: &Var) -> u64 {
+pub(crate) fn worst_steps(node: &Node) -> f64 {
+    // f64: no overflow to check (a sum past 2^53 is over every budget anyway), small code.
+    let all = |nodes: &[Node]| nodes.iter().map(worst_steps).sum::<f64>();
+    let var = |v: &Var| {
         let path = match &v.path {
             VarPath::Dynamic(n) => worst_steps(n),
-            _ => 0,
+            _ => 0.0,
         };
-        path.saturating_add(v.default.as_ref().map_or(0, worst_steps))
-    }
-    fn literal_len(node: Option<&Node>) -> u64 {
-        match node {
-            Some(Node::Json(v)) => v.as_array().map_or(0, |a| a.len() as u64),
-            Some(Node::Array(items)) => items.len() as u64,
-            _ => 0,
-        }
-    }
-    1u64.saturating_add(match node {
-        Node::Json(_) => literal_len(Some(node)),
+        path + v.default.as_ref().map_or(0.0, worst_steps)
+    };
+    1.0 + match node {
+        Node::Json(v) => v.as_array().map_or(0, Vec::len) as f64,
         Node::Array(n) | Node::If(n) | Node::And(n) | Node::Or(n) | Node::Op(_, n) => all(n),
         Node::Var(v) => var(v),
-        Node::VarLit(f) => var(&f.var).saturating_add(literal_len(Some(&f.lit))),
+        Node::VarLit(f) => var(&f.var) + worst_steps(&f.lit) - 1.0,
         Node::Iter(_, args) => {
-            let body = args.get(1).map_or(0, worst_steps);
-            all(args)
-                .saturating_sub(body)
-                .saturating_add(literal_len(args.first()).saturating_mul(body))
+            // The body once per element of a literal source, instead of once.
+            let len = match args.first() {
+                Some(Node::Json(v)) => v.as_array().map_or(0, Vec::len),
+                Some(Node::Array(items)) => items.len(),
+                _ => 0,
+            };
+            all(args) + (len as f64 - 1.0) * args.get(1).map_or(0.0, worst_steps)
         }
         Node::Fractional(f) => all(&f.args),
-        Node::Null | Node::Bool(_) | Node::Num(_) | Node::Str(_) => 0,
-    })
+        Node::Null | Node::Bool(_) | Node::Num(_) | Node::Str(_) => 0.0,
+    }
 }

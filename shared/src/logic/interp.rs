@@ -121,10 +121,13 @@ impl<'a> Env<'a> {
         (spent, bytes > self.byte_limit)
     }
 
-    /// Counts `n` more steps (work proportional to an array read).
-    fn work(&self, n: usize) {
-        let n = u32::try_from(n).unwrap_or(u32::MAX);
-        self.steps.set(self.steps.get().saturating_add(n));
+    /// Counts a step per element of a literal or context array that an operation reads.
+    fn read(&self, v: &Val<'_>) {
+        if let Val::Json(Value::Array(a)) = v {
+            // `as`: no array has 2^32 elements.
+            self.steps
+                .set(self.steps.get().saturating_add(a.len() as u32));
+        }
     }
 
     /// Counts the bytes of a value just built (or copied); over the budget, stops the
@@ -247,7 +250,7 @@ fn eval_var<'a>(var: &'a Var, env: &Env<'a>, scope: Scope<'_, 'a>) -> Val<'a> {
         // A context array costs a step per element (operations scan or stringify it); a
         // value copied out of `map`/`reduce` data counts as built.
         Some(v) if !v.is_null() => {
-            env.work(v.json_array_len());
+            env.read(&v);
             env.built(v)
         }
         _ => var
@@ -266,7 +269,7 @@ fn literal<'a>(node: &'a Node, env: &Env<'_>) -> Val<'a> {
         Node::Str(s) => Val::Str(s),
         Node::Json(v) => {
             let v = Val::from_json(v);
-            env.work(v.json_array_len());
+            env.read(&v);
             v
         }
         _ => Val::Null,

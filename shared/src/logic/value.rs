@@ -77,14 +77,6 @@ impl<'a> Val<'a> {
         }
     }
 
-    /// The length of a borrowed JSON array (0 for anything else): the steps reading it costs.
-    pub(crate) fn json_array_len(&self) -> usize {
-        match self {
-            Val::Json(Value::Array(a)) => a.len(),
-            _ => 0,
-        }
-    }
-
     /// Array elements, when this is an array (borrowed JSON or computed).
     pub(crate) fn array_len(&self) -> Option<usize> {
         match self {
