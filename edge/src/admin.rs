@@ -48,6 +48,20 @@ impl Tokens {
         Ok(Self(out))
     }
 
+    /// A key for the dashboard's session cookies, derived from every configured token: a
+    /// token rotated (or revoked) ends every session signed before.
+    pub fn session_key(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for (name, token) in &self.0 {
+            h.update(name.as_bytes());
+            h.update([0]);
+            h.update(token);
+            h.update([0]);
+        }
+        h.finalize().into()
+    }
+
     /// Checks `Authorization: Bearer <token>`; returns the token's name. Every configured
     /// token is compared in constant time, and all of them are compared, so timing reveals
     /// neither the token nor which one matched.
@@ -204,7 +218,41 @@ pub fn patch_flag(current: &str, flag: &str, patch: &FlagPatch) -> Result<Change
             "nothing to change: give state, defaultVariant or targeting".into(),
         ));
     }
-    finish(doc, format!("{flag}: {}", changed.join(", ")))
+    let change = finish(doc, format!("{flag}: {}", changed.join(", ")))?;
+    if patch.targeting.is_some() {
+        refuse_breaking_others(current, &change.document, flag)?;
+    }
+    Ok(change)
+}
+
+/// A one-flag change answers only for that flag's errors (see [`Scope`]), but the set's
+/// budgets (compiled size after `$ref` expansion, worst-case steps summed over the flags) are
+/// shared: the flag that crosses one is the first in key order, not necessarily the patched
+/// one. A targeting patch that leaves another flag broken that was not broken before is
+/// refused, with that flag's errors.
+fn refuse_breaking_others(before: &str, after: &str, flag: &str) -> Result<(), EdgeError> {
+    let broken = |doc: &str| -> Vec<(String, Vec<Finding>)> {
+        edgeflags_core::FlagSet::from_json_str(doc, edgeflags_core::LoadOptions::lenient())
+            .map(|l| {
+                l.set
+                    .flag_errors()
+                    .filter(|(key, _)| *key != flag)
+                    .map(|(key, errors)| (key.to_owned(), findings(errors)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let was: Vec<String> = broken(before).into_iter().map(|(key, _)| key).collect();
+    let newly: Vec<Finding> = broken(after)
+        .into_iter()
+        .filter(|(key, _)| !was.contains(key))
+        .flat_map(|(_, errors)| errors)
+        .collect();
+    if newly.is_empty() {
+        Ok(())
+    } else {
+        Err(EdgeError::InvalidFlagSet(newly))
+    }
 }
 
 /// The kill switch (and its reverse): sets one flag's state.
@@ -350,6 +398,43 @@ mod tests {
             serde_json::from_str::<FlagPatch>(r#"{"variants":{}}"#).is_err(),
             "unknown fields are refused"
         );
+    }
+
+    /// A flag whose worst-case step count is ~600,000 (300 × 2,000): three fit in the set's
+    /// budget of 2,000,000, a fourth does not.
+    fn heavy() -> Value {
+        let outer: Vec<u32> = (0..300).collect();
+        let inner: Vec<u32> = (0..1000).collect();
+        serde_json::json!({"if": [{"some": [outer, {"some": [inner, false]}]}, "on"]})
+    }
+
+    #[test]
+    fn a_patch_that_pushes_another_flag_over_a_set_budget_is_refused() {
+        let flag = |targeting: Value| {
+            serde_json::json!({"state": "ENABLED", "variants": {"on": true, "off": false},
+                "defaultVariant": "off", "targeting": targeting})
+        };
+        let doc = serde_json::json!({"flags": {"a": flag(Value::Null), "b": flag(heavy()),
+            "c": flag(heavy()), "d": flag(heavy())}})
+        .to_string();
+        assert!(validate(&doc, Scope::All).is_ok());
+        let patch = FlagPatch {
+            targeting: Some(heavy()),
+            ..FlagPatch::default()
+        };
+        // "a" is fine itself; the set's budget runs out at "d", which the patch breaks.
+        match patch_flag(&doc, "a", &patch) {
+            Err(EdgeError::InvalidFlagSet(errors)) => {
+                assert_eq!(errors[0].path, "flags.d.targeting", "{errors:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A kill switch changes no targeting: never refused over the set's budgets.
+        let over = serde_json::json!({"flags": {"a": flag(heavy()), "b": flag(heavy()),
+            "c": flag(heavy()), "d": flag(heavy())}})
+        .to_string();
+        let killed = set_state(&over, "a", false).unwrap();
+        assert!(validate(&killed.document, Scope::Flag("a")).is_ok());
     }
 
     #[test]
