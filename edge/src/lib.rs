@@ -13,6 +13,7 @@ pub mod identity;
 pub mod jwt;
 pub mod live;
 pub mod metrics;
+pub mod notify;
 pub mod ofrep;
 pub mod proxy;
 pub mod rollout;
