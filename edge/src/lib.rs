@@ -6,6 +6,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod control;
 pub mod cors;
+pub mod dashboard;
 pub mod error;
 pub mod experiments;
 pub mod httpcache;
@@ -155,6 +156,20 @@ mod entry {
                 host::rate_limit(env, &req, "ofrep").await?;
                 host::metrics_api::events(req, env, &config, ctx).await
             }
+            // The dashboard signs in with the admin token and keeps a session of its own.
+            Some(sub) if sub == "/dashboard" || sub.starts_with("/dashboard/") => {
+                host::rate_limit(env, &req, "admin").await?;
+                let rest = sub["/dashboard".len()..].to_owned();
+                host::dashboard::handle(req, env, &config, &rest).await
+            }
+            // Web Push (issue 16): public subscriptions (rate-limited inside), admin sending.
+            Some(sub) if sub.starts_with("/push/") => {
+                host::notify::public(req, env, &config, sub).await
+            }
+            Some(sub) if sub == "/notifications" || sub.starts_with("/notifications/") => {
+                host::rate_limit(env, &req, "admin").await?;
+                host::notify::admin(req, env, &config, sub).await
+            }
             Some(sub) => {
                 host::rate_limit(env, &req, "admin").await?;
                 host::admin::handle(req, env, &config, ctx, sub).await
@@ -180,6 +195,23 @@ mod entry {
             Ok(report) => worker::console_log!("rollout evaluation: {report}"),
             Err(e) => worker::console_error!("rollout evaluation failed: {e}"),
         }
+    }
+
+    /// The push delivery queue and its dead-letter queue (issue 16).
+    #[event(queue)]
+    async fn queue(
+        batch: worker::MessageBatch<serde_json::Value>,
+        env: Env,
+        _ctx: Context,
+    ) -> Result<()> {
+        match config(&env) {
+            Ok(config) => host::notify::consume(batch, &env, &config).await,
+            Err(e) => {
+                worker::console_error!("push queue: {e}");
+                batch.retry_all();
+            }
+        }
+        Ok(())
     }
 
     /// `GET {prefix}/client-flags`: definitions of the flags marked client-side, for offline

@@ -52,6 +52,33 @@ pub async fn results(
         .url()
         .map(|u| u.query_pairs().any(|(k, v)| k == "format" && v == "csv"))
         .unwrap_or(false);
+    let (out, decisions, version) = results_data(env, config).await?;
+    if csv {
+        return super::text(
+            crate::experiments::csv(&out),
+            "text/csv; charset=utf-8; header=present",
+        );
+    }
+    super::json(&json!({
+        "version": version,
+        "experiments": out,
+        "rolloutDecisions": decisions,
+    }))
+}
+
+/// Every experiment's results in its flag's current epoch, the recent rollout decisions and
+/// the flag-set version (the results endpoint and the dashboard show the same).
+pub async fn results_data(
+    env: &Env,
+    config: &crate::config::Config,
+) -> Result<
+    (
+        Vec<crate::experiments::ExperimentResult>,
+        Vec<DecisionRecord>,
+        String,
+    ),
+    EdgeError,
+> {
     flush_or_warn(env).await;
     let active = super::flags::current(env, config).await?;
     let mut out = Vec::new();
@@ -68,18 +95,8 @@ pub async fn results(
         .await?;
         out.push(crate::experiments::result(spec, &arms));
     }
-    if csv {
-        return super::text(
-            crate::experiments::csv(&out),
-            "text/csv; charset=utf-8; header=present",
-        );
-    }
     let decisions: Vec<DecisionRecord> = call(env, "/decisions", &json!({})).await?;
-    super::json(&json!({
-        "version": active.version,
-        "experiments": out,
-        "rolloutDecisions": decisions,
-    }))
+    Ok((out, decisions, active.version.clone()))
 }
 
 /// Largest accepted events body.

@@ -4,11 +4,15 @@
 pub mod admin;
 pub mod cache;
 pub mod control;
+pub mod dashboard;
 pub mod flags;
 pub mod jwt;
 pub mod metrics;
 pub mod metrics_api;
 pub mod metrics_store;
+pub mod notify;
+pub mod notify_crypto;
+pub mod notify_store;
 pub mod ofrep;
 pub mod proxy;
 pub mod rollout;

@@ -1,0 +1,265 @@
+//! The dashboard's host glue: sign-in, session and CSRF checks, gathering the page's data
+//! (metrics store, control plane, results) and performing its actions through the same
+//! paths as the admin API. Rendering and the checks themselves are `crate::dashboard`'s.
+
+use serde_json::{json, Value};
+use worker::{Env, Method, Request, Response};
+
+use super::{control, header, internal, now_ms};
+use crate::admin::Tokens;
+use crate::config::Config;
+use crate::control::Command;
+use crate::dashboard::{self as page, Health};
+use crate::error::EdgeError;
+use crate::metrics::{Totals, LATENCY_BOUNDS_MS};
+
+/// Handles `{prefix}/dashboard{rest}`.
+pub async fn handle(
+    mut req: Request,
+    env: &Env,
+    config: &Config,
+    rest: &str,
+) -> Result<Response, EdgeError> {
+    let secret = |n: &str| env.secret(n).ok().map(|s| s.to_string());
+    let tokens = Tokens::parse(
+        secret("ADMIN_TOKENS").as_deref(),
+        secret("ADMIN_TOKEN").as_deref(),
+    )?;
+    let key = tokens.session_key();
+    let url = req.url().map_err(internal)?;
+    let own_origin = url.origin().ascii_serialization();
+    let secure = url.scheme() == "https";
+    let path = format!("{}/dashboard", config.admin_prefix);
+    let now_s = now_ms() / 1000;
+    let session_value = header(&req, "cookie")
+        .as_deref()
+        .and_then(|c| crate::identity::cookie_value(c, page::COOKIE).map(str::to_owned));
+    let actor = session_value
+        .as_deref()
+        .and_then(|v| page::open_session(v, &key, now_s));
+    let method = req.method();
+
+    match (method, rest) {
+        (Method::Get, "" | "/") => match (actor, session_value) {
+            (Some(actor), Some(session)) => {
+                let notice = url
+                    .query_pairs()
+                    .find(|(k, _)| k == "notice")
+                    .map(|(_, v)| v.into_owned());
+                let csrf = page::csrf(&session, &key);
+                html(
+                    &page::render(&gather(env, config, actor, csrf, notice).await?),
+                    200,
+                )
+            }
+            _ => html(&page::login(&config.admin_prefix, None), 200),
+        },
+        (Method::Post, "/login") => {
+            if !page::same_origin(header(&req, "origin").as_deref(), &own_origin) {
+                return Err(EdgeError::Forbidden("cross-origin sign-in refused".into()));
+            }
+            let form = form(&mut req).await?;
+            let token = field(&form, "token").unwrap_or_default();
+            match tokens.authenticate(Some(&format!("Bearer {token}"))) {
+                Ok(actor) => {
+                    let value = page::session(&actor, now_s + page::SESSION_SECONDS, &key);
+                    redirect(&path, Some(page::cookie(Some(&value), &path, secure)))
+                }
+                Err(_) => {
+                    worker::console_warn!("dashboard: failed sign-in");
+                    html(
+                        &page::login(&config.admin_prefix, Some("That token is not valid.")),
+                        401,
+                    )
+                }
+            }
+        }
+        (Method::Post, action) if action.starts_with("/actions/") => {
+            let (Some(actor), Some(session)) = (actor, session_value) else {
+                return Err(EdgeError::Unauthorized);
+            };
+            if !page::same_origin(header(&req, "origin").as_deref(), &own_origin) {
+                return Err(EdgeError::Forbidden("cross-origin request refused".into()));
+            }
+            let form = form(&mut req).await?;
+            let csrf = page::csrf(&session, &key);
+            if field(&form, "csrf").as_deref() != Some(csrf.as_str()) {
+                return Err(EdgeError::Forbidden("missing or wrong CSRF token".into()));
+            }
+            let name = &action["/actions/".len()..];
+            if name == "logout" {
+                return redirect(&path, Some(page::cookie(None, &path, secure)));
+            }
+            let notice = act(env, config, &actor, name, &form).await?;
+            let target = worker::Url::parse_with_params("http://dashboard/", &[("notice", notice)])
+                .map_err(internal)?;
+            redirect(&format!("{path}?{}", target.query().unwrap_or("")), None)
+        }
+        (m, _) if m != Method::Get && m != Method::Post => {
+            Err(EdgeError::MethodNotAllowed(m.to_string()))
+        }
+        _ => Err(EdgeError::NotFound(format!("{path}{rest}"))),
+    }
+}
+
+/// Performs one dashboard action as `actor`; the notice to show.
+async fn act(
+    env: &Env,
+    config: &Config,
+    actor: &str,
+    name: &str,
+    form: &[(String, String)],
+) -> Result<String, EdgeError> {
+    let command = match name {
+        "disable" | "enable" => Command::SetState {
+            flag: field(form, "flag").unwrap_or_default(),
+            enabled: name == "enable",
+        },
+        "rollback" => Command::Rollback {
+            version: field(form, "version").unwrap_or_default(),
+        },
+        "evaluate" | "dry-run" => {
+            let report = super::rollout::evaluate(
+                env,
+                config,
+                &format!("rollout ({actor}, dashboard)"),
+                name == "dry-run",
+            )
+            .await?;
+            let n = report["rollouts"].as_array().map_or(0, Vec::len);
+            return Ok(format!(
+                "{} {n} rollout plan(s){}.",
+                if name == "dry-run" {
+                    "Dry-ran"
+                } else {
+                    "Evaluated"
+                },
+                if name == "dry-run" {
+                    " (nothing written)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        other => return Err(EdgeError::NotFound(format!("dashboard action {other}"))),
+    };
+    let answer = control::command(env, config, actor, None, command).await?;
+    if answer.committed {
+        if let Err(e) = super::flags::check_now(env, config).await {
+            worker::console_error!("dashboard: could not take in the new version at once: {e}");
+        }
+    }
+    Ok(answer.summary)
+}
+
+/// The page's data: health per flag variant and overall, flags, experiments, decisions,
+/// audit and versions.
+async fn gather(
+    env: &Env,
+    config: &Config,
+    actor: String,
+    csrf: String,
+    notice: Option<String>,
+) -> Result<page::Page, EdgeError> {
+    let (experiments, decisions, version) = super::metrics_api::results_data(env, config).await?;
+    let totals: Totals = super::metrics::call(env, "/totals", &json!({})).await?;
+    let (_, document) = control::document(env, config)
+        .await?
+        .unwrap_or_else(|| (String::new(), "{}".into()));
+    Ok(page::Page {
+        prefix: config.admin_prefix.clone(),
+        actor,
+        csrf,
+        notice,
+        health: health(&totals),
+        flags: serde_json::from_str(&document).unwrap_or(Value::Null),
+        version,
+        experiments: serde_json::to_value(&experiments).map_err(internal)?,
+        decisions: serde_json::to_value(&decisions).map_err(internal)?,
+        audit: serde_json::to_value(control::audit(env, config, 30).await?.records)
+            .map_err(internal)?,
+        versions: serde_json::to_value(control::versions(env, config).await?.versions)
+            .map_err(internal)?,
+    })
+}
+
+/// Overall and per flag variant: request error rate, p99 and cache hit ratio.
+fn health(totals: &Totals) -> Vec<Health> {
+    let mut rows: Vec<(String, crate::metrics::Counts)> = Vec::new();
+    let mut all = crate::metrics::Counts {
+        latency: vec![0; LATENCY_BOUNDS_MS.len() + 1],
+        ..Default::default()
+    };
+    for (k, c) in &totals.series {
+        all.add(c);
+        let name = if k.flag.is_empty() {
+            format!("origin {}", k.origin)
+        } else {
+            format!("{}={}", k.flag, k.variant)
+        };
+        match rows.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, acc)) => acc.add(c),
+            None => rows.push((name, c.clone())),
+        }
+    }
+    std::iter::once(("all traffic".to_owned(), all))
+        .chain(rows)
+        .map(|(name, c)| {
+            let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+            Health {
+                name,
+                requests: c.requests,
+                error_rate: ratio(c.errors, c.requests),
+                p99_ms: crate::stats::quantile(&LATENCY_BOUNDS_MS, &c.latency, 0.99),
+                hit_ratio: ratio(c.cache_hits, c.cache_hits + c.cache_misses),
+            }
+        })
+        .collect()
+}
+
+async fn form(req: &mut Request) -> Result<Vec<(String, String)>, EdgeError> {
+    let body = super::body(req, 16 * 1024).await?;
+    let body = String::from_utf8(body)
+        .map_err(|_| EdgeError::BadRequest("form body is not UTF-8".into()))?;
+    // application/x-www-form-urlencoded is a URL query's syntax.
+    let url = worker::Url::parse(&format!("http://form/?{body}"))
+        .map_err(|e| EdgeError::BadRequest(format!("form body: {e}")))?;
+    Ok(url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect())
+}
+
+fn field(form: &[(String, String)], name: &str) -> Option<String> {
+    form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+}
+
+fn html(body: &str, status: u16) -> Result<Response, EdgeError> {
+    let res = Response::from_html(body)
+        .map_err(internal)?
+        .with_status(status);
+    super::set_all(
+        res.headers(),
+        &[
+            ("cache-control", "no-store".into()),
+            ("content-security-policy", page::csp()),
+            // Not `no-referrer`: under it browsers send `Origin: null` with the page's own
+            // form posts, and the Origin check would refuse every action.
+            ("referrer-policy", "same-origin".into()),
+        ],
+    )?;
+    Ok(res)
+}
+
+/// 303 See Other (after a form POST), optionally setting the session cookie.
+fn redirect(location: &str, cookie: Option<String>) -> Result<Response, EdgeError> {
+    let res = Response::empty().map_err(internal)?.with_status(303);
+    res.headers().set("location", location).map_err(internal)?;
+    res.headers()
+        .set("cache-control", "no-store")
+        .map_err(internal)?;
+    if let Some(c) = cookie {
+        res.headers().set("set-cookie", &c).map_err(internal)?;
+    }
+    Ok(res)
+}
