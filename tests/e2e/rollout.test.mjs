@@ -312,15 +312,17 @@ describe('guarded rollouts', () => {
     'rollout.rollbackErrorRate': 0.01,
   };
 
-  test('a canary failing 5 % of requests is rolled back at the next evaluation; afterwards every visitor is on v1', LIMIT, async () => {
-    const stack = await startStack({ seed: { flags: withPlan(PLAN) } });
+  test('a canary failing 5 % of its visitors is rolled back at the next evaluation; afterwards every visitor is on v1', LIMIT, async () => {
+    // 50 % first: ~500 canary visitors, ~25 with an error — far past the sequential test's
+    // rollback boundary (at 10 %, ~100 canary visitors would be too close to it to be sure).
+    const stack = await startStack({ seed: { flags: withPlan({ ...PLAN, 'rollout.stages': '50,100' }) } });
     try {
       const c = client(stack);
       await c.cron();
       let flag = await c.backend();
       assert.equal(flag.metadata['rollout.status'] ?? 'running', 'running');
       assert.equal(typeof flag.metadata['rollout.stageStartedAt'], 'number', 'the first evaluation starts the plan');
-      assert.deepEqual(weights(flag), { v1: 90, v2: 10 });
+      assert.deepEqual(weights(flag), { v1: 50, v2: 50 });
 
       await c.faults({ v2ErrorPercent: 5 });
       const seen = await c.visit(1000, 24);
@@ -399,7 +401,10 @@ describe('guarded rollouts', () => {
   });
 
   test('a healthy canary walks 10 → 50 → 100 %, holding while the sample is too small; dry runs change nothing', LIMIT, async () => {
-    const stack = await startStack({ seed: { flags: withPlan(PLAN) } });
+    // Rates far apart, so that the sequential test accepts a clean canary after ~18 visitors
+    // (ln(0.05) / ln(0.8 / 0.95)); with 0.5 % / 1 % it needs ~600 clean visitors per stage.
+    const plan = { ...PLAN, 'rollout.advanceErrorRate': 0.05, 'rollout.rollbackErrorRate': 0.2 };
+    const stack = await startStack({ seed: { flags: withPlan(plan) } });
     try {
       const c = client(stack);
       await c.cron();
@@ -439,6 +444,77 @@ describe('guarded rollouts', () => {
       assert.equal(flag.metadata['rollout.status'], 'completed');
       const m = await c.metrics();
       assert.equal(sum(m, 'edgeflags_rollout_percent', (l) => l.flag === 'backend'), 100);
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  /** A request as one visitor: `cookie` (or none, and the edge issues one); tells whether the
+   * canary was chosen (it answered v2, or failed and the stable retry answered). */
+  async function asVisitor(stack, cookie) {
+    const res = await fetch(`${stack.edgeUrl}/api/version`, { headers: cookie ? { cookie } : {} });
+    await res.arrayBuffer();
+    const set = res.headers.get('set-cookie');
+    const issued = set ? set.split(';')[0] : null;
+    const canary = res.headers.get('x-app-version') === 'v2' || (res.headers.get('x-edgeflags-retried') ?? '').startsWith('v2');
+    return { status: res.status, cookie: cookie ?? issued, canary };
+  }
+
+  test("one visitor's errors cannot trigger a rollback: 60 failed canary requests of one visitor weigh one visitor", LIMIT, async () => {
+    const stack = await startStack({ seed: { flags: withPlan({ ...PLAN, 'rollout.stages': '50,100' }) } });
+    try {
+      const c = client(stack);
+      await c.cron();
+      await c.faults({ v2ErrorPercent: 100 });
+      // A fresh visitor the edge puts on the canary (the edge issues the cookie).
+      let visitor;
+      for (let i = 0; i < 40 && !visitor; i++) {
+        const v = await asVisitor(stack);
+        if (v.canary) visitor = v;
+      }
+      assert.ok(visitor?.cookie, 'found a visitor on the canary');
+      for (let i = 0; i < 60; i++) {
+        const again = await asVisitor(stack, visitor.cookie);
+        assert.equal(again.status, 200, 'the stable retry saves the visitor');
+        assert.ok(again.canary, 'a visitor stays on its variant');
+      }
+      const report = (await c.admin('POST', '/rollouts/evaluate?dryRun=true')).json.rollouts[0];
+      assert.equal(report.treatment.visitors, 1, JSON.stringify(report));
+      assert.equal(report.treatment.errorVisitors, 1, JSON.stringify(report));
+      assert.ok(report.treatment.errors >= 61, JSON.stringify(report));
+      assert.equal(report.decision.action, 'hold', JSON.stringify(report));
+      await c.cron();
+      const flag = await c.backend();
+      assert.equal(flag.metadata['rollout.status'] ?? 'running', 'running', JSON.stringify(flag.metadata));
+      assert.deepEqual(weights(flag), { v1: 50, v2: 50 });
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  test('a canary failing for every visitor is rolled back at its 5th visitor, not before', LIMIT, async () => {
+    const stack = await startStack({ seed: { flags: withPlan({ ...PLAN, 'rollout.stages': '50,100' }) } });
+    try {
+      const c = client(stack);
+      await c.cron();
+      await c.faults({ v2ErrorPercent: 100 });
+      let canary = 0;
+      const dry = async () => (await c.admin('POST', '/rollouts/evaluate?dryRun=true')).json.rollouts[0];
+      for (let i = 0; i < 200 && canary < 5; i++) {
+        const v = await asVisitor(stack);
+        assert.equal(v.status, 200);
+        if (!v.canary) continue;
+        canary++;
+        const report = await dry();
+        assert.equal(report.treatment.errorVisitors, canary, JSON.stringify(report));
+        assert.equal(report.decision.action, canary < 5 ? 'hold' : 'rollback', `after ${canary} failing canary visitors: ${JSON.stringify(report)}`);
+      }
+      assert.equal(canary, 5, 'five canary visitors arrived');
+      await c.cron();
+      const flag = await c.backend();
+      assert.equal(flag.metadata['rollout.status'], 'rolled-back', JSON.stringify(flag.metadata));
+      assert.match(flag.metadata['rollout.reason'], /hard stop: .*5 of 5 visitors saw an error/);
+      assert.deepEqual(weights(flag), { v1: 100, v2: 0 });
     } finally {
       await stack.stop();
     }
