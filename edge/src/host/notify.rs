@@ -1,0 +1,566 @@
+//! Web Push endpoints and delivery (issue 16, the push channel):
+//! - public: `GET {prefix}/push/vapid-public-key`, `POST`/`DELETE {prefix}/push/subscriptions`;
+//! - admin: `POST {prefix}/notifications`, `GET {prefix}/notifications/{id}`,
+//!   `POST {prefix}/notifications/{id}/retry`;
+//! - the Queue consumer that encrypts (RFC 8291), signs (RFC 8292) and sends (RFC 8030).
+//!
+//! Decisions are `crate::notify`'s; this file calls the store, the queue and the network.
+
+use edgeflags_core::Context as EvalContext;
+use serde_json::{json, Value};
+use worker::{
+    Env, Fetch, Headers, Message, MessageBatch, MessageExt, Method, QueueRetryOptionsBuilder,
+    Request, RequestInit, Response,
+};
+
+use super::{flags, header, internal, json_with_status, now_ms, random_id};
+use crate::admin::Tokens;
+use crate::config::Config;
+use crate::error::EdgeError;
+use crate::identity;
+use crate::live::Active;
+use crate::notify::api::{self, Audience, Counts, Job, SendRequest, Settings};
+use crate::notify::delivery::{self, Outcome};
+use crate::notify::{b64url_decode, vapid};
+
+/// Durable Object binding of the push store shards (wrangler.toml).
+pub const STORE_BINDING: &str = "PUSH_STORE";
+/// Queue binding of the deliveries (producer), and of their dead-letter queue.
+pub const QUEUE_BINDING: &str = "PUSH_QUEUE";
+pub const DLQ_BINDING: &str = "PUSH_DLQ";
+/// The dead-letter queue's name (wrangler.toml `[[queues.consumers]] dead_letter_queue`).
+pub const DLQ_NAME: &str = "edgeflags-push-dlq";
+
+fn lookup(env: &Env, name: &str) -> Option<String> {
+    env.var(name)
+        .ok()
+        .or_else(|| env.secret(name).ok())
+        .map(|v| v.to_string())
+        .filter(|v| !v.is_empty())
+}
+
+fn settings(env: &Env) -> Result<Settings, EdgeError> {
+    Settings::from_lookup(|n| lookup(env, n)).map_err(EdgeError::Config)
+}
+
+fn vapid_keys(env: &Env) -> Result<vapid::Keys, EdgeError> {
+    vapid::Keys::parse(
+        lookup(env, "VAPID_PUBLIC_KEY").as_deref(),
+        lookup(env, "VAPID_PRIVATE_KEY").as_deref(),
+        lookup(env, "VAPID_SUBJECT").as_deref(),
+    )
+    .map_err(EdgeError::Config)
+}
+
+/// Whether the push channel's flag is on right now.
+fn channel_on(active: &Active, now_secs: u64) -> bool {
+    matches!(
+        active
+            .set
+            .evaluate(api::PUSH_FLAG, &EvalContext::empty(), now_secs)
+            .value,
+        Some(Value::Bool(true))
+    )
+}
+
+fn variant_of(active: &Active, flag: &str, key: &str, now_secs: u64) -> Option<String> {
+    let mut m = serde_json::Map::new();
+    m.insert("targetingKey".into(), Value::String(key.to_owned()));
+    active
+        .set
+        .evaluate(flag, &EvalContext::from_map(m), now_secs)
+        .variant
+        .map(str::to_owned)
+}
+
+/// One call to a shard of the push store.
+async fn store(env: &Env, shard: u32, path: &str, call: Value) -> Result<Value, EdgeError> {
+    let ns = env
+        .durable_object(STORE_BINDING)
+        .map_err(|e| EdgeError::Config(format!("{STORE_BINDING}: {e}")))?;
+    let stub = ns
+        .id_from_name(&api::shard_name(shard))
+        .and_then(|id| id.get_stub())
+        .map_err(internal)?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_body(Some(call.to_string().into()));
+    let req =
+        Request::new_with_init(&format!("https://push-store{path}"), &init).map_err(internal)?;
+    let mut res = stub.fetch_with_request(req).await.map_err(internal)?;
+    if res.status_code() != 200 {
+        let text = res.text().await.unwrap_or_default();
+        return Err(internal(format!("push store {path}: {text}")));
+    }
+    res.json::<Value>().await.map_err(internal)
+}
+
+/// `{prefix}/push/...` (public).
+pub async fn public(
+    mut req: Request,
+    env: &Env,
+    config: &Config,
+    sub: &str,
+) -> Result<Response, EdgeError> {
+    let method = req.method();
+    match (method.clone(), sub) {
+        (Method::Get, "/push/vapid-public-key") => {
+            super::rate_limit(env, &req, "public").await?;
+            let keys = vapid_keys(env)?;
+            let res = super::json(&json!({"publicKey": keys.public_b64()}))?;
+            res.headers()
+                .set("cache-control", "public, max-age=300")
+                .map_err(internal)?;
+            Ok(res)
+        }
+        (Method::Post | Method::Delete, "/push/subscriptions") => {
+            super::rate_limit(env, &req, "push").await?;
+            let settings = settings(env)?;
+            let secure = req.url().map(|u| u.scheme() == "https").unwrap_or(false);
+            let verified = super::jwt::verified_sub(&req, env, config).await;
+            let visitor = identity::identify(
+                &config.identity,
+                &config.identity_keys,
+                |n| header(&req, n),
+                secure,
+                random_id,
+                verified,
+            );
+            let key = visitor.key.clone().ok_or_else(|| {
+                EdgeError::TargetingKeyMissing(
+                    "no visitor identity to tie the subscription to".into(),
+                )
+            })?;
+            let body = super::body(&mut req, api::MAX_BODY_BYTES).await?;
+            let subscribe = method == Method::Post;
+            let s = api::parse_subscription(&body, &settings, subscribe)
+                .map_err(EdgeError::BadRequest)?;
+            let id = api::subscription_id(&s.endpoint);
+            let shard = api::shard_of(&s.endpoint, settings.shards);
+            let mut res = if subscribe {
+                store(
+                    env,
+                    shard,
+                    "/subscribe",
+                    json!({"id": id, "subscription": s, "targetingKey": key}),
+                )
+                .await?;
+                json_with_status(&json!({"id": id}), 201)?
+            } else {
+                let answer = store(env, shard, "/unsubscribe", json!({"id": id})).await?;
+                json_with_status(&json!({"id": id, "removed": answer["removed"]}), 200)?
+            };
+            if let Some(cookie) = visitor.set_cookie {
+                res.headers_mut()
+                    .append("set-cookie", &cookie)
+                    .map_err(internal)?;
+            }
+            Ok(res)
+        }
+        (_, "/push/vapid-public-key" | "/push/subscriptions") => {
+            Err(EdgeError::MethodNotAllowed(method.to_string()))
+        }
+        _ => Err(EdgeError::NotFound(format!("{}{sub}", config.admin_prefix))),
+    }
+}
+
+/// `{prefix}/notifications[/{id}[/retry]]` (admin token).
+pub async fn admin(
+    mut req: Request,
+    env: &Env,
+    config: &Config,
+    sub: &str,
+) -> Result<Response, EdgeError> {
+    let secret = |name: &str| env.secret(name).ok().map(|s| s.to_string());
+    let tokens = Tokens::parse(
+        secret("ADMIN_TOKENS").as_deref(),
+        secret("ADMIN_TOKEN").as_deref(),
+    )?;
+    tokens.authenticate(header(&req, "authorization").as_deref())?;
+    let segments: Vec<&str> = sub.trim_matches('/').split('/').collect();
+    let method = req.method();
+    match (method.clone(), segments.as_slice()) {
+        (Method::Post, ["notifications"]) => {
+            let body = super::body(&mut req, api::MAX_BODY_BYTES).await?;
+            send(env, config, &body).await
+        }
+        (Method::Get, ["notifications", id]) if api::valid_id(id) => status(env, config, id).await,
+        (Method::Post, ["notifications", id, "retry"]) if api::valid_id(id) => {
+            retry(env, config, id).await
+        }
+        (_, ["notifications"] | ["notifications", _] | ["notifications", _, "retry"])
+            if !matches!(method, Method::Get | Method::Post) =>
+        {
+            Err(EdgeError::MethodNotAllowed(method.to_string()))
+        }
+        _ => Err(EdgeError::NotFound(format!("{}{sub}", config.admin_prefix))),
+    }
+}
+
+async fn send(env: &Env, config: &Config, body: &[u8]) -> Result<Response, EdgeError> {
+    let r = api::parse_send(body).map_err(EdgeError::BadRequest)?;
+    let settings = settings(env)?;
+    // Refuse before anything is stored when the keys are missing.
+    vapid_keys(env)?;
+    let id = api::notification_id(r.idempotency_key.as_deref(), || {
+        random_id().unwrap_or_default()
+    });
+    let ledger = api::shard_of(&id, settings.shards);
+    let active = flags::current(env, config).await?;
+    let now_secs = now_ms() / 1000;
+    let on = channel_on(&active, now_secs);
+    let put = store(
+        env,
+        ledger,
+        "/ledger/put",
+        json!({"id": id, "request": serde_json::to_string(&r).map_err(internal)?,
+               "channel": if on { "on" } else { "disabled" }}),
+    )
+    .await?;
+    let duplicate = put["created"] == false;
+    let record = &put["record"];
+    let channel = if duplicate {
+        record["channel"].as_str().unwrap_or("disabled").to_owned()
+    } else if on {
+        "on".to_owned()
+    } else {
+        "disabled".to_owned()
+    };
+    let mut queued = 0;
+    // A repeated request completes a fan-out an earlier one did not finish; the store
+    // queues each (notification, subscription) pair once, so nothing is sent twice.
+    if channel == "on" && !(duplicate && record["fannedOut"] == true) {
+        queued = fan_out(env, &settings, &active, &id, &r, now_secs).await?;
+        store(env, ledger, "/ledger/done", json!({"id": id})).await?;
+    }
+    json_with_status(
+        &json!({"id": id, "duplicate": duplicate,
+                "status": format!("{}/notifications/{id}", config.admin_prefix),
+                "channels": {"push": {"state": channel, "queued": queued}}}),
+        202,
+    )
+}
+
+/// Queues the notification for every subscription of its audience, shard by shard.
+async fn fan_out(
+    env: &Env,
+    settings: &Settings,
+    active: &Active,
+    id: &str,
+    r: &SendRequest,
+    now_secs: u64,
+) -> Result<u64, EdgeError> {
+    let keys = match &r.audience {
+        Audience::Keys { targeting_keys } => Some(targeting_keys.clone()),
+        Audience::Flag { .. } => None,
+    };
+    let queue = env
+        .queue(QUEUE_BINDING)
+        .map_err(|e| EdgeError::Config(format!("{QUEUE_BINDING}: {e}")))?;
+    let mut queued = 0u64;
+    for shard in 0..settings.shards {
+        let subs = store(env, shard, "/audience", json!({"keys": keys})).await?;
+        let ids: Vec<String> = subs["subs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| {
+                let key = s[1].as_str().unwrap_or_default();
+                r.audience
+                    .includes(key, |flag, k| variant_of(active, flag, k, now_secs))
+            })
+            .filter_map(|s| s[0].as_str().map(str::to_owned))
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let fresh = store(env, shard, "/enqueue", json!({"n": id, "ids": ids})).await?;
+        queued += send_jobs(&queue, id, r, shard, &fresh["fresh"]).await?;
+    }
+    Ok(queued)
+}
+
+async fn send_jobs(
+    queue: &worker::Queue,
+    id: &str,
+    r: &SendRequest,
+    shard: u32,
+    subs: &Value,
+) -> Result<u64, EdgeError> {
+    let jobs: Vec<Job> = subs
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|s| Job::new(id, r, s, shard))
+        .collect();
+    for chunk in jobs.chunks(api::QUEUE_BATCH) {
+        queue.send_batch(chunk.to_vec()).await.map_err(internal)?;
+    }
+    Ok(jobs.len() as u64)
+}
+
+async fn ledger(
+    env: &Env,
+    settings: &Settings,
+    id: &str,
+) -> Result<(Value, SendRequest), EdgeError> {
+    let got = store(
+        env,
+        api::shard_of(id, settings.shards),
+        "/ledger/get",
+        json!({"id": id}),
+    )
+    .await?;
+    let record = got["record"].clone();
+    if record.is_null() {
+        return Err(EdgeError::NotFound(format!("notification {id}")));
+    }
+    let r: SendRequest =
+        serde_json::from_str(record["request"].as_str().unwrap_or_default()).map_err(internal)?;
+    Ok((record, r))
+}
+
+async fn status(env: &Env, config: &Config, id: &str) -> Result<Response, EdgeError> {
+    let settings = settings(env)?;
+    let (record, r) = ledger(env, &settings, id).await?;
+    let mut counts = Counts::default();
+    for shard in 0..settings.shards {
+        let c: Counts =
+            serde_json::from_value(store(env, shard, "/counts", json!({"n": id})).await?)
+                .map_err(internal)?;
+        counts += c;
+    }
+    let active = flags::current(env, config).await?;
+    let mut push = serde_json::to_value(counts).map_err(internal)?;
+    push["state"] = record["channel"].clone();
+    push["enabled"] = Value::Bool(channel_on(&active, now_ms() / 1000));
+    super::json(
+        &json!({"id": id, "createdMs": record["createdMs"], "title": r.title,
+        "idempotencyKey": r.idempotency_key, "channels": {"push": push}}),
+    )
+}
+
+async fn retry(env: &Env, config: &Config, id: &str) -> Result<Response, EdgeError> {
+    let settings = settings(env)?;
+    let (_, r) = ledger(env, &settings, id).await?;
+    let active = flags::current(env, config).await?;
+    if !channel_on(&active, now_ms() / 1000) {
+        return Err(EdgeError::Conflict(format!(
+            "the push channel is off (flag {:?})",
+            api::PUSH_FLAG
+        )));
+    }
+    let queue = env
+        .queue(QUEUE_BINDING)
+        .map_err(|e| EdgeError::Config(format!("{QUEUE_BINDING}: {e}")))?;
+    let mut requeued = 0;
+    for shard in 0..settings.shards {
+        let ids = store(env, shard, "/requeue", json!({"n": id})).await?;
+        requeued += send_jobs(&queue, id, &r, shard, &ids["ids"]).await?;
+    }
+    json_with_status(&json!({"id": id, "requeued": requeued}), 202)
+}
+
+/// What to do with a queue message after an attempt.
+enum Step {
+    Ack,
+    Retry(u32),
+}
+
+/// The queue consumer: deliveries, and the dead-letter queue.
+pub async fn consume(batch: MessageBatch<Value>, env: &Env, config: &Config) {
+    let dead = batch.queue() == DLQ_NAME;
+    let messages: Vec<Message<Value>> = match batch.messages() {
+        Ok(m) => m,
+        Err(e) => {
+            worker::console_error!("push queue: unreadable batch: {e}");
+            batch.retry_all();
+            return;
+        }
+    };
+    let settings = match settings(env) {
+        Ok(s) => s,
+        Err(e) => {
+            worker::console_error!("push queue: {e}");
+            batch.retry_all();
+            return;
+        }
+    };
+    for msg in messages {
+        let Ok(job) = serde_json::from_value::<Job>(msg.body().clone()) else {
+            worker::console_error!("push queue: dropping a message that is not a job");
+            msg.ack();
+            continue;
+        };
+        if dead {
+            let call =
+                json!({"n": job.n, "s": job.s, "outcome": "failed", "reason": "dead-lettered"});
+            match store(env, job.shard, "/record", call).await {
+                Ok(_) => msg.ack(),
+                Err(e) => {
+                    worker::console_error!("push dead-letter queue: {e}");
+                    msg.retry();
+                }
+            }
+            continue;
+        }
+        match deliver(&job, env, config, &settings).await {
+            Ok(Step::Ack) => msg.ack(),
+            Ok(Step::Retry(delay)) => msg.retry_with_options(
+                &QueueRetryOptionsBuilder::new()
+                    .with_delay_seconds(delay)
+                    .build(),
+            ),
+            Err(e) => {
+                // The store or the flags are unreachable: the queue's own retries, then
+                // its dead-letter queue.
+                worker::console_error!("push delivery {} → {}: {e}", job.n, job.s);
+                msg.retry();
+            }
+        }
+    }
+}
+
+async fn record(
+    env: &Env,
+    job: &Job,
+    outcome: &str,
+    status: Option<u16>,
+    reason: &str,
+) -> Result<(), EdgeError> {
+    store(
+        env,
+        job.shard,
+        "/record",
+        json!({"n": job.n, "s": job.s, "outcome": outcome, "status": status, "reason": reason}),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn deliver(
+    job: &Job,
+    env: &Env,
+    config: &Config,
+    settings: &Settings,
+) -> Result<Step, EdgeError> {
+    let claim = store(env, job.shard, "/claim", json!({"n": job.n, "s": job.s})).await?;
+    // Delivered, gone or failed already (a duplicate message): nothing to do.
+    if claim["state"] != "queued" {
+        return Ok(Step::Ack);
+    }
+    let attempt = u32::try_from(claim["attempt"].as_u64().unwrap_or(1)).unwrap_or(u32::MAX);
+    let now_secs = now_ms() / 1000;
+    let active = flags::current(env, config).await?;
+    if !channel_on(&active, now_secs) {
+        record(env, job, "failed", None, "channel off (kill switch)").await?;
+        return Ok(Step::Ack);
+    }
+    let keys = match vapid_keys(env) {
+        Ok(k) => k,
+        Err(e) => {
+            record(env, job, "failed", None, &e.to_string()).await?;
+            return Ok(Step::Ack);
+        }
+    };
+    let sub = &claim["subscription"];
+    let (status, retry_after) = match push(job, sub, &keys, now_secs).await {
+        Ok(answer) => answer,
+        Err(PushError::Permanent(e)) => {
+            record(env, job, "failed", None, &e).await?;
+            return Ok(Step::Ack);
+        }
+        Err(PushError::Network(e)) => {
+            worker::console_warn!("push to {}: {e}", job.s);
+            (None, None)
+        }
+    };
+    let retriable = matches!(status, None | Some(429 | 500..=599));
+    match delivery::classify(
+        status,
+        retry_after.as_deref(),
+        attempt,
+        &settings.backoff,
+        now_secs,
+    ) {
+        Outcome::Delivered => record(env, job, "delivered", status, "").await?,
+        Outcome::Gone => {
+            record(env, job, "gone", status, "subscription expired or revoked").await?
+        }
+        Outcome::Failed(reason) if retriable => {
+            // Retries exhausted: the dead-letter queue records the failure (and keeps the
+            // message visible to operators); if even that fails, record it here.
+            let sent = match env.queue(DLQ_BINDING) {
+                Ok(q) => q.send(job.clone()).await.is_ok(),
+                Err(_) => false,
+            };
+            if !sent {
+                record(env, job, "failed", status, &reason).await?;
+            }
+        }
+        Outcome::Failed(reason) => record(env, job, "failed", status, &reason).await?,
+        Outcome::Retry { delay_secs, reason } => {
+            record(env, job, "retry", status, &reason).await?;
+            return Ok(Step::Retry(delay_secs));
+        }
+    }
+    Ok(Step::Ack)
+}
+
+enum PushError {
+    /// Retrying cannot help (a malformed stored key, a misconfigured VAPID key).
+    Permanent(String),
+    /// The push service could not be reached.
+    Network(String),
+}
+
+/// One POST to the push service: status and `Retry-After`.
+async fn push(
+    job: &Job,
+    sub: &Value,
+    keys: &vapid::Keys,
+    now_secs: u64,
+) -> Result<(Option<u16>, Option<String>), PushError> {
+    let endpoint = sub["endpoint"].as_str().unwrap_or_default();
+    let p256dh = sub["p256dh"]
+        .as_str()
+        .and_then(b64url_decode)
+        .ok_or(PushError::Permanent("stored p256dh unreadable".into()))?;
+    let auth = sub["auth"]
+        .as_str()
+        .and_then(b64url_decode)
+        .ok_or(PushError::Permanent("stored auth unreadable".into()))?;
+    let body = super::notify_crypto::encrypt(job.payload.as_bytes(), &p256dh, &auth)
+        .await
+        .map_err(PushError::Permanent)?;
+    let authorization = super::notify_crypto::vapid_authorization(keys, endpoint, now_secs)
+        .await
+        .map_err(PushError::Permanent)?;
+    let headers = Headers::new();
+    let mut pairs = vec![
+        ("content-encoding", "aes128gcm".to_owned()),
+        ("content-type", "application/octet-stream".to_owned()),
+        ("ttl", job.ttl.to_string()),
+        ("urgency", job.urgency.header().to_owned()),
+        ("authorization", authorization),
+    ];
+    if let Some(topic) = job.topic.as_ref().filter(|t| api::valid_topic(t)) {
+        pairs.push(("topic", topic.clone()));
+    }
+    super::set_all(&headers, &pairs).map_err(|e| PushError::Permanent(e.to_string()))?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(js_sys::Uint8Array::from(&body[..]).into()));
+    let req =
+        Request::new_with_init(endpoint, &init).map_err(|e| PushError::Permanent(e.to_string()))?;
+    let res = Fetch::Request(req)
+        .send()
+        .await
+        .map_err(|e| PushError::Network(e.to_string()))?;
+    Ok((
+        Some(res.status_code()),
+        res.headers().get("retry-after").ok().flatten(),
+    ))
+}
