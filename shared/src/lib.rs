@@ -35,7 +35,8 @@
 //!   [`FlagSet::flag_errors`] lists the broken ones with their errors' paths. The default
 //!   feature `diagnostics` carries every error's message and JSON path and the warnings;
 //!   without it (the service worker) the same documents are refused or isolated the same
-//!   way, with one fixed message, and none warn — evaluation is identical.
+//!   way, with one fixed message, and none warn — evaluation is identical — except that the
+//!   load-time worst-case step bound (see Budgets), validation's check, is left out.
 //!
 //! # Budgets
 //!
@@ -57,7 +58,9 @@
 //!   fan-out reaches it.
 //! - **Worst-case steps, known at load time: 1,000,000 per flag, 2,000,000 per set** — each
 //!   node once, literal arrays by length, the body of an iteration over a literal array
-//!   once per element (iterations over context arrays count as empty).
+//!   once per element (iterations over context arrays count as empty). Checked with the
+//!   `diagnostics` feature only (validation: the CLI, the edge); the service worker loads
+//!   documents the edge validated, and the runtime budgets hold there all the same.
 //!
 //! An evaluation over a budget answers `GENERAL` with `errorDetails` naming it. What is over
 //! a compile-time budget is an error at the JSON path of the flag that crossed it: the

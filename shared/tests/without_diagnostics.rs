@@ -74,3 +74,54 @@ fn a_lenient_load_keeps_healthy_flags_and_answers_parse_error_for_broken_ones() 
     let broken: Vec<(&str, usize)> = set.flag_errors().map(|(k, e)| (k, e.len())).collect();
     assert_eq!(broken, [("op", 0), ("ref", 0)]);
 }
+
+#[test]
+fn the_evaluation_and_compiled_size_budgets_hold_without_diagnostics() {
+    // A doubling accumulator: GENERAL, as in the edge's build.
+    let items: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+    let doc = format!(
+        r#"{{"flags": {{"grow": {{"state": "ENABLED", "variants": {{"a": "a"}}, "defaultVariant": "a",
+            "targeting": {{"reduce": [[{}], {{"cat": [{{"var": "accumulator"}}, {{"var": "accumulator"}}]}}, "x"]}}}}}}}}"#,
+        items.join(",")
+    );
+    let set = load(&doc).expect("loads").set;
+    let eval = set.evaluate("grow", &Context::empty(), 0);
+    let error = eval.error.expect("over the byte budget");
+    assert_eq!(error.code, edgeflags_core::ErrorCode::General);
+    assert!(
+        error.details.contains("1048576 bytes built"),
+        "{}",
+        error.details
+    );
+    // A $ref fan-out past the set's compiled size: refused, or broken flags when lenient.
+    let eight = |name: &str| {
+        format!(
+            r#"{{"or": [{}]}}"#,
+            vec![format!(r#"{{"$ref": "{name}"}}"#); 8].join(",")
+        )
+    };
+    let flags: Vec<String> = (0..10)
+        .map(|i| {
+            format!(
+                r#""f{i}": {{"state": "ENABLED", "variants": {{"a": 1}}, "defaultVariant": "a",
+                "targeting": {{"and": [{}]}}}}"#,
+                [r#"{"$ref": "e4"}"#; 5].join(",")
+            )
+        })
+        .collect();
+    let doc = format!(
+        r#"{{"flags": {{{}}}, "$evaluators": {{"e0": {{"==": [{{"var": "a"}}, 1]}},
+            "e1": {}, "e2": {}, "e3": {}, "e4": {}}}}}"#,
+        flags.join(","),
+        eight("e0"),
+        eight("e1"),
+        eight("e2"),
+        eight("e3")
+    );
+    assert!(load(&doc).is_err());
+    let set = FlagSet::from_json_str(&doc, LoadOptions::lenient())
+        .expect("loads leniently")
+        .set;
+    let broken: Vec<&str> = set.flag_errors().map(|(k, _)| k).collect();
+    assert_eq!(broken, ["f3", "f4", "f5", "f6", "f7", "f8", "f9"]);
+}
