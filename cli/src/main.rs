@@ -7,6 +7,7 @@
 //! edgeflags pull [--url URL] [--token TOKEN] [--prefix /__edge]
 //! edgeflags rollout simulate --flags FILE --flag KEY --error-rate P [--control-error-rate Q]
 //!     [--visitors-per-minute N] [--p99-ms X] [--runs K] [--seed S]
+//! edgeflags vapid generate
 //! ```
 //!
 //! Scripts rely on the output and exit codes:
@@ -32,6 +33,7 @@
 
 mod remote;
 mod simulate;
+mod vapid;
 
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -45,6 +47,7 @@ const USAGE: &str = "usage:
   edgeflags pull [--url URL] [--token TOKEN] [--prefix /__edge]
   edgeflags rollout simulate --flags FILE --flag KEY --error-rate P [--control-error-rate Q]
       [--visitors-per-minute N] [--p99-ms X] [--runs K] [--seed S]
+  edgeflags vapid generate
 
 validate  check a flagd flag-set file; exit 0 if usable, 1 listing every error
           --strict: warnings are errors too; --lenient: errors inside a flag are warnings
@@ -61,7 +64,10 @@ rollout simulate
           request each, a share P (0..1) of treatment visitors and Q (default 0.001) of
           control visitors seeing an error, treatment requests taking X ms (default 20);
           prints {\"runs\",\"completed\",\"rolledBack\",\"running\",\"advancedPastFirstStage\",
-          \"medianMinutesToRollback\",\"medianMinutesToComplete\"}";
+          \"medianMinutesToRollback\",\"medianMinutesToComplete\"}
+vapid generate
+          print a new Web Push (VAPID) key pair as {\"publicKey\",\"privateKey\"} (base64url)
+          for the secrets VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY";
 
 /// A failure that ends the program with exit code 2 (bad arguments or input files).
 struct Usage(String);
@@ -78,6 +84,7 @@ fn main() -> ExitCode {
             Some(other) => Err(Usage(format!("unknown rollout command `{other}`"))),
             None => Err(Usage("missing rollout command (simulate)".into())),
         },
+        Some("vapid") => vapid::run(args.get(1..).unwrap_or(&[])),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
