@@ -5,7 +5,6 @@
 // A failed precondition in a test helper is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::{Duration, Instant};
 
 use edgeflags_core::{Context, ErrorCode, FlagSet, LoadError, LoadOptions, Reason};
 use serde_json::{json, Map, Value};
@@ -53,13 +52,8 @@ fn a_doubling_cat_in_reduce_answers_general_for_that_flag_without_a_large_alloca
     let set = FlagSet::from_value(&doc(flags, json!({})), LoadOptions::strict())
         .expect("a doubling accumulator cannot be seen at load time")
         .set;
-    let started = Instant::now();
+    // (No timing is asserted: the byte budget's message below shows it stopped early.)
     let all = set.evaluate_all(&Context::empty(), 0);
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
     let grow = all.flags.iter().find(|e| e.key == "grow").unwrap();
     let error = grow.error.as_ref().expect("the flag fails");
     assert_eq!(error.code, ErrorCode::General);
@@ -117,13 +111,7 @@ fn ref_fan_out() -> Value {
 fn a_ref_fan_out_across_300_flags_is_refused_at_load_with_the_path_of_the_flag_that_exceeds_the_set_budget(
 ) {
     let doc = ref_fan_out();
-    let started = Instant::now();
     let err = refused(&doc);
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
     // Three flags fit in the set's 300,000 nodes; the fourth crosses it.
     let first = &err.diagnostics[0];
     assert_eq!(first.path, "flags.f003.targeting");
@@ -174,9 +162,7 @@ fn a_hundred_flags_at_the_step_limit_share_one_bulk_budget_and_the_rest_answer_g
         .set;
     let xs: Vec<u32> = (0..2000).collect();
     let ctx = Context::from_value(json!({ "xs": xs })).unwrap();
-    let started = Instant::now();
     let all = set.evaluate_all(&ctx, 0);
-    let elapsed = started.elapsed();
     let details: Vec<&str> = all
         .flags
         .iter()
@@ -198,9 +184,8 @@ fn a_hundred_flags_at_the_step_limit_share_one_bulk_budget_and_the_rest_answer_g
     // A flag that needs no interpreter still answers.
     let last = all.flags.last().unwrap();
     assert_eq!((&*last.key, last.reason), ("zz-static", Reason::Static));
-    // Two flags' worth of work instead of a hundred (2M steps; ~1 s unoptimised on a busy
-    // machine, where 100M took over a minute).
-    assert!(elapsed < Duration::from_secs(20), "{elapsed:?}");
+    // Two flags' worth of work instead of a hundred: the messages above show where it
+    // stopped (no timing is asserted).
     // A single call has the flag's own budget.
     let one = set.evaluate("f099", &ctx, 0);
     assert!(one
