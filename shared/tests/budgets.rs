@@ -5,7 +5,6 @@
 // A failed precondition in a test helper is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-
 use edgeflags_core::{Context, ErrorCode, FlagSet, LoadError, LoadOptions, Reason};
 use serde_json::{json, Map, Value};
 
