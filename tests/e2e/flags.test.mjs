@@ -222,6 +222,41 @@ describe('admin API', () => {
     assert.equal(afterwards.body.version, before.body.version);
   });
 
+  test('evaluation budgets: a doubling accumulator answers GENERAL for its flag only; a $ref fan-out is refused at write', async () => {
+    const doc = demo();
+    const rounds = Array.from({ length: 100 }, (_, i) => i);
+    doc.flags.grow = {
+      state: 'ENABLED', variants: { a: 'a', b: 'b' }, defaultVariant: 'a',
+      targeting: { if: [{ '==': [{ reduce: [rounds, { cat: [{ var: 'accumulator' }, { var: 'accumulator' }] }, 'x'] }, 'never'] }, 'b', 'a'] },
+    };
+    const put = await admin('PUT', '/flags', doc);
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    try {
+      const bulk = await ofrep('', { context: { targetingKey: 'budget' } });
+      assert.equal(bulk.status, 200);
+      const grow = bulk.body.flags.find((f) => f.key === 'grow');
+      assert.equal(grow.errorCode, 'GENERAL', JSON.stringify(grow));
+      assert.match(grow.errorDetails, /bytes built/);
+      assert.equal(bulk.body.flags.find((f) => f.key === 'page-size').variant, 'medium', 'the other flags still answer');
+
+      // 300 flags each expanding a chain of $refs: refused with the path of the flag that
+      // crosses the set's compiled-size budget, nothing stored.
+      const fan = demo();
+      fan.$evaluators = { e0: { '==': [{ var: 'x' }, 1] } };
+      for (let i = 1; i < 12; i++) fan.$evaluators[`e${i}`] = { and: [{ $ref: `e${i - 1}` }, { $ref: `e${i - 1}` }] };
+      for (let i = 0; i < 300; i++) {
+        fan.flags[`f${String(i).padStart(3, '0')}`] = {
+          state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'off', targeting: { if: [{ $ref: 'e11' }, 'on', 'off'] },
+        };
+      }
+      const refused = await admin('PUT', '/flags', fan);
+      assert.equal(refused.status, 400, JSON.stringify(refused.body).slice(0, 300));
+      assert.ok(refused.body.errors.some((e) => /^flags\.f\d{3}/.test(e.path)), JSON.stringify(refused.body.errors.slice(0, 3)));
+    } finally {
+      await admin('PUT', '/flags', demo());
+    }
+  });
+
   test('a stale If-Match is 412 and changes nothing', async () => {
     const before = await admin('GET', '/flags');
     const res = await admin('POST', '/features/disable', { flag: 'banner' }, { 'if-match': '"0000000000000000"' });
