@@ -20,7 +20,8 @@ const quantile = (xs, q) => {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))];
 };
 
-const stack = await startStack();
+// The default refresh interval (the harness's 0 would make every call re-check the flag set).
+const stack = await startStack({ vars: { REFRESH_SECONDS: '5' } });
 try {
   const headers = { authorization: `Bearer ${stack.adminToken}`, 'content-type': 'application/json' };
   const timed = async (method, path, body) => {
