@@ -70,12 +70,19 @@ struct Writes {
     replayed: AtomicU64,
 }
 
-/// Test switch (`POST /__origin/faults`): fail the next N order writes with 503, delay
-/// every lab answer, and make the canary (v2) fail a share of its API requests or answer
-/// them slowly.
+/// Test switch (`POST /__origin/faults`): fail the next N order writes with 503 (before or
+/// after they take effect), refuse chosen orders, delay every lab answer, and make the
+/// canary (v2) fail a share of its API requests or answer them slowly.
 #[derive(Default, Debug)]
 struct Faults {
     fail_next: AtomicU64,
+    /// The next N order writes take effect and are *then* answered 503 (a gateway giving up
+    /// after the origin acted): a client re-sending one without its key makes a duplicate.
+    fail_next_after_commit: AtomicU64,
+    /// Orders whose item starts with this prefix (empty: none) are answered, every time and
+    /// without taking effect, with the status number that follows it: `login-302-a` → `302`
+    /// to `/login` (a signed-out session), `login-401-b` → `401`, `login-503-c` → `503`.
+    refuse_prefix: Mutex<String>,
     lab_delay_ms: AtomicU64,
     /// Percent (0..=100) of v2's `/api/` requests answered 503. Deterministic, not random:
     /// request n fails when ⌊n·p/100⌋ steps up, so 5 % is exactly every 20th request and a
@@ -99,6 +106,7 @@ pub fn router(version: Version, state: State, static_dir: Option<&Path>) -> Rout
         .route("/api/version", get(version_info))
         .route("/api/health", get(health))
         .route("/api/orders", get(list_orders).post(create_order))
+        .route("/login", get(|| async { "sign in" }))
         .route("/__origin/stats", get(stats))
         .route("/__origin/faults", post(set_faults))
         .route("/lab/{*rest}", get(lab));
@@ -252,6 +260,10 @@ struct FaultSettings {
     v2_error_percent: Option<u64>,
     /// Every v2 `/api/` answer waits this long (0 = no delay).
     v2_delay_ms: Option<u64>,
+    /// The next N `POST /api/orders` take effect, then answer 503.
+    fail_next_after_commit: Option<u64>,
+    /// Orders whose item starts with this answer the status that follows (`""` = off).
+    refuse_prefix: Option<String>,
 }
 
 async fn set_faults(AxState(ctx): AxState<Ctx>, body: axum::body::Bytes) -> Response {
@@ -278,6 +290,14 @@ async fn set_faults(AxState(ctx): AxState<Ctx>, body: axum::body::Bytes) -> Resp
     }
     if let Some(ms) = settings.v2_delay_ms {
         f.v2_delay_ms.store(ms.min(60_000), Ordering::SeqCst);
+    }
+    if let Some(n) = settings.fail_next_after_commit {
+        f.fail_next_after_commit.store(n, Ordering::SeqCst);
+    }
+    if let Some(p) = settings.refuse_prefix {
+        *f.refuse_prefix
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = p;
     }
     Json(json!({
         "failNext": f.fail_next.load(Ordering::SeqCst),
@@ -388,6 +408,15 @@ async fn create_order(
                 .into_response()
         }
     };
+    if let Some(status) = refused(&ctx.state.faults, &new.item) {
+        ctx.state.writes.failed.fetch_add(1, Ordering::SeqCst);
+        let mut res = (status, Json(json!({"error": "fault switch: refused"}))).into_response();
+        if status.is_redirection() {
+            res.headers_mut()
+                .insert(header::LOCATION, HeaderValue::from_static("/login"));
+        }
+        return res;
+    }
     if new.item.trim().is_empty() || new.item.len() > 200 {
         return (
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -420,7 +449,32 @@ async fn create_order(
     if let Some(k) = key {
         db.by_key.insert(k, id);
     }
+    let after_commit = &ctx.state.faults.fail_next_after_commit;
+    if after_commit
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        ctx.state.writes.failed.fetch_add(1, Ordering::SeqCst);
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "fault switch: gave up after the order was created"})),
+        )
+            .into_response();
+    }
     (StatusCode::CREATED, Json(json!(order))).into_response()
+}
+
+/// The status the `refusePrefix` switch answers for an order with this item, if any.
+fn refused(f: &Faults, item: &str) -> Option<StatusCode> {
+    let prefix = f
+        .refuse_prefix
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let rest = item
+        .strip_prefix(prefix.as_str())
+        .filter(|_| !prefix.is_empty())?;
+    let digits = rest.split('-').next()?;
+    StatusCode::from_u16(digits.parse().ok()?).ok()
 }
 
 #[cfg(test)]
@@ -439,5 +493,24 @@ mod tests {
         f.v2_error_percent.store(5, Ordering::SeqCst);
         let first_failure = (1..=100).find(|_| inject_v2_error(&f));
         assert_eq!(first_failure, Some(20), "5 % is every 20th request");
+    }
+
+    #[test]
+    fn the_refuse_switch_answers_the_status_named_in_the_item() {
+        let f = Faults::default();
+        assert_eq!(refused(&f, "login-302-a"), None, "off by default");
+        *f.refuse_prefix.lock().unwrap() = "login-".into();
+        let got: Vec<Option<u16>> = [
+            "login-302-a",
+            "login-401",
+            "login-503-x",
+            "login-x",
+            "other-401",
+            "login-99",
+        ]
+        .iter()
+        .map(|i| refused(&f, i).map(|s| s.as_u16()))
+        .collect();
+        assert_eq!(got, vec![Some(302), Some(401), Some(503), None, None, None]);
     }
 }
