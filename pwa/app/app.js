@@ -128,27 +128,25 @@ registerServiceWorker({
   onUpdate: () => {
     $('update-banner').hidden = false;
   },
-  onOutbox: ({ count }) => {
+  // Also called once at start: writes held while no page was open are shown then.
+  onOutbox: ({ count, held = [] }) => {
     $('outbox-count').textContent = String(count);
     document.documentElement.dataset.outbox = String(count);
+    document.documentElement.dataset.outboxHeld = String(held.length);
+    if (held.length) {
+      const why = held.map((e) => (e.held === 'answer' ? `HTTP ${e.lastStatus || 'redirect'}` : e.held));
+      $('order-status').textContent = `${held.length} offline order(s) need attention (${why.join(', ')}).`;
+    }
   },
   onMessage: (msg) => {
     if (msg.type === 'edgeflags:outbox-sent') showOrders();
-    if (msg.type === 'edgeflags:outbox-rejected' || msg.type === 'edgeflags:outbox-dropped') {
-      $('order-status').textContent = `An offline order was not accepted (${msg.type.split('-').pop()}).`;
-    }
   },
 })
-  .then(async (registered) => {
+  .then((registered) => {
     sw = registered;
     // For the console (and the end-to-end tests): the page-side helper.
     window.edgeflagsSW = sw;
-    if (!sw) return;
-    const state = await sw.outbox().catch(() => null);
-    if (state) {
-      $('outbox-count').textContent = String(state.count);
-      document.documentElement.dataset.outbox = String(state.count);
-    }
+    // The helper reports the outbox once it is ready (onOutbox above).
   })
   .catch((err) => {
     $('sw-state').textContent = `failed: ${err.message}`;

@@ -5,10 +5,20 @@
 //   import { registerServiceWorker } from '/sw/register.js';
 //   const sw = await registerServiceWorker({
 //     onUpdate: (apply) => showBanner(() => apply()),   // call apply() on consent
-//     onOutbox: ({ count, entries }) => render(count),    // after every outbox change
+//     onOutbox: ({ count, entries, held }) => render(count, held), // at start, after every change
 //     onMessage: (msg) => {},                             // every message from the worker
 //   });
 //   await sw.outbox();  await sw.replay();  await sw.flags();  await sw.checkForUpdate();
+//   await sw.retry(id);  await sw.discard(id);           // decide on a held write
+
+/**
+ * The worker's outbox state as the app sees it: `entries` still to be sent, `held` those
+ * waiting for the app's decision (the worker lists both in `entries`, held ones with `held`).
+ */
+function split(state) {
+  if (!state || !Array.isArray(state.entries)) return state;
+  return { ...state, entries: state.entries.filter((e) => !e.held), held: state.entries.filter((e) => e.held) };
+}
 
 /** Sends `msg` to a worker and resolves with its answer (over a MessageChannel). */
 function ask(worker, msg) {
@@ -40,7 +50,7 @@ export async function registerServiceWorker(options = {}) {
 
   container.addEventListener('message', (event) => {
     const msg = event.data || {};
-    if (msg.type === 'edgeflags:outbox' && onOutbox) onOutbox(msg);
+    if (msg.type === 'edgeflags:outbox' && onOutbox) onOutbox(split(msg));
     if (onMessage) onMessage(msg);
   });
   container.startMessages();
@@ -94,6 +104,11 @@ export async function registerServiceWorker(options = {}) {
     reg.active.postMessage({ type: 'edgeflags:bootstrap', bootstrap: bootstrap.textContent });
   }
   onState('ready');
+  // Writes held for the app (refused, redirected, out of retries) while no page was open:
+  // the page learns of them now.
+  if (onOutbox) {
+    ask(target(), { type: 'edgeflags:outbox-state' }).then((s) => onOutbox(split(s)), () => {});
+  }
 
   return {
     registration: reg,
@@ -107,10 +122,18 @@ export async function registerServiceWorker(options = {}) {
     },
     /** Asks the browser to look for a new version now. */
     checkForUpdate: () => reg.update(),
-    /** The outbox: `{count, entries: [{id, queue, method, url, queuedAt, attempts, ...}]}`. */
-    outbox: () => ask(target(), { type: 'edgeflags:outbox-state' }),
+    /**
+     * The outbox: `{count, entries, held}` — `entries` still to be sent, `held` waiting for
+     * the app (`held`: 'answer' | 'retries' | 'retention'; `lastStatus`). Each
+     * `{id, queue, method, url, idempotencyKey, queuedAt, attempts, serverFailures, ...}`.
+     */
+    outbox: () => ask(target(), { type: 'edgeflags:outbox-state' }).then(split),
+    /** Sends a held write again (fresh retry budget; it keeps its key), then the outbox state. */
+    retry: (id) => ask(target(), { type: 'edgeflags:outbox-retry', id }).then(split),
+    /** Deletes a held write for good; then the outbox state. */
+    discard: (id) => ask(target(), { type: 'edgeflags:outbox-discard', id }).then(split),
     /** Replays the outbox now; resolves with its state afterwards. */
-    replay: () => ask(target(), { type: 'edgeflags:replay' }),
+    replay: () => ask(target(), { type: 'edgeflags:replay' }).then(split),
     /** What the worker keeps for offline flags. */
     flags: () => ask(target(), { type: 'edgeflags:flags-state' }),
   };

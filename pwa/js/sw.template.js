@@ -92,10 +92,11 @@ const WRITES = CONFIG.routes
   .filter((r) => r.backgroundSync)
   .map((r) => ({ prefix: r.match.pathPrefix || '/', methods: r.match.methods || [] }));
 const OFREP = CONFIG.flags ? CONFIG.flags.ofrepPath || '/ofrep/v1/evaluate/flags' : null;
+const isWrite = (request, url) => WRITES.some((w) => w.methods.includes(request.method) && url.pathname.startsWith(w.prefix));
 function claims(request, url) {
   if (request.method === 'GET') return true;
   if (OFREP && request.method === 'POST' && (url.pathname === OFREP || url.pathname.startsWith(OFREP + '/'))) return true;
-  return WRITES.some((w) => w.methods.includes(request.method) && url.pathname.startsWith(w.prefix));
+  return isWrite(request, url);
 }
 
 self.addEventListener('install', (event) => {
@@ -107,12 +108,20 @@ self.addEventListener('activate', (event) => {
 });
 
 self.addEventListener('fetch', (event) => {
-  const { request } = event;
+  let { request } = event;
   const url = new URL(request.url);
   if (url.origin !== self.location.origin || !claims(request, url)) return;
-  // A body can be read once: keep a copy for the network fallback if the wasm cannot start.
+  // A write gets its Idempotency-Key here (the app's own is kept), so the network fallback
+  // below — the wasm failed, perhaps after it had sent the write — repeats the same key and
+  // the server answers the first result: never a duplicate.
+  if (request.method !== 'GET' && isWrite(request, url) && !request.headers.get('idempotency-key')) {
+    const headers = new Headers(request.headers);
+    headers.set('idempotency-key', crypto.randomUUID());
+    request = new Request(request, { headers });
+  }
+  // A body can be read once: keep a copy for the network fallback if the wasm fails.
   const spare = request.method === 'GET' ? request : request.clone();
-  event.respondWith(init().then((sw) => sw.on_fetch(event)).catch(() => fetch(spare)));
+  event.respondWith(init().then((sw) => sw.on_fetch(event, request)).catch(() => fetch(spare)));
 });
 
 self.addEventListener('message', (event) => {

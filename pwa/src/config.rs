@@ -129,6 +129,9 @@ pub struct BackgroundSyncConfig {
     pub max_retry_ms: u64,
     /// 5xx answers tolerated in one replay before it stops and waits for the next trigger.
     pub retries_per_replay: u32,
+    /// Server errors (5xx, 408, 429) one entry may get in its life: at the last one it is
+    /// held for the app (a dead letter), so it no longer holds back the writes behind it.
+    pub max_server_failures: u32,
 }
 
 impl BackgroundSyncConfig {
@@ -141,6 +144,7 @@ impl BackgroundSyncConfig {
             initial_retry_ms: default_initial_retry(),
             max_retry_ms: default_max_retry(),
             retries_per_replay: default_retries_per_replay(),
+            max_server_failures: 10,
         }
     }
 }
@@ -271,17 +275,15 @@ impl RouteConfig {
                     "initialRetryMs",
                     "maxRetryMs",
                     "retriesPerReplay",
+                    "maxServerFailures",
                 ])?;
                 let d = BackgroundSyncConfig::fallback(b.req_str("queue")?);
                 Some(BackgroundSyncConfig {
                     retention_minutes: b.u64("retentionMinutes")?.unwrap_or(d.retention_minutes),
                     initial_retry_ms: b.u64("initialRetryMs")?.unwrap_or(d.initial_retry_ms),
                     max_retry_ms: b.u64("maxRetryMs")?.unwrap_or(d.max_retry_ms),
-                    retries_per_replay: b
-                        .u64("retriesPerReplay")?
-                        .map_or(d.retries_per_replay, |n| {
-                            u32::try_from(n).unwrap_or(u32::MAX)
-                        }),
+                    retries_per_replay: small(b.u64("retriesPerReplay")?, d.retries_per_replay),
+                    max_server_failures: small(b.u64("maxServerFailures")?, d.max_server_failures),
                     ..d
                 })
             }
@@ -374,6 +376,10 @@ fn default_initial_retry() -> u64 {
 }
 fn default_max_retry() -> u64 {
     60_000
+}
+/// A count read as u64, saturated to u32.
+fn small(n: Option<u64>, default: u32) -> u32 {
+    n.map_or(default, |n| u32::try_from(n).unwrap_or(u32::MAX))
 }
 fn default_retries_per_replay() -> u32 {
     5
@@ -562,7 +568,7 @@ mod tests {
     fn routes_name_their_strategy_cache_limits_and_queue() {
         let c = SwConfig::from_json(
             r#"{"precache":{"entries":[]},"routes":[
-                {"match":{"pathPrefix":"/api/orders","methods":["POST"]},"backgroundSync":{"queue":"orders","retentionMinutes":60}},
+                {"match":{"pathPrefix":"/api/orders","methods":["POST"]},"backgroundSync":{"queue":"orders","retentionMinutes":60,"maxServerFailures":3}},
                 {"match":{"pathPrefix":"/api/"},"strategy":"networkFirst","cacheName":"api","networkTimeoutMs":3000},
                 {"match":{"pathPrefix":"/img/"},"strategy":"cacheFirst","cacheName":"img","expiration":{"maxEntries":3,"maxAgeSeconds":60},"cacheable":{"statuses":[0,200]}},
                 {"match":{"pathPrefix":"/img2/"},"strategy":"cacheOnly","cacheName":"img"}]}"#,
@@ -581,6 +587,12 @@ mod tests {
         assert_eq!(c.queues(), vec!["orders"]);
         assert_eq!(c.queue("orders").retention_minutes, 60);
         assert_eq!(c.queue("orders").retries_per_replay, 5);
+        assert_eq!(c.queue("orders").max_server_failures, 3);
+        assert_eq!(
+            c.queue("gone").max_server_failures,
+            10,
+            "the default budget"
+        );
         assert_eq!(c.queue("gone").queue, "gone", "unknown queues get defaults");
         assert_eq!(
             c.routes[2].expiration,

@@ -1,7 +1,8 @@
 //! Background-sync policy (Workbox's background sync, stricter): what an outbox entry holds,
 //! the `Idempotency-Key` it carries from its first attempt on, how a server answer is
-//! classified, backoff, retention, and the JSON the app and the page see. Plain Rust; the
-//! IndexedDB and fetch glue is in `host::outbox`.
+//! classified, backoff, the per-entry retry budget, retention, which entries are held for the
+//! app (dead letters: nothing is dropped without a record the app can read), and the JSON the
+//! app and the page see. Plain Rust; the IndexedDB and fetch glue is in `host::outbox`.
 
 use serde_json::{json, Value};
 
@@ -11,6 +12,20 @@ use crate::json::Obj;
 /// Header that makes a replayed write safe: the server answers a repeated key with the
 /// original result instead of acting twice.
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+/// Why an entry is held for the app (its `held` field). A held entry is never sent again by
+/// itself and holds back no other write; it stays, with its body, until the app retries or
+/// discards it.
+pub mod held {
+    /// The server's answer needs the app (`last_status`): a redirect (0: replays do not
+    /// follow redirects, and the browser hides a redirect's status), or a 4xx other than 408
+    /// and 429 — 401/403 (signed out), 409/428 (conflict, precondition), 400/422 (refused).
+    pub const ANSWER: &str = "answer";
+    /// Its server errors reached the queue's `max_server_failures`.
+    pub const RETRIES: &str = "retries";
+    /// It was older than its queue's retention when a replay reached it (never sent).
+    pub const RETENTION: &str = "retention";
+}
 
 /// One queued write, as stored in IndexedDB (the body is stored beside it as bytes).
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +48,8 @@ pub struct Entry {
     pub last_status: Option<u16>,
     /// Backoff: no attempt before this time (ms since the epoch; 0 = now).
     pub not_before: f64,
+    /// Set when the entry is held for the app: one of [`held`].
+    pub held: Option<String>,
 }
 
 impl Entry {
@@ -72,6 +89,7 @@ impl Entry {
             server_failures: 0,
             last_status: None,
             not_before: 0.0,
+            held: None,
         }
     }
 
@@ -88,6 +106,7 @@ impl Entry {
             "serverFailures": self.server_failures,
             "lastStatus": self.last_status,
             "notBefore": self.not_before,
+            "held": self.held,
         });
         if let Some(id) = self.id {
             v["id"] = json!(id);
@@ -119,6 +138,7 @@ impl Entry {
             server_failures: small(o.u64("serverFailures")?),
             last_status: o.u64("lastStatus")?.and_then(|s| u16::try_from(s).ok()),
             not_before: o.f64("notBefore")?.unwrap_or(0.0),
+            held: o.str("held")?.map(str::to_owned),
         })
     }
 
@@ -128,37 +148,54 @@ impl Entry {
         now_ms - self.queued_at > retention_ms
     }
 
-    /// Records a failed attempt: a server error sets a backoff that grows with the server
-    /// errors so far; a network error sets none (the next attempt waits for the browser to
-    /// be back online instead) and does not grow it.
+    /// Records an attempt that did not send the entry. A server error sets a backoff that
+    /// grows with the server errors so far, and the last one its queue allows holds the
+    /// entry; a network error sets none (the next attempt waits for the browser to be back
+    /// online instead) and does not grow it; an answer for the app ([`Verdict::Hold`]) holds
+    /// the entry.
     pub fn failed(&mut self, outcome: Outcome, cfg: &BackgroundSyncConfig, now_ms: f64) {
         self.attempts = self.attempts.saturating_add(1);
         self.last_status = match outcome {
             Outcome::Status(s) => Some(s),
             Outcome::NetworkError => None,
         };
-        self.not_before = match classify(outcome) {
+        self.not_before = 0.0;
+        match classify(outcome) {
             Verdict::RetryServer => {
                 self.server_failures = self.server_failures.saturating_add(1);
-                now_ms + backoff_ms(cfg, self.server_failures) as f64
+                if self.server_failures >= cfg.max_server_failures {
+                    self.held = Some(held::RETRIES.into());
+                } else {
+                    self.not_before = now_ms + backoff_ms(cfg, self.server_failures) as f64;
+                }
             }
-            _ => 0.0,
-        };
+            Verdict::Hold => {
+                self.held = Some(held::ANSWER.into());
+            }
+            _ => {}
+        }
     }
 
-    /// What the page is told about an entry (no headers or body: they may hold secrets).
+    /// The app asked to send a held entry again: it rejoins its queue at its old place, with
+    /// a fresh retry budget, and its retention counts from now.
+    pub fn release(&mut self, now_ms: f64) {
+        self.held = None;
+        self.server_failures = 0;
+        self.not_before = 0.0;
+        self.queued_at = now_ms;
+    }
+
+    /// Holds an entry a replay found past its retention: it is never sent by itself.
+    pub fn expire(&mut self) {
+        self.held = Some(held::RETENTION.into());
+    }
+
+    /// What the page is told about an entry: the stored form without its headers (they may
+    /// hold secrets; the body is stored beside it, never here).
     pub fn summary(&self) -> Value {
-        json!({
-            "id": self.id,
-            "queue": self.queue,
-            "method": self.method,
-            "url": self.url,
-            "idempotencyKey": self.idempotency_key,
-            "queuedAt": self.queued_at,
-            "attempts": self.attempts,
-            "serverFailures": self.server_failures,
-            "lastStatus": self.last_status,
-        })
+        let mut v = self.to_value();
+        v["headers"] = Value::Null;
+        v
     }
 }
 
@@ -174,10 +211,11 @@ pub enum Outcome {
 /// What to do with an entry after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// The server accepted it (2xx, or a final 1xx/3xx): remove it.
+    /// The server accepted it (2xx): remove it.
     Sent,
-    /// The server refused it for good (4xx): remove it and tell the page.
-    Rejected,
+    /// The answer needs the app (a redirect, a 4xx other than 408/429): hold the entry
+    /// ([`held::ANSWER`]) and tell the pages; the writes behind it go on.
+    Hold,
     /// A server-side problem (5xx, 408, 429): keep it, retry after a backoff.
     RetryServer,
     /// No answer: keep it, retry when the browser is back online.
@@ -185,14 +223,14 @@ pub enum Verdict {
 }
 
 /// Classifies an attempt. 408 and 429 are "try again later" answers, so they are retried
-/// like 5xx rather than dropped as a refusal.
+/// like 5xx. Only a 2xx counts as sent: a redirect (status 0 when not followed, as replays
+/// do) may be a sign-in page, and a 1xx is not final.
 pub fn classify(outcome: Outcome) -> Verdict {
     match outcome {
         Outcome::NetworkError => Verdict::RetryOffline,
-        Outcome::Status(408 | 429) => Verdict::RetryServer,
-        Outcome::Status(s) if s >= 500 => Verdict::RetryServer,
-        Outcome::Status(s) if s >= 400 => Verdict::Rejected,
-        Outcome::Status(_) => Verdict::Sent,
+        Outcome::Status(408 | 429 | 500..) => Verdict::RetryServer,
+        Outcome::Status(200..=299) => Verdict::Sent,
+        Outcome::Status(_) => Verdict::Hold,
     }
 }
 
@@ -208,8 +246,9 @@ pub fn backoff_ms(cfg: &BackgroundSyncConfig, attempts: u32) -> u64 {
 /// What a replay does next.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Plan {
-    /// Drop these entries (past their retention) and tell the page; then plan again.
-    Drop(Vec<u64>),
+    /// Hold these entries (past their retention: [`held::RETENTION`]) and tell the pages;
+    /// then plan again.
+    Expire(Vec<u64>),
     /// Send the entry with this id.
     Send(u64),
     /// Every sendable head is backing off: wait this long, then plan again.
@@ -245,7 +284,7 @@ impl ReplayState {
                     None => self.server_failures.push((queue.to_owned(), 1)),
                 }
             }
-            Verdict::Sent | Verdict::Rejected => {}
+            Verdict::Sent | Verdict::Hold => {}
         }
     }
 
@@ -256,25 +295,30 @@ impl ReplayState {
     }
 }
 
+/// The entries still to be sent (not held), in id order.
+pub fn pending(entries: &[Entry]) -> impl Iterator<Item = &Entry> {
+    entries.iter().filter(|e| e.held.is_none())
+}
+
 /// Plans the next step of a replay over the stored entries (in id order). Each queue is
-/// strictly ordered: only its oldest entry may be sent, and a failure holds the ones behind
-/// it. Queues do not hold each other up. Among ready heads the oldest goes first.
+/// strictly ordered: only its oldest pending entry may be sent, and a failure holds the ones
+/// behind it until the entry is sent or held (its retry budget bounds how long). Held entries
+/// are skipped. Queues do not hold each other up. Among ready heads the oldest goes first.
 pub fn plan(
     entries: &[Entry],
     now_ms: f64,
     state: &mut ReplayState,
     cfg: impl Fn(&str) -> BackgroundSyncConfig,
 ) -> Plan {
-    let expired: Vec<u64> = entries
-        .iter()
+    let expired: Vec<u64> = pending(entries)
         .filter(|e| e.expired(&cfg(&e.queue), now_ms))
         .filter_map(|e| e.id)
         .collect();
     if !expired.is_empty() {
-        return Plan::Drop(expired);
+        return Plan::Expire(expired);
     }
     let mut heads: Vec<&Entry> = Vec::new();
-    for e in entries {
+    for e in pending(entries) {
         if !heads.iter().any(|h| h.queue == e.queue) {
             heads.push(e);
         }
@@ -299,37 +343,37 @@ pub fn plan(
     wait.map_or(Plan::Done, Plan::Wait)
 }
 
-/// Position of an entry in its queue (1 = next to be sent).
+/// Position of a pending entry in its queue (1 = next to be sent; held entries do not count).
 pub fn position(entries: &[Entry], id: u64) -> usize {
-    let Some(queue) = entries.iter().find(|e| e.id == Some(id)).map(|e| &e.queue) else {
+    let Some(queue) = pending(entries)
+        .find(|e| e.id == Some(id))
+        .map(|e| &e.queue)
+    else {
         return 0;
     };
-    entries
-        .iter()
+    pending(entries)
         .filter(|e| &e.queue == queue && e.id.is_some_and(|i| i <= id))
         .count()
 }
 
-/// The 202 answer the app gets for a queued write.
+/// The 202 answer the app gets for a queued write: its summary, `queued` and its position.
 pub fn queued_body(entry: &Entry, position: usize) -> Value {
-    json!({
-        "queued": true,
-        "queue": entry.queue,
-        "id": entry.id,
-        "position": position,
-        "idempotencyKey": entry.idempotency_key,
-    })
+    let mut v = entry.summary();
+    v["queued"] = true.into();
+    v["position"] = position.into();
+    v
 }
 
 /// Messages posted to every page of the origin.
 pub mod message {
     use super::*;
 
-    /// The outbox now holds these entries.
+    /// The outbox now holds these entries (the held ones — the dead letters — with `held`
+    /// set); `count` is how many are still to be sent.
     pub fn state(entries: &[Entry]) -> Value {
         json!({
             "type": "edgeflags:outbox",
-            "count": entries.len(),
+            "count": pending(entries).count(),
             "entries": entries.iter().map(Entry::summary).collect::<Vec<_>>(),
         })
     }
@@ -337,21 +381,6 @@ pub mod message {
     /// A queued write reached the server and was accepted.
     pub fn sent(entry: &Entry, status: u16) -> Value {
         json!({"type": "edgeflags:outbox-sent", "status": status, "entry": entry.summary()})
-    }
-
-    /// The server refused a queued write (4xx); it was removed.
-    pub fn rejected(entry: &Entry, status: u16, body: &str) -> Value {
-        json!({"type": "edgeflags:outbox-rejected", "status": status, "body": body, "entry": entry.summary()})
-    }
-
-    /// A write was older than its queue's retention and was dropped unsent.
-    pub fn dropped(entry: &Entry, retention_minutes: u64) -> Value {
-        json!({
-            "type": "edgeflags:outbox-dropped",
-            "reason": "retention",
-            "retentionMinutes": retention_minutes,
-            "entry": entry.summary(),
-        })
     }
 }
 
@@ -365,6 +394,7 @@ mod tests {
             initial_retry_ms: 500,
             max_retry_ms: 3000,
             retries_per_replay: 3,
+            max_server_failures: 4,
             ..BackgroundSyncConfig::fallback("orders")
         }
     }
@@ -422,6 +452,9 @@ mod tests {
         e.headers.push(("x-a".into(), "1".into()));
         let back = Entry::from_value(&e.to_value()).unwrap();
         assert_eq!(back, e);
+        let mut h = e.clone();
+        h.failed(Outcome::Status(409), &cfg(), 6.0);
+        assert_eq!(Entry::from_value(&h.to_value()).unwrap(), h);
         assert_eq!((back.attempts, back.last_status), (1, Some(503)));
         e.id = None;
         assert!(e.to_value().get("id").is_none(), "the store assigns ids");
@@ -430,8 +463,13 @@ mod tests {
             "headers": [["a", "b"]], "idempotencyKey": "k", "queuedAt": 1}))
         .unwrap();
         assert_eq!(
-            (minimal.id, minimal.attempts, minimal.not_before),
-            (None, 0, 0.0)
+            (
+                minimal.id,
+                minimal.attempts,
+                minimal.not_before,
+                minimal.held
+            ),
+            (None, 0, 0.0, None)
         );
         assert!(Entry::from_value(&json!({"queue": "q"})).is_err());
         let bad_headers = json!({"queue": "q", "method": "POST", "url": "u",
@@ -440,25 +478,113 @@ mod tests {
     }
 
     #[test]
-    fn answers_are_classified_so_only_server_verdicts_remove_an_entry() {
+    fn only_a_2xx_is_sent_and_answers_for_the_app_are_held_never_dropped() {
+        use Verdict::*;
         let cases = [
-            (Outcome::Status(200), Verdict::Sent),
-            (Outcome::Status(201), Verdict::Sent),
-            (Outcome::Status(204), Verdict::Sent),
-            (Outcome::Status(302), Verdict::Sent),
-            (Outcome::Status(400), Verdict::Rejected),
-            (Outcome::Status(404), Verdict::Rejected),
-            (Outcome::Status(409), Verdict::Rejected),
-            (Outcome::Status(422), Verdict::Rejected),
-            (Outcome::Status(408), Verdict::RetryServer),
-            (Outcome::Status(429), Verdict::RetryServer),
-            (Outcome::Status(500), Verdict::RetryServer),
-            (Outcome::Status(503), Verdict::RetryServer),
-            (Outcome::NetworkError, Verdict::RetryOffline),
+            (200, Sent),
+            (201, Sent),
+            (204, Sent),
+            // A redirect not followed (replays): status 0, or a 3xx.
+            (0, Hold),
+            (301, Hold),
+            (302, Hold),
+            (303, Hold),
+            (307, Hold),
+            (400, Hold),
+            (401, Hold),
+            (403, Hold),
+            (404, Hold),
+            (409, Hold),
+            (422, Hold),
+            (428, Hold),
+            (408, RetryServer),
+            (429, RetryServer),
+            (500, RetryServer),
+            (503, RetryServer),
         ];
-        for (outcome, want) in cases {
-            assert_eq!(classify(outcome), want, "{outcome:?}");
+        for (status, want) in cases {
+            assert_eq!(classify(Outcome::Status(status)), want, "{status}");
         }
+        assert_eq!(classify(Outcome::NetworkError), RetryOffline);
+    }
+
+    #[test]
+    fn an_answer_for_the_app_holds_the_entry_and_uses_no_retry_budget() {
+        for status in [0, 302, 401, 403, 409, 422, 428] {
+            let mut e = Entry::new("orders", "POST", "u", vec![], 0.0, || "k".into());
+            e.failed(Outcome::Status(status), &cfg(), 5.0);
+            assert_eq!(e.held.as_deref(), Some(held::ANSWER), "{status}");
+            assert_eq!((e.last_status, e.attempts), (Some(status), 1));
+            assert_eq!((e.server_failures, e.not_before), (0, 0.0), "{status}");
+        }
+        // Retries and network errors hold nothing.
+        let mut e = Entry::new("orders", "POST", "u", vec![], 0.0, || "k".into());
+        e.failed(Outcome::Status(503), &cfg(), 5.0);
+        e.failed(Outcome::NetworkError, &cfg(), 5.0);
+        assert_eq!(e.held, None);
+    }
+
+    #[test]
+    fn the_retry_budget_holds_an_entry_at_its_last_server_error() {
+        // (max_server_failures, server errors, network errors) -> held after that many?
+        let cases = [
+            (1, 1, 0, true),
+            (4, 3, 0, false),
+            (4, 4, 0, true),
+            (4, 3, 20, false),
+            (10, 9, 0, false),
+            (10, 10, 0, true),
+        ];
+        for (budget, server, offline, want) in cases {
+            let c = BackgroundSyncConfig {
+                max_server_failures: budget,
+                ..cfg()
+            };
+            let mut e = Entry::new("orders", "POST", "u", vec![], 0.0, || "k".into());
+            for _ in 0..offline {
+                e.failed(Outcome::NetworkError, &c, 1.0);
+            }
+            for i in 0..server {
+                e.failed(Outcome::Status(if i % 2 == 0 { 503 } else { 429 }), &c, 1.0);
+            }
+            let held_for = e.held.as_deref();
+            assert_eq!(
+                held_for == Some(held::RETRIES),
+                want,
+                "{budget} {server} {offline}"
+            );
+            if want {
+                assert_eq!(
+                    e.not_before, 0.0,
+                    "a held entry waits for the app, not a backoff"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_released_entry_rejoins_its_queue_with_a_fresh_budget() {
+        let c = |q: &str| cfg_for(q);
+        let mut a1 = entry(1, "orders", 0.0);
+        for _ in 0..4 {
+            a1.failed(Outcome::Status(503), &cfg(), 10.0);
+        }
+        assert_eq!(
+            a1.held.as_deref(),
+            Some(held::RETRIES),
+            "its budget is used up"
+        );
+        let a2 = entry(2, "orders", 8_999_000.0);
+        let mut st = ReplayState::default();
+        assert_eq!(
+            plan(&[a1.clone(), a2.clone()], 20.0, &mut st, c),
+            Plan::Send(2)
+        );
+        // Released long after its retention would have run out: it goes first again.
+        a1.release(9_000_000.0);
+        assert_eq!((a1.held.clone(), a1.server_failures), (None, 0));
+        assert_eq!(a1.attempts, 4, "its history stays");
+        assert_eq!(plan(&[a1, a2], 9_000_000.0, &mut st, c), Plan::Send(1));
     }
 
     #[test]
@@ -539,16 +665,62 @@ mod tests {
     }
 
     #[test]
-    fn entries_past_retention_are_dropped_before_anything_is_sent() {
+    fn entries_past_retention_are_held_before_anything_is_sent() {
         let c = |q: &str| cfg_for(q);
-        let old = entry(1, "orders", 0.0);
+        let mut old = entry(1, "orders", 0.0);
         let fresh = entry(2, "orders", 700_000.0);
         let mut st = ReplayState::default();
         assert_eq!(
-            plan(&[old, fresh.clone()], 700_000.0, &mut st, c),
-            Plan::Drop(vec![1])
+            plan(&[old.clone(), fresh.clone()], 700_000.0, &mut st, c),
+            Plan::Expire(vec![1])
         );
-        assert_eq!(plan(&[fresh], 700_000.0, &mut st, c), Plan::Send(2));
+        old.expire();
+        assert_eq!(old.held.as_deref(), Some(held::RETENTION));
+        // A held entry is neither expired again nor sent: it waits for the app.
+        assert_eq!(plan(&[old, fresh], 700_000.0, &mut st, c), Plan::Send(2));
+    }
+
+    #[test]
+    fn held_entries_hold_back_nothing_and_are_not_counted_as_queued() {
+        let c = |q: &str| cfg_for(q);
+        let mut es = vec![
+            entry(1, "a", 0.0),
+            entry(2, "a", 0.0),
+            entry(3, "b", 0.0),
+            entry(4, "a", 0.0),
+        ];
+        es[0].failed(Outcome::Status(302), &cfg(), 1.0);
+        es[2].failed(Outcome::Status(401), &cfg(), 1.0);
+        let mut st = ReplayState::default();
+        assert_eq!(plan(&es, 1.0, &mut st, c), Plan::Send(2));
+        assert_eq!(
+            (position(&es, 2), position(&es, 4), position(&es, 1)),
+            (1, 2, 0)
+        );
+        let state = message::state(&es);
+        assert_eq!(state["count"], 2);
+        let listed: Vec<(u64, Value)> = state["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["id"].as_u64().unwrap(), e["held"].clone()))
+            .collect();
+        let answer = json!("answer");
+        assert_eq!(
+            listed,
+            vec![
+                (1, answer.clone()),
+                (2, Value::Null),
+                (3, answer),
+                (4, Value::Null)
+            ]
+        );
+        assert_eq!(state["entries"][2]["lastStatus"], 401);
+        // Only held entries left: nothing to do.
+        assert_eq!(
+            plan(&[es[0].clone(), es[2].clone()], 1.0, &mut st, c),
+            Plan::Done
+        );
     }
 
     fn cfg_for(q: &str) -> BackgroundSyncConfig {
@@ -586,15 +758,39 @@ mod tests {
             || "k".into(),
         );
         e.id = Some(12);
+        let body = queued_body(&e, 3);
+        let fields = [
+            "queued",
+            "queue",
+            "id",
+            "position",
+            "idempotencyKey",
+            "headers",
+        ];
         assert_eq!(
-            queued_body(&e, 3),
-            json!({"queued": true, "queue": "orders", "id": 12, "position": 3, "idempotencyKey": "k"})
+            fields.map(|k| body[k].clone()),
+            [
+                json!(true),
+                json!("orders"),
+                json!(12),
+                json!(3),
+                json!("k"),
+                Value::Null
+            ]
         );
+        assert!(!body.to_string().contains("secret"));
         let state = message::state(std::slice::from_ref(&e)).to_string();
         assert!(!state.contains("secret"), "{state}");
         assert_eq!(message::state(&[])["count"], 0);
-        assert_eq!(message::rejected(&e, 422, "bad")["status"], 422);
-        assert_eq!(message::dropped(&e, 10)["entry"]["id"], 12);
+        e.failed(Outcome::Status(422), &cfg(), 10.0);
+        let state = message::state(std::slice::from_ref(&e));
+        assert_eq!(state["count"], 0, "a held entry is not to be sent");
+        let held = &state["entries"][0];
+        assert_eq!(
+            (&held["id"], &held["held"], &held["lastStatus"]),
+            (&json!(12), &json!("answer"), &json!(422))
+        );
+        assert!(!state.to_string().contains("secret"));
         assert_eq!(message::sent(&e, 201)["type"], "edgeflags:outbox-sent");
     }
 }

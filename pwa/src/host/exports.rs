@@ -78,11 +78,11 @@ fn at_start(tasks: &Tasks) {
     }
 }
 
-/// `fetch`: route and answer. Resolves to a `Response`; background work (cache updates,
-/// flag snapshots, replays) keeps the event alive after that.
+/// `fetch`: route and answer `request` (the event's, or for a write the shim's copy that
+/// carries its `Idempotency-Key`). Resolves to a `Response`; background work (cache
+/// updates, flag snapshots, replays) keeps the event alive after that.
 #[wasm_bindgen]
-pub fn on_fetch(event: FetchEvent) -> Promise {
-    let request = event.request();
+pub fn on_fetch(event: FetchEvent, request: Request) -> Promise {
     let tasks = Tasks::default();
     let mut resolve_slot: Option<Function> = None;
     let keep_alive = Promise::new(&mut |resolve, _| resolve_slot = Some(resolve));
@@ -137,6 +137,8 @@ async fn answer(request: &Request, tasks: &Tasks) -> Result<Response, SwError> {
 /// - `edgeflags:online`: the page saw the network come back — replay the outbox;
 /// - `edgeflags:replay`: replay now, then answer with the outbox state;
 /// - `edgeflags:outbox-state`: answer with the outbox state;
+/// - `edgeflags:outbox-retry` / `edgeflags:outbox-discard` (`id`): the app's decision on a
+///   held entry — send it again (then replay) or delete it; answer with the outbox state;
 /// - `edgeflags:bootstrap` (`bootstrap`: the page's flag bootstrap): keep it for offline use;
 /// - `edgeflags:flags-state`: answer with what the worker knows about flags.
 ///
@@ -161,8 +163,11 @@ pub fn on_message(event: ExtendableMessageEvent) -> Promise {
                 JsFuture::from(scope().skip_waiting()?).await?;
             }
             "edgeflags:online" => tasks.push(outbox::replay()),
-            "edgeflags:replay" => {
-                if let Err(e) = JsFuture::from(outbox::replay()).await {
+            "edgeflags:replay" | "edgeflags:outbox-retry" | "edgeflags:outbox-discard" => {
+                // A replay message names no entry (id 0 is none): it only replays.
+                let id = Reflect::get(&data, &"id".into())?.as_f64().unwrap_or(0.0);
+                let retry = !kind.ends_with("discard");
+                if let Err(e) = JsFuture::from(outbox::decide(id as u64, retry)).await {
                     web_sys::console::warn_1(&e);
                 }
                 reply(outbox::state().await?)?;

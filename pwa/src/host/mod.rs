@@ -80,7 +80,9 @@ pub fn now_ms() -> f64 {
     js_sys::Date::now()
 }
 
-/// A random UUID (`crypto.randomUUID()`), for idempotency keys.
+/// A random UUID (`crypto.randomUUID()`), for idempotency keys. The shim already gives
+/// every write its key (`pwa/js/sw.template.js`, and it needs `crypto.randomUUID` itself),
+/// so this only serves a write that reached the worker some other way.
 pub fn random_key() -> String {
     Reflect::get(&scope(), &"crypto".into())
         .and_then(|c| {
@@ -89,11 +91,7 @@ pub fn random_key() -> String {
         })
         .ok()
         .and_then(|v| v.as_string())
-        // Unreachable in any browser with service workers; still unique enough.
-        .unwrap_or_else(|| {
-            let rnd = (js_sys::Math::random() * 1e15) as u64;
-            format!("ef-{}-{rnd}", now_ms() as u64)
-        })
+        .unwrap_or_default()
 }
 
 /// Awaits a JS promise and casts its result.

@@ -24,8 +24,6 @@ use crate::outbox::{self, classify, message, plan, Entry, Outcome, Plan, ReplayS
 const LOCK: &str = "edgeflags-outbox";
 /// Background Sync tag registered when a write could not reach the network.
 pub const SYNC_TAG: &str = "edgeflags-outbox";
-/// How much of a refusal's body the page is shown.
-const MAX_REPORTED_BODY: usize = 4096;
 
 thread_local! {
     static REPLAY: RefCell<Option<Promise>> = const { RefCell::new(None) };
@@ -76,8 +74,14 @@ async fn announce() -> Result<(), SwError> {
     post_all(&state().await?).await
 }
 
-/// Sends a stored write once.
-async fn send(entry: &Entry, body: &JsValue) -> Result<(Outcome, Option<Response>), SwError> {
+/// Sends a stored write once. A replay (`manual`) does not follow redirects: a redirect
+/// answers status 0, and the entry is held for the app instead of a sign-in page's `200`
+/// counting as sent.
+async fn send(
+    entry: &Entry,
+    body: &JsValue,
+    manual: bool,
+) -> Result<(Outcome, Option<Response>), SwError> {
     let headers = Headers::new()?;
     for (k, v) in &entry.headers {
         // Headers the browser forbids scripts to set are silently skipped.
@@ -88,6 +92,9 @@ async fn send(entry: &Entry, body: &JsValue) -> Result<(Outcome, Option<Response
     init.set_headers(&headers);
     if !matches!(entry.method.as_str(), "GET" | "HEAD") && !body.is_undefined() {
         init.set_body(body);
+    }
+    if manual {
+        Reflect::set(&init, &"redirect".into(), &"manual".into())?;
     }
     let req = Request::new_with_str_and_init(&entry.url, &init)?;
     Ok(match fetch(&req).await {
@@ -158,12 +165,16 @@ async fn write(
     mut entry: Entry,
     body: JsValue,
 ) -> Result<(Response, Written), SwError> {
-    let queued_before = load().await?.iter().any(|s| s.entry.queue == cfg.queue);
+    let queued_before = load()
+        .await?
+        .iter()
+        .any(|s| s.entry.queue == cfg.queue && s.entry.held.is_none());
     let mut written = Written::QueuedReplayNow;
     if held && !queued_before {
-        let (outcome, res) = send(&entry, &body).await?;
+        // The app is here: it gets the answer, redirects followed as it asked.
+        let (outcome, res) = send(&entry, &body, false).await?;
         match (classify(outcome), res) {
-            (Verdict::Sent | Verdict::Rejected, Some(res)) => return Ok((res, Written::Sent)),
+            (Verdict::Sent | Verdict::Hold, Some(res)) => return Ok((res, Written::Sent)),
             (Verdict::RetryOffline, _) => {
                 entry.failed(outcome, &cfg, now_ms());
                 register_sync(SYNC_TAG).await;
@@ -218,9 +229,35 @@ pub fn replay() -> Promise {
     p
 }
 
-/// Whether anything is still queued (a `sync` event fails then, so the browser retries).
+/// Whether nothing is left to send (held entries wait for the app, not for the network):
+/// a `sync` event fails otherwise, so the browser retries.
 pub async fn is_empty() -> Result<bool, SwError> {
-    Ok(idb::get_all(OUTBOX).await?.length() == 0)
+    Ok(outbox::pending(&entries(&load().await?)).next().is_none())
+}
+
+/// The app's decision on the held entry `id` (if it is one): send it again (`retry`: it
+/// rejoins its queue) or discard it. A retry then replays, and the promise settles with that
+/// replay: `decide(0, true)` (no entry has id 0) is a plain replay on demand.
+pub fn decide(id: u64, retry: bool) -> Promise {
+    promise(Box::pin(async move {
+        let held = load()
+            .await?
+            .into_iter()
+            .find(|s| s.entry.id == Some(id) && s.entry.held.is_some());
+        if let Some(Stored { mut entry, body }) = held {
+            if retry {
+                entry.release(now_ms());
+                save(&entry, &body).await?;
+            } else {
+                remove(id).await?;
+            }
+            announce().await?;
+        }
+        if retry {
+            JsFuture::from(replay()).await?;
+        }
+        Ok(JsValue::UNDEFINED)
+    }))
 }
 
 async fn run_replay() -> Result<(), SwError> {
@@ -232,16 +269,14 @@ async fn run_replay() -> Result<(), SwError> {
         match plan(&list, now_ms(), &mut st, |q| w.config.queue(q)) {
             Plan::Done => return Ok(()),
             Plan::Wait(ms) => sleep(ms).await,
-            Plan::Drop(ids) => {
+            Plan::Expire(ids) => {
                 for s in stored
                     .iter()
                     .filter(|s| s.entry.id.is_some_and(|i| ids.contains(&i)))
                 {
-                    if let Some(id) = s.entry.id {
-                        remove(id).await?;
-                    }
-                    let retention = w.config.queue(&s.entry.queue).retention_minutes;
-                    post_all(&message::dropped(&s.entry, retention)).await?;
+                    let mut entry = s.entry.clone();
+                    entry.expire();
+                    save(&entry, &s.body).await?;
                 }
                 announce().await?;
             }
@@ -249,7 +284,7 @@ async fn run_replay() -> Result<(), SwError> {
                 let Some(s) = stored.iter().find(|s| s.entry.id == Some(id)) else {
                     continue;
                 };
-                let (outcome, res) = send(&s.entry, &s.body).await?;
+                let (outcome, _) = send(&s.entry, &s.body, true).await?;
                 let verdict = classify(outcome);
                 st.record(&s.entry.queue, verdict);
                 match (verdict, outcome) {
@@ -257,25 +292,11 @@ async fn run_replay() -> Result<(), SwError> {
                         remove(id).await?;
                         post_all(&message::sent(&s.entry, status)).await?;
                     }
-                    (Verdict::Rejected, Outcome::Status(status)) => {
-                        let text = match res {
-                            Some(r) => match r.text() {
-                                Ok(p) => JsFuture::from(p)
-                                    .await
-                                    .ok()
-                                    .and_then(|t| t.as_string())
-                                    .unwrap_or_default(),
-                                Err(_) => String::new(),
-                            },
-                            None => String::new(),
-                        };
-                        let text: String = text.chars().take(MAX_REPORTED_BODY).collect();
-                        remove(id).await?;
-                        post_all(&message::rejected(&s.entry, status, &text)).await?;
-                    }
                     _ => {
                         let mut entry = s.entry.clone();
-                        entry.failed(outcome, &w.config.queue(&entry.queue), now_ms());
+                        let cfg = w.config.queue(&entry.queue);
+                        entry.failed(outcome, &cfg, now_ms());
+                        // A held entry reaches the pages with the state below.
                         save(&entry, &s.body).await?;
                         if verdict == Verdict::RetryOffline {
                             register_sync(SYNC_TAG).await;
