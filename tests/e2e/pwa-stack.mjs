@@ -12,7 +12,8 @@ import { createInterface } from 'node:readline';
 import { ROOT, startStack, waitFor } from './harness.mjs';
 
 const ORIGIN_BIN = process.env.EDGEFLAGS_ORIGIN_BIN || join(ROOT, 'target', 'debug', 'edgeflags-demo-origin');
-const DIST = join(ROOT, 'pwa', 'dist');
+// EDGEFLAGS_PWA_DIST serves another build (e.g. an older one, to see a new test fail on it).
+const DIST = process.env.EDGEFLAGS_PWA_DIST || join(ROOT, 'pwa', 'dist');
 
 const extra = new Set();
 process.on('exit', () => {
@@ -74,7 +75,7 @@ export async function startPwaStack(options = {}) {
     stats: () => json('/__origin/stats'),
     /** Every order, in creation order. */
     orders: async () => (await json('/api/orders')).orders,
-    /** `{failNext, labDelayMs}`. */
+    /** `{failNext, failNextAfterCommit, refusePrefix, labDelayMs, ...}` (demo/origin/src/api.rs). */
     faults: (settings) =>
       json('/__origin/faults', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(settings) }),
     /**

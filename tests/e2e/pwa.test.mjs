@@ -82,10 +82,45 @@ async function itemsWithPrefix(prefix) {
   return (await stack.orders()).map((o) => o.item).filter((i) => i.startsWith(prefix));
 }
 
+/** Entries still to be sent (held ones wait for the app). */
+async function pending(page) {
+  return (await readStore(page, 'outbox')).filter((e) => !e.held);
+}
+
 async function outboxDrained(page, before, n) {
   await waitFor(
-    async () => (await stack.stats()).orders - before.orders === n && (await readStore(page, 'outbox')).length === 0,
+    async () => (await stack.stats()).orders - before.orders === n && (await pending(page)).length === 0,
     { what: `${n} queued orders to reach the origin and leave the outbox`, timeoutMs: 90000, intervalMs: 250 },
+  );
+}
+
+/**
+ * Edits the worker's stored outbox entries from the page: `changes[i]` is merged into the
+ * i-th entry. Call it while no replay holds copies (await `sw.replay()` first: it joins the
+ * replay in flight and answers when no pass is left).
+ */
+function editOutbox(page, changes) {
+  return page.evaluate(
+    (changes) =>
+      new Promise((resolve, reject) => {
+        const open = indexedDB.open('edgeflags-sw');
+        open.onsuccess = () => {
+          const tx = open.result.transaction('outbox', 'readwrite');
+          const store = tx.objectStore('outbox');
+          const all = store.getAll();
+          all.onsuccess = () => {
+            changes.forEach((change, i) => {
+              if (change) store.put({ ...all.result[i], ...change });
+            });
+          };
+          tx.oncomplete = () => {
+            open.result.close();
+            resolve();
+          };
+          tx.onerror = () => reject(tx.error);
+        };
+      }),
+    changes,
   );
 }
 
@@ -259,27 +294,33 @@ describe('background sync', () => {
     });
   });
 
-  test('a queued write the server refuses (4xx) is removed and reported to the page; the ones behind it still go', LIMIT, async () => {
+  test('a queued write the server refuses (4xx) is held for the app with its status; the ones behind it still go; the app discards it', LIMIT, async () => {
     await withApp(async ({ context, page }) => {
-      const messages = await recordMessages(page);
       const before = await stack.stats();
       await context.setOffline(true);
       await postOrders(page, ['offline-d-1', '', 'offline-d-3']);
       await context.setOffline(false);
       await outboxDrained(page, before, 2);
       assert.deepEqual(await itemsWithPrefix('offline-d-'), ['offline-d-1', 'offline-d-3']);
-      await waitFor(async () => (await messages()).some((m) => m.type === 'edgeflags:outbox-rejected'), {
-        what: 'the refusal to be reported',
-      });
-      const rejected = (await messages()).filter((m) => m.type === 'edgeflags:outbox-rejected');
-      assert.equal(rejected.length, 1);
-      assert.equal(rejected[0].status, 422);
-      assert.match(rejected[0].body, /item must be/);
+      assert.deepEqual(delta(before, await stack.stats()).attempts, 3);
+      // Kept, with its status, where the app reads it — not dropped.
+      assert.deepEqual((await readStore(page, 'outbox')).map((e) => [e.held, e.lastStatus]), [['answer', 422]]);
+      const state = await page.evaluate(() => window.edgeflagsSW.outbox());
+      assert.deepEqual([state.count, state.entries], [0, []]);
+      assert.deepEqual(
+        state.held.map((e) => [e.held, e.lastStatus]),
+        [['answer', 422]],
+      );
+      await page.waitForFunction(() => document.documentElement.dataset.outboxHeld === '1');
+      // The app decides: discard it. Nothing is left, and nothing more was sent.
+      const after = await page.evaluate((id) => window.edgeflagsSW.discard(id), state.held[0].id);
+      assert.deepEqual([after.entries, after.held], [[], []]);
+      assert.deepEqual(await readStore(page, 'outbox'), []);
       assert.deepEqual(delta(before, await stack.stats()).attempts, 3);
     });
   });
 
-  test('a write older than the retention is dropped with a message to the page, never sent', LIMIT, async () => {
+  test('a write older than the retention is held for the app, never sent by itself; the app can still send it', LIMIT, async () => {
     await withApp(async ({ context, page }) => {
       const messages = await recordMessages(page);
       const before = await stack.stats();
@@ -287,38 +328,124 @@ describe('background sync', () => {
       await postOrders(page, ['offline-e-stale', 'offline-e-fresh']);
       // The second write starts a replay in the background, which tries the first entry
       // (offline: it fails) and writes it back. Aging the entry while that replay holds its
-      // copy would be overwritten, so first wait for it: an on-demand replay joins the one in
-      // flight and answers only when no pass is left.
+      // copy would be overwritten, so first wait for it.
       await page.evaluate(() => window.edgeflagsSW.replay());
       // Age the first entry beyond the queue's retention (7 days).
-      await page.evaluate(
-        () =>
-          new Promise((resolve, reject) => {
-            const open = indexedDB.open('edgeflags-sw');
-            open.onsuccess = () => {
-              const tx = open.result.transaction('outbox', 'readwrite');
-              const store = tx.objectStore('outbox');
-              const all = store.getAll();
-              all.onsuccess = () => {
-                const first = all.result[0];
-                first.queuedAt = Date.now() - 8 * 24 * 3600 * 1000;
-                store.put(first);
-              };
-              tx.oncomplete = () => {
-                open.result.close();
-                resolve();
-              };
-              tx.onerror = () => reject(tx.error);
-            };
-          }),
-      );
+      await editOutbox(page, [{ queuedAt: Date.now() - 8 * 24 * 3600 * 1000 }]);
       await context.setOffline(false);
       await outboxDrained(page, before, 1);
       assert.deepEqual(await itemsWithPrefix('offline-e-'), ['offline-e-fresh']);
       assert.deepEqual(delta(before, await stack.stats()).attempts, 1, 'the stale write was never sent');
-      const dropped = (await messages()).filter((m) => m.type === 'edgeflags:outbox-dropped');
-      assert.equal(dropped.length, 1);
-      assert.equal(dropped[0].reason, 'retention');
+      const stale = (await readStore(page, 'outbox'))[0];
+      assert.equal(stale.held, 'retention');
+      assert.ok(
+        (await messages()).some((m) => m.type === 'edgeflags:outbox' && m.entries.some((e) => e.held === 'retention')),
+        'the pages were told',
+      );
+      // The app decides to send it after all: it goes out once, with its key.
+      const after = await page.evaluate((id) => window.edgeflagsSW.retry(id), stale.id);
+      assert.deepEqual([after.entries, after.held], [[], []]);
+      assert.deepEqual(await itemsWithPrefix('offline-e-'), ['offline-e-fresh', 'offline-e-stale']);
+      assert.deepEqual(delta(before, await stack.stats()), { orders: 2, attempts: 2, failed: 0, replays: 0 });
+    });
+  });
+
+  test('a replayed write answered 302 → /login or 401 is held for the app, not counted as sent; a page opened later is told', LIMIT, async () => {
+    const context = await browser.newContext();
+    try {
+      let page = await openApp(context, `${stack.edgeUrl}/`);
+      const before = await stack.stats();
+      await stack.faults({ refusePrefix: 'login-' });
+      await context.setOffline(true);
+      await postOrders(page, ['login-302-a', 'login-401-b', 'login-after-201']);
+      await page.evaluate(() => window.edgeflagsSW.replay());
+      // No page is open when the answers come: the worker replays on its `sync` event.
+      await page.close();
+      await context.setOffline(false);
+      await waitFor(async () => (await itemsWithPrefix('login-')).length === 1, {
+        what: 'the write behind the refused ones to reach the origin',
+        timeoutMs: 90000,
+      });
+      assert.deepEqual(await itemsWithPrefix('login-'), ['login-after-201']);
+      assert.equal(delta(before, await stack.stats()).attempts, 3, 'each sent once; the redirect not followed');
+      // Both kept, with their answers, where the app reads them.
+      page = await openApp(context, `${stack.edgeUrl}/`);
+      assert.deepEqual(
+        (await readStore(page, 'outbox')).map((e) => [e.held, e.lastStatus]),
+        [['answer', 0], ['answer', 401]],
+      );
+      // The page opened now learns of both (the helper reports the outbox when it is ready).
+      await page.waitForFunction(() => document.documentElement.dataset.outboxHeld === '2');
+      const state = await page.evaluate(() => window.edgeflagsSW.outbox());
+      assert.deepEqual([state.count, state.entries], [0, []]);
+      // 0: a redirect (not followed; the browser hides its status from the worker).
+      assert.deepEqual(
+        state.held.map((e) => [e.held, e.lastStatus]),
+        [['answer', 0], ['answer', 401]],
+      );
+      // Signed in again, the app sends them: each goes out once more, with its key.
+      await stack.faults({ refusePrefix: '' });
+      for (const e of state.held) await page.evaluate((id) => window.edgeflagsSW.retry(id), e.id);
+      assert.deepEqual((await page.evaluate(() => window.edgeflagsSW.outbox())).held, []);
+      assert.deepEqual(await itemsWithPrefix('login-'), ['login-after-201', 'login-302-a', 'login-401-b']);
+      assert.deepEqual(delta(before, await stack.stats()), { orders: 3, attempts: 5, failed: 2, replays: 0 });
+    } finally {
+      await stack.faults({ refusePrefix: '' });
+      await context.close();
+    }
+  });
+
+  test('a write that keeps failing (503) is held once its retry budget is spent; the writes behind it go out', LIMIT, async () => {
+    await withApp(async ({ context, page }) => {
+      const before = await stack.stats();
+      await stack.faults({ refusePrefix: 'poison-' });
+      try {
+        await context.setOffline(true);
+        await postOrders(page, ['poison-503-1', 'poison-ok-2', 'poison-ok-3']);
+        await page.evaluate(() => window.edgeflagsSW.replay());
+        // The head has already failed 9 times in its life; the default budget is 10.
+        await editOutbox(page, [{ serverFailures: 9, notBefore: 0 }]);
+        await context.setOffline(false);
+        await outboxDrained(page, before, 2);
+        assert.deepEqual(await itemsWithPrefix('poison-'), ['poison-ok-2', 'poison-ok-3']);
+        assert.deepEqual((await readStore(page, 'outbox')).map((e) => e.held), ['retries']);
+        const state = await page.evaluate(() => window.edgeflagsSW.outbox());
+        assert.deepEqual(
+          state.held.map((e) => [e.held, e.lastStatus, e.serverFailures]),
+          [['retries', 503, 10]],
+        );
+        assert.deepEqual(delta(before, await stack.stats()), { orders: 2, attempts: 3, failed: 1, replays: 0 });
+      } finally {
+        await stack.faults({ refusePrefix: '' });
+      }
+    });
+  });
+
+  test('when the worker fails after a live 503 (IndexedDB over quota), the network fallback repeats the Idempotency-Key: no duplicate', LIMIT, async () => {
+    await withApp(async ({ context, page }) => {
+      const before = await stack.stats();
+      // The worker's IndexedDB refuses to store outbox entries, as over its quota (reads and
+      // everything else still work): injected into the running worker's `edgeflags.idb`.
+      const worker = await waitFor(() => context.serviceWorkers()[0], { what: 'the service worker' });
+      await worker.evaluate(() => {
+        const idb = self.edgeflags.idb;
+        self.edgeflags.idb = (name, store, op, key, value) =>
+          store === 'outbox' && op === 'put'
+            ? Promise.reject(new DOMException('over quota (test)', 'QuotaExceededError'))
+            : idb(name, store, op, key, value);
+      });
+      // The origin creates the order, then answers 503 (a gateway giving up too late).
+      await stack.faults({ failNextAfterCommit: 1 });
+      try {
+        const [answer] = await postOrders(page, ['quota-1']);
+        // The shim's fallback sent the write again with the same key: the original order.
+        assert.equal(answer.status, 200);
+        assert.equal(answer.body.item, 'quota-1');
+        assert.deepEqual(await itemsWithPrefix('quota-'), ['quota-1']);
+        assert.deepEqual(delta(before, await stack.stats()), { orders: 1, attempts: 2, failed: 1, replays: 1 });
+      } finally {
+        await stack.faults({ failNextAfterCommit: 0 });
+      }
     });
   });
 });
