@@ -144,6 +144,7 @@ enum End {
 fn traffic(arm: &mut Arm, visitors: u64, error_rate: f64, latency_ms: f64, rng: &mut Rng) {
     if arm.latency.is_empty() {
         arm.latency = vec![0; LATENCY_BOUNDS_MS.len() + 1];
+        arm.visitor_latency = vec![0; LATENCY_BOUNDS_MS.len() + 1];
     }
     for _ in 0..visitors {
         let failed = rng.chance(error_rate);
@@ -153,8 +154,10 @@ fn traffic(arm: &mut Arm, visitors: u64, error_rate: f64, latency_ms: f64, rng: 
         arm.error_visitors += u64::from(failed);
         arm.units += 1;
         arm.cache_hits += 1;
-        if let Some(b) = arm.latency.get_mut(bucket(latency_ms)) {
-            *b += 1;
+        for histogram in [&mut arm.latency, &mut arm.visitor_latency] {
+            if let Some(b) = histogram.get_mut(bucket(latency_ms)) {
+                *b += 1;
+            }
         }
     }
 }

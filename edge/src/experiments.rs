@@ -51,6 +51,9 @@ pub struct Arm {
     pub cache_hits: u64,
     #[serde(default)]
     pub cache_misses: u64,
+    /// Visitors by the latency bucket of their slowest request (same buckets as `latency`).
+    #[serde(default)]
+    pub visitor_latency: Vec<u64>,
     /// Latency histogram (`metrics::LATENCY_BOUNDS_MS` buckets + overflow).
     #[serde(default)]
     pub latency: Vec<u64>,

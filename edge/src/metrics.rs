@@ -153,6 +153,9 @@ pub struct VisitorRecord {
     pub epoch: String,
     pub unit: String,
     pub errored: bool,
+    /// The latency bucket ([`bucket`]) of the visitor's slowest request in the batch.
+    #[serde(default)]
+    pub slowest: usize,
 }
 
 /// What an isolate sends the metrics object in one call.
@@ -182,8 +185,8 @@ pub struct Recorder {
     series: BTreeMap<SeriesKey, Counts>,
     exposures: BTreeMap<(String, String, String), (u64, BTreeSet<String>)>,
     events: BTreeMap<String, (u64, f64, BTreeSet<String>)>,
-    /// (flag, variant, epoch, unit) → saw an origin error.
-    visitors: BTreeMap<(String, String, String, String), bool>,
+    /// (flag, variant, epoch, unit) → (saw an origin error, slowest latency bucket).
+    visitors: BTreeMap<(String, String, String, String), (bool, usize)>,
     pending: u64,
     oldest_ms: Option<u64>,
     /// Batches whose delivery failed, re-sent first (same id) on the next flush.
@@ -256,7 +259,7 @@ impl Recorder {
         let (Some((flag, variant)), Some(unit)) = (r.decided_by, unit) else {
             return;
         };
-        let errored = self
+        let seen = self
             .visitors
             .entry((
                 flag.to_owned(),
@@ -265,7 +268,13 @@ impl Recorder {
                 unit.to_owned(),
             ))
             .or_default();
-        *errored |= r.origin_error;
+        seen.0 |= r.origin_error;
+        let latency = if r.latency_ms.is_finite() {
+            r.latency_ms.max(0.0)
+        } else {
+            0.0
+        };
+        seen.1 = seen.1.max(bucket(latency));
     }
 
     /// Counts one exposure of a flag variant to a unit (a hashed targeting key, if any).
@@ -345,13 +354,16 @@ impl Recorder {
                     .collect(),
                 visitors: std::mem::take(&mut self.visitors)
                     .into_iter()
-                    .map(|((flag, variant, epoch, unit), errored)| VisitorRecord {
-                        flag,
-                        variant,
-                        epoch,
-                        unit,
-                        errored,
-                    })
+                    .map(
+                        |((flag, variant, epoch, unit), (errored, slowest))| VisitorRecord {
+                            flag,
+                            variant,
+                            epoch,
+                            unit,
+                            errored,
+                            slowest,
+                        },
+                    )
                     .collect(),
             });
         }
@@ -574,6 +586,7 @@ mod tests {
         assert_eq!(v.len(), 2, "{v:?}");
         assert!(v[0].unit == "u1" && v[0].errored);
         assert!(v[1].unit == "u2" && !v[1].errored);
+        assert_eq!(v[0].slowest, bucket(3.0));
         // Batches without visitors (from an older worker) still parse.
         let old: Batch =
             serde_json::from_str(r#"{"id":"x","series":[],"exposures":[],"events":[]}"#).unwrap();

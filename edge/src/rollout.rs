@@ -47,8 +47,9 @@
 //!      than half of them saw an error; a canary failing for every visitor is rolled back
 //!      at the first evaluation after its 5th visitor;
 //!    - the **sequential test** accepts H1: see below;
-//!    - the treatment has at least `minSample` visitors and its p99 latency is above
-//!      `maxP99Ms`;
+//!    - the treatment has at least `minSample` visitors, its p99 latency is above
+//!      `maxP99Ms`, and so is the p99 over visitors of each visitor's slowest request (so
+//!      one visitor's many slow requests cannot roll back; they can only hold the stage);
 //!    - with a `conversionEvent`, both arms have at least `minSample` units and the 95 %
 //!      interval of the conversion difference (treatment − control) is entirely below 0.
 //!
@@ -597,6 +598,10 @@ pub struct Arm {
     /// Cacheable requests answered from the cache / forwarded to the origin.
     pub cache_hits: u64,
     pub cache_misses: u64,
+    /// Visitors by the latency bucket of their slowest request (`latency`'s buckets): the
+    /// p99 gate rolls back only when the visitors' p99 is above the limit too, so one
+    /// visitor's many slow requests cannot.
+    pub visitor_latency: Vec<u64>,
     /// Latency histogram counts: `bounds.len() + 1` entries, see [`stats::quantile`].
     pub latency: Vec<u64>,
     /// Distinct visitors exposed to the variant.
@@ -696,11 +701,12 @@ pub fn decide(
     let min_sample = plan.min_sample.max(1);
     let enough_visitors = visitors >= min_sample;
     let latency = latency_gate(plan.max_p99_ms, bounds_ms, &treatment.latency);
+    let visitor_latency = latency_gate(plan.max_p99_ms, bounds_ms, &treatment.visitor_latency);
     if enough_visitors {
-        if let Latency::Above(p99) = &latency {
+        if let (Latency::Above(p99), Latency::Above(slowest)) = (&latency, &visitor_latency) {
             return Decision::Rollback {
                 reason: format!(
-                    "p99 latency {p99} over {requests} requests of {visitors} visitors is above the limit {}",
+                    "p99 latency {p99} over {requests} requests of {visitors} visitors is above the limit {} (p99 of the visitors' slowest requests: {slowest})",
                     ms(plan.max_p99_ms.unwrap_or_default())
                 ),
             };
@@ -805,6 +811,11 @@ pub fn decide(
         )
     } else if let Latency::Unknown(why) = latency {
         format!("inconclusive: {why}")
+    } else if let (Latency::Above(p99), false) = (&latency, latency_ok) {
+        format!(
+            "inconclusive: p99 latency {p99} over {requests} requests is above {}, but the p99 of the {visitors} visitors' slowest requests is not: a few visitors' requests are slow",
+            ms(plan.max_p99_ms.unwrap_or_default())
+        )
     } else if let Err(why) = cache {
         format!("inconclusive: {why}")
     } else {
@@ -1647,12 +1658,14 @@ mod tests {
             visitors: requests,
             error_visitors: errors,
             latency: vec![requests, 0, 0, 0, 0, 0],
+            visitor_latency: vec![requests, 0, 0, 0, 0, 0],
             ..Arm::default()
         }
     }
 
     fn with_latency(mut a: Arm, latency: [u64; 6]) -> Arm {
         a.latency = latency.to_vec();
+        a.visitor_latency = latency.to_vec();
         a
     }
 
@@ -1980,6 +1993,24 @@ mod tests {
         )
         .plan(gated)
         .expect("hold", "no usable latency histogram")]);
+        // One visitor sent 100 slow requests: the requests' p99 is above the limit, the
+        // visitors' is not — the stage holds, it is not rolled back.
+        let one_slow_visitor = Arm {
+            latency: vec![1900, 0, 0, 0, 100, 0],
+            visitor_latency: vec![1899, 0, 0, 0, 1, 0],
+            ..arm(2000, 0)
+        };
+        check(vec![case(
+            "one visitor's slow requests",
+            running(0, T0),
+            one_slow_visitor,
+            later,
+        )
+        .plan(gated)
+        .expect(
+            "hold",
+            "but the p99 of the 2000 visitors' slowest requests is not",
+        )]);
     }
 
     #[test]
@@ -2162,6 +2193,7 @@ mod tests {
                             cache_hits: requests,
                             cache_misses: errors,
                             latency: latency.clone(),
+                            visitor_latency: latency.clone(),
                             units,
                             converted: errors,
                         };

@@ -34,7 +34,7 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS units (flag TEXT NOT NULL, epoch TEXT NOT NULL, unit TEXT NOT NULL, variant TEXT NOT NULL, first_at INTEGER NOT NULL, PRIMARY KEY (flag, epoch, unit))",
     // Visitors whose proxied requests a flag variant routed, and whether any saw an origin
     // error: the rollout gates count visitors, not requests.
-    "CREATE TABLE IF NOT EXISTS visitors (flag TEXT NOT NULL, epoch TEXT NOT NULL, variant TEXT NOT NULL, unit TEXT NOT NULL, errored INTEGER NOT NULL, first_at INTEGER NOT NULL, PRIMARY KEY (flag, epoch, variant, unit))",
+    "CREATE TABLE IF NOT EXISTS visitors (flag TEXT NOT NULL, epoch TEXT NOT NULL, variant TEXT NOT NULL, unit TEXT NOT NULL, errored INTEGER NOT NULL, slowest INTEGER NOT NULL, first_at INTEGER NOT NULL, PRIMARY KEY (flag, epoch, variant, unit))",
     "CREATE INDEX IF NOT EXISTS visitors_first_at ON visitors (first_at)",
     "CREATE TABLE IF NOT EXISTS events (name TEXT PRIMARY KEY, n INTEGER NOT NULL, value_sum REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS conversions (event TEXT NOT NULL, unit TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (event, unit))",
@@ -147,8 +147,8 @@ impl MetricsStore {
         }
         for r in &batch.visitors {
             sql.exec(
-                "INSERT INTO visitors VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(flag, epoch, variant, unit) DO UPDATE SET errored = MAX(errored, excluded.errored)",
-                vec![v(&r.flag), v(&r.epoch), v(&r.variant), v(&r.unit), n(u64::from(r.errored)), n(now)],
+                "INSERT INTO visitors VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(flag, epoch, variant, unit) DO UPDATE SET errored = MAX(errored, excluded.errored), slowest = MAX(slowest, excluded.slowest)",
+                vec![v(&r.flag), v(&r.epoch), v(&r.variant), v(&r.unit), n(u64::from(r.errored)), n(r.slowest as u64), n(now)],
             )?;
         }
         for e in &batch.events {
@@ -276,6 +276,16 @@ impl MetricsStore {
             let i = arm(&mut arms, text(&r[0]));
             arms[i].visitors = num(&r[1]);
             arms[i].error_units = num(&r[2]);
+        }
+        for r in rows(&sql, "SELECT variant, slowest, COUNT(*) FROM visitors WHERE flag = ? AND epoch = ? GROUP BY variant, slowest", args())? {
+            let i = arm(&mut arms, text(&r[0]));
+            let a = &mut arms[i];
+            if a.visitor_latency.is_empty() {
+                a.visitor_latency = vec![0; LATENCY_BOUNDS_MS.len() + 1];
+            }
+            if let Some(slot) = a.visitor_latency.get_mut(num(&r[1]) as usize) {
+                *slot += num(&r[2]);
+            }
         }
         for r in rows(&sql, "SELECT variant, bucket, SUM(n) FROM latency WHERE flag = ? AND epoch = ? GROUP BY variant, bucket", args())? {
             let i = arm(&mut arms, text(&r[0]));

@@ -26,6 +26,7 @@ fn arm(arms: &[ArmCounts], variant: &str) -> rollout::Arm {
             error_visitors: a.error_units,
             cache_hits: a.cache_hits,
             cache_misses: a.cache_misses,
+            visitor_latency: a.visitor_latency.clone(),
             latency: a.latency.clone(),
             units: a.units,
             converted: a.converted,
