@@ -32,6 +32,26 @@ thread_local! {
     static JWKS: RefCell<Jwks> = RefCell::new(Jwks::default());
 }
 
+/// The visitor of a request: its verified JWT subject, its signed edge cookie, or — with
+/// `issue_id` — a new id (the caller sends the returned `set_cookie`).
+pub async fn visitor(
+    req: &Request,
+    env: &Env,
+    config: &Config,
+    issue_id: bool,
+) -> crate::identity::Visitor {
+    let secure = req.url().map(|u| u.scheme() == "https").unwrap_or(false);
+    let verified = verified_sub(req, env, config).await;
+    crate::identity::identify(
+        &config.identity,
+        &config.identity_keys,
+        |n| header(req, n),
+        secure,
+        || if issue_id { super::random_id() } else { None },
+        verified,
+    )
+}
+
 /// The `sub` of the request's bearer JWT when the identity source is `jwt` and the token is
 /// verified; `None` otherwise (the visitor is then anonymous).
 pub async fn verified_sub(req: &Request, env: &Env, config: &Config) -> Option<String> {

@@ -130,14 +130,8 @@ pub async fn events(
             "send between 1 and {MAX_EVENTS} events"
         )));
     }
-    let visitor = crate::identity::identify(
-        &config.identity,
-        &config.identity_keys,
-        |n| super::header(&req, n),
-        false,
-        || None,
-        super::jwt::verified_sub(&req, env, config).await,
-    );
+    // No new id here: an event from a visitor without one has no unit of its own.
+    let visitor = super::jwt::visitor(&req, env, config, false).await;
     let api_caller = config
         .evaluation_keys
         .authenticate(super::header(&req, "authorization").as_deref())

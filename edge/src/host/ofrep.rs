@@ -2,7 +2,7 @@
 
 use worker::{Context, Env, Request, Response};
 
-use super::{flags, header, internal, json_with_status, now_ms, random_id, set_all};
+use super::{flags, header, internal, json_with_status, now_ms, set_all};
 use crate::config::Config;
 use crate::error::EdgeError;
 use crate::{cors, identity, ofrep};
@@ -30,16 +30,7 @@ pub async fn evaluate(
     ctx: &Context,
     key: Option<&str>,
 ) -> Result<Response, EdgeError> {
-    let secure = req.url().map(|u| u.scheme() == "https").unwrap_or(false);
-    let verified = super::jwt::verified_sub(&req, env, config).await;
-    let visitor = identity::identify(
-        &config.identity,
-        &config.identity_keys,
-        |n| header(&req, n),
-        secure,
-        random_id,
-        verified,
-    );
+    let visitor = super::jwt::visitor(&req, env, config, true).await;
     let cors_headers = cors::headers(&config.cors, header(&req, "origin").as_deref(), None);
     let if_none_match = header(&req, "if-none-match");
 

@@ -10,11 +10,11 @@ use worker::{
     Context, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response,
 };
 
-use super::{flags, header, internal, now_ms, random_id};
+use super::{flags, internal, now_ms, random_id};
 use crate::bootstrap::{self, Injector};
 use crate::config::Config;
 use crate::error::EdgeError;
-use crate::{httpcache, identity, metrics, proxy, split};
+use crate::{httpcache, metrics, proxy, split};
 
 thread_local! {
     /// Per-isolate proxy counters (requests per origin, stable retries), for the status
@@ -44,16 +44,7 @@ pub async fn handle(
 ) -> Result<Response, EdgeError> {
     let started_ms = now_ms();
     let url = req.url().map_err(internal)?;
-    let secure = url.scheme() == "https";
-    let verified = super::jwt::verified_sub(&req, env, config).await;
-    let visitor = identity::identify(
-        &config.identity,
-        &config.identity_keys,
-        |n| header(&req, n),
-        secure,
-        random_id,
-        verified,
-    );
+    let visitor = super::jwt::visitor(&req, env, config, true).await;
     let method = req.method();
     let path = req.path();
     let table = flags::route_table(env, config).await?;
