@@ -116,6 +116,11 @@ describe('web push through workerd', () => {
     await subscribe(ALICE, 'alice');
     await subscribe(BOB, 'bob');
     await subscribe(CAROL, 'carol');
+    const unknown = await fetch(`${stack.edgeUrl}/__edge/notifications`, {
+      method: 'POST', headers: admin,
+      body: JSON.stringify({ title: 't', body: 'b', channels: ['push'], audience: { flag: 'no-such-flag', variant: 'on' } }),
+    });
+    assert.equal(unknown.status, 404);
     const sent = await send({
       title: 'Order shipped', body: 'Your pallet is on its way', url: '/orders/42', tag: 'order-42',
       ttl: 3600, urgency: 'high', audience: { flag: 'push-audience', variant: 'yes' },
@@ -212,12 +217,16 @@ describe('web push through workerd', () => {
     assert.equal(push.for(sentinel.id, 201).length, 1);
   });
 
-  test('a visitor unsubscribes', async () => {
-    const res = await fetch(`${stack.edgeUrl}/__edge/push/subscriptions`, {
+  test('a visitor unsubscribes (only their own subscription)', async () => {
+    const unsubscribe = (who) => fetch(`${stack.edgeUrl}/__edge/push/subscriptions`, {
       method: 'DELETE',
-      headers: { 'content-type': 'application/json', cookie: `ef_uid=${CAROL}` },
+      headers: { 'content-type': 'application/json', cookie: `ef_uid=${who}` },
       body: JSON.stringify({ endpoint: push.subscribe('carol').endpoint }),
     });
+    const foreign = await unsubscribe(DAVE);
+    assert.equal(foreign.status, 200);
+    assert.equal((await foreign.json()).removed, false);
+    const res = await unsubscribe(CAROL);
     assert.equal(res.status, 200);
     assert.equal((await res.json()).removed, true);
     const sent = await send({ title: 'Bye', audience: { targetingKeys: [CAROL] } });

@@ -147,7 +147,14 @@ pub async fn public(
                 .await?;
                 json_with_status(&json!({"id": id}), 201)?
             } else {
-                let answer = store(env, shard, "/unsubscribe", json!({"id": id})).await?;
+                // Only the visitor the subscription is registered to can remove it.
+                let answer = store(
+                    env,
+                    shard,
+                    "/unsubscribe",
+                    json!({"id": id, "targetingKey": key}),
+                )
+                .await?;
                 json_with_status(&json!({"id": id, "removed": answer["removed"]}), 200)?
             };
             if let Some(cookie) = visitor.set_cookie {
@@ -208,6 +215,16 @@ async fn send(env: &Env, config: &Config, body: &[u8]) -> Result<Response, EdgeE
     let ledger = api::shard_of(&id, settings.shards);
     let active = flags::current(env, config).await?;
     let now_secs = now_ms() / 1000;
+    if let Audience::Flag { flag, .. } = &r.audience {
+        let missing = active
+            .set
+            .evaluate(flag, &EvalContext::empty(), now_secs)
+            .error
+            .is_some_and(|e| e.code == edgeflags_core::ErrorCode::FlagNotFound);
+        if missing {
+            return Err(EdgeError::FlagNotFound(flag.clone()));
+        }
+    }
     let on = channel_on(&active, now_secs);
     let put = store(
         env,

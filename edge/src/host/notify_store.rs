@@ -91,11 +91,14 @@ impl PushStore {
             "/unsubscribe" => {
                 let found = !rows(
                     &sql,
-                    "SELECT 1 FROM subscriptions WHERE id = ?",
-                    vec![v(&c.id)],
+                    "SELECT 1 FROM subscriptions WHERE id = ? AND targeting_key = ?",
+                    vec![v(&c.id), v(&c.targeting_key)],
                 )?
                 .is_empty();
-                sql.exec("DELETE FROM subscriptions WHERE id = ?", vec![v(&c.id)])?;
+                sql.exec(
+                    "DELETE FROM subscriptions WHERE id = ? AND targeting_key = ?",
+                    vec![v(&c.id), v(&c.targeting_key)],
+                )?;
                 json!({"removed": found})
             }
             "/audience" => {
