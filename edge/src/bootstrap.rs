@@ -14,7 +14,7 @@ use lol_html::html_content::ContentType;
 use lol_html::{element, HtmlRewriter, MemorySettings, OutputSink, Settings};
 
 /// Id of the injected script element.
-pub const SCRIPT_ID: &str = "edgeflags-bootstrap";
+pub const SCRIPT_ID: &str = edgeflags_core::ofrep::BOOTSTRAP_ELEMENT_ID;
 /// Default bound on how much of a document is held back while looking for `<head>`.
 pub const DEFAULT_LIMIT: usize = 256 * 1024;
 

@@ -1,7 +1,7 @@
 //! OFREP (OpenFeature Remote Evaluation Protocol v0.3) at the edge: request parsing, the
 //! effective evaluation context, bulk ETags, and response status/bodies.
 
-use edgeflags_core::{context_fingerprint, Context, ErrorCode, EvalError};
+use edgeflags_core::{Context, ErrorCode, EvalError};
 use serde_json::Value;
 
 pub use edgeflags_core::ofrep::MAX_BODY_BYTES;
@@ -30,7 +30,7 @@ pub fn bulk_etag(version: &str, ctx: &Context) -> String {
 /// What a visitor's flags depend on — the flag-set version and the evaluation context — as
 /// an entity-tag's opaque text (the bulk ETag's, and part of a bootstrapped page's).
 pub fn flags_tag(version: &str, ctx: &Context) -> String {
-    format!("{version}-{:016x}", context_fingerprint(ctx))
+    edgeflags_core::ofrep::flags_tag(version, ctx)
 }
 
 /// Whether an `If-None-Match` header matches `etag` (weak comparison, RFC 9110 §13.1.2).

@@ -11,10 +11,10 @@ use serde_json::{json, Map, Value};
 use crate::expiration::sort_by_time;
 use crate::json::Obj;
 
-/// `id` of the bootstrap `<script type="application/json">` the edge injects into HTML.
-pub const BOOTSTRAP_ID: &str = "edgeflags-bootstrap";
 /// Largest OFREP request body accepted (as the edge).
 pub use edgeflags_core::ofrep::MAX_BODY_BYTES;
+/// `id` of the bootstrap `<script type="application/json">` the edge injects into HTML.
+pub use edgeflags_core::ofrep::{version_of_etag, BOOTSTRAP_ELEMENT_ID as BOOTSTRAP_ID};
 
 /// One stored bulk answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,14 +105,6 @@ pub fn refresh_due(defs: Option<&Definitions>, now_ms: f64) -> bool {
 /// The fingerprint key of a context.
 pub fn fingerprint(ctx: &Context) -> String {
     format!("{:016x}", context_fingerprint(ctx))
-}
-
-/// The flag-set version in an edge ETag: `"<version>"` (client flags) or
-/// `"<version>-<context>"` (bulk answers), possibly weak.
-pub fn version_of_etag(etag: &str) -> Option<String> {
-    let bare = etag.trim().trim_start_matches("W/").trim_matches('"');
-    let version = bare.split('-').next().unwrap_or(bare);
-    (!version.is_empty()).then(|| version.to_owned())
 }
 
 /// The JSON of the edge's bootstrap script in an HTML document.

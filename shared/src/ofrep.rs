@@ -9,6 +9,26 @@ use crate::{Context, ErrorCode, EvalError};
 /// Largest accepted OFREP request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+// The wire contract between the edge and the service worker, defined once.
+
+/// Id of the `<script type="application/json">` element the edge puts first into `<head>`
+/// of an HTML page: `{"flags": [...], "etag": "...", "targetingKey": "..."}`.
+pub const BOOTSTRAP_ELEMENT_ID: &str = "edgeflags-bootstrap";
+
+/// The opaque part of a bulk answer's ETag, `<flag-set version>-<context fingerprint>`: what a
+/// visitor's flags depend on (also part of a bootstrapped page's validator).
+pub fn flags_tag(version: &str, ctx: &Context) -> String {
+    format!("{version}-{:016x}", crate::context_fingerprint(ctx))
+}
+
+/// The flag-set version in an edge ETag: `"<version>"` (client flags) or
+/// `"<version>-<context>"` (bulk answers, see [`flags_tag`]), possibly weak.
+pub fn version_of_etag(etag: &str) -> Option<String> {
+    let bare = etag.trim().trim_start_matches("W/").trim_matches('"');
+    let version = bare.split('-').next().unwrap_or(bare);
+    (!version.is_empty()).then(|| version.to_owned())
+}
+
 /// Parses an OFREP request body into the evaluation context, adding `visitor_key` (the
 /// caller's identity source: the edge's visitor cookie, the worker's stored visitor) as
 /// `targetingKey` when the context has none.

@@ -17,8 +17,8 @@ use crate::error::EdgeError;
 use crate::{httpcache, metrics, proxy, split};
 
 thread_local! {
-    /// Per-isolate proxy counters (requests per origin, stable retries), for the status
-    /// endpoint until the metrics pipeline of issue #7 exists.
+    /// Per-isolate proxy counters (requests per origin, stable retries) for `/__edge/status`:
+    /// what this one isolate did, next to the deployment-wide metrics of the metrics store.
     static COUNTERS: RefCell<ProxyCounters> = RefCell::new(ProxyCounters::default());
 }
 
