@@ -404,37 +404,47 @@ pub async fn consume(batch: MessageBatch<Value>, env: &Env, config: &Config) {
             return;
         }
     };
-    for msg in messages {
-        let Ok(job) = serde_json::from_value::<Job>(msg.body().clone()) else {
-            worker::console_error!("push queue: dropping a message that is not a job");
-            msg.ack();
-            continue;
-        };
-        if dead {
-            let call =
-                json!({"n": job.n, "s": job.s, "outcome": "failed", "reason": "dead-lettered"});
-            match store(env, job.shard, "/record", call).await {
-                Ok(_) => msg.ack(),
-                Err(e) => {
-                    worker::console_error!("push dead-letter queue: {e}");
-                    msg.retry();
-                }
-            }
-            continue;
-        }
-        match deliver(&job, env, config, &settings).await {
-            Ok(Step::Ack) => msg.ack(),
-            Ok(Step::Retry(delay)) => msg.retry_with_options(
-                &QueueRetryOptionsBuilder::new()
-                    .with_delay_seconds(delay)
-                    .build(),
-            ),
+    // The messages of a batch are independent pairs: send them concurrently (a batch of 10
+    // costs about 30 subrequests: claim, push, record).
+    let settings = &settings;
+    futures_util::future::join_all(
+        messages
+            .iter()
+            .map(|msg| handle(msg, dead, env, config, settings)),
+    )
+    .await;
+}
+
+/// One queue message: a delivery attempt, or (from the dead-letter queue) its failure.
+async fn handle(msg: &Message<Value>, dead: bool, env: &Env, config: &Config, settings: &Settings) {
+    let Ok(job) = serde_json::from_value::<Job>(msg.body().clone()) else {
+        worker::console_error!("push queue: dropping a message that is not a job");
+        msg.ack();
+        return;
+    };
+    if dead {
+        let call = json!({"n": job.n, "s": job.s, "outcome": "failed", "reason": "dead-lettered"});
+        match store(env, job.shard, "/record", call).await {
+            Ok(_) => msg.ack(),
             Err(e) => {
-                // The store or the flags are unreachable: the queue's own retries, then
-                // its dead-letter queue.
-                worker::console_error!("push delivery {} → {}: {e}", job.n, job.s);
+                worker::console_error!("push dead-letter queue: {e}");
                 msg.retry();
             }
+        }
+        return;
+    }
+    match deliver(&job, env, config, settings).await {
+        Ok(Step::Ack) => msg.ack(),
+        Ok(Step::Retry(delay)) => msg.retry_with_options(
+            &QueueRetryOptionsBuilder::new()
+                .with_delay_seconds(delay)
+                .build(),
+        ),
+        Err(e) => {
+            // The store or the flags are unreachable: the queue's own retries, then
+            // its dead-letter queue.
+            worker::console_error!("push delivery {} → {}: {e}", job.n, job.s);
+            msg.retry();
         }
     }
 }
