@@ -96,13 +96,24 @@ pub enum CacheOutcome {
 
 /// Classifies a `Cache-Status` value: `hit` is a hit (fresh or served stale), a `fwd` other
 /// than `bypass`/`method` a miss.
+///
+/// A hit ratio is about what a cache may keep (as CDNs count it): a response the origin
+/// marked unstorable (`no-store`, `private`, `Set-Cookie`, `Vary: *`) or a request that
+/// bypasses the cache (`Authorization`, an unsafe method) is neither a hit nor a miss.
 pub fn cache_outcome(cache_status: &str) -> CacheOutcome {
     let params: Vec<&str> = cache_status.split(';').map(str::trim).collect();
+    let dynamic = params.iter().any(|p| {
+        matches!(
+            p.strip_prefix("detail="),
+            Some("no-store" | "private" | "set-cookie" | "vary-star" | "authorization" | "method")
+        )
+    });
     if params.contains(&"hit") {
         CacheOutcome::Hit
     } else if let Some(fwd) = params.iter().find_map(|p| p.strip_prefix("fwd=")) {
         match fwd {
             "bypass" | "method" => CacheOutcome::NotApplicable,
+            _ if dynamic => CacheOutcome::NotApplicable,
             _ => CacheOutcome::Miss,
         }
     } else {
@@ -731,6 +742,18 @@ mod tests {
                 CacheOutcome::NotApplicable,
             ),
             ("edgeflags; fwd=method", CacheOutcome::NotApplicable),
+            (
+                "edgeflags; fwd=uri-miss; fwd-status=200; detail=no-store",
+                CacheOutcome::NotApplicable,
+            ),
+            (
+                "edgeflags; fwd=uri-miss; fwd-status=200; detail=set-cookie",
+                CacheOutcome::NotApplicable,
+            ),
+            (
+                "edgeflags; fwd=uri-miss; fwd-status=503",
+                CacheOutcome::Miss,
+            ),
             ("", CacheOutcome::NotApplicable),
         ] {
             assert_eq!(cache_outcome(value), want, "{value}");

@@ -872,10 +872,13 @@ fn cache_gate(min: Option<f64>, treatment: &Arm) -> Result<Option<String>, Strin
     };
     let cacheable = treatment.cache_hits.saturating_add(treatment.cache_misses);
     if cacheable == 0 {
-        return Err(format!(
-            "no cacheable treatment requests yet to check the cache hit ratio against {}",
+        // A hit ratio is defined over what a cache may keep: traffic the origin marks
+        // uncacheable (an API answering `no-store`) has none, and the gate does not apply.
+        // (It is checked only once the stage has its sample of visitors.)
+        return Ok(Some(format!(
+            "no cacheable treatment requests: the cache-hit-ratio gate ({}) does not apply",
             pct(min)
-        ));
+        )));
     }
     let hit_ratio = treatment.cache_hits as f64 / cacheable as f64;
     let text = format!(
@@ -2101,7 +2104,7 @@ mod tests {
     }
 
     #[test]
-    fn the_cache_hit_ratio_gate_holds_a_stage_below_the_minimum() {
+    fn the_cache_hit_ratio_gate_holds_a_stage_below_the_minimum_and_skips_uncacheable_traffic() {
         let later = T0 + 2 * HOUR_MS;
         let gated = |p: &mut Plan| p.min_cache_hit_ratio = Some(0.8);
         let cached = |hits, misses| Arm {
@@ -2119,9 +2122,10 @@ mod tests {
             case("70 % hits", running(0, T0), cached(700, 300), later)
                 .plan(gated)
                 .expect("hold", "inconclusive: cache hit ratio 70.0% over 1000 cacheable requests is below 80.0%"),
+            // An API that answers `no-store` has no hit ratio: the gate does not apply.
             case("nothing cacheable", running(0, T0), cached(0, 0), later)
                 .plan(gated)
-                .expect("hold", "no cacheable treatment requests yet"),
+                .expect("advance", "the cache-hit-ratio gate (80.0%) does not apply"),
             case("not gated", running(0, T0), cached(0, 5), later)
                 .expect("advance", "10% → 50%"),
         ]);
