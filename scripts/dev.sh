@@ -27,6 +27,12 @@ fi
 if ! grep -q '^IDENTITY_KEYS=' .dev.vars; then
   printf 'IDENTITY_KEYS=%s\n' "$(node -e 'console.log(require("crypto").randomBytes(24).toString("hex"))')" >> .dev.vars
 fi
+# Web Push (issue 16): a VAPID key pair and contact for the push channel (README "Notifications").
+if ! grep -q '^VAPID_PRIVATE_KEY=' .dev.vars; then
+  node -e 'const e = require("crypto").createECDH("prime256v1"); e.generateKeys();
+    const d = Buffer.from(e.getPrivateKey("hex").padStart(64, "0"), "hex");
+    console.log(`VAPID_PUBLIC_KEY=${e.getPublicKey().toString("base64url")}\nVAPID_PRIVATE_KEY=${d.toString("base64url")}\nVAPID_SUBJECT=mailto:ops@example.invalid`)' >> .dev.vars
+fi
 ADMIN_TOKEN=$(sed -n 's/^ADMIN_TOKEN=//p' .dev.vars | head -n1)
 config=$(nobuild_config)
 

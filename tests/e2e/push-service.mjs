@@ -22,7 +22,8 @@ export function makeVapidKeys() {
   ecdh.generateKeys();
   return {
     publicKey: ecdh.getPublicKey().toString('base64url'),
-    privateKey: ecdh.getPrivateKey().toString('base64url'),
+    // Node drops leading zero bytes of the scalar (one key in 256): pad to 32 bytes.
+    privateKey: Buffer.from(ecdh.getPrivateKey('hex').padStart(64, '0'), 'hex').toString('base64url'),
   };
 }
 

@@ -45,9 +45,12 @@ impl Keys {
             .and_then(b64url_decode)
             .filter(|k| ece::is_uncompressed_point(k))
             .ok_or("VAPID_PUBLIC_KEY must be a base64url uncompressed P-256 point (65 bytes)")?;
+        // Some tools drop leading zero bytes of the scalar (Node's `ecdh.getPrivateKey()`
+        // does, one key in 256): left-pad to the field size.
         let private = private
             .and_then(b64url_decode)
-            .filter(|k| k.len() == 32)
+            .filter(|k| (16..=32).contains(&k.len()))
+            .map(|k| [vec![0u8; 32 - k.len()], k].concat())
             .ok_or("VAPID_PRIVATE_KEY must be a base64url P-256 private key (32 bytes)")?;
         let subject = subject
             .map(str::trim)
@@ -139,6 +142,11 @@ mod tests {
         );
         let e = Keys::parse(Some("abc"), Some(PRIVATE), Some("mailto:a@b")).unwrap_err();
         assert!(e.contains("VAPID_PUBLIC_KEY"));
+        // A scalar with its leading zero byte dropped is the same key.
+        let short = super::super::b64url(&[7u8; 31]);
+        let k = Keys::parse(Some(PUBLIC), Some(&short), Some("mailto:a@b")).unwrap();
+        assert_eq!(k.private.len(), 32);
+        assert_eq!((k.private[0], k.private[1]), (0, 7));
         let e = Keys::parse(Some(PUBLIC), None, Some("mailto:a@b")).unwrap_err();
         assert!(e.contains("VAPID_PRIVATE_KEY"));
         let e = Keys::parse(Some(PUBLIC), Some(PRIVATE), Some("ops@example.com")).unwrap_err();
