@@ -6,15 +6,11 @@ use worker::{Context, Env, Method, Request, Response};
 
 use super::control;
 use super::{header, internal, json};
-use crate::admin::{self, FeatureToggle, FlagPatch, Tokens};
+use crate::admin::{self, FeatureToggle, FlagPatch};
 use crate::config::Config;
 use crate::control::Command;
 use crate::error::EdgeError;
 use crate::store;
-
-fn secret(env: &Env, name: &str) -> Option<String> {
-    env.secret(name).ok().map(|s| s.to_string())
-}
 
 /// Handles `{prefix}{sub}` for an admin request.
 pub async fn handle(
@@ -24,10 +20,7 @@ pub async fn handle(
     ctx: &Context,
     sub: &str,
 ) -> Result<Response, EdgeError> {
-    let tokens = Tokens::parse(
-        secret(env, "ADMIN_TOKENS").as_deref(),
-        secret(env, "ADMIN_TOKEN").as_deref(),
-    )?;
+    let tokens = super::admin_tokens(env)?;
     let actor = tokens.authenticate(header(&req, "authorization").as_deref())?;
     let segments: Vec<&str> = sub.trim_matches('/').split('/').collect();
     let method = req.method();

@@ -3,9 +3,8 @@
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use worker::{Env, Method, Request, RequestInit};
+use worker::Env;
 
-use super::internal;
 use super::writer::BINDING;
 use crate::config::Config;
 use crate::control::{self, Answer, Audit, Command, HeadAnswer, HeadQuery, Versions};
@@ -18,23 +17,8 @@ async fn call<B: Serialize, R: DeserializeOwned>(
     path: &str,
     body: &B,
 ) -> Result<R, EdgeError> {
-    let unavailable = |e: worker::Error| EdgeError::Config(format!("flag writer unavailable: {e}"));
-    let namespace = env.durable_object(BINDING).map_err(unavailable)?;
-    let stub = namespace
-        .id_from_name(&config.flags_key)
-        .and_then(|id| id.get_stub())
-        .map_err(unavailable)?;
-    let body = serde_json::to_string(body).map_err(internal)?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(body.into()));
-    let req = Request::new_with_init(&format!("https://flag-writer.internal{path}"), &init)
-        .map_err(internal)?;
-    let mut res = stub.fetch_with_request(req).await.map_err(internal)?;
-    if res.status_code() != 200 {
-        let text = res.text().await.unwrap_or_default();
-        return Err(EdgeError::Internal(format!("flag writer: {text}")));
-    }
-    let answer: Result<R, EdgeError> = res.json().await.map_err(internal)?;
+    let answer: Result<R, EdgeError> =
+        super::durable_call(env, (BINDING, &config.flags_key, "flag writer"), path, body).await?;
     answer
 }
 

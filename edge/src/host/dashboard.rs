@@ -6,7 +6,6 @@ use serde_json::{json, Value};
 use worker::{Env, Method, Request, Response};
 
 use super::{control, header, internal, now_ms};
-use crate::admin::Tokens;
 use crate::config::Config;
 use crate::control::Command;
 use crate::dashboard::{self as page, Health};
@@ -20,11 +19,7 @@ pub async fn handle(
     config: &Config,
     rest: &str,
 ) -> Result<Response, EdgeError> {
-    let secret = |n: &str| env.secret(n).ok().map(|s| s.to_string());
-    let tokens = Tokens::parse(
-        secret("ADMIN_TOKENS").as_deref(),
-        secret("ADMIN_TOKEN").as_deref(),
-    )?;
+    let tokens = super::admin_tokens(env)?;
     let key = tokens.session_key();
     let url = req.url().map_err(internal)?;
     let own_origin = url.origin().ascii_serialization();

@@ -11,9 +11,9 @@ use std::cell::RefCell;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::{json, Value};
-use worker::{Context, Env, Method, Request, RequestInit};
+use worker::{Context, Env};
 
-use super::{internal, now_ms, random_id};
+use super::{now_ms, random_id};
 use crate::error::EdgeError;
 use crate::metrics::{Batch, Recorder, RequestRecord};
 
@@ -167,24 +167,7 @@ pub async fn call<B: Serialize, R: DeserializeOwned>(
     path: &str,
     body: &B,
 ) -> Result<R, EdgeError> {
-    let unavailable =
-        |e: worker::Error| EdgeError::Config(format!("metrics store unavailable: {e}"));
-    let namespace = env.durable_object(BINDING).map_err(unavailable)?;
-    let stub = namespace
-        .id_from_name("global")
-        .and_then(|id| id.get_stub())
-        .map_err(unavailable)?;
-    let body = serde_json::to_string(body).map_err(internal)?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(body.into()));
-    let req = Request::new_with_init(&format!("https://metrics.internal{path}"), &init)
-        .map_err(internal)?;
-    let mut res = stub.fetch_with_request(req).await.map_err(internal)?;
-    if res.status_code() != 200 {
-        let text = res.text().await.unwrap_or_default();
-        return Err(EdgeError::Internal(format!("metrics store: {text}")));
-    }
-    res.json().await.map_err(internal)
+    super::durable_call(env, (BINDING, "global", "metrics store"), path, body).await
 }
 
 /// Per-variant counts of one flag in one epoch (for results and rollout gates).

@@ -48,6 +48,45 @@ pub fn header(req: &Request, name: &str) -> Option<String> {
     req.headers().get(name).ok().flatten()
 }
 
+/// POSTs a JSON body to `path` of the Durable Object `name` in namespace `binding` and reads
+/// the JSON answer (any status but 200 is an error naming `what`). The metrics store and the
+/// flag writer are both called this way.
+pub async fn durable_call<B: serde::Serialize, R: serde::de::DeserializeOwned>(
+    env: &Env,
+    (binding, name, what): (&str, &str, &str),
+    path: &str,
+    body: &B,
+) -> Result<R, EdgeError> {
+    let unavailable = |e: worker::Error| EdgeError::Config(format!("{what} unavailable: {e}"));
+    let namespace = env.durable_object(binding).map_err(unavailable)?;
+    let stub = namespace
+        .id_from_name(name)
+        .and_then(|id| id.get_stub())
+        .map_err(unavailable)?;
+    let body = serde_json::to_string(body).map_err(internal)?;
+    let mut init = worker::RequestInit::new();
+    init.with_method(worker::Method::Post)
+        .with_body(Some(body.into()));
+    // The object routes on the path; the host is never resolved.
+    let req = Request::new_with_init(&format!("https://durable-object.internal{path}"), &init)
+        .map_err(internal)?;
+    let mut res = stub.fetch_with_request(req).await.map_err(internal)?;
+    if res.status_code() != 200 {
+        let text = res.text().await.unwrap_or_default();
+        return Err(EdgeError::Internal(format!("{what}: {text}")));
+    }
+    res.json().await.map_err(internal)
+}
+
+/// The admin tokens (secrets `ADMIN_TOKENS` / `ADMIN_TOKEN`).
+pub fn admin_tokens(env: &Env) -> Result<crate::admin::Tokens, EdgeError> {
+    let secret = |n: &str| env.secret(n).ok().map(|s| s.to_string());
+    crate::admin::Tokens::parse(
+        secret("ADMIN_TOKENS").as_deref(),
+        secret("ADMIN_TOKEN").as_deref(),
+    )
+}
+
 /// The Workers KV namespace with the flag sets.
 pub fn kv(env: &Env) -> Result<worker::KvStore, EdgeError> {
     env.kv(FLAGS_BINDING).map_err(internal)
