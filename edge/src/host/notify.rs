@@ -244,10 +244,15 @@ async fn send(env: &Env, config: &Config, body: &[u8]) -> Result<Response, EdgeE
         "disabled".to_owned()
     };
     let mut queued = 0;
-    // A repeated request completes a fan-out an earlier one did not finish; the store
-    // queues each (notification, subscription) pair once, so nothing is sent twice.
+    // A repeated request completes a fan-out an earlier one did not finish (with the
+    // request as first stored); the store queues each (notification, subscription) pair
+    // once, so nothing is sent twice.
     if channel == "on" && !(duplicate && record["fannedOut"] == true) {
-        queued = fan_out(env, &settings, &active, &id, &r, now_secs).await?;
+        let stored = record["request"]
+            .as_str()
+            .and_then(|t| serde_json::from_str::<SendRequest>(t).ok());
+        let r = stored.as_ref().unwrap_or(&r);
+        queued = fan_out(env, &settings, &active, &id, r, now_secs).await?;
         store(env, ledger, "/ledger/done", json!({"id": id})).await?;
     }
     json_with_status(
@@ -292,7 +297,25 @@ async fn fan_out(
             continue;
         }
         let fresh = store(env, shard, "/enqueue", json!({"n": id, "ids": ids})).await?;
-        queued += send_jobs(&queue, id, r, shard, &fresh["fresh"]).await?;
+        match send_jobs(&queue, id, r, shard, &fresh["fresh"]).await {
+            Ok(n) => queued += n,
+            Err((sent, e)) => {
+                // Forget the pairs that never reached the queue, so that repeating the
+                // request (same idempotency key) queues them instead of finding them
+                // "queued" forever.
+                let unsent: Vec<&Value> = fresh["fresh"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .skip(usize::try_from(sent).unwrap_or(usize::MAX))
+                    .collect();
+                if let Err(e) = store(env, shard, "/unqueue", json!({"n": id, "ids": unsent})).await
+                {
+                    worker::console_error!("push fan-out: could not forget unsent pairs: {e}");
+                }
+                return Err(e);
+            }
+        }
     }
     Ok(queued)
 }
@@ -303,7 +326,7 @@ async fn send_jobs(
     r: &SendRequest,
     shard: u32,
     subs: &Value,
-) -> Result<u64, EdgeError> {
+) -> Result<u64, (u64, EdgeError)> {
     let jobs: Vec<Job> = subs
         .as_array()
         .into_iter()
@@ -311,10 +334,15 @@ async fn send_jobs(
         .filter_map(Value::as_str)
         .map(|s| Job::new(id, r, s, shard))
         .collect();
+    let mut sent = 0u64;
     for chunk in jobs.chunks(api::QUEUE_BATCH) {
-        queue.send_batch(chunk.to_vec()).await.map_err(internal)?;
+        queue
+            .send_batch(chunk.to_vec())
+            .await
+            .map_err(|e| (sent, internal(e)))?;
+        sent += chunk.len() as u64;
     }
-    Ok(jobs.len() as u64)
+    Ok(sent)
 }
 
 async fn ledger(
@@ -374,7 +402,27 @@ async fn retry(env: &Env, config: &Config, id: &str) -> Result<Response, EdgeErr
     let mut requeued = 0;
     for shard in 0..settings.shards {
         let ids = store(env, shard, "/requeue", json!({"n": id})).await?;
-        requeued += send_jobs(&queue, id, &r, shard, &ids["ids"]).await?;
+        // Pairs that did not reach the queue go back to `failed`, where a later retry
+        // finds them.
+        match send_jobs(&queue, id, &r, shard, &ids["ids"]).await {
+            Ok(n) => requeued += n,
+            Err((sent, e)) => {
+                let unsent: Vec<&Value> = ids["ids"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .skip(usize::try_from(sent).unwrap_or(usize::MAX))
+                    .collect();
+                for s in unsent {
+                    let call =
+                        json!({"n": id, "s": s, "outcome": "failed", "reason": "could not queue"});
+                    if let Err(e) = store(env, shard, "/record", call).await {
+                        worker::console_error!("push retry: {e}");
+                    }
+                }
+                return Err(e);
+            }
+        }
     }
     json_with_status(&json!({"id": id, "requeued": requeued}), 202)
 }

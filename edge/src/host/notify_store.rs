@@ -132,6 +132,15 @@ impl PushStore {
                 }
                 json!({"fresh": fresh})
             }
+            "/unqueue" => {
+                for id in &c.ids {
+                    sql.exec(
+                        "DELETE FROM deliveries WHERE notification = ? AND subscription = ? AND state = 'queued' AND attempts = 0",
+                        vec![v(&c.n), v(id)],
+                    )?;
+                }
+                json!({"ok": true})
+            }
             "/claim" => {
                 let d = rows(&sql, "SELECT state, attempts FROM deliveries WHERE notification = ? AND subscription = ?", vec![v(&c.n), v(&c.s)])?;
                 let Some(d) = d.first() else {
