@@ -107,6 +107,8 @@ pub struct Page {
     /// A message after an action (already plain text).
     pub notice: Option<String>,
     pub health: Vec<Health>,
+    /// Requests and errors per minute over the last hour, oldest first: (t ms, requests, errors).
+    pub minutes: Vec<(u64, u64, u64)>,
     /// The active flag-set document.
     pub flags: Value,
     pub version: String,
@@ -253,6 +255,36 @@ pub fn conversion_svg(variants: &[Bar]) -> String {
     out
 }
 
+/// Requests per minute as bars, the errors among them in red, one bar per minute.
+pub fn minutes_svg(minutes: &[(u64, u64, u64)]) -> String {
+    let max = minutes.iter().map(|m| m.1).max().unwrap_or(0).max(1) as f64;
+    let (w, h) = (6.0, 60.0);
+    let mut out = format!(
+        "<svg role=\"img\" aria-label=\"requests and errors per minute\" width=\"{0:.0}\" height=\"{h:.0}\" viewBox=\"0 0 {0:.0} {h:.0}\">",
+        w * minutes.len().max(1) as f64
+    );
+    for (i, (_, requests, errors)) in minutes.iter().enumerate() {
+        let x = i as f64 * w;
+        let bar = *requests as f64 / max * h;
+        let err = *errors as f64 / max * h;
+        out.push_str(&format!(
+            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bar:.1}\" fill=\"#8cb4ff\"/>",
+            h - bar,
+            w - 1.0
+        ));
+        if *errors > 0 {
+            out.push_str(&format!(
+                "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#a40e26\"/>",
+                h - err,
+                w - 1.0,
+                err.max(1.0)
+            ));
+        }
+    }
+    out.push_str("</svg>");
+    out
+}
+
 /// The split weights of a flag's targeting when it is (or starts with) a `fractional`.
 fn weights(flag: &Value) -> String {
     flag.pointer("/targeting/fractional")
@@ -291,7 +323,7 @@ pub fn render(page: &Page) -> String {
 
     // Overview: the plan's table.
     out.push_str(&format!(
-        "<h2 id=\"overview\">Overview (since the metrics store started)</h2><table><thead><tr><th>series</th><th>requests</th>\
+        "<h2 id=\"overview\">Overview</h2><table><thead><tr><th>series</th><th>requests</th>\
          <th>error rate (target &lt; {:.1} %)</th><th>p99 (target &lt; {} ms)</th><th>cache hit ratio (target &gt; {} %)</th></tr></thead><tbody>",
         TARGET_ERROR_RATE * 100.0,
         TARGET_P99_MS,
@@ -311,6 +343,10 @@ pub fn render(page: &Page) -> String {
         ));
     }
     out.push_str("</tbody></table>");
+    if !page.minutes.is_empty() {
+        out.push_str("<p>Requests (bars) and origin errors (red) per minute, last hour:</p>");
+        out.push_str(&minutes_svg(&page.minutes));
+    }
 
     // Flags, with the kill switch.
     out.push_str("<h2 id=\"flags\">Flags</h2><table><thead><tr><th>flag</th><th>state</th><th>variants</th><th>split</th><th>rollout</th><th>kill switch</th></tr></thead><tbody>");
@@ -556,6 +592,13 @@ mod tests {
         assert!(html.contains("no data"));
         assert!(!csp().contains("unsafe"), "{}", csp());
         assert!(csp().starts_with("default-src 'none'; style-src 'sha256-"));
+    }
+
+    #[test]
+    fn the_minute_chart_has_a_bar_per_minute_and_marks_errors() {
+        let svg = minutes_svg(&[(0, 10, 0), (60_000, 20, 5), (120_000, 0, 0)]);
+        assert_eq!(svg.matches("fill=\"#8cb4ff\"").count(), 3);
+        assert_eq!(svg.matches("fill=\"#a40e26\"").count(), 1);
     }
 
     #[test]

@@ -181,6 +181,85 @@ pub struct Batch {
     pub visitors: Vec<VisitorRecord>,
 }
 
+/// Time resolutions of the timeline (per-minute and per-hour aggregates of the series, for
+/// the dashboard's "last hour / last day" and for other tools as JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resolution {
+    Minute,
+    Hour,
+}
+
+impl Resolution {
+    /// Bucket width in milliseconds.
+    pub fn ms(self) -> u64 {
+        match self {
+            Resolution::Minute => 60_000,
+            Resolution::Hour => 3_600_000,
+        }
+    }
+
+    /// How long buckets of this width are kept: 48 hours of minutes, 30 days of hours.
+    pub fn retention_ms(self) -> u64 {
+        match self {
+            Resolution::Minute => 48 * 3_600_000,
+            Resolution::Hour => 30 * 24 * 3_600_000,
+        }
+    }
+
+    /// The start of the bucket holding `at_ms`.
+    pub fn bucket(self, at_ms: u64) -> u64 {
+        at_ms - at_ms % self.ms()
+    }
+}
+
+/// `POST /timeline` of the metrics store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineQuery {
+    pub resolution: Resolution,
+    /// Buckets starting at or after this time (ms).
+    pub since_ms: u64,
+    /// Only this flag (and variant), when given.
+    #[serde(default)]
+    pub flag: Option<String>,
+    #[serde(default)]
+    pub variant: Option<String>,
+}
+
+/// One bucket of the timeline, summed over the series the query selects.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Point {
+    pub t: u64,
+    pub counts: Counts,
+}
+
+/// A bucket as people read it: rates and the p99 instead of counts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PointSummary {
+    pub t: u64,
+    pub requests: u64,
+    pub errors: u64,
+    pub error_rate: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub hit_ratio: Option<f64>,
+}
+
+/// Rates of a bucket (or of several added together).
+pub fn summarise(t: u64, c: &Counts) -> PointSummary {
+    let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+    PointSummary {
+        t,
+        requests: c.requests,
+        errors: c.errors,
+        error_rate: ratio(c.errors, c.requests),
+        p99_ms: crate::stats::quantile(&LATENCY_BOUNDS_MS, &c.latency, 0.99),
+        hit_ratio: ratio(c.cache_hits, c.cache_hits + c.cache_misses),
+    }
+}
+
 impl Batch {
     /// Requests this batch counts.
     pub fn requests(&self) -> u64 {
@@ -569,6 +648,44 @@ pub fn prometheus(t: &Totals) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeline_buckets_and_summaries() {
+        assert_eq!(Resolution::Minute.bucket(125_000), 120_000);
+        assert_eq!(Resolution::Hour.bucket(7_200_001), 7_200_000);
+        let mut latency = vec![0; LATENCY_BOUNDS_MS.len() + 1];
+        latency[0] = 99;
+        latency[5] = 1;
+        let c = Counts {
+            requests: 100,
+            errors: 2,
+            cache_hits: 9,
+            cache_misses: 1,
+            latency,
+            latency_sum_ms: 0.0,
+        };
+        let s = summarise(60_000, &c);
+        assert_eq!(
+            (s.requests, s.error_rate, s.hit_ratio),
+            (100, Some(0.02), Some(0.9))
+        );
+        assert!(s.p99_ms.is_some());
+        let empty = summarise(0, &Counts::default());
+        assert_eq!(
+            (empty.error_rate, empty.p99_ms, empty.hit_ratio),
+            (None, None, None)
+        );
+        assert_eq!(
+            serde_json::to_value(TimelineQuery {
+                resolution: Resolution::Minute,
+                since_ms: 5,
+                flag: None,
+                variant: None
+            })
+            .unwrap()["resolution"],
+            "minute"
+        );
+    }
 
     #[test]
     fn a_visitor_is_one_record_per_flag_variant_epoch_however_many_requests_it_sends() {

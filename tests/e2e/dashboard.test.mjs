@@ -38,6 +38,28 @@ describe('dashboard', () => {
     assert.ok(!html.includes('<script'));
   });
 
+  test('the timeline keeps per-minute and per-hour aggregates, as JSON and on the page', async () => {
+    for (let i = 0; i < 30; i++) await (await fetch(`${stack.edgeUrl}/api/version`)).arrayBuffer();
+    const admin = { authorization: `Bearer ${stack.adminToken}` };
+    const get = (q) => fetch(`${stack.edgeUrl}/__edge/metrics/timeline${q}`, { headers: admin });
+    for (const q of ['', '?resolution=hour&hours=24', '?resolution=minute&flag=backend']) {
+      const res = await get(q);
+      assert.equal(res.status, 200, q);
+      const { points } = await res.json();
+      const requests = points.reduce((n, p) => n + p.requests, 0);
+      assert.ok(requests >= 30, `${q}: ${JSON.stringify(points)}`);
+      for (const p of points) assert.ok(p.t % 60000 === 0 && 'p99Ms' in p && 'errorRate' in p && 'hitRatio' in p);
+    }
+    assert.equal((await get('?resolution=second')).status, 400);
+    assert.equal((await get('?hours=0')).status, 400);
+    assert.equal((await fetch(`${stack.edgeUrl}/__edge/metrics/timeline`)).status, 401, 'admin only');
+    const cookie = await signIn();
+    const page = await (await fetch(base, { headers: { cookie } })).text();
+    assert.match(page, /<td>last hour<\/td><td>(\d+)<\/td>/);
+    assert.ok(Number(page.match(/<td>last hour<\/td><td>(\d+)<\/td>/)[1]) >= 30);
+    assert.match(page, /aria-label="requests and errors per minute"/);
+  });
+
   test('sign-in: a wrong token is 401, a cross-origin form 403, the right token a strict session cookie', async () => {
     assert.equal((await post('/login', { token: 'wrong-token-wrong-token' })).status, 401);
     assert.equal((await post('/login', { token: stack.adminToken }, { origin: 'https://evil.example' })).status, 403);

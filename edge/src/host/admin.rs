@@ -73,6 +73,7 @@ pub async fn handle(
             json(&control::audit(env, config, limit).await?)
         }
         (Method::Get, ["metrics"]) => super::metrics_api::prometheus(env, config).await,
+        (Method::Get, ["metrics", "timeline"]) => super::metrics_api::timeline(&req, env).await,
         (Method::Get, ["features", "experiments", "results"]) => {
             super::metrics_api::results(&req, env, config).await
         }
@@ -110,6 +111,7 @@ pub async fn handle(
             | ["versions", _, "rollback"]
             | ["audit"]
             | ["metrics"]
+            | ["metrics", "timeline"]
             | ["features", "experiments", "results"]
             | ["rollouts", "evaluate"]
             | ["rollouts", _, "resume"]

@@ -161,12 +161,40 @@ async fn gather(
     let (_, document) = control::document(env, config)
         .await?
         .unwrap_or_else(|| (String::new(), "{}".into()));
+    use crate::metrics::Resolution;
+    let hour =
+        super::metrics_api::timeline_points(env, Resolution::Minute, 3_600_000, None, None).await?;
+    let day =
+        super::metrics_api::timeline_points(env, Resolution::Hour, 24 * 3_600_000, None, None)
+            .await?;
+    // The plan's windows first, then the totals per flag variant.
+    let window = |name: &str, points: &[crate::metrics::Point]| {
+        let mut sum = crate::metrics::Counts {
+            latency: vec![0; LATENCY_BOUNDS_MS.len() + 1],
+            ..Default::default()
+        };
+        points.iter().for_each(|p| sum.add(&p.counts));
+        let s = crate::metrics::summarise(0, &sum);
+        Health {
+            name: name.to_owned(),
+            requests: s.requests,
+            error_rate: s.error_rate,
+            p99_ms: s.p99_ms,
+            hit_ratio: s.hit_ratio,
+        }
+    };
+    let mut rows = vec![window("last hour", &hour), window("last day", &day)];
+    rows.extend(health(&totals));
     Ok(page::Page {
         prefix: config.admin_prefix.clone(),
         actor,
         csrf,
         notice,
-        health: health(&totals),
+        minutes: hour
+            .iter()
+            .map(|p| (p.t, p.counts.requests, p.counts.errors))
+            .collect(),
+        health: rows,
         flags: serde_json::from_str(&document).unwrap_or(Value::Null),
         version,
         experiments: serde_json::to_value(&experiments).map_err(internal)?,
@@ -197,7 +225,7 @@ fn health(totals: &Totals) -> Vec<Health> {
             None => rows.push((name, c.clone())),
         }
     }
-    std::iter::once(("all traffic".to_owned(), all))
+    std::iter::once(("all traffic, since the store started".to_owned(), all))
         .chain(rows)
         .map(|(name, c)| {
             let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);

@@ -202,3 +202,69 @@ pub async fn events(
     }
     super::json_with_status(&json!({"accepted": accepted}), 202)
 }
+
+/// The timeline since `window_ms` ago at `resolution`, optionally for one flag (variant).
+pub async fn timeline_points(
+    env: &Env,
+    resolution: crate::metrics::Resolution,
+    window_ms: u64,
+    flag: Option<String>,
+    variant: Option<String>,
+) -> Result<Vec<crate::metrics::Point>, EdgeError> {
+    flush_or_warn(env).await;
+    let since_ms = super::now_ms().saturating_sub(window_ms);
+    call(
+        env,
+        "/timeline",
+        &crate::metrics::TimelineQuery {
+            resolution,
+            since_ms,
+            flag,
+            variant,
+        },
+    )
+    .await
+}
+
+/// `GET {prefix}/metrics/timeline?resolution=minute|hour&hours=N[&flag=F[&variant=V]]`: per
+/// bucket requests, errors, error rate, p99 and cache hit ratio (minutes kept 48 h, hours 30
+/// days), oldest first — the dashboard's data, for other tools as JSON.
+pub async fn timeline(req: &Request, env: &Env) -> Result<Response, EdgeError> {
+    use crate::metrics::Resolution;
+    let url = req.url().map_err(super::internal)?;
+    let param = |name: &str| {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    let resolution = match param("resolution").as_deref() {
+        None | Some("minute") => Resolution::Minute,
+        Some("hour") => Resolution::Hour,
+        Some(other) => {
+            return Err(EdgeError::BadRequest(format!(
+                "resolution must be minute or hour, got {other:?}"
+            )))
+        }
+    };
+    let hours = match param("hours") {
+        None => 1,
+        Some(h) => h
+            .parse::<u64>()
+            .ok()
+            .filter(|h| (1..=24 * 30).contains(h))
+            .ok_or_else(|| EdgeError::BadRequest("hours must be 1..=720".into()))?,
+    };
+    let points = timeline_points(
+        env,
+        resolution,
+        hours * 3_600_000,
+        param("flag"),
+        param("variant"),
+    )
+    .await?;
+    let summaries: Vec<_> = points
+        .iter()
+        .map(|p| crate::metrics::summarise(p.t, &p.counts))
+        .collect();
+    super::json(&json!({ "resolution": resolution, "points": summaries }))
+}

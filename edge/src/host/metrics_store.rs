@@ -8,7 +8,9 @@ use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, 
 use super::metrics::{ArmCounts, ArmsQuery, DecisionRecord};
 use super::now_ms;
 use super::sql::{f, n, num, rows, text, v};
-use crate::metrics::{Batch, Counts, SeriesKey, Totals, LATENCY_BOUNDS_MS};
+use crate::metrics::{
+    Batch, Counts, Point, Resolution, SeriesKey, TimelineQuery, Totals, LATENCY_BOUNDS_MS,
+};
 
 /// The metrics store: SQLite tables of counters, keyed so that every write is an upsert.
 #[durable_object(fetch)]
@@ -26,6 +28,9 @@ pub struct MetricsStore {
 const LOSE_ACK_VAR: &str = "METRICS_FAULT_LOSE_ACK_EVERY";
 
 const SCHEMA: &[&str] = &[
+    // Per-minute and per-hour aggregates (`res` = bucket width in ms), for the timeline.
+    "CREATE TABLE IF NOT EXISTS timeline (res INTEGER NOT NULL, t INTEGER NOT NULL, flag TEXT NOT NULL, variant TEXT NOT NULL, requests INTEGER NOT NULL, errors INTEGER NOT NULL, hits INTEGER NOT NULL, misses INTEGER NOT NULL, PRIMARY KEY (res, t, flag, variant))",
+    "CREATE TABLE IF NOT EXISTS timeline_latency (res INTEGER NOT NULL, t INTEGER NOT NULL, flag TEXT NOT NULL, variant TEXT NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (res, t, flag, variant, bucket))",
     "CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, at INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, n INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS series (flag TEXT NOT NULL, variant TEXT NOT NULL, origin TEXT NOT NULL, epoch TEXT NOT NULL, requests INTEGER NOT NULL, errors INTEGER NOT NULL, hits INTEGER NOT NULL, misses INTEGER NOT NULL, latency_sum REAL NOT NULL, PRIMARY KEY (flag, variant, origin, epoch))",
@@ -121,6 +126,31 @@ impl MetricsStore {
             "INSERT INTO counters VALUES ('batches', 1) ON CONFLICT(name) DO UPDATE SET n = n + 1",
             None,
         )?;
+        for res in [Resolution::Minute, Resolution::Hour] {
+            let t = res.bucket(now);
+            for (k, c) in &batch.series {
+                sql.exec(
+                    "INSERT INTO timeline VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(res, t, flag, variant) DO UPDATE SET requests = requests + excluded.requests, errors = errors + excluded.errors, hits = hits + excluded.hits, misses = misses + excluded.misses",
+                    vec![n(res.ms()), n(t), v(&k.flag), v(&k.variant), n(c.requests), n(c.errors), n(c.cache_hits), n(c.cache_misses)],
+                )?;
+                for (bucket, count) in c.latency.iter().enumerate().filter(|(_, c)| **c > 0) {
+                    sql.exec(
+                        "INSERT INTO timeline_latency VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(res, t, flag, variant, bucket) DO UPDATE SET n = n + excluded.n",
+                        vec![n(res.ms()), n(t), v(&k.flag), v(&k.variant), n(bucket as u64), n(*count)],
+                    )?;
+                }
+            }
+            // Bounded: 48 h of minutes, 30 days of hours (the primary key's prefix indexes it).
+            let cutoff = n(now.saturating_sub(res.retention_ms()));
+            sql.exec(
+                "DELETE FROM timeline WHERE res = ? AND t < ?",
+                vec![n(res.ms()), cutoff.clone()],
+            )?;
+            sql.exec(
+                "DELETE FROM timeline_latency WHERE res = ? AND t < ?",
+                vec![n(res.ms()), cutoff],
+            )?;
+        }
         for (k, c) in &batch.series {
             sql.exec(
                 "INSERT INTO series VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(flag, variant, origin, epoch) DO UPDATE SET requests = requests + excluded.requests, errors = errors + excluded.errors, hits = hits + excluded.hits, misses = misses + excluded.misses, latency_sum = latency_sum + excluded.latency_sum",
@@ -164,6 +194,60 @@ impl MetricsStore {
             }
         }
         Ok(json!({"applied": true}))
+    }
+
+    /// The timeline's buckets since `q.since_ms`, summed over the selected series, oldest
+    /// first.
+    fn timeline(&self, q: &TimelineQuery) -> worker::Result<Vec<Point>> {
+        let sql = self.sql()?;
+        let filter = "res = ? AND t >= ? AND (? = '' OR flag = ?) AND (? = '' OR variant = ?)";
+        let flag = q.flag.clone().unwrap_or_default();
+        let variant = q.variant.clone().unwrap_or_default();
+        let args = || {
+            vec![
+                n(q.resolution.ms()),
+                n(q.since_ms),
+                v(&flag),
+                v(&flag),
+                v(&variant),
+                v(&variant),
+            ]
+        };
+        let mut points: Vec<Point> = rows(
+            &sql,
+            &format!("SELECT t, SUM(requests), SUM(errors), SUM(hits), SUM(misses) FROM timeline WHERE {filter} GROUP BY t ORDER BY t"),
+            args(),
+        )?
+        .iter()
+        .map(|r| Point {
+            t: num(&r[0]),
+            counts: Counts {
+                requests: num(&r[1]),
+                errors: num(&r[2]),
+                cache_hits: num(&r[3]),
+                cache_misses: num(&r[4]),
+                latency: vec![0; LATENCY_BOUNDS_MS.len() + 1],
+                latency_sum_ms: 0.0,
+            },
+        })
+        .collect();
+        for r in rows(
+            &sql,
+            &format!(
+                "SELECT t, bucket, SUM(n) FROM timeline_latency WHERE {filter} GROUP BY t, bucket"
+            ),
+            args(),
+        )? {
+            let (t, bucket) = (num(&r[0]), num(&r[1]) as usize);
+            if let Some(slot) = points
+                .iter_mut()
+                .find(|p| p.t == t)
+                .and_then(|p| p.counts.latency.get_mut(bucket))
+            {
+                *slot += num(&r[2]);
+            }
+        }
+        Ok(points)
     }
 
     /// Totals across epochs, for Prometheus.
@@ -384,6 +468,12 @@ impl DurableObject for MetricsStore {
             "/decisions/record" => {
                 let d: DecisionRecord = body(&mut req).await?;
                 self.record_decision(&d)
+            }
+            "/timeline" => {
+                let q: TimelineQuery = body(&mut req).await?;
+                self.timeline(&q).and_then(|p| {
+                    serde_json::to_value(p).map_err(|e| worker::Error::RustError(e.to_string()))
+                })
             }
             "/decisions" => self.decisions().and_then(|d| {
                 serde_json::to_value(d).map_err(|e| worker::Error::RustError(e.to_string()))
