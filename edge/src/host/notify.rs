@@ -14,7 +14,6 @@ use worker::{
 };
 
 use super::{flags, header, internal, json_with_status, now_ms, random_id};
-use crate::admin::Tokens;
 use crate::config::Config;
 use crate::error::EdgeError;
 use crate::identity;
@@ -75,24 +74,8 @@ fn variant_of(active: &Active, flag: &str, key: &str, now_secs: u64) -> Option<S
 
 /// One call to a shard of the push store.
 async fn store(env: &Env, shard: u32, path: &str, call: Value) -> Result<Value, EdgeError> {
-    let ns = env
-        .durable_object(STORE_BINDING)
-        .map_err(|e| EdgeError::Config(format!("{STORE_BINDING}: {e}")))?;
-    let stub = ns
-        .id_from_name(&api::shard_name(shard))
-        .and_then(|id| id.get_stub())
-        .map_err(internal)?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_body(Some(call.to_string().into()));
-    let req =
-        Request::new_with_init(&format!("https://push-store{path}"), &init).map_err(internal)?;
-    let mut res = stub.fetch_with_request(req).await.map_err(internal)?;
-    if res.status_code() != 200 {
-        let text = res.text().await.unwrap_or_default();
-        return Err(internal(format!("push store {path}: {text}")));
-    }
-    res.json::<Value>().await.map_err(internal)
+    let name = api::shard_name(shard);
+    super::durable_call(env, (STORE_BINDING, &name, "push store"), path, &call).await
 }
 
 /// `{prefix}/push/...` (public).
@@ -178,11 +161,7 @@ pub async fn admin(
     config: &Config,
     sub: &str,
 ) -> Result<Response, EdgeError> {
-    let secret = |name: &str| env.secret(name).ok().map(|s| s.to_string());
-    let tokens = Tokens::parse(
-        secret("ADMIN_TOKENS").as_deref(),
-        secret("ADMIN_TOKEN").as_deref(),
-    )?;
+    let tokens = super::admin_tokens(env)?;
     tokens.authenticate(header(&req, "authorization").as_deref())?;
     let segments: Vec<&str> = sub.trim_matches('/').split('/').collect();
     let method = req.method();
