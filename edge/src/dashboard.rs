@@ -120,6 +120,57 @@ pub struct Page {
     pub audit: Value,
     /// Version history, newest first.
     pub versions: Value,
+    /// What each listed version changed against the one before it (version → lines).
+    pub diffs: Vec<(String, Vec<String>)>,
+    /// The text in the editor: the active document, or a submitted one that was refused.
+    pub document_text: String,
+    /// Why the submitted document was refused (path, message).
+    pub edit_errors: Vec<(String, String)>,
+}
+
+/// Most change lines shown for one version.
+const DIFF_LINES: usize = 12;
+
+/// What changed from `old` to `new`, one line per changed leaf (`path: old → new`), for
+/// people reading the version history; at most `DIFF_LINES` lines.
+pub fn diff(old: &Value, new: &Value) -> Vec<String> {
+    fn show(v: Option<&Value>) -> String {
+        v.map_or("(absent)".to_owned(), |v| {
+            let t = v.to_string();
+            if t.chars().count() > 60 {
+                format!("{}…", t.chars().take(60).collect::<String>())
+            } else {
+                t
+            }
+        })
+    }
+    fn walk(path: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<String>) {
+        if out.len() > DIFF_LINES || a == b {
+            return;
+        }
+        if let (Some(Value::Object(x)), Some(Value::Object(y))) = (a, b) {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                walk(&p, x.get(k), y.get(k), out);
+            }
+        } else {
+            out.push(format!("{path}: {} → {}", show(a), show(b)));
+        }
+    }
+    let mut out = Vec::new();
+    walk("", Some(old), Some(new), &mut out);
+    if out.len() > DIFF_LINES {
+        out.truncate(DIFF_LINES);
+        out.push("…".into());
+    }
+    out
 }
 
 const STYLE: &str = "body{font:15px/1.45 system-ui,sans-serif;margin:0 auto;max-width:72rem;padding:1rem;color:#1b1b1b}\
@@ -484,17 +535,54 @@ pub fn render(page: &Page) -> String {
     }
 
     // Versions and audit.
-    out.push_str("<h2 id=\"versions\">Versions</h2><table><thead><tr><th>version</th><th>activated</th><th></th></tr></thead><tbody>");
+    // Editing the whole set: validated like an admin PUT, refused with every error's path.
+    let errors = if page.edit_errors.is_empty() {
+        String::new()
+    } else {
+        let items: String = page
+            .edit_errors
+            .iter()
+            .map(|(p, m)| format!("<li><code>{}</code>: {}</li>", esc(p), esc(m)))
+            .collect();
+        format!("<div class=\"notice\" role=\"alert\"><p>Not saved:</p><ul>{items}</ul></div>")
+    };
+    out.push_str(&format!(
+        "<h2 id=\"edit\">Edit the flag set</h2>{errors}<form method=\"post\" action=\"{}/dashboard/actions/replace\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"version\" value=\"{}\">\
+         <label for=\"document\">flagd document (saved only while version <code>{}</code> is active)</label><br>\
+         <textarea id=\"document\" name=\"document\" rows=\"16\" cols=\"100\" spellcheck=\"false\">{}</textarea><br>\
+         <button type=\"submit\">Validate and save</button></form>",
+        esc(&page.prefix),
+        esc(&page.csrf),
+        esc(&page.version),
+        esc(&page.version),
+        esc(&page.document_text)
+    ));
+
+    out.push_str("<h2 id=\"versions\">Versions</h2><table><thead><tr><th>version</th><th>activated</th><th>changes</th><th></th></tr></thead><tbody>");
     for v in page.versions.as_array().into_iter().flatten().take(20) {
         let version = v.get("version").and_then(Value::as_str).unwrap_or("");
         let current = version == page.version;
+        let changes = page
+            .diffs
+            .iter()
+            .find(|(v, _)| v == version)
+            .map(|(_, lines)| {
+                lines
+                    .iter()
+                    .map(|l| format!("<code>{}</code>", esc(l)))
+                    .collect::<Vec<_>>()
+                    .join("<br>")
+            })
+            .unwrap_or_default();
         out.push_str(&format!(
-            "<tr><td><code>{}</code>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td><code>{}</code>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(version),
             if current { " (active)" } else { "" },
             v.get("activatedAtMs")
                 .and_then(Value::as_u64)
                 .map_or(String::new(), iso),
+            changes,
             if current {
                 String::new()
             } else {
@@ -592,6 +680,26 @@ mod tests {
         assert!(html.contains("no data"));
         assert!(!csp().contains("unsafe"), "{}", csp());
         assert!(csp().starts_with("default-src 'none'; style-src 'sha256-"));
+    }
+
+    #[test]
+    fn a_diff_lists_changed_leaves_with_their_paths() {
+        let old = json!({"flags": {"a": {"state": "ENABLED", "variants": {"on": true}}, "b": {"state": "ENABLED"}}});
+        let new = json!({"flags": {"a": {"state": "DISABLED", "variants": {"on": true}}, "c": {"state": "ENABLED"}}});
+        assert_eq!(
+            diff(&old, &new),
+            vec![
+                "flags.a.state: \"ENABLED\" → \"DISABLED\"",
+                "flags.b: {\"state\":\"ENABLED\"} → (absent)",
+                "flags.c: (absent) → {\"state\":\"ENABLED\"}",
+            ]
+        );
+        assert!(diff(&old, &old).is_empty());
+        let many: serde_json::Map<String, Value> =
+            (0..30).map(|i| (format!("f{i:02}"), json!(i))).collect();
+        let d = diff(&json!({}), &Value::Object(many));
+        assert_eq!(d.len(), DIFF_LINES + 1);
+        assert_eq!(d.last().map(String::as_str), Some("…"));
     }
 
     #[test]

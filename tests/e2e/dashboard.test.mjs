@@ -93,6 +93,26 @@ describe('dashboard', () => {
     const after = await (await fetch(base, { headers: { cookie } })).text();
     assert.match(after, /banner: state ENABLED -&gt; DISABLED/, 'the notice says what happened');
 
+    // Editing the set: refused with every error at its path and the text kept, then saved,
+    // and the version history shows what changed.
+    const current = await (await fetch(`${stack.edgeUrl}/__edge/flags`, { headers: admin })).json();
+    const doc = current.flagSet;
+    doc.flags['page-size'].state = 'disabled';
+    const refused = await post('/actions/replace', { csrf, version: current.version, document: JSON.stringify(doc) }, { cookie });
+    assert.equal(refused.status, 400);
+    const refusedPage = await refused.text();
+    assert.match(refusedPage, /Not saved:.*<code>flags\.page-size\.state<\/code>/s);
+    assert.match(refusedPage, /&quot;disabled&quot;/, 'the submitted text is kept');
+    doc.flags['page-size'].state = 'ENABLED';
+    doc.flags['page-size'].defaultVariant = 'large';
+    const stale = await post('/actions/replace', { csrf, version: '0000000000000000', document: JSON.stringify(doc) }, { cookie });
+    assert.equal(stale.status, 400);
+    assert.match(await stale.text(), /changed meanwhile/);
+    const saved = await post('/actions/replace', { csrf, version: current.version, document: JSON.stringify(doc) }, { cookie });
+    assert.equal(saved.status, 303);
+    const after2 = await (await fetch(base, { headers: { cookie } })).text();
+    assert.match(after2, /flags\.page-size\.defaultVariant: &quot;medium&quot; → &quot;large&quot;/);
+
     const out = await post('/actions/logout', { csrf }, { cookie });
     assert.match(out.headers.get('set-cookie'), /^ef_admin=; .*Max-Age=0/);
   });

@@ -45,7 +45,16 @@ pub async fn head(env: &Env, config: &Config, query: &HeadQuery) -> Result<HeadA
 
 /// The committed document and its version.
 pub async fn document(env: &Env, config: &Config) -> Result<Option<(String, String)>, EdgeError> {
-    call(env, config, "/document", &()).await
+    call(env, config, "/document", &Option::<String>::None).await
+}
+
+/// A version's document from the writer's history.
+pub async fn document_of(
+    env: &Env,
+    config: &Config,
+    version: &str,
+) -> Result<Option<(String, String)>, EdgeError> {
+    call(env, config, "/document", &Some(version)).await
 }
 
 pub async fn versions(env: &Env, config: &Config) -> Result<Versions, EdgeError> {

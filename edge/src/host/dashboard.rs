@@ -85,6 +85,9 @@ pub async fn handle(
             if name == "logout" {
                 return redirect(&path, Some(page::cookie(None, &path, secure)));
             }
+            if name == "replace" {
+                return replace(env, config, (actor, csrf), &form, &path).await;
+            }
             let notice = act(env, config, &actor, name, &form).await?;
             let target = worker::Url::parse_with_params("http://dashboard/", &[("notice", notice)])
                 .map_err(internal)?;
@@ -95,6 +98,50 @@ pub async fn handle(
         }
         _ => Err(EdgeError::NotFound(format!("{path}{rest}"))),
     }
+}
+
+/// Saves an edited document (with `If-Match` on the version the editor showed): a redirect
+/// with a notice, or the page again with every error at its path and the text kept.
+async fn replace(
+    env: &Env,
+    config: &Config,
+    (actor, csrf): (String, String),
+    form: &[(String, String)],
+    path: &str,
+) -> Result<Response, EdgeError> {
+    let document = field(form, "document").unwrap_or_default();
+    let version = field(form, "version").unwrap_or_default();
+    let command = Command::Replace {
+        document: document.clone(),
+    };
+    let errors: Vec<(String, String)> =
+        match control::command(env, config, &actor, Some(format!("\"{version}\"")), command).await
+        {
+            Ok(answer) => {
+                if answer.committed {
+                    if let Err(e) = super::flags::check_now(env, config).await {
+                        worker::console_error!("dashboard: could not take in the new version: {e}");
+                    }
+                }
+                let target =
+                    worker::Url::parse_with_params("http://dashboard/", &[("notice", answer.summary)])
+                        .map_err(internal)?;
+                return redirect(&format!("{path}?{}", target.query().unwrap_or("")), None);
+            }
+            Err(EdgeError::InvalidFlagSet(findings)) => findings
+                .into_iter()
+                .map(|f| (f.path, f.message))
+                .collect(),
+            Err(EdgeError::PreconditionFailed { current }) => vec![(
+                String::new(),
+                format!("the flag set changed meanwhile (now version {current}); your text is kept below — compare and save again"),
+            )],
+            Err(e) => return Err(e),
+        };
+    let mut page = gather(env, config, actor, csrf, None).await?;
+    page.document_text = document;
+    page.edit_errors = errors;
+    html(&page::render(&page), 400)
 }
 
 /// Performs one dashboard action as `actor`; the notice to show.
@@ -184,6 +231,26 @@ async fn gather(
         }
     };
     let mut rows = vec![window("last hour", &hour), window("last day", &day)];
+    // What each of the last versions changed against the one before it.
+    let history = control::versions(env, config).await?.versions;
+    let mut docs = Vec::new();
+    for entry in history.iter().take(11) {
+        let doc = control::document_of(env, config, &entry.version)
+            .await?
+            .and_then(|(_, text)| serde_json::from_str::<Value>(&text).ok());
+        docs.push((entry.version.clone(), doc));
+    }
+    let diffs = docs
+        .windows(2)
+        .filter_map(|pair| match (&pair[0], &pair[1]) {
+            ((version, Some(new)), (_, Some(old))) => Some((version.clone(), page::diff(old, new))),
+            _ => None,
+        })
+        .collect();
+    let pretty = serde_json::from_str::<Value>(&document)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| document.clone());
     rows.extend(health(&totals));
     Ok(page::Page {
         prefix: config.admin_prefix.clone(),
@@ -201,8 +268,10 @@ async fn gather(
         decisions: serde_json::to_value(&decisions).map_err(internal)?,
         audit: serde_json::to_value(control::audit(env, config, 30).await?.records)
             .map_err(internal)?,
-        versions: serde_json::to_value(control::versions(env, config).await?.versions)
-            .map_err(internal)?,
+        versions: serde_json::to_value(&history).map_err(internal)?,
+        diffs,
+        document_text: pretty,
+        edit_errors: Vec::new(),
     })
 }
 

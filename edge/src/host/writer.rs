@@ -513,7 +513,15 @@ impl FlagWriter {
                 let q: HeadQuery = body(&mut req).await?;
                 to_value(&self.head_answer(&q)?)?
             }
-            "/document" => to_value(&self.tables()?.head()?)?,
+            "/document" => {
+                // `null`: the head; a version: that version from the history.
+                let version: Option<String> = body(&mut req).await?;
+                let tables = self.tables()?;
+                match version {
+                    None => to_value(&tables.head()?)?,
+                    Some(v) => to_value(&tables.document_of(&v)?.map(|d| (v, d)))?,
+                }
+            }
             "/versions" => to_value(&self.versions()?)?,
             "/audit" => {
                 let limit: u64 = body(&mut req).await?;
