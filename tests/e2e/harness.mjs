@@ -191,6 +191,10 @@ export async function startStack({ seed = { flags: { path: DEMO_FLAGS } }, vars 
     // Every request re-checks KV, so a test's hand-written KV change is seen at once
     // (the refresh interval itself is unit-tested in edge/src/live.rs).
     REFRESH_SECONDS: '0',
+    // Unsigned visitor ids unless a test asks for signing: a developer's .dev.vars (which
+    // scripts/dev.sh fills, and wrangler reads beside the derived config) must not change
+    // what the suites see.
+    IDENTITY_KEYS: '',
     ...vars,
   };
   const edge = startChild(WRANGLER, [
