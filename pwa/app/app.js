@@ -2,7 +2,7 @@
 // (update banner, outbox of orders made offline), the orders API and the flags this visitor
 // gets. Plain browser code; the logic under test lives in the edge worker and the Rust
 // service worker.
-import { registerServiceWorker } from '/sw/register.js';
+import { registerServiceWorker, subscribePush } from '/sw/register.js';
 
 const $ = (id) => document.getElementById(id);
 let sw = null;
@@ -151,3 +151,14 @@ registerServiceWorker({
   .catch((err) => {
     $('sw-state').textContent = `failed: ${err.message}`;
   });
+
+// Web Push: subscribe on a click (browsers ask for permission only on a user gesture).
+$('push-subscribe').addEventListener('click', async () => {
+  $('push-state').textContent = '…';
+  try {
+    const { ok, status, reason } = await subscribePush();
+    $('push-state').textContent = ok ? 'subscribed' : `not subscribed (${reason || status})`;
+  } catch (err) {
+    $('push-state').textContent = `not subscribed (${err.message})`;
+  }
+});

@@ -10,6 +10,9 @@
 //   });
 //   await sw.outbox();  await sw.replay();  await sw.flags();  await sw.checkForUpdate();
 //   await sw.retry(id);  await sw.discard(id);           // decide on a held write
+//
+//   import { subscribePush } from '/sw/register.js';
+//   const { ok, reason } = await subscribePush();        // on a user gesture: Web Push
 
 /**
  * The worker's outbox state as the app sees it: `entries` still to be sent, `held` those
@@ -137,4 +140,40 @@ export async function registerServiceWorker(options = {}) {
     /** What the worker keeps for offline flags. */
     flags: () => ask(target(), { type: 'edgeflags:flags-state' }),
   };
+}
+
+/** base64url (no padding) → bytes. */
+function base64urlBytes(text) {
+  const b64 = text.replace(/-/g, '+').replace(/_/g, '/');
+  const bin = atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4));
+  return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+}
+
+/**
+ * Web Push, as the edge delivers it (README "Notifications"): asks for permission, subscribes
+ * with the edge's VAPID public key and registers the subscription with the edge, which ties it
+ * to this visitor's identity (so flag audiences can pick it). Call it from a user gesture.
+ * Resolves with `{ok, status?, reason?}`: `reason` is `unsupported`, the permission when not
+ * `granted`, or `no-key` when the edge has no VAPID key configured.
+ */
+export async function subscribePush({ prefix = '/__edge' } = {}) {
+  if (!('serviceWorker' in navigator) || !('PushManager' in self) || !('Notification' in self)) {
+    return { ok: false, reason: 'unsupported' };
+  }
+  const permission = await Notification.requestPermission();
+  if (permission !== 'granted') return { ok: false, reason: permission };
+  const keyRes = await fetch(`${prefix}/push/vapid-public-key`);
+  if (!keyRes.ok) return { ok: false, status: keyRes.status, reason: 'no-key' };
+  const { publicKey } = await keyRes.json();
+  const registration = await navigator.serviceWorker.ready;
+  const subscription = await registration.pushManager.subscribe({
+    userVisibleOnly: true,
+    applicationServerKey: base64urlBytes(publicKey),
+  });
+  const res = await fetch(`${prefix}/push/subscriptions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(subscription),
+  });
+  return { ok: res.ok, status: res.status };
 }

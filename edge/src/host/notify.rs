@@ -16,7 +16,6 @@ use worker::{
 use super::{flags, header, internal, json_with_status, now_ms, random_id};
 use crate::config::Config;
 use crate::error::EdgeError;
-use crate::identity;
 use crate::live::Active;
 use crate::notify::api::{self, Audience, Counts, Job, SendRequest, Settings};
 use crate::notify::delivery::{self, Outcome};
@@ -99,16 +98,7 @@ pub async fn public(
         (Method::Post | Method::Delete, "/push/subscriptions") => {
             super::rate_limit(env, &req, "push").await?;
             let settings = settings(env)?;
-            let secure = req.url().map(|u| u.scheme() == "https").unwrap_or(false);
-            let verified = super::jwt::verified_sub(&req, env, config).await;
-            let visitor = identity::identify(
-                &config.identity,
-                &config.identity_keys,
-                |n| header(&req, n),
-                secure,
-                random_id,
-                verified,
-            );
+            let visitor = super::jwt::visitor(&req, env, config, true).await;
             let key = visitor.key.clone().ok_or_else(|| {
                 EdgeError::TargetingKeyMissing(
                     "no visitor identity to tie the subscription to".into(),
