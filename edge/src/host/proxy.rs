@@ -80,7 +80,11 @@ pub async fn handle(
     // Validators of a bootstrapped page hold only while the visitor's flags are unchanged.
     let mut req_headers = super::cache::header_list(req.headers());
     let mut confirmed = None;
-    if let Some(tag) = &flags_tag {
+    // Only a conditional request has anything to rewrite (most requests are not: no copies).
+    let conditional = req_headers
+        .iter()
+        .any(|(n, _)| n == "if-none-match" || n == "if-modified-since");
+    if let Some(tag) = flags_tag.as_ref().filter(|_| conditional) {
         let conds = bootstrap::conditionals(&req_headers, tag);
         req_headers = conds.headers;
         confirmed = conds.confirmed;
