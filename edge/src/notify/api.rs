@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::delivery::Backoff;
+pub use super::outcome::Channel;
 use super::{b64url_decode, ece, sha256_hex};
 
 /// Largest request body of the notification endpoints.
@@ -12,6 +13,12 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// The flag that gates the push channel: sending happens only while it evaluates to
 /// `true`; the kill switch (disabling it) stops queued messages too.
 pub const PUSH_FLAG: &str = "notifications.push";
+/// The flag of the in-app channel: while it is off, the inbox shows nothing and a new
+/// notification is not put into it.
+pub const INAPP_FLAG: &str = "notifications.inapp";
+/// The flag of the e-mail channel: while it is off nothing is queued, and queued e-mails are
+/// not sent (they end as failed, "channel off").
+pub const EMAIL_FLAG: &str = "notifications.email";
 /// RFC 8030 §5.2: a TTL beyond four weeks is pointless (services cap it anyway).
 pub const MAX_TTL_SECS: u32 = 28 * 24 * 3600;
 /// TTL when the request gives none: a day.
@@ -250,10 +257,13 @@ pub fn parse_send(body: &[u8]) -> Result<SendRequest, String> {
     if r.channels.is_empty() {
         return Err("channels must name at least one channel".into());
     }
-    if let Some(c) = r.channels.iter().find(|c| c.as_str() != "push") {
+    if let Some(c) = r.channels.iter().find(|c| Channel::parse(c).is_none()) {
         return Err(format!(
-            "channel {c:?} is not available: only \"push\" is implemented (inapp and email are not yet)"
+            "channel {c:?} is unknown: channels are \"push\", \"inapp\" and \"email\""
         ));
+    }
+    if r.channel_list().len() != r.channels.len() {
+        return Err("channels must not name a channel twice".into());
     }
     if r.ttl.is_some_and(|t| t > MAX_TTL_SECS) {
         return Err(format!("ttl must be at most {MAX_TTL_SECS} seconds"));
@@ -293,6 +303,49 @@ pub fn parse_send(body: &[u8]) -> Result<SendRequest, String> {
         return Err("the message does not fit one Web Push record (about 3.9 KB)".into());
     }
     Ok(r)
+}
+
+impl SendRequest {
+    /// The requested channels (unknown names dropped: [`parse_send`] refused them).
+    pub fn channel_list(&self) -> Vec<Channel> {
+        let mut list: Vec<Channel> = self
+            .channels
+            .iter()
+            .filter_map(|c| Channel::parse(c))
+            .collect();
+        list.sort();
+        list.dedup();
+        list
+    }
+
+    pub fn has(&self, channel: Channel) -> bool {
+        self.channels.iter().any(|c| c == channel.as_str())
+    }
+}
+
+/// Whether a channel of a notification was on when it was sent (`on`) or switched off by
+/// its flag (`disabled`: nothing is sent on it, ever — re-enabling the flag does not send
+/// it later).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelState {
+    On,
+    Disabled,
+}
+
+/// The ledger's record of the channel states of a notification: a JSON object
+/// `{"push":"on","email":"disabled"}`; a record written before there were several channels
+/// holds the push channel's state alone (`on` / `disabled`).
+pub fn channel_states(stored: &str) -> std::collections::BTreeMap<Channel, ChannelState> {
+    let legacy = |s: &str| match s {
+        "on" => Some(ChannelState::On),
+        "disabled" => Some(ChannelState::Disabled),
+        _ => None,
+    };
+    if let Some(state) = legacy(stored) {
+        return [(Channel::Push, state)].into();
+    }
+    serde_json::from_str(stored).unwrap_or_default()
 }
 
 /// RFC 8030 §5.4: a Topic is at most 32 characters of the URL-safe base64 alphabet.
@@ -484,8 +537,17 @@ mod tests {
         assert!(r.audience.includes("b", |_, _| None));
         assert!(!r.audience.includes("c", |_, _| None));
         assert_eq!(r.urgency, Urgency::Normal);
+        let multi = json!({"title": "Hi", "body": "", "channels": ["inapp", "email", "push"],
+            "audience": {"targetingKeys": ["a"]}});
+        let r = parse_send(multi.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            r.channel_list(),
+            [Channel::Push, Channel::Inapp, Channel::Email]
+        );
+        assert!(r.has(Channel::Email));
         for (field, value) in [
-            ("channels", json!(["email"])),
+            ("channels", json!(["sms"])),
+            ("channels", json!(["push", "push"])),
             ("channels", json!([])),
             ("ttl", json!(MAX_TTL_SECS + 1)),
             ("tag", json!("has space")),
@@ -521,6 +583,28 @@ mod tests {
         assert_eq!(job.ttl, DEFAULT_TTL_SECS);
         let back: Job = serde_json::from_str(&serde_json::to_string(&job).unwrap()).unwrap();
         assert_eq!(back, job);
+    }
+
+    #[test]
+    fn channel_states_old_and_new() {
+        use std::collections::BTreeMap;
+        assert_eq!(
+            channel_states("on"),
+            BTreeMap::from([(Channel::Push, ChannelState::On)])
+        );
+        assert_eq!(
+            channel_states("disabled"),
+            BTreeMap::from([(Channel::Push, ChannelState::Disabled)])
+        );
+        let both = BTreeMap::from([
+            (Channel::Inapp, ChannelState::On),
+            (Channel::Email, ChannelState::Disabled),
+        ]);
+        assert_eq!(channel_states(&serde_json::to_string(&both).unwrap()), both);
+        assert!(channel_states("garbage").is_empty());
+        assert_eq!(Channel::Push.flag(), PUSH_FLAG);
+        assert_eq!(Channel::Inapp.flag(), INAPP_FLAG);
+        assert_eq!(Channel::Email.flag(), EMAIL_FLAG);
     }
 
     #[test]

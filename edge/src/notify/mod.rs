@@ -1,4 +1,4 @@
-//! Web Push notifications (issue 16, the push channel): pure policy, tested natively.
+//! Notifications (issue 16: Web Push, in-app inbox, e-mail): pure policy, tested natively.
 //!
 //! - [`ece`]: RFC 8291 / RFC 8188 `aes128gcm` — key derivation steps, record layout.
 //!   The two steps that need a private key or a cipher (ECDH, AES-GCM) run in WebCrypto
@@ -6,10 +6,16 @@
 //! - [`vapid`]: RFC 8292 — key parsing, JWT claims, signing input, `Authorization` header.
 //! - [`delivery`]: what a push-service answer means (deliver, remove, fail, retry and when).
 //! - [`api`]: request bodies, subscriptions, ids, shards, idempotency, audience, status.
+//! - [`outcome`]: the channels and the outcomes of their deliveries (one enum for counting).
+//! - [`inbox`]: the in-app channel — who sees which item (decided at read time), its shape.
+//! - [`email`]: the e-mail channel — API settings, body template, contacts, its answers.
 
 pub mod api;
 pub mod delivery;
 pub mod ece;
+pub mod email;
+pub mod inbox;
+pub mod outcome;
 pub mod vapid;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
