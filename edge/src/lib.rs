@@ -211,6 +211,9 @@ mod entry {
                 batch.retry_all();
             }
         }
+        // The batch's delivery counts: a queue invocation has no later request whose
+        // waitUntil would carry them.
+        host::metrics::flush_or_warn(&env).await;
         Ok(())
     }
 

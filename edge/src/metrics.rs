@@ -179,6 +179,141 @@ pub struct Batch {
     /// Absent in batches retained by an older worker.
     #[serde(default)]
     pub visitors: Vec<VisitorRecord>,
+    /// Notification delivery outcomes (absent in batches of an older worker).
+    #[serde(default)]
+    pub notifications: Vec<NotificationCount>,
+}
+
+/// The outcomes of a notification delivery that every channel shows (the `outcome` label),
+/// with zeros until they happen. A consumer may record other labels too (e.g. an inbox's
+/// `read`); they are counted and shown as they come.
+///
+/// - `delivered`: the channel's service took the message (push: a 2xx from the push service);
+/// - `failed`: given up — a permanent refusal, retries exhausted (dead-lettered), or the
+///   channel misconfigured (no VAPID key);
+/// - `gone`: the recipient is gone (push: 404/410, the subscription expired or was revoked,
+///   and is removed);
+/// - `retried`: one attempt failed and will be tried again (429, 5xx, unreachable) — an
+///   attempt, not a final outcome: the same delivery ends later as one of the others;
+/// - `dropped`: never attempted — the channel's kill switch was off, or the recipient
+///   unsubscribed before the attempt.
+///
+/// The consumer counts an outcome once per transition the delivery store confirms (a
+/// redelivered queue message whose delivery is settled already counts nothing), and the
+/// batches carrying the counts are de-duplicated by id, so the counters are exact under the
+/// queue's at-least-once delivery.
+pub const OUTCOMES: [&str; 5] = [DELIVERED, FAILED, "gone", "retried", "dropped"];
+pub const DELIVERED: &str = "delivered";
+pub const FAILED: &str = "failed";
+
+/// Outcomes of one channel counted in a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationCount {
+    pub channel: String,
+    pub outcome: String,
+    pub count: u64,
+}
+
+/// A channel's delivery outcomes (over all time, or since a rollout stage began):
+/// outcome label → count.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChannelDeliveries {
+    pub channel: String,
+    pub outcomes: BTreeMap<String, u64>,
+}
+
+impl ChannelDeliveries {
+    /// The count of one outcome.
+    pub fn get(&self, outcome: &str) -> u64 {
+        self.outcomes.get(outcome).copied().unwrap_or(0)
+    }
+
+    /// Adds `n` outcomes.
+    pub fn add(&mut self, outcome: &str, n: u64) {
+        let slot = self.outcomes.entry(outcome.to_owned()).or_default();
+        *slot = slot.saturating_add(n);
+    }
+
+    /// Deliveries that ended in a verdict on the channel: delivered or failed.
+    pub fn settled(&self) -> u64 {
+        self.get(DELIVERED).saturating_add(self.get(FAILED))
+    }
+
+    /// The **delivery success ratio**: `delivered / (delivered + failed)`, `None` before any
+    /// delivery ended either way.
+    ///
+    /// Only final verdicts on the channel count. `retried` is left out because it is an
+    /// attempt, not an outcome: a message delivered at its third attempt is one success,
+    /// not two failures and a success. `gone` is left out because the channel worked — the
+    /// push service answered correctly that the recipient unsubscribed or the subscription
+    /// expired (and it is removed); counting it would make the ratio measure audience churn,
+    /// and an old subscription list would hold a rollout for ever. `dropped` is left out
+    /// because nothing was attempted (the kill switch was off: switching a channel off must
+    /// not read as that channel failing). All of them are counted and shown next to the
+    /// ratio.
+    pub fn success_ratio(&self) -> Option<f64> {
+        let settled = self.settled();
+        (settled > 0).then(|| self.get(DELIVERED) as f64 / settled as f64)
+    }
+
+    /// Every outcome to show: the [`OUTCOMES`] (zeros included), then any other recorded.
+    pub fn shown(&self) -> Vec<(&str, u64)> {
+        let mut out: Vec<(&str, u64)> = OUTCOMES.iter().map(|o| (*o, self.get(o))).collect();
+        for (o, n) in &self.outcomes {
+            if !OUTCOMES.contains(&o.as_str()) {
+                out.push((o.as_str(), *n));
+            }
+        }
+        out
+    }
+
+    /// The JSON the experiment results show: `{"channel", <outcome>: n…, "deliverySuccess"}`.
+    pub fn report(&self) -> Value {
+        let mut map = serde_json::Map::new();
+        map.insert("channel".into(), Value::from(self.channel.clone()));
+        for (o, n) in self.shown() {
+            map.insert(o.to_owned(), Value::from(n));
+        }
+        map.insert(
+            "deliverySuccess".into(),
+            self.success_ratio().map_or(Value::Null, Value::from),
+        );
+        Value::Object(map)
+    }
+}
+
+/// The notification channels the edge knows: always shown, with zeros until something
+/// happens, so an alert on a channel's failures exists before its first failure. Another
+/// channel name a consumer records is counted and shown too.
+pub const CHANNELS: [&str; 3] = ["push", "inapp", "email"];
+
+/// Folds (channel, outcome, count) rows into one entry per channel: the known [`CHANNELS`]
+/// first (also when empty), then any other channel by name.
+pub fn by_channel<'a>(
+    rows: impl IntoIterator<Item = (&'a str, &'a str, u64)>,
+) -> Vec<ChannelDeliveries> {
+    let mut out: Vec<ChannelDeliveries> = CHANNELS
+        .iter()
+        .map(|c| ChannelDeliveries {
+            channel: (*c).to_owned(),
+            ..ChannelDeliveries::default()
+        })
+        .collect();
+    let mut others: BTreeMap<String, ChannelDeliveries> = BTreeMap::new();
+    for (channel, outcome, n) in rows {
+        let entry = match out.iter_mut().find(|c| c.channel == channel) {
+            Some(known) => known,
+            None => others
+                .entry(channel.to_owned())
+                .or_insert_with(|| ChannelDeliveries {
+                    channel: channel.to_owned(),
+                    ..ChannelDeliveries::default()
+                }),
+        };
+        entry.add(outcome, n);
+    }
+    out.extend(others.into_values());
+    out
 }
 
 /// Time resolutions of the timeline (per-minute and per-hour aggregates of the series, for
@@ -277,6 +412,8 @@ pub struct Recorder {
     events: BTreeMap<String, (u64, f64, BTreeSet<String>)>,
     /// (flag, variant, epoch, unit) → (saw an origin error, slowest latency bucket).
     visitors: BTreeMap<(String, String, String, String), (bool, usize)>,
+    /// (channel, outcome label) → count.
+    notifications: BTreeMap<(String, String), u64>,
     pending: u64,
     oldest_ms: Option<u64>,
     /// Batches whose delivery failed, re-sent first (same id) on the next flush.
@@ -406,6 +543,15 @@ impl Recorder {
         self.touch(now_ms);
     }
 
+    /// Counts one notification delivery outcome of `channel` (see [`OUTCOMES`]).
+    pub fn notification(&mut self, channel: &str, outcome: &str, now_ms: u64) {
+        *self
+            .notifications
+            .entry((channel.to_owned(), outcome.to_owned()))
+            .or_default() += 1;
+        self.touch(now_ms);
+    }
+
     /// Whether a batch should be sent now.
     pub fn due(&self, now_ms: u64) -> bool {
         self.pending >= MAX_PENDING_REQUESTS
@@ -454,6 +600,14 @@ impl Recorder {
                             slowest,
                         },
                     )
+                    .collect(),
+                notifications: std::mem::take(&mut self.notifications)
+                    .into_iter()
+                    .map(|((channel, outcome), count)| NotificationCount {
+                        channel,
+                        outcome,
+                        count,
+                    })
                     .collect(),
             });
         }
@@ -523,6 +677,9 @@ pub struct Totals {
     pub duplicate_batches: u64,
     /// Rollout stage (percent of the treatment) and status per flag with a plan.
     pub rollouts: Vec<(String, u32, String)>,
+    /// Notification outcomes per channel ([`by_channel`]).
+    #[serde(default)]
+    pub notifications: Vec<ChannelDeliveries>,
 }
 
 /// Escapes a label value for the Prometheus text format.
@@ -631,6 +788,31 @@ pub fn prometheus(t: &Totals) -> String {
             label(flag),
             label(status)
         );
+    }
+    let name = "edgeflags_notifications_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Notification deliveries by channel and outcome (delivered, failed, gone, retried = one failed attempt to be tried again, dropped = never attempted).\n# TYPE {name} counter"
+    );
+    for c in &t.notifications {
+        for (outcome, n) in c.shown() {
+            let _ = writeln!(
+                out,
+                "{name}{{channel=\"{}\",outcome=\"{}\"}} {n}",
+                label(&c.channel),
+                label(outcome)
+            );
+        }
+    }
+    let name = "edgeflags_notification_delivery_success_ratio";
+    let _ = writeln!(
+        out,
+        "# HELP {name} delivered / (delivered + failed) per channel since the store began; gone, retried and dropped are left out. Absent before a delivery settled.\n# TYPE {name} gauge"
+    );
+    for c in &t.notifications {
+        if let Some(r) = c.success_ratio() {
+            let _ = writeln!(out, "{name}{{channel=\"{}\"}} {r}", label(&c.channel));
+        }
     }
     let _ = writeln!(
         out,
@@ -820,6 +1002,7 @@ mod tests {
                 exposures: vec![],
                 events: vec![],
                 visitors: vec![],
+                notifications: vec![],
             })
             .collect();
         r.retain_failed(many);
@@ -871,6 +1054,11 @@ mod tests {
                 "edgeflags; fwd=uri-miss; fwd-status=503",
                 CacheOutcome::Miss,
             ),
+            // The canary's lookup missed; the stable retry's answer is served, not stored.
+            (
+                "edgeflags; fwd=uri-miss; fwd-status=200; detail=retried",
+                CacheOutcome::Miss,
+            ),
             ("", CacheOutcome::NotApplicable),
         ] {
             assert_eq!(cache_outcome(value), want, "{value}");
@@ -918,6 +1106,7 @@ mod tests {
             batches: 2,
             duplicate_batches: 1,
             rollouts: vec![("backend".into(), 10, "running".into())],
+            notifications: vec![],
         };
         let text = prometheus(&t);
         let labels = r#"flag="back\"end",variant="v2",origin="v2""#;
@@ -939,5 +1128,109 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }
+    }
+
+    #[test]
+    fn notification_outcomes_fold_per_channel_and_outcome_into_the_batch() {
+        let mut r = Recorder::default();
+        for _ in 0..3 {
+            r.notification("push", "delivered", 5);
+        }
+        r.notification("push", "retried", 5);
+        r.notification("email", "failed", 5);
+        assert!(
+            !r.due(5),
+            "a queue batch flushes by itself; 5 records are not due"
+        );
+        let b = r.take("q1".into()).remove(0);
+        let count = |channel: &str, outcome: &str, count| NotificationCount {
+            channel: channel.into(),
+            outcome: outcome.into(),
+            count,
+        };
+        assert_eq!(
+            b.notifications,
+            vec![
+                count("email", "failed", 1),
+                count("push", "delivered", 3),
+                count("push", "retried", 1)
+            ]
+        );
+        assert_eq!(b.requests(), 0);
+        assert!(r.take("q2".into()).is_empty());
+        // A batch retained by an older worker (no notifications) still parses.
+        let old: Batch = serde_json::from_str(
+            r#"{"id":"x","series":[],"exposures":[],"events":[],"visitors":[]}"#,
+        )
+        .unwrap();
+        assert!(old.notifications.is_empty());
+    }
+
+    #[test]
+    fn the_delivery_success_ratio_counts_only_delivered_and_failed() {
+        let rows = [
+            ("push", "delivered", 97),
+            ("push", "failed", 3),
+            ("push", "gone", 50),
+            ("push", "retried", 400),
+            ("push", "dropped", 9),
+            ("sms", "delivered", 1),
+            ("inapp", "read", 4),
+        ];
+        let c = by_channel(rows);
+        let names: Vec<&str> = c.iter().map(|c| c.channel.as_str()).collect();
+        assert_eq!(names, ["push", "inapp", "email", "sms"]);
+        assert_eq!(c[0].success_ratio(), Some(0.97));
+        assert_eq!(
+            c[1].success_ratio(),
+            None,
+            "nothing settled: no ratio, not 0 or 1"
+        );
+        assert_eq!(c[3].success_ratio(), Some(1.0));
+        let report = c[0].report();
+        assert_eq!(report["deliverySuccess"], 0.97);
+        assert_eq!(report["gone"], 50);
+        assert_eq!(report["dropped"], 9);
+        let inapp = c[1].report();
+        assert!(inapp["deliverySuccess"].is_null());
+        assert_eq!(
+            (inapp["read"].clone(), inapp["failed"].clone()),
+            (4.into(), 0.into())
+        );
+    }
+
+    #[test]
+    fn prometheus_shows_every_outcome_of_every_channel_and_the_ratio_once_defined() {
+        let t = Totals {
+            notifications: by_channel([
+                ("push", "delivered", 2),
+                ("push", "failed", 1),
+                ("push", "gone", 1),
+            ]),
+            ..Totals::default()
+        };
+        let text = prometheus(&t);
+        for line in [
+            "# TYPE edgeflags_notifications_total counter",
+            r#"edgeflags_notifications_total{channel="push",outcome="delivered"} 2"#,
+            r#"edgeflags_notifications_total{channel="push",outcome="failed"} 1"#,
+            r#"edgeflags_notifications_total{channel="push",outcome="gone"} 1"#,
+            r#"edgeflags_notifications_total{channel="push",outcome="retried"} 0"#,
+            r#"edgeflags_notifications_total{channel="email",outcome="dropped"} 0"#,
+            "# TYPE edgeflags_notification_delivery_success_ratio gauge",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+        }
+        let ratio = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(r#"edgeflags_notification_delivery_success_ratio{channel="push"} "#)
+            })
+            .unwrap();
+        assert!((ratio.parse::<f64>().unwrap() - 2.0 / 3.0).abs() < 1e-12);
+        assert!(
+            !text.contains(r#"edgeflags_notification_delivery_success_ratio{channel="email"}"#),
+            "no ratio before anything settled"
+        );
     }
 }

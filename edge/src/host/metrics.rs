@@ -181,6 +181,39 @@ pub struct ArmsQuery {
     pub event: Option<String>,
 }
 
+/// `POST /notifications` body: every outcome counted, or those since `sinceMs`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationsQuery {
+    #[serde(default)]
+    pub since_ms: Option<u64>,
+}
+
+/// Notification outcomes per channel (see [`crate::metrics::OUTCOMES`]).
+pub async fn notifications(
+    env: &Env,
+    since_ms: Option<u64>,
+) -> Result<Vec<crate::metrics::ChannelDeliveries>, EdgeError> {
+    call(env, "/notifications", &NotificationsQuery { since_ms }).await
+}
+
+/// Counts one notification delivery outcome (`outcome` one of [`crate::metrics::OUTCOMES`],
+/// or another label of the channel's own) of `channel` (`push`, `inapp`, `email`). Call it
+/// where the delivery store confirmed the transition, so a redelivered message counts
+/// nothing. Nothing is sent here: a fetch sends it with its next batch from `waitUntil`, and
+/// the queue handler calls [`flush_or_warn`] at the end of every batch (a queue invocation
+/// has no later request to carry it). From a fetch, pass its `ctx` so a due batch is sent.
+pub fn record_notification(env: &Env, ctx: Option<&Context>, channel: &str, outcome: &str) {
+    if !enabled(env) {
+        return;
+    }
+    let now = now_ms();
+    RECORDER.with(|r| r.borrow_mut().notification(channel, outcome, now));
+    if let Some(ctx) = ctx {
+        flush_if_due(env, ctx, now);
+    }
+}
+
 /// A rollout decision as the store keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -59,10 +59,17 @@ pub async fn results(
             "text/csv; charset=utf-8; header=present",
         );
     }
+    // Delivery outcomes per channel and the delivery-success ratio (metrics::OUTCOMES).
+    let notifications: Vec<Value> = super::metrics::notifications(env, None)
+        .await?
+        .iter()
+        .map(crate::metrics::ChannelDeliveries::report)
+        .collect();
     super::json(&json!({
         "version": version,
         "experiments": out,
         "rolloutDecisions": decisions,
+        "notifications": notifications,
     }))
 }
 

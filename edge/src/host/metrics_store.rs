@@ -5,11 +5,12 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, State};
 
-use super::metrics::{ArmCounts, ArmsQuery, DecisionRecord};
+use super::metrics::{ArmCounts, ArmsQuery, DecisionRecord, NotificationsQuery};
 use super::now_ms;
 use super::sql::{f, n, num, rows, text, v};
 use crate::metrics::{
-    Batch, Counts, Point, Resolution, SeriesKey, TimelineQuery, Totals, LATENCY_BOUNDS_MS,
+    by_channel, Batch, ChannelDeliveries, Counts, Point, Resolution, SeriesKey, TimelineQuery,
+    Totals, LATENCY_BOUNDS_MS,
 };
 
 /// The metrics store: SQLite tables of counters, keyed so that every write is an upsert.
@@ -46,6 +47,10 @@ const SCHEMA: &[&str] = &[
     // The retention deletes below run once per batch: indexed, they touch only expired rows.
     "CREATE INDEX IF NOT EXISTS units_first_at ON units (first_at)",
     "CREATE INDEX IF NOT EXISTS conversions_at ON conversions (at)",
+    // Notification delivery outcomes per channel: totals (Prometheus, results) and per
+    // minute (what a rollout gate counts since its stage began; kept 48 h like the timeline).
+    "CREATE TABLE IF NOT EXISTS notifications (channel TEXT NOT NULL, outcome TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (channel, outcome))",
+    "CREATE TABLE IF NOT EXISTS notification_minutes (t INTEGER NOT NULL, channel TEXT NOT NULL, outcome TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (t, channel, outcome))",
     "CREATE TABLE IF NOT EXISTS decisions (at INTEGER NOT NULL, flag TEXT NOT NULL, action TEXT NOT NULL, reason TEXT NOT NULL, dry_run INTEGER NOT NULL, applied INTEGER NOT NULL)",
 ];
 
@@ -181,6 +186,23 @@ impl MetricsStore {
                 vec![v(&r.flag), v(&r.epoch), v(&r.variant), v(&r.unit), n(u64::from(r.errored)), n(r.slowest as u64), n(now)],
             )?;
         }
+        let minute = Resolution::Minute.bucket(now);
+        for c in &batch.notifications {
+            sql.exec(
+                "INSERT INTO notifications VALUES (?, ?, ?) ON CONFLICT(channel, outcome) DO UPDATE SET n = n + excluded.n",
+                vec![v(&c.channel), v(&c.outcome), n(c.count)],
+            )?;
+            sql.exec(
+                "INSERT INTO notification_minutes VALUES (?, ?, ?, ?) ON CONFLICT(t, channel, outcome) DO UPDATE SET n = n + excluded.n",
+                vec![n(minute), v(&c.channel), v(&c.outcome), n(c.count)],
+            )?;
+        }
+        if !batch.notifications.is_empty() {
+            sql.exec(
+                "DELETE FROM notification_minutes WHERE t < ?",
+                vec![n(now.saturating_sub(Resolution::Minute.retention_ms()))],
+            )?;
+        }
         for e in &batch.events {
             sql.exec(
                 "INSERT INTO events VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET n = n + excluded.n, value_sum = value_sum + excluded.value_sum",
@@ -314,7 +336,29 @@ impl MetricsStore {
             batches: counter("batches")?,
             duplicate_batches: counter("duplicate_batches")?,
             rollouts: Vec::new(),
+            notifications: self.notifications(None)?,
         })
+    }
+
+    /// Notification outcomes per channel: all of them, or those counted in the minutes since
+    /// `since_ms` (the minute holding `since_ms` whole; at most the last 48 h).
+    fn notifications(&self, since_ms: Option<u64>) -> worker::Result<Vec<ChannelDeliveries>> {
+        let sql = self.sql()?;
+        let found = match since_ms {
+            None => rows(&sql, "SELECT channel, outcome, n FROM notifications", vec![])?,
+            Some(since) => rows(
+                &sql,
+                "SELECT channel, outcome, SUM(n) FROM notification_minutes WHERE t >= ? GROUP BY channel, outcome",
+                vec![n(Resolution::Minute.bucket(since))],
+            )?,
+        };
+        let found: Vec<(String, String, u64)> = found
+            .iter()
+            .map(|r| (text(&r[0]), text(&r[1]), num(&r[2])))
+            .collect();
+        Ok(by_channel(
+            found.iter().map(|(c, o, k)| (c.as_str(), o.as_str(), *k)),
+        ))
     }
 
     /// Per-variant counts of one flag in one epoch.
@@ -463,6 +507,12 @@ impl DurableObject for MetricsStore {
                 let q: ArmsQuery = body(&mut req).await?;
                 self.arms(&q).and_then(|a| {
                     serde_json::to_value(a).map_err(|e| worker::Error::RustError(e.to_string()))
+                })
+            }
+            "/notifications" => {
+                let q: NotificationsQuery = body(&mut req).await?;
+                self.notifications(q.since_ms).and_then(|c| {
+                    serde_json::to_value(c).map_err(|e| worker::Error::RustError(e.to_string()))
                 })
             }
             "/decisions/record" => {

@@ -442,7 +442,10 @@ async fn handle(msg: &Message<Value>, dead: bool, env: &Env, config: &Config, se
     if dead {
         let call = json!({"n": job.n, "s": job.s, "outcome": "failed", "reason": "dead-lettered"});
         match store(env, job.shard, "/record", call).await {
-            Ok(_) => msg.ack(),
+            Ok(answer) => {
+                count(env, &answer, "failed");
+                msg.ack()
+            }
             Err(e) => {
                 worker::console_error!("push dead-letter queue: {e}");
                 msg.retry();
@@ -466,6 +469,14 @@ async fn handle(msg: &Message<Value>, dead: bool, env: &Env, config: &Config, se
     }
 }
 
+/// Counts a delivery outcome of the push channel in the metrics, when the store says the
+/// call moved the delivery (a duplicate message's call does not).
+fn count(env: &Env, answer: &Value, outcome: &str) {
+    if answer["changed"] != false {
+        super::metrics::record_notification(env, None, "push", outcome);
+    }
+}
+
 async fn record(
     env: &Env,
     job: &Job,
@@ -473,15 +484,24 @@ async fn record(
     status: Option<u16>,
     reason: &str,
 ) -> Result<(), EdgeError> {
-    store(
+    let answer = store(
         env,
         job.shard,
         "/record",
         json!({"n": job.n, "s": job.s, "outcome": outcome, "status": status, "reason": reason}),
     )
     .await?;
+    // The kill switch's "failed" was never attempted: `dropped` in the metrics.
+    let counted = match outcome {
+        "retry" => "retried",
+        _ if reason == CHANNEL_OFF => "dropped",
+        other => other,
+    };
+    count(env, &answer, counted);
     Ok(())
 }
+
+const CHANNEL_OFF: &str = "channel off (kill switch)";
 
 async fn deliver(
     job: &Job,
@@ -492,13 +512,16 @@ async fn deliver(
     let claim = store(env, job.shard, "/claim", json!({"n": job.n, "s": job.s})).await?;
     // Delivered, gone or failed already (a duplicate message): nothing to do.
     if claim["state"] != "queued" {
+        if claim["unsubscribed"] == true {
+            super::metrics::record_notification(env, None, "push", "dropped");
+        }
         return Ok(Step::Ack);
     }
     let attempt = u32::try_from(claim["attempt"].as_u64().unwrap_or(1)).unwrap_or(u32::MAX);
     let now_secs = now_ms() / 1000;
     let active = flags::current(env, config).await?;
     if !channel_on(&active, now_secs) {
-        record(env, job, "failed", None, "channel off (kill switch)").await?;
+        record(env, job, "failed", None, CHANNEL_OFF).await?;
         return Ok(Step::Ack);
     }
     let keys = match vapid_keys(env) {

@@ -3,6 +3,11 @@
 //! hash, with the delivery rows of the notifications sent to it; a notification's own
 //! record (its request, idempotency) lives in the shard of its id's hash. Every call is one
 //! synchronous run of the object, which the runtime commits atomically.
+//!
+//! The other channels use the same class: a visitor's e-mail contact, its e-mail delivery
+//! rows and its in-app read marks live in the shard of the visitor's hash
+//! (`notify::inbox::visitor_shard`); the in-app feed (every in-app notification of the last
+//! 30 days, with its audience) in one more instance, `inbox-feed`.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -31,6 +36,17 @@ const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS deliveries_updated ON deliveries (updated)",
     "CREATE TABLE IF NOT EXISTS notifications (id TEXT PRIMARY KEY, request TEXT NOT NULL, channel TEXT NOT NULL, fanned_out INTEGER NOT NULL, created INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS notifications_created ON notifications (created)",
+    // E-mail contacts (in the shard of the visitor's hash) and one delivery row per
+    // (notification, contact): the de-duplication of at-least-once e-mail delivery.
+    "CREATE TABLE IF NOT EXISTS contacts (targeting_key TEXT PRIMARY KEY, email TEXT NOT NULL, source TEXT NOT NULL, updated INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS email_deliveries (notification TEXT NOT NULL, recipient TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL, retried INTEGER NOT NULL, last_status INTEGER, reason TEXT NOT NULL, updated INTEGER NOT NULL, PRIMARY KEY (notification, recipient))",
+    "CREATE INDEX IF NOT EXISTS email_deliveries_updated ON email_deliveries (updated)",
+    // The in-app feed (only in the `inbox-feed` object) and per-visitor marks (in the shard
+    // of the visitor's hash): fetched once (`delivered`), read (`read`, 0 = not yet).
+    "CREATE TABLE IF NOT EXISTS inbox_feed (id TEXT PRIMARY KEY, request TEXT NOT NULL, created INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS inbox_feed_created ON inbox_feed (created)",
+    "CREATE TABLE IF NOT EXISTS inbox_marks (notification TEXT NOT NULL, visitor TEXT NOT NULL, delivered INTEGER NOT NULL, read INTEGER NOT NULL, PRIMARY KEY (notification, visitor))",
+    "CREATE INDEX IF NOT EXISTS inbox_marks_delivered ON inbox_marks (delivered)",
 ];
 
 /// How long notification records and delivery rows are kept.
@@ -63,6 +79,12 @@ struct Call {
     request: String,
     #[serde(default)]
     channel: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    source: String,
+    #[serde(default)]
+    limit: u64,
 }
 
 impl PushStore {
@@ -156,7 +178,7 @@ impl PushStore {
                 )?;
                 let Some(sub) = sub.first() else {
                     sql.exec("UPDATE deliveries SET state = 'gone', reason = 'unsubscribed', updated = ? WHERE notification = ? AND subscription = ?", vec![n(now), v(&c.n), v(&c.s)])?;
-                    return Ok(json!({"state": "gone"}));
+                    return Ok(json!({"state": "gone", "unsubscribed": true}));
                 };
                 let attempt = num(&d[1]) + 1;
                 sql.exec("UPDATE deliveries SET attempts = ?, updated = ? WHERE notification = ? AND subscription = ?", vec![n(attempt), n(now), v(&c.n), v(&c.s)])?;
@@ -165,7 +187,7 @@ impl PushStore {
             }
             "/record" => {
                 let status = c.status.map(n).unwrap_or(worker::SqlStorageValue::Null);
-                match c.outcome.as_str() {
+                let cursor = match c.outcome.as_str() {
                     "retry" => sql.exec(
                         "UPDATE deliveries SET retried = retried + 1, last_status = ?, reason = ?, updated = ? WHERE notification = ? AND subscription = ? AND state = 'queued'",
                         vec![status, v(&c.reason), n(now), v(&c.n), v(&c.s)],
@@ -182,7 +204,9 @@ impl PushStore {
                     }
                     other => return Err(worker::Error::RustError(format!("unknown outcome {other}"))),
                 };
-                json!({"ok": true})
+                // Whether this call moved the delivery (a duplicate message's does not): the
+                // metrics count only moves, so they stay exact under redelivery.
+                json!({"ok": true, "changed": cursor.rows_written() > 0})
             }
             "/counts" => {
                 let mut counts = Counts::default();
@@ -245,6 +269,225 @@ impl PushStore {
                     vec![v(&c.id)],
                 )?;
                 json!({"ok": true})
+            }
+            _ => return self.handle_more(&sql, path, c, now),
+        })
+    }
+
+    /// The calls of the e-mail and in-app channels.
+    fn handle_more(
+        &self,
+        sql: &SqlStorage,
+        path: &str,
+        c: Call,
+        now: u64,
+    ) -> worker::Result<Value> {
+        let cutoff = n(now.saturating_sub(RETENTION_MS));
+        Ok(match path {
+            "/contact/put" => {
+                sql.exec(
+                    "INSERT INTO contacts VALUES (?, ?, ?, ?) ON CONFLICT(targeting_key) DO UPDATE SET email = excluded.email, source = excluded.source, updated = excluded.updated",
+                    vec![v(&c.targeting_key), v(&c.email), v(&c.source), n(now)],
+                )?;
+                json!({"ok": true})
+            }
+            "/contact/delete" => {
+                let found = !rows(
+                    sql,
+                    "SELECT 1 FROM contacts WHERE targeting_key = ?",
+                    vec![v(&c.targeting_key)],
+                )?
+                .is_empty();
+                sql.exec(
+                    "DELETE FROM contacts WHERE targeting_key = ?",
+                    vec![v(&c.targeting_key)],
+                )?;
+                json!({"removed": found})
+            }
+            "/email/audience" => {
+                let all = rows(
+                    sql,
+                    "SELECT targeting_key, email FROM contacts ORDER BY updated, targeting_key",
+                    vec![],
+                )?;
+                let contacts: Vec<Value> = all
+                    .into_iter()
+                    .filter(|r| {
+                        c.keys
+                            .as_ref()
+                            .is_none_or(|keys| keys.iter().any(|k| *k == text(&r[0])))
+                    })
+                    .map(|r| json!([r[0], r[1]]))
+                    .collect();
+                json!({"contacts": contacts})
+            }
+            "/email/enqueue" => {
+                sql.exec(
+                    "DELETE FROM email_deliveries WHERE updated < ?",
+                    vec![cutoff],
+                )?;
+                let mut fresh = Vec::new();
+                for key in &c.ids {
+                    let seen = rows(
+                        sql,
+                        "SELECT 1 FROM email_deliveries WHERE notification = ? AND recipient = ?",
+                        vec![v(&c.n), v(key)],
+                    )?;
+                    if seen.is_empty() {
+                        sql.exec("INSERT INTO email_deliveries VALUES (?, ?, 'queued', 0, 0, NULL, '', ?)", vec![v(&c.n), v(key), n(now)])?;
+                        fresh.push(key.clone());
+                    }
+                }
+                json!({"fresh": fresh})
+            }
+            "/email/unqueue" => {
+                for key in &c.ids {
+                    sql.exec("DELETE FROM email_deliveries WHERE notification = ? AND recipient = ? AND state = 'queued' AND attempts = 0", vec![v(&c.n), v(key)])?;
+                }
+                json!({"ok": true})
+            }
+            "/email/claim" => {
+                let d = rows(sql, "SELECT state, attempts FROM email_deliveries WHERE notification = ? AND recipient = ?", vec![v(&c.n), v(&c.s)])?;
+                let Some(d) = d.first() else {
+                    return Ok(json!({"state": "unknown"}));
+                };
+                if text(&d[0]) != "queued" {
+                    return Ok(json!({"state": d[0]}));
+                }
+                let contact = rows(
+                    sql,
+                    "SELECT email FROM contacts WHERE targeting_key = ?",
+                    vec![v(&c.s)],
+                )?;
+                let Some(contact) = contact.first() else {
+                    sql.exec("UPDATE email_deliveries SET state = 'gone', reason = 'contact removed', updated = ? WHERE notification = ? AND recipient = ?", vec![n(now), v(&c.n), v(&c.s)])?;
+                    return Ok(json!({"state": "gone"}));
+                };
+                let attempt = num(&d[1]) + 1;
+                sql.exec("UPDATE email_deliveries SET attempts = ?, updated = ? WHERE notification = ? AND recipient = ?", vec![n(attempt), n(now), v(&c.n), v(&c.s)])?;
+                json!({"state": "queued", "attempt": attempt, "email": contact[0]})
+            }
+            "/email/record" => {
+                let status = c.status.map(n).unwrap_or(worker::SqlStorageValue::Null);
+                match c.outcome.as_str() {
+                    "retry" => sql.exec(
+                        "UPDATE email_deliveries SET retried = retried + 1, last_status = ?, reason = ?, updated = ? WHERE notification = ? AND recipient = ? AND state = 'queued'",
+                        vec![status, v(&c.reason), n(now), v(&c.n), v(&c.s)],
+                    )?,
+                    state @ ("delivered" | "failed" | "gone") => sql.exec(
+                        "UPDATE email_deliveries SET state = ?, last_status = ?, reason = ?, updated = ? WHERE notification = ? AND recipient = ? AND state = 'queued'",
+                        vec![v(state), status, v(&c.reason), n(now), v(&c.n), v(&c.s)],
+                    )?,
+                    other => return Err(worker::Error::RustError(format!("unknown outcome {other}"))),
+                };
+                json!({"ok": true})
+            }
+            "/email/requeue" => {
+                let failed: Vec<Value> = rows(sql, "SELECT recipient FROM email_deliveries WHERE notification = ? AND state = 'failed'", vec![v(&c.n)])?
+                    .into_iter()
+                    .map(|r| r[0].clone())
+                    .collect();
+                sql.exec("UPDATE email_deliveries SET state = 'queued', attempts = 0, reason = 'manual retry', updated = ? WHERE notification = ? AND state = 'failed'", vec![n(now), v(&c.n)])?;
+                json!({"ids": failed})
+            }
+            "/email/counts" => {
+                let mut counts = Counts::default();
+                for r in rows(sql, "SELECT state, COUNT(*), SUM(retried) FROM email_deliveries WHERE notification = ? GROUP BY state", vec![v(&c.n)])? {
+                    let k = num(&r[1]);
+                    counts.targeted += k;
+                    counts.retried += num(&r[2]);
+                    match text(&r[0]).as_str() {
+                        "queued" => counts.queued += k,
+                        "delivered" => counts.delivered += k,
+                        "failed" => counts.failed += k,
+                        "gone" => counts.gone += k,
+                        _ => {}
+                    }
+                }
+                serde_json::to_value(counts).map_err(|e| worker::Error::RustError(e.to_string()))?
+            }
+            "/feed/put" => {
+                sql.exec("DELETE FROM inbox_feed WHERE created < ?", vec![cutoff])?;
+                let created =
+                    rows(sql, "SELECT 1 FROM inbox_feed WHERE id = ?", vec![v(&c.id)])?.is_empty();
+                if created {
+                    sql.exec(
+                        "INSERT INTO inbox_feed VALUES (?, ?, ?)",
+                        vec![v(&c.id), v(&c.request), n(now)],
+                    )?;
+                }
+                json!({"created": created})
+            }
+            "/feed/list" => {
+                let items: Vec<Value> = rows(
+                    sql,
+                    "SELECT id, request, created FROM inbox_feed WHERE created >= ? ORDER BY created DESC, id DESC LIMIT ?",
+                    vec![cutoff, n(c.limit.max(1))],
+                )?
+                .into_iter()
+                .map(Value::Array)
+                .collect();
+                json!({"items": items})
+            }
+            "/feed/get" => {
+                let r = rows(
+                    sql,
+                    "SELECT id, request, created FROM inbox_feed WHERE id = ?",
+                    vec![v(&c.id)],
+                )?;
+                json!({"item": r.into_iter().next().map(Value::Array)})
+            }
+            "/inbox/seen" => {
+                // The first fetch of an item is its in-app delivery; returns which are read.
+                sql.exec("DELETE FROM inbox_marks WHERE delivered < ?", vec![cutoff])?;
+                let mut read = Vec::new();
+                let mut fresh = Vec::new();
+                for id in &c.ids {
+                    let mark = rows(
+                        sql,
+                        "SELECT read FROM inbox_marks WHERE notification = ? AND visitor = ?",
+                        vec![v(id), v(&c.targeting_key)],
+                    )?;
+                    match mark.first() {
+                        Some(m) if num(&m[0]) > 0 => read.push(id.clone()),
+                        Some(_) => {}
+                        None => {
+                            sql.exec(
+                                "INSERT INTO inbox_marks VALUES (?, ?, ?, 0)",
+                                vec![v(id), v(&c.targeting_key), n(now)],
+                            )?;
+                            fresh.push(id.clone());
+                        }
+                    }
+                }
+                json!({"read": read, "fresh": fresh})
+            }
+            "/inbox/read" => {
+                let mark = rows(
+                    sql,
+                    "SELECT read FROM inbox_marks WHERE notification = ? AND visitor = ?",
+                    vec![v(&c.id), v(&c.targeting_key)],
+                )?;
+                let (fresh_delivery, fresh_read) = match mark.first() {
+                    None => {
+                        sql.exec(
+                            "INSERT INTO inbox_marks VALUES (?, ?, ?, ?)",
+                            vec![v(&c.id), v(&c.targeting_key), n(now), n(now)],
+                        )?;
+                        (true, true)
+                    }
+                    Some(m) if num(&m[0]) == 0 => {
+                        sql.exec("UPDATE inbox_marks SET read = ? WHERE notification = ? AND visitor = ?", vec![n(now), v(&c.id), v(&c.targeting_key)])?;
+                        (false, true)
+                    }
+                    Some(_) => (false, false),
+                };
+                json!({"delivered": fresh_delivery, "read": fresh_read})
+            }
+            "/inapp/counts" => {
+                let r = rows(sql, "SELECT COUNT(*), SUM(CASE WHEN read > 0 THEN 1 ELSE 0 END) FROM inbox_marks WHERE notification = ?", vec![v(&c.n)])?;
+                let r = r.first().cloned().unwrap_or_default();
+                json!({"delivered": r.first().map(num).unwrap_or(0), "read": r.get(1).map(num).unwrap_or(0)})
             }
             _ => return Err(worker::Error::RustError(format!("no such call {path}"))),
         })
