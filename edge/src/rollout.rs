@@ -21,6 +21,8 @@
 //! | `rollout.maxP99Ms` | number > 0, none | treatment p99 latency limit |
 //! | `rollout.minCacheHitRatio` | 0..=1, none | least treatment cache hit ratio (hits / (hits + misses)) to advance |
 //! | `rollout.conversionEvent` | string, none | gate: conversion not worse than control |
+//! | `rollout.minDeliverySuccess` | 0..=1, none | least notification delivery-success ratio (delivered / (delivered + failed), see `metrics::ChannelDeliveries::success_ratio`) of the gated channels since the stage began; below it the stage **holds** |
+//! | `rollout.deliveryChannel` | `push`, `inapp` or `email`, none | the one channel `minDeliverySuccess` gates; absent = every channel that settled a delivery in the stage (the worst decides). Needs `minDeliverySuccess` |
 //! | `rollout.dryRun` | boolean, false | decisions are reported but never written |
 //!
 //! The controller writes the state back into the same metadata: `rollout.stage` (index into
@@ -55,7 +57,10 @@
 //!
 //!    A rollback sets the treatment's weight to 0 and the control's to 100: every visitor is
 //!    back on the stable variant.
-//! 3. **Hold** while the stage is younger than `minDurationSeconds` or the treatment has fewer
+//!    (The delivery-success gate never rolls back: see "The delivery gate" below.)
+//! 3. **Hold** when a gated channel's delivery success is below `minDeliverySuccess` — at
+//!    once, with no minimum duration or sample, and with that as the reason.
+//!    **Hold** while the stage is younger than `minDurationSeconds` or the treatment has fewer
 //!    than `minSample` visitors (or, with a `conversionEvent`, either arm fewer than
 //!    `minSample` units): the reason says what is still missing.
 //! 4. **Advance** to the next stage when the sequential test accepts H0, the p99 is known to
@@ -80,6 +85,20 @@
 //! neither: the rule never advances on zero data. The request error rate is shown in the
 //! reasons for the dashboard but decides nothing.
 //!
+//! # The delivery gate: hold, never roll back
+//!
+//! Notification outcomes are counted per channel, not per flag variant (a notification's
+//! audience may be a list of visitors, and control and treatment share the push service), so
+//! the gate cannot tell a treatment's fault from a push service's outage. A rollback moves
+//! every visitor back and ends the rollout — the wrong answer to a vendor's bad hour, which
+//! the channel's kill switch (`notifications.push` off) is for. So the gate, like the cache
+//! hit ratio's, **holds**: the treatment's share stops growing while the channel is below
+//! the minimum, and the rollout goes on once it recovers. The ratio is a point estimate
+//! over the deliveries settled since the stage began (the minute the stage started counted
+//! whole, at most the last 48 h); with a 99 % minimum one failure holds the stage until 99
+//! more deliveries succeed. A stage with no settled delivery on a gated channel does not
+//! advance either (no evidence of delivery is not evidence of success): the reason says so.
+//!
 //! The measured counts are expected to be those of the current stage only (the metrics store
 //! starts a new epoch whenever the split changes), so each stage is judged on its own traffic.
 
@@ -89,6 +108,7 @@ use serde_json::{Map, Value};
 use crate::admin::Change;
 use crate::error::EdgeError;
 use crate::live::Finding;
+use crate::metrics::{ChannelDeliveries, CHANNELS};
 use crate::stats::{self, Uplift};
 
 const STAGES: &str = "rollout.stages";
@@ -104,12 +124,14 @@ const MAX_P99: &str = "rollout.maxP99Ms";
 const MIN_CACHE_HIT_RATIO: &str = "rollout.minCacheHitRatio";
 const CONVERSION_EVENT: &str = "rollout.conversionEvent";
 const DRY_RUN: &str = "rollout.dryRun";
+const MIN_DELIVERY_SUCCESS: &str = "rollout.minDeliverySuccess";
+const DELIVERY_CHANNEL: &str = "rollout.deliveryChannel";
 const STAGE: &str = "rollout.stage";
 const STAGE_STARTED_AT: &str = "rollout.stageStartedAt";
 const STATUS: &str = "rollout.status";
 const REASON: &str = "rollout.reason";
 
-const KNOWN_KEYS: [&str; 17] = [
+const KNOWN_KEYS: [&str; 19] = [
     STAGES,
     CONTROL,
     TREATMENT,
@@ -123,6 +145,8 @@ const KNOWN_KEYS: [&str; 17] = [
     MIN_CACHE_HIT_RATIO,
     CONVERSION_EVENT,
     DRY_RUN,
+    MIN_DELIVERY_SUCCESS,
+    DELIVERY_CHANNEL,
     STAGE,
     STAGE_STARTED_AT,
     STATUS,
@@ -161,6 +185,10 @@ pub struct Plan {
     pub max_p99_ms: Option<f64>,
     pub min_cache_hit_ratio: Option<f64>,
     pub conversion_event: Option<String>,
+    /// Least delivery-success ratio of the gated channels (see the module doc).
+    pub min_delivery_success: Option<f64>,
+    /// The one channel gated; `None` = every channel with a settled delivery.
+    pub delivery_channel: Option<String>,
     pub dry_run: bool,
 }
 
@@ -448,6 +476,28 @@ fn plan_of(key: &str, definition: &Value, errors: &mut Vec<Finding>) -> Option<(
         "a ratio between 0 and 1",
     );
     let conversion_event = r.string(CONVERSION_EVENT).map(str::to_owned);
+    let min_delivery_success = r.number(
+        MIN_DELIVERY_SUCCESS,
+        |x| (0.0..=1.0).contains(&x),
+        "a ratio between 0 and 1 (e.g. 0.99)",
+    );
+    let delivery_channel = r.string(DELIVERY_CHANNEL).and_then(|c| {
+        if !CHANNELS.contains(&c) {
+            r.fail(
+                DELIVERY_CHANNEL,
+                format!("{c:?} is not a channel; the channels are {}", CHANNELS.join(", ")),
+            );
+            None
+        } else if !meta.contains_key(MIN_DELIVERY_SUCCESS) {
+            r.fail(
+                DELIVERY_CHANNEL,
+                format!("names the channel {MIN_DELIVERY_SUCCESS} gates, and there is no {MIN_DELIVERY_SUCCESS}"),
+            );
+            None
+        } else {
+            Some(c.to_owned())
+        }
+    });
     let dry_run = r.boolean(DRY_RUN).unwrap_or(false);
 
     let stage_rule = match &stages {
@@ -513,6 +563,8 @@ fn plan_of(key: &str, definition: &Value, errors: &mut Vec<Finding>) -> Option<(
             max_p99_ms,
             min_cache_hit_ratio,
             conversion_event,
+            min_delivery_success,
+            delivery_channel,
             dry_run,
         },
         State {
@@ -608,6 +660,10 @@ pub struct Arm {
     pub units: u64,
     /// Of those, the ones who sent the conversion event.
     pub converted: u64,
+    /// Notification outcomes per channel since the stage began. They are counted per
+    /// channel, not per variant, so the controller puts them on the treatment arm, the one
+    /// the delivery gate reads (the control's are ignored).
+    pub deliveries: Vec<ChannelDeliveries>,
 }
 
 /// What the controller should do with a rollout now.
@@ -729,6 +785,14 @@ pub fn decide(
         };
     }
 
+    // The delivery gate holds at once (it never rolls back: see the module doc).
+    let delivery = delivery_gate(plan, &treatment.deliveries);
+    if let Delivery::Below(why) = &delivery {
+        return Decision::Hold {
+            reason: format!("holding: {why}"),
+        };
+    }
+
     // 3. Hold until there is enough to judge.
     let elapsed_ms = now_ms.saturating_sub(started_ms);
     let units_missing = plan.conversion_event.is_some() && conversion.is_none();
@@ -781,7 +845,15 @@ pub fn decide(
             conversion_text(u, control, treatment)
         ));
     }
-    if errors_ok && latency_ok && cache_ok {
+    let delivery_ok = match &delivery {
+        Delivery::NotGated => true,
+        Delivery::Within(text) => {
+            passed.push(text.clone());
+            true
+        }
+        Delivery::Below(_) | Delivery::Unknown(_) => false,
+    };
+    if errors_ok && latency_ok && cache_ok && delivery_ok {
         let passed = passed.join("; ");
         let next = state.stage + 1;
         return match plan.stages.get(next) {
@@ -817,6 +889,8 @@ pub fn decide(
             ms(plan.max_p99_ms.unwrap_or_default())
         )
     } else if let Err(why) = cache {
+        format!("inconclusive: {why}")
+    } else if let Delivery::Unknown(why) = delivery {
         format!("inconclusive: {why}")
     } else {
         // Above with too few visitors cannot get here: visitors ≥ min_sample by step 3.
@@ -889,6 +963,65 @@ fn cache_gate(min: Option<f64>, treatment: &Arm) -> Result<Option<String>, Strin
         Ok(Some(format!("{text} is at least {}", pct(min))))
     } else {
         Err(format!("{text} is below {}", pct(min)))
+    }
+}
+
+/// The delivery gate's outcome; the `String`s are ready for a reason sentence.
+enum Delivery {
+    /// No `minDeliverySuccess`.
+    NotGated,
+    Within(String),
+    Below(String),
+    /// No settled delivery on a gated channel in this stage.
+    Unknown(String),
+}
+
+fn delivery_text(c: &ChannelDeliveries, ratio: f64) -> String {
+    format!(
+        "{} delivery success {} ({} delivered, {} failed; {} gone, {} retried not counted)",
+        c.channel,
+        pct(ratio),
+        c.get(crate::metrics::DELIVERED),
+        c.get(crate::metrics::FAILED),
+        c.get("gone"),
+        c.get("retried")
+    )
+}
+
+/// The delivery-success gate over the stage's outcomes: the named channel, or every channel
+/// that settled a delivery (the worst decides).
+fn delivery_gate(plan: &Plan, deliveries: &[ChannelDeliveries]) -> Delivery {
+    let Some(min) = plan.min_delivery_success else {
+        return Delivery::NotGated;
+    };
+    let gated: Vec<(&ChannelDeliveries, f64)> = deliveries
+        .iter()
+        .filter(|c| {
+            plan.delivery_channel
+                .as_ref()
+                .is_none_or(|n| *n == c.channel)
+        })
+        .filter_map(|c| c.success_ratio().map(|r| (c, r)))
+        .collect();
+    let Some((worst, ratio)) = gated.iter().min_by(|a, b| a.1.total_cmp(&b.1)).copied() else {
+        let which = plan
+            .delivery_channel
+            .as_ref()
+            .map_or("any channel".to_owned(), |c| format!("the {c} channel"));
+        return Delivery::Unknown(format!(
+            "no notification delivery on {which} settled (delivered or failed) in this stage, so delivery success cannot be shown to be at least {}",
+            pct(min)
+        ));
+    };
+    let text = delivery_text(worst, ratio);
+    if ratio < min {
+        Delivery::Below(format!(
+            "{text} is below the minimum {} (rollout.minDeliverySuccess)",
+            pct(min)
+        ))
+    } else {
+        let all: Vec<String> = gated.iter().map(|(c, r)| delivery_text(c, *r)).collect();
+        Delivery::Within(format!("{} at least {}", all.join(", "), pct(min)))
     }
 }
 
@@ -1213,6 +1346,8 @@ mod tests {
             max_p99_ms: None,
             min_cache_hit_ratio: None,
             conversion_event: None,
+            min_delivery_success: None,
+            delivery_channel: None,
             dry_run: false,
         }
     }
@@ -1256,6 +1391,8 @@ mod tests {
                 "rollout.maxP99Ms": 750,
                 "rollout.minCacheHitRatio": 0.8,
                 "rollout.conversionEvent": "checkout",
+                "rollout.minDeliverySuccess": 0.99,
+                "rollout.deliveryChannel": "push",
                 "rollout.dryRun": true,
                 "rollout.stage": 1,
                 "rollout.stageStartedAt": T0,
@@ -1280,6 +1417,8 @@ mod tests {
                 max_p99_ms: Some(750.0),
                 min_cache_hit_ratio: Some(0.8),
                 conversion_event: Some("checkout".into()),
+                min_delivery_success: Some(0.99),
+                delivery_channel: Some("push".into()),
                 dry_run: true,
             }
         );
@@ -1586,6 +1725,38 @@ mod tests {
                 with_targeting(json!({"$ref": "canary_split"})),
                 "targeting",
                 no_split,
+            ),
+            (
+                "delivery success above 1",
+                backend(json!({"rollout.minDeliverySuccess": 1.5})),
+                "metadata.rollout.minDeliverySuccess",
+                "a ratio between 0 and 1",
+            ),
+            (
+                "delivery success as a percentage string",
+                backend(json!({"rollout.minDeliverySuccess": "99%"})),
+                "metadata.rollout.minDeliverySuccess",
+                "a ratio between 0 and 1",
+            ),
+            (
+                "an unknown delivery channel",
+                backend(
+                    json!({"rollout.minDeliverySuccess": 0.99, "rollout.deliveryChannel": "sms"}),
+                ),
+                "metadata.rollout.deliveryChannel",
+                r#""sms" is not a channel; the channels are push, inapp, email"#,
+            ),
+            (
+                "a delivery channel without a minimum",
+                backend(json!({"rollout.deliveryChannel": "push"})),
+                "metadata.rollout.deliveryChannel",
+                "there is no rollout.minDeliverySuccess",
+            ),
+            (
+                "a misspelt delivery key",
+                backend(json!({"rollout.minDeliverySucces": 0.99})),
+                "metadata.rollout.minDeliverySucces",
+                "unknown rollout setting",
             ),
         ]
     }
@@ -2131,6 +2302,67 @@ mod tests {
         ]);
     }
 
+    fn delivered(arm: Arm, rows: &[(&str, &str, u64)]) -> Arm {
+        Arm {
+            deliveries: crate::metrics::by_channel(rows.iter().copied()),
+            ..arm
+        }
+    }
+
+    #[test]
+    fn the_delivery_gate_holds_below_the_minimum_at_once_and_never_rolls_back() {
+        let later = T0 + 2 * HOUR_MS;
+        let gated = |p: &mut Plan| p.min_delivery_success = Some(0.99);
+        let push_only = |p: &mut Plan| {
+            p.min_delivery_success = Some(0.99);
+            p.delivery_channel = Some("push".into());
+        };
+        let healthy = arm(2000, 0);
+        check(vec![
+            case("push 99.5 %", running(0, T0), delivered(healthy.clone(), &[("push", "delivered", 199), ("push", "failed", 1)]), later)
+                .plan(gated)
+                .expect("advance", "push delivery success 99.5% (199 delivered, 1 failed; 0 gone, 0 retried not counted) at least 99.0%"),
+            case("exactly 99 %", running(0, T0), delivered(healthy.clone(), &[("push", "delivered", 99), ("push", "failed", 1)]), later)
+                .plan(gated)
+                .expect("advance", "10% → 50%"),
+            case("the last stage completes", running(2, T0), delivered(healthy.clone(), &[("email", "delivered", 5)]), later)
+                .plan(gated)
+                .expect("complete", "email delivery success 100.0%"),
+            // A failing push service: held (not rolled back), at once, before the stage's
+            // minimum duration and sample, with the ratio in the reason.
+            case("push failing, first minute", running(0, T0), delivered(arm(3, 0), &[("push", "delivered", 1), ("push", "failed", 4), ("push", "retried", 8)]), T0 + 60_000)
+                .plan(gated)
+                .expect("hold", "holding: push delivery success 20.0% (1 delivered, 4 failed; 0 gone, 8 retried not counted) is below the minimum 99.0% (rollout.minDeliverySuccess)"),
+            case("98 %", running(1, T0), delivered(healthy.clone(), &[("push", "delivered", 98), ("push", "failed", 2)]), later)
+                .plan(gated)
+                .expect("hold", "push delivery success 98.0%"),
+            // Gone, retried and dropped are not failures of the channel.
+            case("gone and retries do not count", running(0, T0), delivered(healthy.clone(), &[("push", "delivered", 10), ("push", "gone", 90), ("push", "retried", 50), ("push", "dropped", 7)]), later)
+                .plan(gated)
+                .expect("advance", "push delivery success 100.0%"),
+            // Every channel with settled deliveries is gated; the worst decides.
+            case("e-mail failing, push fine", running(0, T0), delivered(healthy.clone(), &[("push", "delivered", 500), ("email", "delivered", 9), ("email", "failed", 1)]), later)
+                .plan(gated)
+                .expect("hold", "email delivery success 90.0%"),
+            // … unless the plan names one channel.
+            case("only push is gated", running(0, T0), delivered(healthy.clone(), &[("push", "delivered", 500), ("email", "failed", 10)]), later)
+                .plan(push_only)
+                .expect("advance", "push delivery success 100.0%"),
+            case("nothing settled on push", running(0, T0), delivered(healthy.clone(), &[("email", "delivered", 10), ("push", "gone", 3)]), later)
+                .plan(push_only)
+                .expect("hold", "inconclusive: no notification delivery on the push channel settled"),
+            case("nothing settled anywhere", running(0, T0), healthy.clone(), later)
+                .plan(gated)
+                .expect("hold", "no notification delivery on any channel settled"),
+            // Safety first: a failing canary is still rolled back with a failing channel.
+            case("errors and deliveries failing", running(0, T0), delivered(arm(10, 9), &[("push", "failed", 5)]), T0 + 60_000)
+                .plan(gated)
+                .expect("rollback", "hard stop"),
+            case("not gated", running(0, T0), delivered(healthy, &[("push", "failed", 5)]), later)
+                .expect("advance", "10% → 50%"),
+        ]);
+    }
+
     proptest::proptest! {
         /// The sequential rule never advances (or completes) a stage on zero data, whatever
         /// the plan, the clock, the requests and the control arm.
@@ -2200,12 +2432,18 @@ mod tests {
                             visitor_latency: latency.clone(),
                             units,
                             converted: errors,
+                            deliveries: crate::metrics::by_channel([
+                                ("push", "delivered", requests),
+                                ("push", "failed", errors),
+                                ("email", "delivered", units),
+                            ]),
                         };
                         let control = with_units(arm(requests, 0), units, requests);
                         let mut plan = default_plan();
                         plan.max_p99_ms = Some(100.0);
                         plan.min_cache_hit_ratio = Some(0.8);
                         plan.conversion_event = Some("buy".into());
+                        plan.min_delivery_success = Some(0.99);
                         for now in [0, T0, u64::MAX] {
                             let d =
                                 decide(&plan, &running(2, T0), &control, &treatment, &BOUNDS, now);

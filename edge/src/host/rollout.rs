@@ -30,6 +30,7 @@ fn arm(arms: &[ArmCounts], variant: &str) -> rollout::Arm {
             latency: a.latency.clone(),
             units: a.units,
             converted: a.converted,
+            deliveries: Vec::new(),
         })
         .unwrap_or_else(|| rollout::Arm {
             latency: vec![0; LATENCY_BOUNDS_MS.len() + 1],
@@ -112,7 +113,12 @@ pub async fn evaluate(
         )
         .await?;
         let control_arm = arm(&arms, &plan.control);
-        let treatment = arm(&arms, &plan.treatment);
+        let mut treatment = arm(&arms, &plan.treatment);
+        // Notification outcomes since the stage began, per channel (not per variant: the
+        // gate reads them from the treatment arm). Only plans with the gate ask.
+        if let (Some(_), Some(since)) = (plan.min_delivery_success, state.stage_started_ms) {
+            treatment.deliveries = metrics::notifications(env, Some(since)).await?;
+        }
         let decision = rollout::decide(
             &plan,
             &state,
@@ -176,6 +182,11 @@ pub async fn evaluate(
             "reason": reason,
             "control": arm_report(&plan.control, &control_arm),
             "treatment": arm_report(&plan.treatment, &treatment),
+            "deliveries": treatment
+                .deliveries
+                .iter()
+                .map(crate::metrics::ChannelDeliveries::report)
+                .collect::<Vec<_>>(),
         }));
     }
     Ok(json!({"at": now, "dryRun": dry_run, "rollouts": report}))
