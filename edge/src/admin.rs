@@ -62,6 +62,12 @@ impl Tokens {
         h.finalize().into()
     }
 
+    /// Whether `name` is a configured token's name (a failed dashboard sign-in records the
+    /// name tried only when it is one, so clients cannot write free text into the log).
+    pub fn has_name(&self, name: &str) -> bool {
+        self.0.iter().any(|(n, _)| n == name)
+    }
+
     /// Checks `Authorization: Bearer <token>`; returns the token's name. Every configured
     /// token is compared in constant time, and all of them are compared, so timing reveals
     /// neither the token nor which one matched.

@@ -88,6 +88,187 @@ pub fn cookie(value: Option<&str>, path: &str, secure: bool) -> String {
     }
 }
 
+/// Failed sign-ins one client (IP address) may make in a window; after that every sign-in
+/// from it, right or wrong, is answered 429 until the window ends.
+pub const SIGNIN_FAILURES: u64 = 10;
+/// The sign-in limit's window, from a client's first failure.
+pub const SIGNIN_WINDOW_MS: u64 = 15 * 60 * 1000;
+/// Failed sign-in records kept. They live apart from the change audit (whose records only
+/// admins cause), so an anonymous client can never push an admin's record out; older ones
+/// are deleted and counted.
+pub const SIGNIN_RECORDS: u64 = 200;
+/// Clients whose windows are tracked at once; past that the oldest windows are forgotten
+/// (and counted), so a spray from many addresses cannot grow storage without bound.
+pub const SIGNIN_CLIENTS: u64 = 10_000;
+
+/// One sign-in, as the worker reports it to the flag writer, which keeps the windows: the
+/// writer answers whether the client is over its limit, and records a failure.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SigninAttempt {
+    /// The client's IP address (`CF-Connecting-IP`).
+    pub client: String,
+    /// Whether the credential was right (a right one is still refused while limited).
+    pub ok: bool,
+    /// The admin token name tried, only when it is a configured name (never the secret,
+    /// never free text from the client).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Why it failed, in the edge's words.
+    pub reason: String,
+}
+
+/// The writer's answer: `retry_after_s` set while the client is limited.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SigninGate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_s: Option<u64>,
+}
+
+/// Recent failed sign-ins (newest first) and what the bounds dropped.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SigninFailures {
+    pub records: Vec<crate::store::AuditRecord>,
+    /// Failed sign-ins ever recorded.
+    pub total: u64,
+    /// Attempts refused by the limit (not recorded one by one).
+    pub limited: u64,
+    /// Records deleted past [`SIGNIN_RECORDS`], and client windows forgotten past
+    /// [`SIGNIN_CLIENTS`].
+    pub dropped: u64,
+}
+
+/// A client's current window: (start ms, failures in it).
+pub type Window = (u64, u64);
+
+/// The window that still counts at `now_ms` (an ended one counts for nothing).
+fn live(window: Option<Window>, now_ms: u64) -> Option<Window> {
+    window.filter(|(start, _)| now_ms < start.saturating_add(SIGNIN_WINDOW_MS))
+}
+
+/// Whether a client may try to sign in now: `Err(seconds to wait)` once its window holds
+/// [`SIGNIN_FAILURES`] failures.
+pub fn signin_gate(window: Option<Window>, now_ms: u64) -> Result<(), u64> {
+    match live(window, now_ms) {
+        Some((start, failures)) if failures >= SIGNIN_FAILURES => {
+            let end = start.saturating_add(SIGNIN_WINDOW_MS);
+            Err(end.saturating_sub(now_ms).div_ceil(1000).max(1))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The client's window after one more failure at `now_ms`.
+pub fn signin_failed(window: Option<Window>, now_ms: u64) -> Window {
+    match live(window, now_ms) {
+        Some((start, failures)) => (start, failures.saturating_add(1)),
+        None => (now_ms, 1),
+    }
+}
+
+/// The audit record of a failed sign-in: who is "anonymous" and the client's address, with
+/// the token name tried when it is a known one.
+pub fn signin_record(attempt: &SigninAttempt, now_ms: u64) -> crate::store::AuditRecord {
+    let client: String = attempt.client.chars().take(64).collect();
+    crate::store::AuditRecord {
+        at_ms: now_ms,
+        actor: format!("anonymous ({client})"),
+        action: "sign-in failed".into(),
+        flag: None,
+        from_version: None,
+        to_version: String::new(),
+        summary: match &attempt.name {
+            Some(name) => format!("{} (token name {name:?})", attempt.reason),
+            None => attempt.reason.clone(),
+        },
+    }
+}
+
+/// Cloudflare Access in front of the dashboard (`ACCESS_TEAM_DOMAIN`, `ACCESS_AUD`): a
+/// request carrying Access's JWT signs in as the token's e-mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    /// `https://<team>.cloudflareaccess.com`, without a trailing slash: the tokens' issuer.
+    pub team: String,
+    /// The Access application's audience tag.
+    pub aud: String,
+}
+
+impl Access {
+    /// Both variables or neither. The team domain must be https; plain http is accepted for
+    /// a loopback address only, which is what the end-to-end tests serve their keys from.
+    pub fn from_vars(team: Option<&str>, aud: Option<&str>) -> Result<Option<Self>, String> {
+        let team = team.map(str::trim).filter(|s| !s.is_empty());
+        let aud = aud.map(str::trim).filter(|s| !s.is_empty());
+        let (team, aud) = match (team, aud) {
+            (None, None) => return Ok(None),
+            (Some(t), Some(a)) => (t.trim_end_matches('/'), a),
+            _ => return Err("ACCESS_TEAM_DOMAIN and ACCESS_AUD go together".into()),
+        };
+        let loopback = ["http://127.0.0.1:", "http://localhost:"]
+            .iter()
+            .any(|p| team.starts_with(p))
+            || team == "http://127.0.0.1"
+            || team == "http://localhost";
+        let host = team.strip_prefix("https://").unwrap_or("");
+        if !(loopback || (!host.is_empty() && !host.contains(['/', '?', '#', '@']))) {
+            return Err(
+                "ACCESS_TEAM_DOMAIN must look like https://<team>.cloudflareaccess.com".into(),
+            );
+        }
+        Ok(Some(Self {
+            team: team.to_owned(),
+            aud: aud.to_owned(),
+        }))
+    }
+
+    /// Where Access publishes its signing keys (a JWKS).
+    pub fn certs_url(&self) -> String {
+        format!("{}/cdn-cgi/access/certs", self.team)
+    }
+
+    /// The token of a request: the `Cf-Access-Jwt-Assertion` header Access adds, else the
+    /// `CF_Authorization` cookie it sets in the browser.
+    pub fn assertion(header: Option<&str>, cookies: Option<&str>) -> Option<String> {
+        header
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(str::to_owned)
+            .or_else(|| {
+                crate::identity::cookie_value(cookies?, "CF_Authorization").map(str::to_owned)
+            })
+    }
+
+    /// Checks a parsed token before its signature is verified: RS256 only (what Access
+    /// signs with), `iss` = the team domain, `aud` containing the application's tag,
+    /// `exp`/`nbf`; returns the e-mail it signs in as (a service token has none and is
+    /// refused).
+    pub fn check(
+        &self,
+        token: &crate::jwt::Token,
+        now_s: u64,
+    ) -> Result<String, crate::jwt::JwtError> {
+        use crate::jwt::{check_claims, Alg, JwtError, Rules};
+        if token.alg != Alg::Rs256 {
+            return Err(JwtError::Algorithm(format!("{:?}", token.alg)));
+        }
+        let rules = Rules {
+            issuer: Some(self.team.clone()),
+            audience: Some(self.aud.clone()),
+        };
+        check_claims(&token.claims, &rules, now_s)?;
+        token
+            .claims
+            .get("email")
+            .and_then(Value::as_str)
+            .filter(|e| e.contains('@') && e.len() <= 254)
+            .map(str::to_owned)
+            .ok_or(JwtError::NoSubject)
+    }
+}
+
 /// One row of the overview: a series' health against the plan's targets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Health {
@@ -96,6 +277,136 @@ pub struct Health {
     pub error_rate: Option<f64>,
     pub p99_ms: Option<f64>,
     pub hit_ratio: Option<f64>,
+}
+
+/// Distinct units (hashed visitors) the metrics store saw in one window: all of them, and
+/// those exposed to each flag. Both counts cover the same window, so their ratio is a share.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnitCounts {
+    /// Start of the window (Unix ms); it ends now.
+    pub since_ms: u64,
+    /// Distinct units exposed to any flag.
+    pub all: u64,
+    /// (flag, distinct units exposed to it).
+    pub flags: Vec<(String, u64)>,
+}
+
+/// The window adoption is counted over: the metrics store keeps a unit for 30 days after it
+/// was first seen, so this is all it knows.
+pub const ADOPTION_WINDOW_DAYS: u64 = 30;
+
+/// One row of the overview's per-feature table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Feature {
+    pub key: String,
+    pub state: String,
+    /// The canary variant(s) and their share of the split; `None` without a split.
+    pub rollout: Option<(String, f64)>,
+    /// Distinct units exposed to the flag in the window.
+    pub exposed: u64,
+    /// `exposed / all units`; `None` while no unit was seen at all.
+    pub adoption: Option<f64>,
+    /// Proxied requests the flag routed, and the origin errors among them.
+    pub requests: u64,
+    pub errors: u64,
+}
+
+/// Exposed units as a share of all units (`None` when there are none).
+pub fn adoption(exposed: u64, all: u64) -> Option<f64> {
+    (all > 0).then(|| exposed.min(all) as f64 / all as f64)
+}
+
+/// The first `fractional` split anywhere in a targeting rule (a split may sit inside an
+/// `if`, as for a staff-first rollout).
+fn first_fractional(rule: &Value) -> Option<&Vec<Value>> {
+    match rule {
+        Value::Object(map) => map
+            .get("fractional")
+            .and_then(Value::as_array)
+            .or_else(|| map.values().find_map(first_fractional)),
+        Value::Array(items) => items.iter().find_map(first_fractional),
+        _ => None,
+    }
+}
+
+/// The rollout of a flag: which variant is the canary and what share of the split it gets.
+/// The canary is the rollout plan's treatment (`rollout.treatment`) when there is a plan,
+/// else every variant but the default. A disabled flag rolls out nothing.
+pub fn rollout(flag: &Value) -> Option<(String, f64)> {
+    let split = first_fractional(flag.get("targeting")?)?;
+    let entries: Vec<(&str, f64)> = split
+        .iter()
+        .filter_map(Value::as_array)
+        .filter_map(|e| {
+            // flagd: a missing weight is 1.
+            let weight = e.get(1).map_or(Some(1.0), Value::as_f64)?;
+            Some((e.first()?.as_str()?, weight.max(0.0)))
+        })
+        .collect();
+    let total: f64 = entries.iter().map(|(_, w)| w).sum();
+    if total <= 0.0 {
+        return None;
+    }
+    let treatment = flag
+        .pointer("/metadata/rollout.treatment")
+        .and_then(Value::as_str);
+    let default = flag.get("defaultVariant").and_then(Value::as_str);
+    let canary: Vec<&(&str, f64)> = entries
+        .iter()
+        .filter(|(v, _)| match treatment {
+            Some(t) => *v == t,
+            None => Some(*v) != default,
+        })
+        .collect();
+    let mut names: Vec<&str> = canary.iter().map(|(v, _)| *v).collect();
+    names.dedup();
+    let share = if flag.get("state").and_then(Value::as_str) == Some("ENABLED") {
+        canary.iter().map(|(_, w)| w).sum::<f64>() / total
+    } else {
+        0.0
+    };
+    Some((names.join("+"), share))
+}
+
+/// The per-feature table: every flag of the document with its state, rollout, adoption
+/// (`units`) and the requests/errors of the series it routed (`routed`: flag → (requests,
+/// errors)).
+pub fn features(
+    document: &Value,
+    units: &UnitCounts,
+    routed: &[(String, u64, u64)],
+) -> Vec<Feature> {
+    let Some(flags) = document.get("flags").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    flags
+        .iter()
+        .map(|(key, flag)| {
+            let exposed = units
+                .flags
+                .iter()
+                .find(|(f, _)| f == key)
+                .map_or(0, |(_, n)| *n);
+            let (requests, errors) = routed
+                .iter()
+                .filter(|(f, _, _)| f == key)
+                .fold((0, 0), |(r, e), (_, r2, e2)| (r + r2, e + e2));
+            Feature {
+                key: key.clone(),
+                state: flag
+                    .get("state")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_owned(),
+                rollout: rollout(flag),
+                exposed,
+                adoption: adoption(exposed, units.all),
+                requests,
+                errors,
+            }
+        })
+        .collect()
 }
 
 /// Everything the page shows.
@@ -116,10 +427,16 @@ pub struct Page {
     pub experiments: Value,
     /// Recent rollout decisions.
     pub decisions: Value,
-    /// Audit records, newest first.
+    /// Audit records, newest first (changes and failed sign-ins).
     pub audit: Value,
+    /// Failed sign-ins: recorded in total, refused by the limit, records dropped.
+    pub signin_counts: (u64, u64, u64),
     /// Version history, newest first.
     pub versions: Value,
+    /// The overview's per-feature table.
+    pub features: Vec<Feature>,
+    /// Distinct units in the adoption window (the table's denominator).
+    pub all_units: u64,
     /// What each listed version changed against the one before it (version → lines).
     pub diffs: Vec<(String, Vec<String>)>,
     /// The text in the editor: the active document, or a submitted one that was refused.
@@ -219,6 +536,8 @@ pub fn login(prefix: &str, error: Option<&str>) -> String {
     out.push_str(&format!(
         "<form method=\"post\" action=\"{p}/dashboard/login\"><label for=\"token\">Admin token</label> \
          <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" required> \
+         <label for=\"name\">Token name (optional)</label> \
+         <input id=\"name\" name=\"name\" autocomplete=\"username\"> \
          <button type=\"submit\">Sign in</button></form></main></body></html>",
         p = esc(prefix)
     ));
@@ -398,6 +717,44 @@ pub fn render(page: &Page) -> String {
         out.push_str("<p>Requests (bars) and origin errors (red) per minute, last hour:</p>");
         out.push_str(&minutes_svg(&page.minutes));
     }
+
+    // Per feature: the plan's rollout %, adoption % and errors.
+    out.push_str(&format!(
+        "<h3 id=\"features\">Per feature</h3><p>Adoption: distinct units (visitors) exposed to the flag \
+         / all {} distinct units exposed to any flag, both over the last {ADOPTION_WINDOW_DAYS} days. \
+         Rollout: the canary variant's share of the split. Errors: origin errors of the requests the flag routed.</p>\
+         <table><thead><tr><th>feature</th><th>state</th><th>rollout</th><th>adoption</th><th>requests</th><th>errors</th></tr></thead><tbody>",
+        page.all_units
+    ));
+    for f in &page.features {
+        out.push_str(&format!(
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&f.key),
+            esc(&f.state),
+            f.rollout.as_ref().map_or("— (no split)".into(), |(v, share)| format!(
+                "{:.0} % {}",
+                share * 100.0,
+                esc(v)
+            )),
+            f.adoption.map_or("—".into(), |a| format!(
+                "{:.1} % ({} units)",
+                a * 100.0,
+                f.exposed
+            )),
+            f.requests,
+            if f.requests == 0 {
+                "—".into()
+            } else {
+                format!(
+                    "{} ({}) {}",
+                    f.errors,
+                    pct(Some(f.errors as f64 / f.requests as f64)),
+                    mark(Some((f.errors as f64 / f.requests as f64) < TARGET_ERROR_RATE))
+                )
+            }
+        ));
+    }
+    out.push_str("</tbody></table>");
 
     // Flags, with the kill switch.
     out.push_str("<h2 id=\"flags\">Flags</h2><table><thead><tr><th>flag</th><th>state</th><th>variants</th><th>split</th><th>rollout</th><th>kill switch</th></tr></thead><tbody>");
@@ -596,17 +953,29 @@ pub fn render(page: &Page) -> String {
             }
         ));
     }
-    out.push_str("</tbody></table><h2 id=\"audit\">Audit</h2><table><thead><tr><th>when</th><th>who</th><th>what</th><th>flag</th><th>versions</th><th>summary</th></tr></thead><tbody>");
+    let (failed, limited, dropped) = page.signin_counts;
+    out.push_str(&format!("</tbody></table><h2 id=\"audit\">Audit</h2><p>Failed sign-ins: {failed} recorded, \
+        {limited} more refused by the limit ({SIGNIN_FAILURES} failures per address per {} minutes), {dropped} old records dropped.</p>", SIGNIN_WINDOW_MS / 60_000));
+    out.push_str("<table><thead><tr><th>when</th><th>who</th><th>what</th><th>flag</th><th>versions</th><th>summary</th></tr></thead><tbody>");
     for r in page.audit.as_array().into_iter().flatten().take(30) {
         let s = |k: &str| esc(r.get(k).and_then(Value::as_str).unwrap_or(""));
         out.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code> → <code>{}</code></td><td>{}</td></tr>",
-            r.get("atMs").and_then(Value::as_u64).map_or(String::new(), iso),
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            r.get("atMs")
+                .and_then(Value::as_u64)
+                .map_or(String::new(), iso),
             s("actor"),
             s("action"),
             s("flag"),
-            s("fromVersion"),
-            s("toVersion"),
+            if s("toVersion").is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "<code>{}</code> → <code>{}</code>",
+                    s("fromVersion"),
+                    s("toVersion")
+                )
+            },
             s("summary")
         ));
     }
@@ -700,6 +1069,167 @@ mod tests {
         let d = diff(&json!({}), &Value::Object(many));
         assert_eq!(d.len(), DIFF_LINES + 1);
         assert_eq!(d.last().map(String::as_str), Some("…"));
+    }
+
+    #[test]
+    fn adoption_is_exposed_units_over_all_units_in_one_window() {
+        assert_eq!(adoption(0, 0), None, "no units seen: no share");
+        assert_eq!(adoption(25, 100), Some(0.25));
+        assert_eq!(adoption(100, 100), Some(1.0));
+        assert_eq!(adoption(120, 100), Some(1.0), "never above 100 %");
+    }
+
+    #[test]
+    fn the_rollout_is_the_canary_share_of_the_split() {
+        let plan = json!({"state": "ENABLED", "defaultVariant": "v1",
+            "targeting": {"fractional": [["v1", 90], ["v2", 10]]},
+            "metadata": {"rollout.treatment": "v2"}});
+        assert_eq!(rollout(&plan), Some(("v2".into(), 0.1)));
+        // Without a plan: every variant but the default; a split inside an `if`; weight 1
+        // when omitted.
+        let nested = json!({"state": "ENABLED", "defaultVariant": "off",
+            "targeting": {"if": [{"$ref": "staff"}, "on", {"fractional": [["on"], ["off", 3]]}]}});
+        assert_eq!(rollout(&nested), Some(("on".into(), 0.25)));
+        let disabled = json!({"state": "DISABLED", "defaultVariant": "v1",
+            "targeting": {"fractional": [["v1", 50], ["v2", 50]]}});
+        assert_eq!(rollout(&disabled), Some(("v2".into(), 0.0)));
+        assert_eq!(
+            rollout(&json!({"state": "ENABLED", "defaultVariant": "a"})),
+            None
+        );
+        let zero = json!({"state": "ENABLED", "targeting": {"fractional": [["a", 0]]}});
+        assert_eq!(rollout(&zero), None);
+    }
+
+    #[test]
+    fn the_feature_table_joins_flags_units_and_routed_errors() {
+        let doc = json!({"flags": {
+            "backend": {"state": "ENABLED", "defaultVariant": "v1",
+                "targeting": {"fractional": [["v1", 50], ["v2", 50]]}},
+            "banner": {"state": "DISABLED", "defaultVariant": "none"}}});
+        let units = UnitCounts {
+            since_ms: 0,
+            all: 40,
+            flags: vec![("backend".into(), 30)],
+        };
+        let routed = vec![("backend".into(), 100, 1), ("backend".into(), 100, 3)];
+        let rows = features(&doc, &units, &routed);
+        assert_eq!(rows.len(), 2);
+        let b = &rows[0];
+        assert_eq!(
+            (b.key.as_str(), b.exposed, b.adoption),
+            ("backend", 30, Some(0.75))
+        );
+        assert_eq!((b.requests, b.errors), (200, 4));
+        assert_eq!(b.rollout, Some(("v2".into(), 0.5)));
+        assert_eq!((rows[1].exposed, rows[1].adoption), (0, Some(0.0)));
+        let html = render(&Page {
+            features: rows,
+            all_units: 40,
+            ..Page::default()
+        });
+        assert!(html.contains("<td>50 % v2</td><td>75.0 % (30 units)</td><td>200</td><td>4 (2.00 %) <span class=\"fail\">"), "{html}");
+        assert!(features(&json!(null), &units, &routed).is_empty());
+    }
+
+    #[test]
+    fn failed_sign_ins_are_limited_per_window_and_recorded_without_secrets() {
+        let mut w = None;
+        for i in 0..SIGNIN_FAILURES {
+            assert_eq!(
+                signin_gate(w, 1_000 + i),
+                Ok(()),
+                "failure {i} still allowed"
+            );
+            w = Some(signin_failed(w, 1_000 + i));
+        }
+        assert_eq!(w, Some((1_000, SIGNIN_FAILURES)));
+        // Limited until the window (from the first failure) ends, with the seconds to wait.
+        assert_eq!(signin_gate(w, 1_000), Err(SIGNIN_WINDOW_MS / 1000));
+        assert_eq!(signin_gate(w, 1_000 + SIGNIN_WINDOW_MS - 1), Err(1));
+        assert_eq!(signin_gate(w, 1_000 + SIGNIN_WINDOW_MS), Ok(()));
+        // A failure after the window starts a new one.
+        assert_eq!(
+            signin_failed(w, 1_000 + SIGNIN_WINDOW_MS),
+            (1_000 + SIGNIN_WINDOW_MS, 1)
+        );
+        let r = signin_record(
+            &SigninAttempt {
+                client: "203.0.113.7".into(),
+                ok: false,
+                name: Some("ops".into()),
+                reason: "wrong admin token".into(),
+            },
+            5,
+        );
+        assert_eq!(r.actor, "anonymous (203.0.113.7)");
+        assert_eq!(r.action, "sign-in failed");
+        assert_eq!(r.summary, "wrong admin token (token name \"ops\")");
+    }
+
+    #[test]
+    fn access_settings_claims_and_where_the_token_comes_from() {
+        assert_eq!(Access::from_vars(None, Some(" ")), Ok(None));
+        assert!(Access::from_vars(Some("https://t.cloudflareaccess.com"), None).is_err());
+        let a = Access::from_vars(Some("https://t.cloudflareaccess.com/"), Some("tag"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            a.certs_url(),
+            "https://t.cloudflareaccess.com/cdn-cgi/access/certs"
+        );
+        for bad in [
+            "http://t.cloudflareaccess.com",
+            "https://",
+            "https://a/b",
+            "ftp://x",
+        ] {
+            assert!(Access::from_vars(Some(bad), Some("tag")).is_err(), "{bad}");
+        }
+        assert!(Access::from_vars(Some("http://127.0.0.1:9000"), Some("tag")).is_ok());
+        assert_eq!(
+            Access::assertion(None, Some("a=1; CF_Authorization=tok")).as_deref(),
+            Some("tok")
+        );
+        assert_eq!(
+            Access::assertion(Some("h"), Some("CF_Authorization=c")).as_deref(),
+            Some("h")
+        );
+        assert_eq!(Access::assertion(None, Some("a=1")), None);
+
+        use crate::jwt::{Alg, JwtError, Token};
+        let token = |alg, claims: Value| Token {
+            alg,
+            kid: None,
+            claims,
+            signing_input: String::new(),
+            signature: Vec::new(),
+        };
+        let good = json!({"sub": "u", "email": "alice@example.com", "iss": a.team, "aud": ["tag"], "exp": 2_000});
+        assert_eq!(
+            a.check(&token(Alg::Rs256, good.clone()), 1_000),
+            Ok("alice@example.com".into())
+        );
+        assert!(matches!(
+            a.check(&token(Alg::Es256, good.clone()), 1_000),
+            Err(JwtError::Algorithm(_))
+        ));
+        assert_eq!(
+            a.check(&token(Alg::Rs256, good.clone()), 3_000),
+            Err(JwtError::Expired)
+        );
+        let mut other = good.clone();
+        other["aud"] = json!(["another-app"]);
+        assert_eq!(
+            a.check(&token(Alg::Rs256, other), 1_000),
+            Err(JwtError::Audience)
+        );
+        let mut service = good;
+        service.as_object_mut().unwrap().remove("email");
+        assert_eq!(
+            a.check(&token(Alg::Rs256, service), 1_000),
+            Err(JwtError::NoSubject)
+        );
     }
 
     #[test]

@@ -64,3 +64,22 @@ pub async fn versions(env: &Env, config: &Config) -> Result<Versions, EdgeError>
 pub async fn audit(env: &Env, config: &Config, limit: u64) -> Result<Audit, EdgeError> {
     call(env, config, "/audit", &limit).await
 }
+
+/// Reports a dashboard sign-in to the writer, which keeps the per-client limit and records a
+/// failure; the answer says whether the client must wait.
+pub async fn signin(
+    env: &Env,
+    config: &Config,
+    attempt: &crate::dashboard::SigninAttempt,
+) -> Result<crate::dashboard::SigninGate, EdgeError> {
+    call(env, config, "/signin", attempt).await
+}
+
+/// The most recent failed sign-ins and the bounds' counters.
+pub async fn signin_failures(
+    env: &Env,
+    config: &Config,
+    limit: u64,
+) -> Result<crate::dashboard::SigninFailures, EdgeError> {
+    call(env, config, "/signin/failures", &limit).await
+}

@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::control::Command;
 use crate::dashboard::{self as page, Health};
 use crate::error::EdgeError;
+use crate::jwt::JwtError;
 use crate::metrics::{Totals, LATENCY_BOUNDS_MS};
 
 /// Handles `{prefix}/dashboard{rest}`.
@@ -35,37 +36,73 @@ pub async fn handle(
     let method = req.method();
 
     match (method, rest) {
-        (Method::Get, "" | "/") => match (actor, session_value) {
-            (Some(actor), Some(session)) => {
-                let notice = url
-                    .query_pairs()
-                    .find(|(k, _)| k == "notice")
-                    .map(|(_, v)| v.into_owned());
+        (Method::Get, "" | "/") => {
+            let notice = url
+                .query_pairs()
+                .find(|(k, _)| k == "notice")
+                .map(|(_, v)| v.into_owned());
+            if let (Some(actor), Some(session)) = (actor, session_value) {
                 let csrf = page::csrf(&session, &key);
-                html(
-                    &page::render(&gather(env, config, actor, csrf, notice).await?),
-                    200,
-                )
+                return overview(env, config, actor, csrf, notice, None).await;
             }
-            _ => html(&page::login(&config.admin_prefix, None), 200),
-        },
+            // Behind Cloudflare Access: its JWT signs in without the token.
+            let access = access_settings(env)?;
+            let assertion = page::Access::assertion(
+                header(&req, "cf-access-jwt-assertion").as_deref(),
+                header(&req, "cookie").as_deref(),
+            );
+            let (Some(access), Some(assertion)) = (access, assertion) else {
+                return html(&page::login(&config.admin_prefix, None), 200);
+            };
+            match access_email(&access, &assertion).await {
+                Ok(email) => {
+                    let value = page::session(&email, now_s + page::SESSION_SECONDS, &key);
+                    let csrf = page::csrf(&value, &key);
+                    let cookie = page::cookie(Some(&value), &path, secure);
+                    overview(env, config, email, csrf, notice, Some(cookie)).await
+                }
+                Err(e) => {
+                    let attempt = page::SigninAttempt {
+                        client: client(&req),
+                        ok: false,
+                        name: None,
+                        reason: format!("Cloudflare Access token refused: {e}"),
+                    };
+                    let gate = control::signin(env, config, &attempt).await?;
+                    refused(config, &attempt.reason, gate.retry_after_s)
+                }
+            }
+        }
         (Method::Post, "/login") => {
             if !page::same_origin(header(&req, "origin").as_deref(), &own_origin) {
                 return Err(EdgeError::Forbidden("cross-origin sign-in refused".into()));
             }
             let form = form(&mut req).await?;
             let token = field(&form, "token").unwrap_or_default();
-            match tokens.authenticate(Some(&format!("Bearer {token}"))) {
-                Ok(actor) => {
+            // The optional name must match the token; only a configured name is recorded.
+            let name = field(&form, "name").filter(|n| !n.trim().is_empty());
+            let signed_in = match tokens.authenticate(Some(&format!("Bearer {token}"))) {
+                Ok(actor) if name.as_ref().is_none_or(|n| *n == actor) => Ok(actor),
+                Ok(_) => Err("the token is not that name's".to_owned()),
+                Err(EdgeError::Unauthorized) => Err("no admin token given".to_owned()),
+                Err(_) => Err("wrong admin token".to_owned()),
+            };
+            // Asked before answering, right token or not: a limited client learns nothing.
+            let attempt = page::SigninAttempt {
+                client: client(&req),
+                ok: signed_in.is_ok(),
+                name: name.filter(|n| tokens.has_name(n)),
+                reason: signed_in.clone().err().unwrap_or_default(),
+            };
+            let gate = control::signin(env, config, &attempt).await?;
+            match signed_in {
+                Ok(actor) if gate.retry_after_s.is_none() => {
                     let value = page::session(&actor, now_s + page::SESSION_SECONDS, &key);
                     redirect(&path, Some(page::cookie(Some(&value), &path, secure)))
                 }
-                Err(_) => {
+                _ => {
                     worker::console_warn!("dashboard: failed sign-in");
-                    html(
-                        &page::login(&config.admin_prefix, Some("That token is not valid.")),
-                        401,
-                    )
+                    refused(config, "That token is not valid.", gate.retry_after_s)
                 }
             }
         }
@@ -98,6 +135,85 @@ pub async fn handle(
         }
         _ => Err(EdgeError::NotFound(format!("{path}{rest}"))),
     }
+}
+
+/// The client's address as Cloudflare reports it (`unknown` outside Cloudflare's network).
+fn client(req: &Request) -> String {
+    header(req, "cf-connecting-ip").unwrap_or_else(|| "unknown".into())
+}
+
+/// `ACCESS_TEAM_DOMAIN` and `ACCESS_AUD`, when Cloudflare Access guards the dashboard.
+fn access_settings(env: &Env) -> Result<Option<page::Access>, EdgeError> {
+    let var = |n: &str| env.var(n).ok().map(|v| v.to_string());
+    page::Access::from_vars(
+        var("ACCESS_TEAM_DOMAIN").as_deref(),
+        var("ACCESS_AUD").as_deref(),
+    )
+    .map_err(EdgeError::Config)
+}
+
+/// The e-mail an Access JWT signs in as: claims first (no key fetch for an expired or
+/// foreign token), then the signature with Access's published keys.
+async fn access_email(access: &page::Access, assertion: &str) -> Result<String, JwtError> {
+    let token = crate::jwt::parse(assertion)?;
+    let email = access.check(&token, now_ms() / 1000)?;
+    super::jwt::verify_rs256(&token, &access.certs_url()).await?;
+    Ok(email)
+}
+
+/// The sign-in page again: 401, or 429 with `Retry-After` while the client is limited.
+fn refused(config: &Config, why: &str, retry_after_s: Option<u64>) -> Result<Response, EdgeError> {
+    match retry_after_s {
+        None => html(&page::login(&config.admin_prefix, Some(why)), 401),
+        Some(s) => {
+            let res = html(
+                &page::login(
+                    &config.admin_prefix,
+                    Some(&format!(
+                        "Too many failed sign-ins from your address: try again in {} minute(s).",
+                        s.div_ceil(60)
+                    )),
+                ),
+                429,
+            )?;
+            res.headers()
+                .set("retry-after", &s.to_string())
+                .map_err(internal)?;
+            Ok(res)
+        }
+    }
+}
+
+/// The overview page, with the time spent gathering and rendering it (`Server-Timing`).
+async fn overview(
+    env: &Env,
+    config: &Config,
+    actor: String,
+    csrf: String,
+    notice: Option<String>,
+    cookie: Option<String>,
+) -> Result<Response, EdgeError> {
+    let started = now_ms();
+    let data = gather(env, config, actor, csrf, notice).await?;
+    let gathered = now_ms();
+    let body = page::render(&data);
+    let res = html(&body, 200)?;
+    // Workers' clock advances only across I/O, so the render time reads as 0 ms in
+    // production; the total is what a visitor waits for.
+    res.headers()
+        .set(
+            "server-timing",
+            &format!(
+                "gather;dur={}, render;dur={}",
+                gathered.saturating_sub(started),
+                now_ms().saturating_sub(gathered)
+            ),
+        )
+        .map_err(internal)?;
+    if let Some(c) = cookie {
+        res.headers().set("set-cookie", &c).map_err(internal)?;
+    }
+    Ok(res)
 }
 
 /// Saves an edited document (with `If-Match` on the version the editor showed): a redirect
@@ -252,7 +368,23 @@ async fn gather(
         .and_then(|v| serde_json::to_string_pretty(&v).ok())
         .unwrap_or_else(|| document.clone());
     rows.extend(health(&totals));
+    let units: page::UnitCounts = super::metrics::call(
+        env,
+        "/units",
+        &now_ms().saturating_sub(page::ADOPTION_WINDOW_DAYS * 24 * 3_600_000),
+    )
+    .await?;
+    let routed: Vec<(String, u64, u64)> = totals
+        .series
+        .iter()
+        .filter(|(k, _)| !k.flag.is_empty())
+        .map(|(k, c)| (k.flag.clone(), c.requests, c.errors))
+        .collect();
+    let parsed: Value = serde_json::from_str(&document).unwrap_or(Value::Null);
+    let signins = control::signin_failures(env, config, 30).await?;
     Ok(page::Page {
+        features: page::features(&parsed, &units, &routed),
+        all_units: units.all,
         prefix: config.admin_prefix.clone(),
         actor,
         csrf,
@@ -262,12 +394,19 @@ async fn gather(
             .map(|p| (p.t, p.counts.requests, p.counts.errors))
             .collect(),
         health: rows,
-        flags: serde_json::from_str(&document).unwrap_or(Value::Null),
+        flags: parsed,
         version,
         experiments: serde_json::to_value(&experiments).map_err(internal)?,
         decisions: serde_json::to_value(&decisions).map_err(internal)?,
-        audit: serde_json::to_value(control::audit(env, config, 30).await?.records)
-            .map_err(internal)?,
+        audit: {
+            // Changes and failed sign-ins, newest first.
+            let mut records = control::audit(env, config, 30).await?.records;
+            records.extend(signins.records);
+            records.sort_by_key(|r| std::cmp::Reverse(r.at_ms));
+            records.truncate(30);
+            serde_json::to_value(records).map_err(internal)?
+        },
+        signin_counts: (signins.total, signins.limited, signins.dropped),
         versions: serde_json::to_value(&history).map_err(internal)?,
         diffs,
         document_text: pretty,

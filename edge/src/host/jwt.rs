@@ -24,12 +24,42 @@ const JWKS_MIN_INTERVAL_MS: u64 = 60 * 1000;
 
 #[derive(Default)]
 struct Jwks {
+    url: String,
     keys: Option<Value>,
     fetched_at: Option<u64>,
 }
 
 thread_local! {
-    static JWKS: RefCell<Jwks> = RefCell::new(Jwks::default());
+    /// One cache per key-set URL: `JWT_JWKS_URL` and, for the dashboard, Cloudflare Access's
+    /// certs (two at most; the URLs come from configuration, never from a request).
+    static JWKS: RefCell<Vec<Jwks>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on the cache of `url`.
+fn cache<R>(url: &str, f: impl FnOnce(&mut Jwks) -> R) -> R {
+    JWKS.with(|all| {
+        let mut all = all.borrow_mut();
+        let i = match all.iter().position(|j| j.url == url) {
+            Some(i) => i,
+            None => {
+                all.push(Jwks {
+                    url: url.to_owned(),
+                    ..Jwks::default()
+                });
+                all.len() - 1
+            }
+        };
+        f(&mut all[i])
+    })
+}
+
+/// Verifies an RS256 token's signature with a key from the key set at `jwks_url` (the
+/// dashboard's Cloudflare Access sign-in); claims are the caller's to check.
+pub async fn verify_rs256(token: &Token, jwks_url: &str) -> Result<(), JwtError> {
+    if token.alg != Alg::Rs256 {
+        return Err(JwtError::Algorithm(format!("{:?}", token.alg)));
+    }
+    verify_with(token, None, Some(jwks_url)).await
 }
 
 /// The visitor of a request: its verified JWT subject, its signed edge cookie, or — with
@@ -72,10 +102,21 @@ pub async fn verified_sub(req: &Request, env: &Env, config: &Config) -> Option<S
 }
 
 async fn verify(token: &Token, env: &Env, config: &Config) -> Result<(), JwtError> {
+    verify_with(token, Some(env), config.jwks_url.as_deref()).await
+}
+
+/// Verifies the signature: HS256 with the secret `JWT_SECRET` of `env`, RS256/ES256 with a
+/// key from the key set at `jwks_url`.
+async fn verify_with(
+    token: &Token,
+    env: Option<&Env>,
+    jwks_url: Option<&str>,
+) -> Result<(), JwtError> {
     let subtle = subtle().ok_or(JwtError::NoKey)?;
     let (key_data, format, import_alg, verify_alg) = match token.alg {
         Alg::Hs256 => {
             let secret = env
+                .ok_or(JwtError::NoKey)?
                 .secret("JWT_SECRET")
                 .map(|s| s.to_string())
                 .map_err(|_| JwtError::NoKey)?;
@@ -84,7 +125,7 @@ async fn verify(token: &Token, env: &Env, config: &Config) -> Result<(), JwtErro
             (raw, "raw", alg.clone(), alg)
         }
         Alg::Rs256 | Alg::Es256 => {
-            let jwk = key_for(token, config).await?;
+            let jwk = key_for(token, jwks_url.ok_or(JwtError::NoKey)?).await?;
             let (import, verify) = if token.alg == Alg::Rs256 {
                 let a = json!({"name": "RSASSA-PKCS1-v1_5", "hash": "SHA-256"});
                 (a.clone(), a)
@@ -133,12 +174,10 @@ async fn verify(token: &Token, env: &Env, config: &Config) -> Result<(), JwtErro
 }
 
 /// The JWK for a token, from the cached key set or — when it is stale, or lacks the token's
-/// `kid` and was not fetched within the last minute — from `JWT_JWKS_URL`.
-async fn key_for(token: &Token, config: &Config) -> Result<Value, JwtError> {
-    let url = config.jwks_url.as_deref().ok_or(JwtError::NoKey)?;
+/// `kid` and was not fetched within the last minute — from `url`.
+async fn key_for(token: &Token, url: &str) -> Result<Value, JwtError> {
     let now = now_ms();
-    let (cached, age) = JWKS.with(|j| {
-        let j = j.borrow();
+    let (cached, age) = cache(url, |j| {
         (
             j.keys
                 .as_ref()
@@ -154,7 +193,7 @@ async fn key_for(token: &Token, config: &Config) -> Result<Value, JwtError> {
     if age.is_some_and(|a| a < JWKS_MIN_INTERVAL_MS) {
         return cached.ok_or(JwtError::NoKey);
     }
-    JWKS.with(|j| j.borrow_mut().fetched_at = Some(now));
+    cache(url, |j| j.fetched_at = Some(now));
     let fetched = async {
         let mut res = Fetch::Url(url.parse().ok()?).send().await.ok()?;
         if res.status_code() != 200 {
@@ -166,7 +205,7 @@ async fn key_for(token: &Token, config: &Config) -> Result<Value, JwtError> {
     match fetched {
         Some(keys) => {
             let key = jwt::select_key(&keys, token.alg, token.kid.as_deref()).cloned();
-            JWKS.with(|j| j.borrow_mut().keys = Some(keys));
+            cache(url, |j| j.keys = Some(keys));
             key.ok_or(JwtError::NoKey)
         }
         // The key server is down: keep using what we had.

@@ -436,6 +436,32 @@ impl MetricsStore {
         Ok(arms)
     }
 
+    /// Distinct units seen since `since_ms`, overall and per flag (the dashboard's adoption).
+    /// Both counts read the same rows, so they cover the same window.
+    fn units(&self, since_ms: u64) -> worker::Result<crate::dashboard::UnitCounts> {
+        let sql = self.sql()?;
+        let all = rows(
+            &sql,
+            "SELECT COUNT(DISTINCT unit) FROM units WHERE first_at >= ?",
+            vec![n(since_ms)],
+        )?
+        .first()
+        .map_or(0, |r| num(&r[0]));
+        let flags = rows(
+            &sql,
+            "SELECT flag, COUNT(DISTINCT unit) FROM units WHERE first_at >= ? GROUP BY flag ORDER BY flag",
+            vec![n(since_ms)],
+        )?
+        .iter()
+        .map(|r| (text(&r[0]), num(&r[1])))
+        .collect();
+        Ok(crate::dashboard::UnitCounts {
+            since_ms,
+            all,
+            flags,
+        })
+    }
+
     fn record_decision(&self, d: &DecisionRecord) -> worker::Result<Value> {
         let sql = self.sql()?;
         sql.exec(
@@ -523,6 +549,12 @@ impl DurableObject for MetricsStore {
                 let q: TimelineQuery = body(&mut req).await?;
                 self.timeline(&q).and_then(|p| {
                     serde_json::to_value(p).map_err(|e| worker::Error::RustError(e.to_string()))
+                })
+            }
+            "/units" => {
+                let since_ms: u64 = body(&mut req).await?;
+                self.units(since_ms).and_then(|u| {
+                    serde_json::to_value(u).map_err(|e| worker::Error::RustError(e.to_string()))
                 })
             }
             "/decisions" => self.decisions().and_then(|d| {

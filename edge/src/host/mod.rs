@@ -12,10 +12,13 @@ pub mod metrics_api;
 pub mod metrics_store;
 pub mod notify;
 pub mod notify_crypto;
+pub mod notify_email;
+pub mod notify_inbox;
 pub mod notify_store;
 pub mod ofrep;
 pub mod proxy;
 pub mod rollout;
+pub mod signin;
 pub mod sql;
 pub mod writer;
 
