@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { startStack } from './harness.mjs';
+import { startStack, waitFor } from './harness.mjs';
 
 describe('dashboard', () => {
   let stack;
@@ -58,6 +58,44 @@ describe('dashboard', () => {
     assert.match(page, /<td>last hour<\/td><td>(\d+)<\/td>/);
     assert.ok(Number(page.match(/<td>last hour<\/td><td>(\d+)<\/td>/)[1]) >= 30);
     assert.match(page, /aria-label="requests and errors per minute"/);
+  });
+
+  test('the per-feature table: state, rollout %, adoption % (exposed units / all units) and errors', async () => {
+    // 12 fresh visitors through the proxied route (exposed to `backend`), 4 other units that
+    // only evaluate the `new-checkout` experiment over OFREP: 16 units in all.
+    for (let i = 0; i < 12; i++) {
+      const cookie = `ef_uid=${(0xada0 + i).toString(16).padStart(32, '0')}`;
+      await (await fetch(`${stack.edgeUrl}/api/version`, { headers: { cookie } })).arrayBuffer();
+    }
+    for (let i = 0; i < 4; i++) {
+      const res = await fetch(`${stack.edgeUrl}/ofrep/v1/evaluate/flags/new-checkout`, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ context: { targetingKey: `adopter-${i}` } }),
+      });
+      assert.equal(res.status, 200);
+    }
+    const cookie = await signIn();
+    const row = (html, flag) => html.match(new RegExp(`<tr><td><code>${flag}</code></td><td>(\\w+)</td><td>([^<]*)</td><td>([^<]*)</td><td>(\\d+)</td><td>(.*?)</td></tr>`));
+    let page;
+    await waitFor(async () => {
+      page = await (await fetch(base, { headers: { cookie } })).text();
+      const m = page.match(/all (\d+) distinct units/);
+      return m && Number(m[1]) >= 16 && row(page, 'new-checkout')?.[3].includes('(4 units)');
+    }, { what: 'the units to reach the metrics store', timeoutMs: 15000, intervalMs: 300 });
+    assert.match(page, /both over the last 30 days/, 'the page says which window');
+    const all = Number(page.match(/all (\d+) distinct units/)[1]);
+    const backend = row(page, 'backend');
+    assert.equal(backend[1], 'ENABLED');
+    assert.equal(backend[2], '10 % v2', 'rollout: the treatment\'s share of the split');
+    const exposed = Number(backend[3].match(/\((\d+) units\)/)[1]);
+    assert.ok(exposed >= 12, backend[3]);
+    assert.equal(backend[3], `${(exposed / all * 100).toFixed(1)} % (${exposed} units)`);
+    assert.ok(Number(backend[4]) >= 12, 'requests the flag routed');
+    assert.match(backend[5], /^0 \(0\.00 %\) <span class="pass">/, 'errors');
+    const checkout = row(page, 'new-checkout');
+    assert.equal(checkout[2], '50 % on');
+    assert.equal(checkout[3], `${(4 / all * 100).toFixed(1)} % (4 units)`);
+    assert.equal(row(page, 'theme')[2], '— (no split)');
+    assert.equal(row(page, 'notifications')[1], 'DISABLED');
   });
 
   test('sign-in: a wrong token is 401, a cross-origin form 403, the right token a strict session cookie', async () => {
@@ -115,5 +153,40 @@ describe('dashboard', () => {
 
     const out = await post('/actions/logout', { csrf }, { cookie });
     assert.match(out.headers.get('set-cookie'), /^ef_admin=; .*Max-Age=0/);
+  });
+
+  // Last in this file: it leaves this client's address limited for 15 minutes.
+  test('failed sign-ins are limited per address (429 with Retry-After, the right token too) and audited without the secret', async () => {
+    const cookie = await signIn();
+    const failures = async () => {
+      const page = await (await fetch(base, { headers: { cookie } })).text();
+      return { page, count: Number(page.match(/Failed sign-ins: (\d+) recorded/)[1]) };
+    };
+    const before = await failures();
+    // The 'wrong token' test above failed once from this address already; up to the
+    // limit (10 per 15 minutes) a wrong token is 401, after it every attempt is 429.
+    const statuses = [];
+    for (let i = 0; i < 10; i++) {
+      const res = await post('/login', { token: `wrong-secret-${i}-0123456789`, name: i === 0 ? 'admin' : `nobody-${i}` });
+      statuses.push(res.status);
+      if (res.status === 429) break;
+    }
+    assert.equal(statuses.at(-1), 429, statuses.join(','));
+    assert.ok(statuses.slice(0, -1).every((s) => s === 401), statuses.join(','));
+    const limited = await post('/login', { token: stack.adminToken });
+    assert.equal(limited.status, 429, 'the right token is refused too while limited');
+    const wait = Number(limited.headers.get('retry-after'));
+    assert.ok(wait > 0 && wait <= 900, `Retry-After ${wait}`);
+    assert.equal(limited.headers.get('set-cookie'), null);
+    assert.match(await limited.text(), /Too many failed sign-ins/);
+
+    const after = await failures();
+    assert.equal(after.count - before.count, statuses.length - 1, 'every failure before the limit is recorded, the limited ones only counted');
+    assert.match(after.page, /<td>anonymous \([^)]+\)<\/td><td>sign-in failed<\/td>/);
+    assert.match(after.page, /wrong admin token \(token name &quot;admin&quot;\)/, 'a known token name is recorded');
+    assert.ok(!after.page.includes('nobody-1'), 'an unknown name is not');
+    assert.ok(!after.page.includes('wrong-secret-'), 'never the secret');
+    assert.match(after.page, /(\d+) more refused by the limit/);
+    assert.ok(Number(after.page.match(/(\d+) more refused by the limit/)[1]) >= 1);
   });
 });
