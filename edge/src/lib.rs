@@ -166,6 +166,10 @@ mod entry {
             Some(sub) if sub.starts_with("/push/") => {
                 host::notify::public(req, env, &config, sub).await
             }
+            // The in-app inbox (issue 16): public, the visitor's own (rate-limited inside).
+            Some(sub) if sub == "/inbox" || sub.starts_with("/inbox/") => {
+                host::notify_inbox::handle(req, env, &config, sub).await
+            }
             Some(sub) if sub == "/notifications" || sub.starts_with("/notifications/") => {
                 host::rate_limit(env, &req, "admin").await?;
                 host::notify::admin(req, env, &config, sub).await

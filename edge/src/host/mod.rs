@@ -12,6 +12,8 @@ pub mod metrics_api;
 pub mod metrics_store;
 pub mod notify;
 pub mod notify_crypto;
+pub mod notify_email;
+pub mod notify_inbox;
 pub mod notify_store;
 pub mod ofrep;
 pub mod proxy;

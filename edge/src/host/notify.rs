@@ -4,6 +4,10 @@
 //!   `POST {prefix}/notifications/{id}/retry`;
 //! - the Queue consumer that encrypts (RFC 8291), signs (RFC 8292) and sends (RFC 8030).
 //!
+//! A notification may name several channels: the in-app inbox (`notify_inbox.rs`) and
+//! e-mail (`notify_email.rs`) share the ledger, the store shards, the queue and the status
+//! endpoint with push.
+//!
 //! Decisions are `crate::notify`'s; this file calls the store, the queue and the network.
 
 use edgeflags_core::Context as EvalContext;
@@ -17,9 +21,19 @@ use super::{flags, header, internal, json_with_status, now_ms, random_id};
 use crate::config::Config;
 use crate::error::EdgeError;
 use crate::live::Active;
-use crate::notify::api::{self, Audience, Counts, Job, SendRequest, Settings};
+use crate::notify::api::{
+    self, Audience, Channel, ChannelState, Counts, Job, SendRequest, Settings,
+};
 use crate::notify::delivery::{self, Outcome};
-use crate::notify::{b64url_decode, vapid};
+use crate::notify::outcome::Outcome as Observed;
+use crate::notify::{b64url_decode, inbox, vapid};
+
+/// Counts one delivery outcome of the in-app or e-mail channel in the metrics
+/// (`edgeflags_notifications_total{channel, outcome}`), once per (notification, recipient)
+/// event the store says happened.
+pub(super) fn observe(env: &Env, channel: Channel, outcome: Observed) {
+    super::metrics::record_notification(env, None, channel.as_str(), outcome.as_str());
+}
 
 /// Durable Object binding of the push store shards (wrangler.toml).
 pub const STORE_BINDING: &str = "PUSH_STORE";
@@ -29,7 +43,7 @@ pub const DLQ_BINDING: &str = "PUSH_DLQ";
 /// The dead-letter queue's name (wrangler.toml `[[queues.consumers]] dead_letter_queue`).
 pub const DLQ_NAME: &str = "edgeflags-push-dlq";
 
-fn lookup(env: &Env, name: &str) -> Option<String> {
+pub(super) fn lookup(env: &Env, name: &str) -> Option<String> {
     env.var(name)
         .ok()
         .or_else(|| env.secret(name).ok())
@@ -37,7 +51,7 @@ fn lookup(env: &Env, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-fn settings(env: &Env) -> Result<Settings, EdgeError> {
+pub(super) fn settings(env: &Env) -> Result<Settings, EdgeError> {
     Settings::from_lookup(|n| lookup(env, n)).map_err(EdgeError::Config)
 }
 
@@ -52,16 +66,22 @@ fn vapid_keys(env: &Env) -> Result<vapid::Keys, EdgeError> {
 
 /// Whether the push channel's flag is on right now.
 fn channel_on(active: &Active, now_secs: u64) -> bool {
+    flag_on(active, Channel::Push, now_secs)
+}
+
+/// Whether a channel's flag is on right now (`true` with an empty context; a missing flag
+/// is off).
+pub(super) fn flag_on(active: &Active, channel: Channel, now_secs: u64) -> bool {
     matches!(
         active
             .set
-            .evaluate(api::PUSH_FLAG, &EvalContext::empty(), now_secs)
+            .evaluate(channel.flag(), &EvalContext::empty(), now_secs)
             .value,
         Some(Value::Bool(true))
     )
 }
 
-fn variant_of(active: &Active, flag: &str, key: &str, now_secs: u64) -> Option<String> {
+pub(super) fn variant_of(active: &Active, flag: &str, key: &str, now_secs: u64) -> Option<String> {
     let mut m = serde_json::Map::new();
     m.insert("targetingKey".into(), Value::String(key.to_owned()));
     active
@@ -72,9 +92,23 @@ fn variant_of(active: &Active, flag: &str, key: &str, now_secs: u64) -> Option<S
 }
 
 /// One call to a shard of the push store.
-async fn store(env: &Env, shard: u32, path: &str, call: Value) -> Result<Value, EdgeError> {
-    let name = api::shard_name(shard);
-    super::durable_call(env, (STORE_BINDING, &name, "push store"), path, &call).await
+pub(super) async fn store(
+    env: &Env,
+    shard: u32,
+    path: &str,
+    call: Value,
+) -> Result<Value, EdgeError> {
+    store_named(env, &api::shard_name(shard), path, call).await
+}
+
+/// One call to a store object by name (a shard, or the in-app feed).
+pub(super) async fn store_named(
+    env: &Env,
+    name: &str,
+    path: &str,
+    call: Value,
+) -> Result<Value, EdgeError> {
+    super::durable_call(env, (STORE_BINDING, name, "push store"), path, &call).await
 }
 
 /// `{prefix}/push/...` (public).
@@ -160,6 +194,11 @@ pub async fn admin(
             let body = super::body(&mut req, api::MAX_BODY_BYTES).await?;
             send(env, config, &body).await
         }
+        (Method::Put | Method::Delete, ["notifications", "contacts"]) => {
+            let body = super::body(&mut req, api::MAX_BODY_BYTES).await?;
+            super::notify_email::contact(env, &body, method == Method::Put).await
+        }
+        (_, ["notifications", "contacts"]) => Err(EdgeError::MethodNotAllowed(method.to_string())),
         (Method::Get, ["notifications", id]) if api::valid_id(id) => status(env, config, id).await,
         (Method::Post, ["notifications", id, "retry"]) if api::valid_id(id) => {
             retry(env, config, id).await
@@ -176,8 +215,15 @@ pub async fn admin(
 async fn send(env: &Env, config: &Config, body: &[u8]) -> Result<Response, EdgeError> {
     let r = api::parse_send(body).map_err(EdgeError::BadRequest)?;
     let settings = settings(env)?;
-    // Refuse before anything is stored when the keys are missing.
-    vapid_keys(env)?;
+    // Refuse before anything is stored when a requested channel is not configured.
+    if r.has(Channel::Push) {
+        vapid_keys(env)?;
+    }
+    let email = if r.has(Channel::Email) {
+        Some(super::notify_email::configured(env)?)
+    } else {
+        None
+    };
     let id = api::notification_id(r.idempotency_key.as_deref(), || {
         random_id().unwrap_or_default()
     });
@@ -194,40 +240,86 @@ async fn send(env: &Env, config: &Config, body: &[u8]) -> Result<Response, EdgeE
             return Err(EdgeError::FlagNotFound(flag.clone()));
         }
     }
-    let on = channel_on(&active, now_secs);
+    // Each channel's flag, as it is at send: a channel off now is never sent on for this
+    // notification (re-enabling the flag later does not send it).
+    let states: std::collections::BTreeMap<Channel, ChannelState> = r
+        .channel_list()
+        .into_iter()
+        .map(|c| {
+            let on = flag_on(&active, c, now_secs);
+            (
+                c,
+                if on {
+                    ChannelState::On
+                } else {
+                    ChannelState::Disabled
+                },
+            )
+        })
+        .collect();
     let put = store(
         env,
         ledger,
         "/ledger/put",
         json!({"id": id, "request": serde_json::to_string(&r).map_err(internal)?,
-               "channel": if on { "on" } else { "disabled" }}),
+               "channel": serde_json::to_string(&states).map_err(internal)?}),
     )
     .await?;
     let duplicate = put["created"] == false;
     let record = &put["record"];
-    let channel = if duplicate {
-        record["channel"].as_str().unwrap_or("disabled").to_owned()
-    } else if on {
-        "on".to_owned()
+    let states = if duplicate {
+        api::channel_states(record["channel"].as_str().unwrap_or_default())
     } else {
-        "disabled".to_owned()
+        states
     };
-    let mut queued = 0;
+    let mut report = serde_json::Map::new();
+    for (channel, state) in &states {
+        report.insert(
+            channel.as_str().into(),
+            json!({"state": state, "queued": 0}),
+        );
+    }
     // A repeated request completes a fan-out an earlier one did not finish (with the
-    // request as first stored); the store queues each (notification, subscription) pair
+    // request as first stored); the stores queue each (notification, recipient) pair
     // once, so nothing is sent twice.
-    if channel == "on" && !(duplicate && record["fannedOut"] == true) {
+    if !(duplicate && record["fannedOut"] == true) {
         let stored = record["request"]
             .as_str()
             .and_then(|t| serde_json::from_str::<SendRequest>(t).ok());
         let r = stored.as_ref().unwrap_or(&r);
-        queued = fan_out(env, &settings, &active, &id, r, now_secs).await?;
+        for (channel, state) in &states {
+            if *state != ChannelState::On {
+                continue;
+            }
+            let queued = match channel {
+                Channel::Push => fan_out(env, &settings, &active, &id, r, now_secs).await?,
+                Channel::Inapp => {
+                    // One write, whatever the audience: membership is decided when a
+                    // visitor reads the inbox (`notify::inbox`).
+                    let text = serde_json::to_string(r).map_err(internal)?;
+                    let call = json!({"id": id, "request": text});
+                    store_named(env, inbox::FEED_OBJECT, "/feed/put", call).await?;
+                    0
+                }
+                Channel::Email => match &email {
+                    Some(e) => {
+                        super::notify_email::fan_out(env, &settings, e, &active, &id, r, now_secs)
+                            .await?
+                    }
+                    None => 0,
+                },
+            };
+            report.insert(
+                channel.as_str().into(),
+                json!({"state": state, "queued": queued}),
+            );
+        }
         store(env, ledger, "/ledger/done", json!({"id": id})).await?;
     }
     json_with_status(
         &json!({"id": id, "duplicate": duplicate,
                 "status": format!("{}/notifications/{id}", config.admin_prefix),
-                "channels": {"push": {"state": channel, "queued": queued}}}),
+                "channels": report}),
         202,
     )
 }
@@ -314,7 +406,7 @@ async fn send_jobs(
     Ok(sent)
 }
 
-async fn ledger(
+pub(super) async fn ledger(
     env: &Env,
     settings: &Settings,
     id: &str,
@@ -338,20 +430,47 @@ async fn ledger(
 async fn status(env: &Env, config: &Config, id: &str) -> Result<Response, EdgeError> {
     let settings = settings(env)?;
     let (record, r) = ledger(env, &settings, id).await?;
-    let mut counts = Counts::default();
-    for shard in 0..settings.shards {
-        let c: Counts =
-            serde_json::from_value(store(env, shard, "/counts", json!({"n": id})).await?)
-                .map_err(internal)?;
-        counts += c;
-    }
+    let states = api::channel_states(record["channel"].as_str().unwrap_or_default());
     let active = flags::current(env, config).await?;
-    let mut push = serde_json::to_value(counts).map_err(internal)?;
-    push["state"] = record["channel"].clone();
-    push["enabled"] = Value::Bool(channel_on(&active, now_ms() / 1000));
+    let now_secs = now_ms() / 1000;
+    let mut channels = serde_json::Map::new();
+    for channel in r.channel_list() {
+        let mut out = match channel {
+            // In-app: delivered = visitors whose inbox fetched it, read = marked read.
+            // Nobody is targeted in advance (membership is decided at read time).
+            Channel::Inapp => {
+                let (mut delivered, mut read) = (0, 0);
+                for shard in 0..settings.shards {
+                    let c = store(env, shard, "/inapp/counts", json!({"n": id})).await?;
+                    delivered += c["delivered"].as_u64().unwrap_or(0);
+                    read += c["read"].as_u64().unwrap_or(0);
+                }
+                json!({"delivered": delivered, "read": read})
+            }
+            Channel::Push | Channel::Email => {
+                let path = if channel == Channel::Push {
+                    "/counts"
+                } else {
+                    "/email/counts"
+                };
+                let mut counts = Counts::default();
+                for shard in 0..settings.shards {
+                    let c = store(env, shard, path, json!({"n": id})).await?;
+                    counts += serde_json::from_value::<Counts>(c).map_err(internal)?;
+                }
+                serde_json::to_value(counts).map_err(internal)?
+            }
+        };
+        out["state"] = json!(states
+            .get(&channel)
+            .copied()
+            .unwrap_or(ChannelState::Disabled));
+        out["enabled"] = Value::Bool(flag_on(&active, channel, now_secs));
+        channels.insert(channel.as_str().into(), out);
+    }
     super::json(
         &json!({"id": id, "createdMs": record["createdMs"], "title": r.title,
-        "idempotencyKey": r.idempotency_key, "channels": {"push": push}}),
+        "idempotencyKey": r.idempotency_key, "channels": channels}),
     )
 }
 
@@ -359,12 +478,49 @@ async fn retry(env: &Env, config: &Config, id: &str) -> Result<Response, EdgeErr
     let settings = settings(env)?;
     let (_, r) = ledger(env, &settings, id).await?;
     let active = flags::current(env, config).await?;
-    if !channel_on(&active, now_ms() / 1000) {
+    let now_secs = now_ms() / 1000;
+    let queued: Vec<Channel> = r
+        .channel_list()
+        .into_iter()
+        .filter(|c| c.queued())
+        .collect();
+    let on: Vec<Channel> = queued
+        .iter()
+        .copied()
+        .filter(|c| flag_on(&active, *c, now_secs))
+        .collect();
+    if on.is_empty() {
+        let flags: Vec<&str> = queued.iter().map(|c| c.flag()).collect();
         return Err(EdgeError::Conflict(format!(
-            "the push channel is off (flag {:?})",
-            api::PUSH_FLAG
+            "the channels of this notification that can be retried are off (flags {flags:?})"
         )));
     }
+    let mut per_channel = serde_json::Map::new();
+    let mut requeued = 0;
+    for channel in on {
+        let n = match channel {
+            Channel::Push => retry_push(env, &settings, id, &r).await?,
+            Channel::Email => {
+                let email = super::notify_email::configured(env)?;
+                super::notify_email::requeue(env, &settings, &email, id, &r).await?
+            }
+            Channel::Inapp => 0,
+        };
+        requeued += n;
+        per_channel.insert(channel.as_str().into(), json!(n));
+    }
+    json_with_status(
+        &json!({"id": id, "requeued": requeued, "channels": per_channel}),
+        202,
+    )
+}
+
+async fn retry_push(
+    env: &Env,
+    settings: &Settings,
+    id: &str,
+    r: &SendRequest,
+) -> Result<u64, EdgeError> {
     let queue = env
         .queue(QUEUE_BINDING)
         .map_err(|e| EdgeError::Config(format!("{QUEUE_BINDING}: {e}")))?;
@@ -373,7 +529,7 @@ async fn retry(env: &Env, config: &Config, id: &str) -> Result<Response, EdgeErr
         let ids = store(env, shard, "/requeue", json!({"n": id})).await?;
         // Pairs that did not reach the queue go back to `failed`, where a later retry
         // finds them.
-        match send_jobs(&queue, id, &r, shard, &ids["ids"]).await {
+        match send_jobs(&queue, id, r, shard, &ids["ids"]).await {
             Ok(n) => requeued += n,
             Err((sent, e)) => {
                 let unsent: Vec<&Value> = ids["ids"]
@@ -393,11 +549,11 @@ async fn retry(env: &Env, config: &Config, id: &str) -> Result<Response, EdgeErr
             }
         }
     }
-    json_with_status(&json!({"id": id, "requeued": requeued}), 202)
+    Ok(requeued)
 }
 
 /// What to do with a queue message after an attempt.
-enum Step {
+pub(super) enum Step {
     Ack,
     Retry(u32),
 }
@@ -434,6 +590,9 @@ pub async fn consume(batch: MessageBatch<Value>, env: &Env, config: &Config) {
 
 /// One queue message: a delivery attempt, or (from the dead-letter queue) its failure.
 async fn handle(msg: &Message<Value>, dead: bool, env: &Env, config: &Config, settings: &Settings) {
+    if crate::notify::email::Job::is_email(msg.body()) {
+        return super::notify_email::handle(msg, dead, env, config, settings).await;
+    }
     let Ok(job) = serde_json::from_value::<Job>(msg.body().clone()) else {
         worker::console_error!("push queue: dropping a message that is not a job");
         msg.ack();

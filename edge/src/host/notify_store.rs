@@ -361,7 +361,7 @@ impl PushStore {
                 )?;
                 let Some(contact) = contact.first() else {
                     sql.exec("UPDATE email_deliveries SET state = 'gone', reason = 'contact removed', updated = ? WHERE notification = ? AND recipient = ?", vec![n(now), v(&c.n), v(&c.s)])?;
-                    return Ok(json!({"state": "gone"}));
+                    return Ok(json!({"state": "gone", "removed": true}));
                 };
                 let attempt = num(&d[1]) + 1;
                 sql.exec("UPDATE email_deliveries SET attempts = ?, updated = ? WHERE notification = ? AND recipient = ?", vec![n(attempt), n(now), v(&c.n), v(&c.s)])?;
@@ -369,7 +369,7 @@ impl PushStore {
             }
             "/email/record" => {
                 let status = c.status.map(n).unwrap_or(worker::SqlStorageValue::Null);
-                match c.outcome.as_str() {
+                let cursor = match c.outcome.as_str() {
                     "retry" => sql.exec(
                         "UPDATE email_deliveries SET retried = retried + 1, last_status = ?, reason = ?, updated = ? WHERE notification = ? AND recipient = ? AND state = 'queued'",
                         vec![status, v(&c.reason), n(now), v(&c.n), v(&c.s)],
@@ -380,7 +380,7 @@ impl PushStore {
                     )?,
                     other => return Err(worker::Error::RustError(format!("unknown outcome {other}"))),
                 };
-                json!({"ok": true})
+                json!({"ok": true, "changed": cursor.rows_written() > 0})
             }
             "/email/requeue" => {
                 let failed: Vec<Value> = rows(sql, "SELECT recipient FROM email_deliveries WHERE notification = ? AND state = 'failed'", vec![v(&c.n)])?

@@ -1,7 +1,8 @@
 //! Channels and the outcomes of their deliveries, in one place: every outcome the edge
 //! records for a notification (a push answered, an e-mail accepted, an inbox item fetched
 //! or read) is one of these, so a metrics recorder counts them from one hook
-//! (`host::notify::observe`) with the same labels the status endpoint uses.
+//! (`host::notify::observe`, which feeds `edgeflags_notifications_total{channel, outcome}`)
+//! with the labels the status endpoint and `crate::metrics` use.
 
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +63,9 @@ pub enum Outcome {
     Retried,
     /// In-app: the visitor marked the item read.
     Read,
+    /// Never attempted: the channel's kill switch was off, or the recipient went away
+    /// (unsubscribed, contact removed) before the attempt.
+    Dropped,
 }
 
 impl Outcome {
@@ -74,6 +78,7 @@ impl Outcome {
             Self::Gone => "gone",
             Self::Retried => "retried",
             Self::Read => "read",
+            Self::Dropped => "dropped",
         }
     }
 
@@ -128,5 +133,6 @@ mod tests {
         assert_eq!(Outcome::Failed.success(), Some(false));
         assert_eq!(Outcome::Gone.success(), None);
         assert_eq!(Outcome::Read.as_str(), "read");
+        assert_eq!(Outcome::Dropped.success(), None);
     }
 }
