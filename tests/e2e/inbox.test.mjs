@@ -3,6 +3,7 @@
 // records every request and answers what the test scripts. Every wait polls the status
 // endpoint or the e-mail service's log; nothing asserts timings.
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -283,5 +284,65 @@ describe('in-app inbox and e-mail through workerd', () => {
     const forged = await fetch(`${stack.edgeUrl}/__edge/inbox`, { headers: { cookie: 'ef_uid=../../etc' } });
     assert.equal(forged.status, 200, 'a malformed id is a new visitor');
     assert.deepEqual((await forged.json()).items, []);
+  });
+});
+
+// The visitor's own address from a verified JWT `email` claim (IDENTITY_SOURCE=jwt, HS256).
+describe('an address from a verified JWT', () => {
+  const SECRET = 'e2e-jwt-secret-0123456789abcdef';
+  const b64 = (x) => Buffer.from(JSON.stringify(x)).toString('base64url');
+  const token = (claims, secret = SECRET) => {
+    const input = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ exp: Math.floor(Date.now() / 1000) + 300, ...claims })}`;
+    return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
+  };
+  const bearer = (t) => ({ authorization: `Bearer ${t}` });
+  let jwtStack;
+
+  before(async () => {
+    jwtStack = await startStack({
+      seed: { flags: { path: DEMO_FLAGS } },
+      vars: {
+        IDENTITY_SOURCE: 'jwt',
+        JWT_SECRET: SECRET,
+        EMAIL_API_URL: email.url,
+        EMAIL_API_HOSTS: '127.0.0.1',
+        EMAIL_FROM: 'shop@example.test',
+        EMAIL_API_AUTH: 'Bearer e2e-mail-key',
+        EMAIL_BODY_TEMPLATE: TEMPLATE,
+        PUSH_SHARDS: '2',
+        PUSH_RETRY_BASE_SECONDS: '0',
+      },
+    });
+  });
+  after(async () => {
+    await jwtStack?.stop();
+  });
+
+  test('the verified claim is registered; a forged or unverified one is not', async () => {
+    const url = `${jwtStack.edgeUrl}/__edge/inbox/email`;
+    const forged = await fetch(url, { method: 'POST', headers: bearer(token({ sub: 'jwt-1', email: 'victim@mail.example.test' }, 'wrong-secret-0123456789abcdef')) });
+    assert.equal(forged.status, 403);
+    const unverified = await fetch(url, { method: 'POST', headers: bearer(token({ sub: 'jwt-1', email: 'x@mail.example.test', email_verified: false })) });
+    assert.equal(unverified.status, 400);
+    const ok = await fetch(url, { method: 'POST', headers: bearer(token({ sub: 'jwt-1', email: 'jwt-1@mail.example.test', email_verified: true })) });
+    assert.equal(ok.status, 204, await ok.text());
+
+    const post = async (body) => {
+      const res = await fetch(`${jwtStack.edgeUrl}/__edge/notifications`, {
+        method: 'POST', headers: admin, body: JSON.stringify({ body: '', channels: ['inapp', 'email'], audience: { targetingKeys: ['jwt-1'] }, ...body }),
+      });
+      assert.equal(res.status, 202);
+      return res.json();
+    };
+    const sent = await post({ title: 'Signed in' });
+    assert.equal(sent.channels.email.queued, 1);
+    await waitFor(() => email.for(sent.id, 202).length === 1 || null, { what: 'the e-mail to the JWT address', timeoutMs: 60000, intervalMs: 200 });
+    assert.deepEqual(email.for(sent.id).map((r) => r.to), ['jwt-1@mail.example.test']);
+    const box = await fetch(`${jwtStack.edgeUrl}/__edge/inbox`, { headers: bearer(token({ sub: 'jwt-1' })) });
+    assert.deepEqual((await box.json()).items.map((i) => i.id), [sent.id]);
+
+    const removed = await fetch(url, { method: 'DELETE', headers: bearer(token({ sub: 'jwt-1' })) });
+    assert.equal(removed.status, 204);
+    assert.equal((await post({ title: 'After removal' })).channels.email.queued, 0);
   });
 });
