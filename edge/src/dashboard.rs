@@ -496,7 +496,8 @@ table{border-collapse:collapse;width:100%;display:block;overflow-x:auto}th,td{te
 .pass{color:#116329;font-weight:600}.fail{color:#a40e26;font-weight:600}.na{color:#666}\
 button{font:inherit;padding:.2rem .7rem;cursor:pointer}button:focus,a:focus,summary:focus{outline:3px solid #0969da}\
 .danger{background:#a40e26;color:#fff;border:0}.notice{background:#fff8c5;padding:.5rem}\
-form{display:inline}code{font-size:.85em}svg text{font-size:11px}";
+form{display:inline}code{font-size:.85em}svg text{font-size:11px}\
+svg{max-width:100%;height:auto}textarea{width:100%;box-sizing:border-box}";
 
 /// The stylesheet, and its CSP hash source (`'sha256-…'`), so the page needs no
 /// `'unsafe-inline'`.
@@ -721,7 +722,8 @@ pub fn render(page: &Page) -> String {
     // Per feature: the plan's rollout %, adoption % and errors.
     out.push_str(&format!(
         "<h3 id=\"features\">Per feature</h3><p>Adoption: distinct units (visitors) exposed to the flag \
-         / all {} distinct units exposed to any flag, both over the last {ADOPTION_WINDOW_DAYS} days. \
+         / all {} distinct units exposed to any flag, both over the last {ADOPTION_WINDOW_DAYS} days \
+         (exposures are recorded for the flag that routes proxied requests and for experiments). \
          Rollout: the canary variant's share of the split. Errors: origin errors of the requests the flag routed.</p>\
          <table><thead><tr><th>feature</th><th>state</th><th>rollout</th><th>adoption</th><th>requests</th><th>errors</th></tr></thead><tbody>",
         page.all_units
@@ -736,11 +738,12 @@ pub fn render(page: &Page) -> String {
                 share * 100.0,
                 esc(v)
             )),
-            f.adoption.map_or("—".into(), |a| format!(
-                "{:.1} % ({} units)",
-                a * 100.0,
-                f.exposed
-            )),
+            // Exposures are recorded for the proxied route's flag and for experiments only:
+            // none recorded is "not measured", not 0 %.
+            match f.adoption {
+                Some(a) if f.exposed > 0 => format!("{:.1} % ({} units)", a * 100.0, f.exposed),
+                _ => "— (no exposures recorded)".into(),
+            },
             f.requests,
             if f.requests == 0 {
                 "—".into()
@@ -1129,6 +1132,7 @@ mod tests {
             ..Page::default()
         });
         assert!(html.contains("<td>50 % v2</td><td>75.0 % (30 units)</td><td>200</td><td>4 (2.00 %) <span class=\"fail\">"), "{html}");
+        assert!(html.contains("<td>— (no exposures recorded)</td>"));
         assert!(features(&json!(null), &units, &routed).is_empty());
     }
 
