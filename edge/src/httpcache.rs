@@ -847,6 +847,11 @@ pub enum Bypass {
     /// stale window (e.g. a bare 200, which the http-cache-tests `freshness-none` test
     /// requires us not to reuse).
     NoFreshness,
+    /// The chosen origin failed and the stable origin answered the retry: that answer is
+    /// not the representation the key's variant selects (RFC 9111 §4.1: a stored response
+    /// is reused only for requests its selecting header fields match; our key's variant is
+    /// one of them), so it is served once and stored nowhere.
+    Retried,
 }
 
 impl Bypass {
@@ -861,6 +866,7 @@ impl Bypass {
             Bypass::VaryStar => Detail::VaryStar,
             Bypass::Authorization => Detail::Authorization,
             Bypass::NoFreshness => Detail::NoFreshness,
+            Bypass::Retried => Detail::Retried,
         }
     }
 }
@@ -892,6 +898,35 @@ impl StorePlan {
     /// Remaining freshness at store time (RFC 9211 `ttl`).
     pub fn ttl(&self) -> i64 {
         ttl_secs(self.freshness_lifetime, self.age.saturating_mul(1000))
+    }
+}
+
+/// Whether and how to store what an origin fetch for this key gave: never a HEAD answer
+/// (no body), never the stable origin's answer to a retry (see [`Bypass::Retried`]), else
+/// [`storable`].
+#[allow(clippy::too_many_arguments)]
+pub fn storable_answer(
+    policy: &RequestPolicy,
+    req_headers: &HeaderList,
+    status: u16,
+    res_headers: &HeaderList,
+    request_time_ms: u64,
+    response_time_ms: u64,
+    retried: bool,
+) -> Result<StorePlan, Bypass> {
+    if matches!(policy.method, MethodClass::Head) {
+        Err(Bypass::Method)
+    } else if retried {
+        Err(Bypass::Retried)
+    } else {
+        storable(
+            policy,
+            req_headers,
+            status,
+            res_headers,
+            request_time_ms,
+            response_time_ms,
+        )
     }
 }
 
@@ -1705,6 +1740,7 @@ pub enum Detail {
     MaxStale,
     OnlyIfCached,
     BadEntry,
+    Retried,
 }
 
 impl Detail {
@@ -1724,6 +1760,7 @@ impl Detail {
             Detail::MaxStale => "max-stale",
             Detail::OnlyIfCached => "only-if-cached",
             Detail::BadEntry => "bad-entry",
+            Detail::Retried => "retried",
         }
     }
 }
@@ -2126,6 +2163,31 @@ mod tests {
 
     fn req_policy(cc: &str) -> RequestPolicy {
         request_policy("GET", &hl(&[("cache-control", cc)]))
+    }
+
+    #[test]
+    fn a_stable_retry_answer_is_never_stored_under_the_chosen_variant() {
+        let res = hl(&[("cache-control", "max-age=60"), ("date", &date(T0))]);
+        let fresh = storable_answer(&get(), &[], 200, &res, T0, T0, false);
+        assert!(fresh.is_ok(), "{fresh:?}");
+        assert_eq!(
+            storable_answer(&get(), &[], 200, &res, T0, T0, true),
+            Err(Bypass::Retried)
+        );
+        let head = request_policy("HEAD", &[]);
+        assert_eq!(
+            storable_answer(&head, &[], 200, &res, T0, T0, true),
+            Err(Bypass::Method)
+        );
+        let status = Lookup::Miss {
+            fwd: Fwd::UriMiss,
+            detail: None,
+        }
+        .forwarded_status(Some(200), Some(&Err(Bypass::Retried)));
+        assert_eq!(
+            status.header_value(),
+            "edgeflags; fwd=uri-miss; fwd-status=200; detail=retried"
+        );
     }
 
     /// Stores a 200 with `res` (plus `Date: T0` unless given) for a plain GET at T0.

@@ -129,6 +129,44 @@ describe('HTTP caching at the edge', () => {
     assert.match(await c.text(), /^v1 /);
   });
 
+  test('a stable retry for a failing canary is not stored under the canary variant', async () => {
+    const onV2 = await visitorOn('v2');
+    const p = `${path('retried')}?cc=max-age=60`;
+    v2.state.fail = true;
+    try {
+      const saved = await get(p, { cookie: onV2 });
+      assert.equal(saved.status, 200);
+      assert.equal(saved.headers.get('x-edgeflags-retried'), 'v2->v1');
+      assert.match(await saved.text(), /^v1 /);
+      assert.doesNotMatch(saved.headers.get('cache-status'), /stored/, saved.headers.get('cache-status'));
+    } finally {
+      v2.state.fail = false;
+    }
+    await sleep(50); // a put would have happened by now (waitUntil)
+    const next = await get(p, { cookie: onV2 });
+    assert.doesNotMatch(next.headers.get('cache-status'), /hit/, 'the canary visitor gets no stable answer from the cache');
+    assert.match(await next.text(), /^v2 /);
+  });
+
+  test('a background revalidation answered by the stable retry leaves the canary entry alone', async () => {
+    const onV2 = await visitorOn('v2');
+    const p = `${path('retried-swr')}?cc=max-age=1,stale-while-revalidate=60`;
+    assert.match(await (await get(p, { cookie: onV2 })).text(), /^v2 /);
+    await sleep(2100);
+    v2.state.fail = true;
+    try {
+      const stale = await get(p, { cookie: onV2 });
+      assert.match(stale.headers.get('cache-status'), /detail=stale-while-revalidate/);
+      assert.match(await stale.text(), /^v2 /);
+      await sleep(300); // the background revalidation fails on v2 and is retried on v1
+      assert.ok((v1.counts.get(p.split('?')[0]) ?? 0) >= 1, 'the background revalidation was retried on v1');
+    } finally {
+      v2.state.fail = false;
+    }
+    const after = await get(p, { cookie: onV2 });
+    assert.doesNotMatch(await after.text(), /^v1 /, 'no v1 body under the canary key');
+  });
+
   test('stale-while-revalidate serves stale at once and refreshes in the background', async () => {
     const p = `${path('swr')}?cc=max-age=1,stale-while-revalidate=60`;
     await (await get(p)).text();

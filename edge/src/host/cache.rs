@@ -114,7 +114,9 @@ pub async fn serve(
             let fetched = upstream.fetch(None, conditional).await;
             let t1 = now_ms();
             let origin_status = fetched.result.as_ref().ok().map(Response::status_code);
-            if origin_status == Some(304) {
+            // A 304 from the stable retry validates the stable origin's representation, not
+            // this variant's entry: never refresh the entry with it.
+            if origin_status == Some(304) && !fetched.retried {
                 let not_modified = fetched
                     .result
                     .as_ref()
@@ -241,11 +243,7 @@ fn store_and_respond(
     let mut res = fetched.result?;
     let status = res.status_code();
     let res_h = header_list(res.headers());
-    let plan = if head {
-        Err(httpcache::Bypass::Method)
-    } else {
-        httpcache::storable(policy, req, status, &res_h, t0, t1)
-    };
+    let plan = httpcache::storable_answer(policy, req, status, &res_h, t0, t1, fetched.retried);
     if let Ok(plan) = &plan {
         let copy = res.cloned().map_err(internal)?;
         put(
@@ -293,6 +291,10 @@ async fn revalidate_in_background(
     let t0 = now_ms();
     let fetched = upstream.fetch(None, &conditional).await;
     let t1 = now_ms();
+    // The stable origin's answer to a retry is not this variant's (see Bypass::Retried).
+    if fetched.retried {
+        return Ok(());
+    }
     let mut res = fetched.result?;
     let res_h = header_list(res.headers());
     let (headers, body) = if res.status_code() == 304 {

@@ -354,18 +354,20 @@ impl Upstream {
             self.primary_failures.set(self.primary_failures.get() + 1);
         }
         match (&self.stable, failed && self.retry) {
-            (Some((name, url)), true) => match self.out.send(url, None, replace).await {
-                Ok(res) => Fetched {
-                    result: Ok(res),
-                    served_by: name.clone(),
-                    retried: true,
-                },
-                Err(_) => Fetched {
-                    result: first,
-                    served_by: self.primary.0.clone(),
-                    retried: true,
-                },
-            },
+            (Some((name, url)), true) => {
+                match self.out.send(url, None, &unconditional(replace)).await {
+                    Ok(res) => Fetched {
+                        result: Ok(res),
+                        served_by: name.clone(),
+                        retried: true,
+                    },
+                    Err(_) => Fetched {
+                        result: first,
+                        served_by: self.primary.0.clone(),
+                        retried: true,
+                    },
+                }
+            }
             _ => Fetched {
                 result: first,
                 served_by: self.primary.0.clone(),
@@ -373,6 +375,16 @@ impl Upstream {
             },
         }
     }
+}
+
+/// `replace` without the validators the cache added: they belong to the chosen variant's
+/// entry, not to the stable origin's representation, so a retry goes without them.
+fn unconditional(replace: &[(String, String)]) -> Vec<(String, String)> {
+    replace
+        .iter()
+        .filter(|(n, _)| !n.starts_with("if-"))
+        .cloned()
+        .collect()
 }
 
 /// Streams an HTML response through the bootstrap injector, when it qualifies. Any problem
