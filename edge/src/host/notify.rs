@@ -299,6 +299,7 @@ async fn send(env: &Env, config: &Config, body: &[u8]) -> Result<Response, EdgeE
                     let text = serde_json::to_string(r).map_err(internal)?;
                     let call = json!({"id": id, "request": text});
                     store_named(env, inbox::FEED_OBJECT, "/feed/put", call).await?;
+                    super::notify_inbox::feed_changed();
                     0
                 }
                 Channel::Email => match &email {

@@ -6,7 +6,9 @@
 //! Who sees what is `crate::notify::inbox`'s decision (membership at read time); this file
 //! reads the feed, evaluates the audience flags and writes the visitor's marks.
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
+use std::rc::Rc;
 
 use serde_json::json;
 use worker::{Env, Method, Request, Response};
@@ -15,7 +17,7 @@ use super::notify::{flag_on, observe, store, store_named, variant_of};
 use super::{flags, internal, now_ms};
 use crate::config::Config;
 use crate::error::EdgeError;
-use crate::notify::inbox::{self, FeedEntry, Route};
+use crate::notify::inbox::{self, FeedCache, FeedEntry, Route};
 use crate::notify::outcome::{Channel, Outcome};
 
 /// `{prefix}/inbox…`.
@@ -46,14 +48,7 @@ async fn list(req: &Request, env: &Env, config: &Config) -> Result<Response, Edg
         visitor.key.as_deref(),
         flag_on(&active, Channel::Inapp, now / 1000),
     ) {
-        let call = json!({"limit": inbox::FEED_SCAN});
-        let feed = store_named(env, inbox::FEED_OBJECT, "/feed/list", call).await?;
-        let entries: Vec<FeedEntry> = feed["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(inbox::feed_entry)
-            .collect();
+        let entries = feed(env, now).await?;
         let visible = inbox::visible(&entries, key, now, |flag, k| {
             variant_of(&active, flag, k, now / 1000)
         });
@@ -93,6 +88,33 @@ async fn list(req: &Request, env: &Env, config: &Config) -> Result<Response, Edg
     Ok(res)
 }
 
+thread_local! {
+    static FEED: RefCell<FeedCache> = RefCell::new(FeedCache::default());
+}
+
+/// Drops the isolate's copy of the feed (after this isolate put a new item into it).
+pub(super) fn feed_changed() {
+    FEED.with(|f| f.borrow_mut().invalidate());
+}
+
+/// The newest feed entries: the isolate's copy while it is fresh, else from the feed object.
+async fn feed(env: &Env, now: u64) -> Result<Rc<Vec<FeedEntry>>, EdgeError> {
+    let ttl = inbox::feed_ttl_ms(super::notify::lookup(env, "INBOX_FEED_SECONDS").as_deref())
+        .map_err(EdgeError::Config)?;
+    if let Some(entries) = FEED.with(|f| f.borrow().fresh(now, ttl)) {
+        return Ok(entries);
+    }
+    let call = json!({"limit": inbox::FEED_SCAN});
+    let answer = store_named(env, inbox::FEED_OBJECT, "/feed/list", call).await?;
+    let entries: Vec<FeedEntry> = answer["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(inbox::feed_entry)
+        .collect();
+    Ok(FEED.with(|f| f.borrow_mut().put(entries, now)))
+}
+
 async fn read(req: &Request, env: &Env, config: &Config, id: &str) -> Result<Response, EdgeError> {
     let unknown = || EdgeError::NotFound(format!("inbox item {id}"));
     let visitor = super::jwt::visitor(req, env, config, false).await;
@@ -102,8 +124,15 @@ async fn read(req: &Request, env: &Env, config: &Config, id: &str) -> Result<Res
     if !flag_on(&active, Channel::Inapp, now / 1000) {
         return Err(unknown());
     }
-    let got = store_named(env, inbox::FEED_OBJECT, "/feed/get", json!({"id": id})).await?;
-    let entry = inbox::feed_entry(&got["item"]).ok_or_else(unknown)?;
+    // The isolate's copy first; an item newer than the copy is looked up.
+    let cached = feed(env, now).await?.iter().find(|e| e.id == id).cloned();
+    let entry = match cached {
+        Some(e) => e,
+        None => {
+            let got = store_named(env, inbox::FEED_OBJECT, "/feed/get", json!({"id": id})).await?;
+            inbox::feed_entry(&got["item"]).ok_or_else(unknown)?
+        }
+    };
     // An item the visitor does not see is unknown to them (no hint that it exists).
     if !inbox::shows(&entry, &key, now, |flag, k| {
         variant_of(&active, flag, k, now / 1000)

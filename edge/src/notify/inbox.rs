@@ -129,6 +129,47 @@ pub fn route(sub: &str) -> Route<'_> {
     }
 }
 
+/// How long an isolate reuses the feed it read (`INBOX_FEED_SECONDS`, 0–300, default 5):
+/// every inbox request would otherwise call the one feed object. A send from the same
+/// isolate drops its copy; other isolates see a new item within this time.
+pub fn feed_ttl_ms(value: Option<&str>) -> Result<u64, String> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(5_000),
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s <= 300)
+            .map(|s| s * 1000)
+            .ok_or_else(|| "INBOX_FEED_SECONDS must be a number of seconds in 0..=300".into()),
+    }
+}
+
+/// The isolate's copy of the feed.
+#[derive(Debug, Clone, Default)]
+pub struct FeedCache {
+    entries: std::rc::Rc<Vec<FeedEntry>>,
+    fetched_ms: Option<u64>,
+}
+
+impl FeedCache {
+    /// The copy, when it was read less than `ttl_ms` ago (a clock that went back makes it
+    /// stale, never fresh forever).
+    pub fn fresh(&self, now_ms: u64, ttl_ms: u64) -> Option<std::rc::Rc<Vec<FeedEntry>>> {
+        let at = self.fetched_ms?;
+        (now_ms >= at && now_ms - at < ttl_ms).then(|| self.entries.clone())
+    }
+
+    pub fn put(&mut self, entries: Vec<FeedEntry>, now_ms: u64) -> std::rc::Rc<Vec<FeedEntry>> {
+        self.entries = std::rc::Rc::new(entries);
+        self.fetched_ms = Some(now_ms);
+        self.entries.clone()
+    }
+
+    pub fn invalidate(&mut self) {
+        self.fetched_ms = None;
+    }
+}
+
 /// Parses a feed row (`[id, request JSON, created]`) from the store.
 pub fn feed_entry(row: &Value) -> Option<FeedEntry> {
     let id = row.get(0)?.as_str()?;
@@ -222,6 +263,27 @@ mod tests {
         );
         assert_eq!(a["items"][1]["read"], true);
         assert_eq!(answer(&[], &read), json!({"items": [], "unread": 0}));
+    }
+
+    #[test]
+    fn the_feed_copy_expires() {
+        assert_eq!(feed_ttl_ms(None), Ok(5_000));
+        assert_eq!(feed_ttl_ms(Some("0")), Ok(0));
+        assert_eq!(feed_ttl_ms(Some(" 30 ")), Ok(30_000));
+        assert!(feed_ttl_ms(Some("301")).is_err());
+        assert!(feed_ttl_ms(Some("soon")).is_err());
+        let mut c = FeedCache::default();
+        assert!(c.fresh(0, 5_000).is_none(), "nothing read yet");
+        c.put(vec![entry(1, json!({"targetingKeys": ["a"]}), 1)], 1_000);
+        assert_eq!(c.fresh(5_999, 5_000).map(|e| e.len()), Some(1));
+        assert!(c.fresh(6_000, 5_000).is_none(), "expired");
+        assert!(c.fresh(999, 5_000).is_none(), "the clock went back");
+        assert!(c.fresh(1_000, 0).is_none(), "0 disables the copy");
+        c.invalidate();
+        assert!(
+            c.fresh(1_001, 5_000).is_none(),
+            "a send from this isolate drops it"
+        );
     }
 
     #[test]
