@@ -425,6 +425,8 @@ pub struct Page {
     pub version: String,
     /// `experiments` of the results endpoint.
     pub experiments: Value,
+    /// Experiments beyond [`MAX_EXPERIMENTS`], not shown (the CSV has them all).
+    pub more_experiments: usize,
     /// Recent rollout decisions.
     pub decisions: Value,
     /// Audit records, newest first (changes and failed sign-ins).
@@ -444,6 +446,9 @@ pub struct Page {
     /// Why the submitted document was refused (path, message).
     pub edit_errors: Vec<(String, String)>,
 }
+
+/// Most experiments whose results the page reads (one metrics-store call each).
+pub const MAX_EXPERIMENTS: usize = 10;
 
 /// Most change lines shown for one version.
 const DIFF_LINES: usize = 12;
@@ -830,8 +835,16 @@ pub fn render(page: &Page) -> String {
 
     // Experiments.
     out.push_str(&format!(
-        "<h2 id=\"experiments\">Experiments</h2><p><a href=\"{}/features/experiments/results?format=csv\">Download CSV</a></p>",
-        esc(&page.prefix)
+        "<h2 id=\"experiments\">Experiments</h2><p><a href=\"{}/features/experiments/results?format=csv\">Download CSV</a>{}</p>",
+        esc(&page.prefix),
+        if page.more_experiments > 0 {
+            format!(
+                " — the first {MAX_EXPERIMENTS} are shown here, {} more are in the CSV",
+                page.more_experiments
+            )
+        } else {
+            String::new()
+        }
     ));
     for e in page.experiments.as_array().into_iter().flatten() {
         let variants: Vec<Bar> = e

@@ -319,7 +319,31 @@ async fn gather(
     csrf: String,
     notice: Option<String>,
 ) -> Result<page::Page, EdgeError> {
-    let (experiments, decisions, version) = super::metrics_api::results_data(env, config).await?;
+    // Results of at most MAX_EXPERIMENTS experiments (one metrics-store call each): the page
+    // makes a bounded number of Durable Object calls however large the flag set.
+    super::metrics::flush_or_warn(env).await;
+    let active = super::flags::current(env, config).await?;
+    let mut experiments = Vec::new();
+    for spec in active.experiments.iter().take(page::MAX_EXPERIMENTS) {
+        let arms: Vec<super::metrics::ArmCounts> = super::metrics::call(
+            env,
+            "/arms",
+            &super::metrics::ArmsQuery {
+                flag: spec.flag.clone(),
+                epoch: spec.epoch.clone(),
+                event: spec.conversion_event.clone(),
+            },
+        )
+        .await?;
+        experiments.push(crate::experiments::result(spec, &arms));
+    }
+    let more_experiments = active
+        .experiments
+        .len()
+        .saturating_sub(page::MAX_EXPERIMENTS);
+    let decisions: Vec<super::metrics::DecisionRecord> =
+        super::metrics::call(env, "/decisions", &json!({})).await?;
+    let version = active.version.clone();
     let totals: Totals = super::metrics::call(env, "/totals", &json!({})).await?;
     let (_, document) = control::document(env, config)
         .await?
@@ -397,6 +421,7 @@ async fn gather(
         flags: parsed,
         version,
         experiments: serde_json::to_value(&experiments).map_err(internal)?,
+        more_experiments,
         decisions: serde_json::to_value(&decisions).map_err(internal)?,
         audit: {
             // Changes and failed sign-ins, newest first.
