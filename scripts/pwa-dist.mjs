@@ -73,6 +73,17 @@ const appRoutes = [
   },
   // Pages: fresh when the network answers within 4 s; else the precached shell / offline page.
   { match: { navigation: true }, strategy: 'networkFirst', networkTimeoutMs: 4000 },
+  // The in-app inbox (per visitor: `private, no-cache`, kept in this browser only): fresh
+  // online, the last good copy offline; the worker adds pushed items (notifications.inboxPath).
+  // Read marks made offline wait in the outbox (the edge's read endpoint is idempotent).
+  { match: { pathPrefix: '/__edge/inbox/', methods: ['POST'] }, backgroundSync: { queue: 'inbox' } },
+  {
+    match: { pathPrefix: '/__edge/inbox' },
+    strategy: 'networkFirst',
+    cacheName: 'inbox',
+    networkTimeoutMs: 4000,
+    cacheable: { statuses: [200], allowPrivate: true },
+  },
   // API reads: fresh online, the last answer offline. The demo origin marks its API
   // `no-store`; this app opts in to keeping the last copy on the device anyway.
   {
@@ -107,7 +118,7 @@ for (const [file, v] of Object.entries(variants)) {
     navigationFallback: '/offline.html',
     routes: [...appRoutes, ...labRoutes],
     flags: { ofrepPath: '/ofrep/v1/evaluate/flags', clientFlagsPath: '/__edge/client-flags', maxSnapshots: 8 },
-    notifications: { defaultTitle: 'Acme ERP', icon: '/icon.svg', defaultUrl: '/' },
+    notifications: { defaultTitle: 'Acme ERP', icon: '/icon.svg', defaultUrl: '/', inboxPath: '/__edge/inbox' },
   };
   // For the build-time check (scripts/build-pwa.sh runs edgeflags-sw-config on it): the
   // shipped worker reads field types only.

@@ -70,6 +70,50 @@ $('new-order').addEventListener('submit', async (event) => {
   showOrders();
 });
 
+// The in-app inbox: the edge's GET /__edge/inbox, which the service worker answers with the
+// last good copy offline, plus the items pushed to this browser and the read marks still in
+// its outbox. A read mark is a POST the worker queues when offline (sent exactly once later).
+async function showInbox() {
+  const list = $('inbox-list');
+  try {
+    const res = await fetch('/__edge/inbox', { headers: { accept: 'application/json' } });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    const { items = [], unread = 0 } = await res.json();
+    $('inbox-unread').textContent = String(unread);
+    document.documentElement.dataset.inboxUnread = String(unread);
+    $('inbox-status').textContent = items.length ? '' : 'No messages.';
+    list.replaceChildren(
+      ...items.map((item) => {
+        const li = document.createElement('li');
+        li.dataset.id = item.id;
+        li.className = item.read ? 'read' : 'unread';
+        const link = Object.assign(document.createElement('a'), { href: item.url || '/', textContent: item.title || '(no title)' });
+        li.append(link);
+        if (item.body) li.append(` — ${item.body}`);
+        if (!item.read) {
+          const button = Object.assign(document.createElement('button'), { type: 'button', textContent: 'Mark read' });
+          button.addEventListener('click', () => markRead(item.id));
+          li.append(button);
+        }
+        return li;
+      }),
+    );
+  } catch (err) {
+    $('inbox-status').textContent = `Inbox unavailable (${err.message}).`;
+  }
+}
+
+async function markRead(id) {
+  try {
+    const res = await fetch(`/__edge/inbox/${encodeURIComponent(id)}/read`, { method: 'POST' });
+    if (res.status === 202) $('inbox-status').textContent = 'Marked read offline; the edge is told when the network is back.';
+    else if (!res.ok) $('inbox-status').textContent = `Could not mark read: HTTP ${res.status}`;
+  } catch (err) {
+    $('inbox-status').textContent = `Could not mark read: ${err.message}`;
+  }
+  showInbox();
+}
+
 // Flags: the edge's bootstrap first (no flicker), then a fresh OFREP evaluation — which the
 // service worker answers from its snapshot and the client-side definitions when offline.
 function renderFlags(items, source) {
@@ -118,6 +162,7 @@ $('update-apply').addEventListener('click', () => {
 showNetwork();
 showBackend();
 showOrders();
+showInbox();
 showFlags();
 registerServiceWorker({
   onState: (state) => {
@@ -139,7 +184,12 @@ registerServiceWorker({
     }
   },
   onMessage: (msg) => {
-    if (msg.type === 'edgeflags:outbox-sent') showOrders();
+    if (msg.type === 'edgeflags:outbox-sent') {
+      showOrders();
+      showInbox();
+    }
+    // A pushed message was added to the inbox.
+    if (msg.type === 'edgeflags:inbox') showInbox();
   },
 })
   .then((registered) => {

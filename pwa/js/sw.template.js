@@ -10,14 +10,15 @@ const CONFIG = /*__CONFIG__*/;
 
 // IndexedDB as one promise per operation, for the Rust side (pwa/src/host/idb.rs decides what
 // is stored; this is only the request/transaction plumbing, which costs far more as wasm).
-// Stores: outbox (in-line auto-increment ids = replay order), usage (in-line ids), flags
-// (out-of-line keys). A newer worker upgrading the schema is never blocked by this one.
-const STORES = [['outbox', { keyPath: 'id', autoIncrement: true }], ['usage', { keyPath: 'id' }], ['flags', {}]];
+// Stores: outbox (in-line auto-increment ids = replay order), usage (in-line ids), flags and
+// inbox (out-of-line keys). A newer worker upgrading the schema is never blocked by this one;
+// version 2 added inbox (the upgrade creates only the stores that are missing).
+const STORES = [['outbox', { keyPath: 'id', autoIncrement: true }], ['usage', { keyPath: 'id' }], ['flags', {}], ['inbox', {}]];
 let database = null;
 function openDatabase(name) {
   if (!database) {
     database = new Promise((resolve, reject) => {
-      const open = indexedDB.open(name, 1);
+      const open = indexedDB.open(name, 2);
       open.onupgradeneeded = () => {
         for (const [store, options] of STORES) {
           if (!open.result.objectStoreNames.contains(store)) open.result.createObjectStore(store, options);
@@ -52,9 +53,17 @@ self.edgeflags = {
           tx.onerror = tx.onabort = () => reject(tx.error || req.error || new Error('IndexedDB transaction aborted'));
         }),
     ),
+  // Posts a message to every window of this origin, controlled or not (the Rust side decides
+  // what and when; as wasm bindings, matchAll + postMessage cost more than these two lines).
+  post: (message) =>
+    clients.matchAll({ type: 'window', includeUncontrolled: true }).then((all) => all.forEach((c) => c.postMessage(message))),
 };
 
 let ready = null;
+// The wasm response this worker started from when it came from the network (a first
+// install): the precache stores it instead of downloading the wasm a second time.
+let started = null;
+let precacheName = null;
 function init() {
   if (!ready) {
     ready = (async () => {
@@ -64,8 +73,12 @@ function init() {
       } catch (_) {
         // Cache Storage unavailable (private mode quirks): fall back to the network.
       }
-      await initWasm({ module_or_path: source || fetch(WASM_URL) });
-      wasm().start(JSON.stringify(CONFIG));
+      if (!source) {
+        source = await fetch(WASM_URL);
+        if (source.ok) started = source.clone();
+      }
+      await initWasm({ module_or_path: source });
+      precacheName = wasm().start(JSON.stringify(CONFIG));
       return wasm();
     })();
     // A failed init (offline before the first install) is retried by the next event.
@@ -99,12 +112,44 @@ function claims(request, url) {
   return isWrite(request, url);
 }
 
+// Install and activate: Rust decides what to fetch and delete (pwa/src/host/lifecycle.rs);
+// these are the Cache Storage calls. Entries are stored as they arrive, so an install that
+// fails partway keeps what it fetched and the retry fetches only the rest.
+const keysOf = async (cache) => (await cache.keys()).map((r) => r.url);
 self.addEventListener('install', (event) => {
-  event.waitUntil(init().then((sw) => sw.on_install(event)));
+  event.waitUntil(
+    init().then(async (sw) => {
+      const cache = await caches.open(precacheName);
+      const [missing] = sw.precache_plan(await keysOf(cache), []);
+      let failed = null;
+      for (let i = 0; i < missing.length; i += 2) {
+        const [url, key] = [missing[i], missing[i + 1]];
+        try {
+          const mine = url === WASM_URL && started;
+          started = mine ? null : started;
+          // Bypass the HTTP cache: the revision says the file changed.
+          const res = mine || (await fetch(url, { cache: 'reload' }));
+          if (!res.ok) throw new Error(`precache: ${url} answered ${res.status}`);
+          await cache.put(key, res);
+        } catch (err) {
+          failed = failed || err;
+        }
+      }
+      if (failed) throw failed;
+    }),
+  );
 });
 
 self.addEventListener('activate', (event) => {
-  event.waitUntil(init().then((sw) => sw.on_activate(event)));
+  event.waitUntil(
+    init().then(async (sw) => {
+      const cache = await caches.open(precacheName);
+      const [, stale, gone] = sw.precache_plan(await keysOf(cache), await caches.keys());
+      for (const key of stale) await cache.delete(key);
+      for (const name of gone) await caches.delete(name);
+      await clients.claim();
+    }),
+  );
 });
 
 self.addEventListener('fetch', (event) => {
@@ -133,10 +178,29 @@ self.addEventListener('sync', (event) => {
   event.waitUntil(init().then((sw) => sw.on_sync(event, String(event.tag))));
 });
 
+// Notifications: Rust decides what to show and what a click does (pwa/src/notify.rs); the
+// platform calls are made here (as wasm bindings they cost ~1.3 KB gzip of the budget).
 self.addEventListener('push', (event) => {
-  keepAlive(event, init().then((sw) => sw.on_push(event)));
+  keepAlive(
+    event,
+    init()
+      .then((sw) => sw.on_push(event))
+      .then((n) => self.registration.showNotification(n.title, { body: n.body, icon: n.icon, tag: n.tag, data: { url: n.url } })),
+  );
 });
 
 self.addEventListener('notificationclick', (event) => {
-  keepAlive(event, init().then((sw) => sw.on_notification_click(event)));
+  const { notification } = event;
+  notification.close();
+  keepAlive(
+    event,
+    init().then(async (sw) => {
+      const windows = await clients.matchAll({ type: 'window', includeUncontrolled: true });
+      const [action, i, url] = sw.on_notification_click(windows.map((w) => w.url), notification.data && notification.data.url);
+      if (action === 'focus') return windows[i].focus();
+      // An uncontrolled tab cannot be steered (navigate rejects or gives null): open instead.
+      const steered = action === 'navigate' && (await windows[i].navigate(url).catch(() => null));
+      return steered ? steered.focus() : clients.openWindow(url);
+    }),
+  );
 });

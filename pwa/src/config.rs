@@ -169,6 +169,9 @@ pub struct NotificationsConfig {
     pub icon: Option<String>,
     /// Page opened (or focused) on click when the payload names none.
     pub default_url: String,
+    /// Path of the edge's in-app inbox (`GET` it for the list): its answers get the pushed
+    /// items and pending read marks (`crate::inbox`); absent = no inbox.
+    pub inbox_path: Option<String>,
 }
 
 impl Default for NotificationsConfig {
@@ -177,6 +180,7 @@ impl Default for NotificationsConfig {
             default_title: default_title(),
             icon: None,
             default_url: default_url(),
+            inbox_path: None,
         }
     }
 }
@@ -342,13 +346,14 @@ impl FlagsConfig {
 impl NotificationsConfig {
     fn read(v: &Value) -> Result<Self, String> {
         let o = Obj::new(v, "notifications")?;
-        o.only(&["defaultTitle", "icon", "defaultUrl"])?;
+        o.only(&["defaultTitle", "icon", "defaultUrl", "inboxPath"])?;
         Ok(Self {
             default_title: o
                 .str("defaultTitle")?
                 .map_or_else(default_title, str::to_owned),
             icon: o.str("icon")?.map(str::to_owned),
             default_url: o.str("defaultUrl")?.map_or_else(default_url, str::to_owned),
+            inbox_path: o.str("inboxPath")?.map(str::to_owned),
         })
     }
 }
@@ -525,6 +530,18 @@ impl SwConfig {
         names
     }
 
+    /// The caches of ours (named with our prefix) that the configuration no longer uses:
+    /// deleted on activate. Other caches of the origin are not ours to touch.
+    pub fn caches_to_delete(&self, names: &[String]) -> Vec<String> {
+        let prefix = format!("{}-", self.cache_prefix);
+        let keep = self.cache_names();
+        names
+            .iter()
+            .filter(|n| n.starts_with(&prefix) && !keep.contains(n))
+            .cloned()
+            .collect()
+    }
+
     /// The background-sync settings of a queue (defaults for a queue no longer configured).
     pub fn queue(&self, name: &str) -> BackgroundSyncConfig {
         self.routes
@@ -583,6 +600,19 @@ mod tests {
                 "edgeflags-runtime-api",
                 "edgeflags-runtime-img"
             ]
+        );
+        let names: Vec<String> = [
+            "edgeflags-runtime-api",
+            "edgeflags-runtime-old",
+            "edgeflags-precache-v0",
+            "someone-elses",
+            "edgeflags-precache-v1",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            c.caches_to_delete(&names),
+            vec!["edgeflags-runtime-old", "edgeflags-precache-v0"]
         );
         assert_eq!(c.queues(), vec!["orders"]);
         assert_eq!(c.queue("orders").retention_minutes, 60);

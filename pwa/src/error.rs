@@ -9,9 +9,6 @@ pub enum SwError {
     /// An event arrived before `start` configured the worker.
     #[error("the service worker was not started")]
     NotStarted,
-    /// Precaching could not fetch an entry; what was fetched is kept for the retry.
-    #[error("precache: {url} answered {status}")]
-    PrecacheFetch { url: String, status: u16 },
     /// Neither the network nor a cache could answer.
     #[error("no response for {0}")]
     NoResponse(String),

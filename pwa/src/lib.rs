@@ -4,7 +4,7 @@
 //! every listener synchronously and forwards events here after one shared wasm init.
 //!
 //! Policy modules (`config`, `json`, `routing`, `cacheable`, `expiration`, `precache`, `outbox`,
-//! `flags`, `notify`) are plain Rust and tested natively; the browser glue (`host`,
+//! `flags`, `notify`, `inbox`) are plain Rust and tested natively; the browser glue (`host`,
 //! `strategies`) only exists on wasm32.
 
 pub mod cacheable;
@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod expiration;
 pub mod flags;
+pub mod inbox;
 pub mod json;
 pub mod notify;
 pub mod outbox;

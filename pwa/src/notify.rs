@@ -2,7 +2,7 @@
 //! target URL), and a click focuses the tab already showing the target, else steers an open
 //! tab of the app there, else opens it.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::config::NotificationsConfig;
 use crate::routing::same_origin;
@@ -10,6 +10,8 @@ use crate::routing::same_origin;
 /// A notification to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
+    /// The in-app inbox item the push stands for (`crate::inbox`), when the payload names it.
+    pub id: Option<String>,
     pub title: String,
     pub body: Option<String>,
     pub icon: Option<String>,
@@ -18,7 +20,7 @@ pub struct Notice {
     pub url: String,
 }
 
-/// Reads a push payload: a JSON object `{"title", "body", "icon", "tag", "url"}` (every
+/// Reads a push payload: a JSON object `{"id", "title", "body", "icon", "tag", "url"}` (every
 /// field optional), or plain text used as the body. The target URL must be on the app's
 /// origin; anything else falls back to the configured default.
 pub fn from_payload(text: Option<&str>, cfg: &NotificationsConfig, origin: &str) -> Notice {
@@ -41,11 +43,36 @@ pub fn from_payload(text: Option<&str>, cfg: &NotificationsConfig, origin: &str)
         .filter(|u| same_origin(origin, u))
         .unwrap_or(default_url);
     Notice {
+        id: field("id"),
         title: field("title").unwrap_or_else(|| cfg.default_title.clone()),
         body,
         icon: field("icon").or_else(|| cfg.icon.clone()),
         tag: field("tag"),
         url,
+    }
+}
+
+impl Notice {
+    /// The notice as a JSON object with the fields it has (`id`, `title`, `body`, `icon`,
+    /// `tag`, `url`): what the shim shows (`showNotification(title, {body, icon, tag,
+    /// data: {url}})`; an absent field must be left out, not `null`, or it shows as text)
+    /// and the base of the inbox item (`crate::inbox::item`).
+    pub fn to_map(&self) -> Map<String, Value> {
+        let mut map = Map::new();
+        let fields = [
+            ("id", self.id.as_ref()),
+            ("title", Some(&self.title)),
+            ("body", self.body.as_ref()),
+            ("icon", self.icon.as_ref()),
+            ("tag", self.tag.as_ref()),
+            ("url", Some(&self.url)),
+        ];
+        for (name, value) in fields {
+            if let Some(v) = value {
+                map.insert(name.into(), Value::String(v.clone()));
+            }
+        }
+        map
     }
 }
 
@@ -86,6 +113,7 @@ pub fn on_click(windows: &[String], target: &str) -> ClickAction {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const O: &str = "http://127.0.0.1:8787";
 
@@ -94,6 +122,7 @@ mod tests {
             default_title: "Acme ERP".into(),
             icon: Some("/icon.svg".into()),
             default_url: "/".into(),
+            inbox_path: None,
         }
     }
 
@@ -101,7 +130,7 @@ mod tests {
     fn json_payloads_fill_the_notification() {
         let n = from_payload(
             Some(
-                r##"{"title":"Order shipped","body":"#12 is on its way","tag":"o12","url":"/?order=12"}"##,
+                r##"{"id":"n1","title":"Order shipped","body":"#12 is on its way","tag":"o12","url":"/?order=12"}"##,
             ),
             &cfg(),
             O,
@@ -109,6 +138,7 @@ mod tests {
         assert_eq!(
             n,
             Notice {
+                id: Some("n1".into()),
                 title: "Order shipped".into(),
                 body: Some("#12 is on its way".into()),
                 icon: Some("/icon.svg".into()),
@@ -140,5 +170,22 @@ mod tests {
         assert_eq!(on_click(&tabs, &target), ClickAction::Focus(1));
         assert_eq!(on_click(&tabs[..1], &target), ClickAction::Navigate(0));
         assert_eq!(on_click(&[], &target), ClickAction::Open);
+    }
+
+    #[test]
+    fn the_shown_notification_leaves_out_what_the_payload_lacks() {
+        let n = from_payload(Some(r#"{"title":"Hi","tag":"t"}"#), &cfg(), O);
+        assert_eq!(
+            Value::Object(n.to_map()),
+            json!({"title": "Hi", "icon": "/icon.svg", "tag": "t", "url": format!("{O}/")})
+        );
+        let none = NotificationsConfig {
+            icon: None,
+            ..cfg()
+        };
+        assert_eq!(
+            Value::Object(from_payload(None, &none, O).to_map()),
+            json!({"title": "Acme ERP", "url": format!("{O}/")})
+        );
     }
 }

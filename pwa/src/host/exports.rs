@@ -7,12 +7,11 @@ use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
-    ExtendableEvent, ExtendableMessageEvent, FetchEvent, NotificationEvent, PushEvent, Request,
-    RequestMode, Response,
+    ExtendableEvent, ExtendableMessageEvent, FetchEvent, PushEvent, Request, RequestMode, Response,
 };
 
 use super::{
-    flags, lifecycle, notify, outbox, post_to, promise, scope, set_worker, worker, Tasks, Worker,
+    flags, inbox, notify, outbox, post_to, promise, scope, set_worker, worker, Tasks, Worker,
 };
 use crate::config::SwConfig;
 use crate::error::SwError;
@@ -20,18 +19,20 @@ use crate::precache::Precache;
 use crate::routing::{self, Decision, RequestFacts};
 use crate::strategies;
 
-/// Configures the worker from the JSON embedded in the shim.
+/// Configures the worker from the JSON embedded in the shim; returns the precache's name
+/// (the shim's install and activate open it).
 #[wasm_bindgen]
-pub fn start(config_json: &str) -> Result<(), JsValue> {
+pub fn start(config_json: &str) -> Result<JsValue, JsValue> {
     let config = SwConfig::from_json(config_json)?;
     let origin = scope().location().origin();
     let precache = Precache::new(&origin, &config.precache);
+    let name = JsValue::from_str(&config.precache_name());
     set_worker(Worker {
         config,
         precache,
         origin,
     });
-    Ok(())
+    Ok(name)
 }
 
 /// A promise for a future that ends with background tasks: it settles once the future and
@@ -52,18 +53,6 @@ fn run_with_tasks(fut: super::LocalTask, tasks: Tasks) -> Promise {
         tasks.settled().await;
         result.map(|()| JsValue::UNDEFINED).map_err(JsValue::from)
     }))
-}
-
-/// `install`: precache the app shell.
-#[wasm_bindgen]
-pub fn on_install(_event: ExtendableEvent) -> Promise {
-    promise_with_tasks(|_| lifecycle::install())
-}
-
-/// `activate`: clean up and claim clients. (Nothing slow here: fetches wait for activation.)
-#[wasm_bindgen]
-pub fn on_activate(_event: ExtendableEvent) -> Promise {
-    promise_with_tasks(|_| lifecycle::activate())
 }
 
 /// The first event a started worker instance handles (install aside) replays the outbox and
@@ -123,7 +112,11 @@ async fn answer(request: &Request, tasks: &Tasks) -> Result<Response, SwError> {
         Decision::Write(bs) => outbox::handle_write(bs, request, tasks).await,
         Decision::Flags(which) => flags::handle_ofrep(&w, which, request, tasks).await,
         decision => {
-            let res = strategies::handle(&w, decision, request, navigate, tasks).await?;
+            let res = strategies::handle(&w, decision, request, navigate, tasks).await;
+            if w.config.notifications.inbox_path.as_deref() == Some(routing::path_of(&url)) {
+                return inbox::answer(res).await;
+            }
+            let res = res?;
             if navigate && w.config.flags.is_some() {
                 flags::observe_page(&res, tasks)?;
             }
@@ -201,19 +194,24 @@ pub fn on_sync(_event: ExtendableEvent, tag: String) -> Promise {
     })
 }
 
-/// `push`: show a notification from the payload.
+/// `push`: keeps the payload's inbox item, then resolves to the notice to show (the shim
+/// calls `showNotification`). The worker's start-up work runs
+/// under the event too.
 #[wasm_bindgen]
 pub fn on_push(event: PushEvent) -> Promise {
     let text = event.data().map(|d| d.text());
-    promise_with_tasks(move |tasks| async move {
-        at_start(&tasks);
-        notify::show(text.as_deref()).await
-    })
+    let tasks = Tasks::default();
+    at_start(&tasks);
+    // The shim keeps the event alive with the promise below; this extends it to the tasks.
+    let _ = event.wait_until(&run_with_tasks(Box::pin(async { Ok(()) }), tasks));
+    promise(Box::pin(
+        async move { Ok(notify::show(text.as_deref()).await?) },
+    ))
 }
 
-/// `notificationclick`: focus a tab showing the target, or open it.
+/// `notificationclick` (the shim closed the notification and lists the open windows'
+/// URLs): `[action, index, target]` for the shim to carry out (`host::notify::click`).
 #[wasm_bindgen]
-pub fn on_notification_click(event: NotificationEvent) -> Promise {
-    let notification = event.notification();
-    promise_with_tasks(move |_| async move { notify::click(&notification).await })
+pub fn on_notification_click(windows: js_sys::Array, target: Option<String>) -> JsValue {
+    notify::click(&windows, target).into()
 }

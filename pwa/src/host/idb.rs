@@ -1,6 +1,7 @@
-//! IndexedDB for the service worker: its one database, with three stores — `outbox`
+//! IndexedDB for the service worker: its one database, with four stores — `outbox`
 //! (queued writes, auto-increment ids = replay order), `usage` (when runtime-cache entries
-//! were stored and last used, for expiration) and `flags` (the offline flag snapshot).
+//! were stored and last used, for expiration), `flags` (the offline flag snapshot) and
+//! `inbox` (items pushed for the in-app inbox).
 //!
 //! What is stored, when and under which key is decided here and in the policy modules; the
 //! request/transaction plumbing is `edgeflags.idb` in the JS shim (`pwa/js/sw.template.js`),
@@ -23,6 +24,8 @@ pub const OUTBOX: &str = "outbox";
 pub const USAGE: &str = "usage";
 /// Offline flags (out-of-line string keys).
 pub const FLAGS: &str = "flags";
+/// Items pushed to this browser for the in-app inbox (out-of-line string keys).
+pub const INBOX: &str = "inbox";
 
 #[wasm_bindgen]
 extern "C" {

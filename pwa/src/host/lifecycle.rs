@@ -1,60 +1,44 @@
-//! Install and activate: precache the app shell, then drop what the new manifest no longer
-//! names (entries and whole caches).
+//! Install and activate: what to precache and what to clean up, for the shim to carry out.
+//! The decisions are `crate::precache` (entries missing under their revisioned keys, keys
+//! no entry names) and `SwConfig::caches_to_delete`; the shim (`pwa/js/sw.template.js`)
+//! makes the Cache Storage calls and fetches — as wasm bindings and futures they cost
+//! ~2 KB gzip of the worker's budget for ~25 lines of JS — and gives the precache the wasm
+//! this worker started from instead of downloading it a second time.
 
-use wasm_bindgen_futures::JsFuture;
-use web_sys::{Request, RequestCache, RequestInit};
+use js_sys::Array;
+use wasm_bindgen::prelude::*;
 
-use super::{cache_keys, open_cache, scope, wait, worker};
-use crate::error::SwError;
+use super::worker;
 
-/// Fetches every precache entry not already cached under its revisioned key. Entries are
-/// stored one by one, so an install that fails partway keeps what it fetched and the retry
-/// fetches only the rest.
-pub async fn install() -> Result<(), SwError> {
-    let w = worker()?;
-    let cache = open_cache(&w.config.precache_name()).await?;
-    let cached = cache_keys(&cache).await?;
-    let mut first_error = None;
-    for (url, key) in w.precache.missing(&cached) {
-        let init = RequestInit::new();
-        // Bypass the HTTP cache: the revision says the file changed.
-        init.set_cache(RequestCache::Reload);
-        let req = Request::new_with_str_and_init(url, &init)?;
-        let outcome = match super::fetch(&req).await {
-            Ok(res) if res.ok() => JsFuture::from(cache.put_with_str(key, &res))
-                .await
-                .map(|_| ())
-                .map_err(SwError::from),
-            Ok(res) => Err(SwError::PrecacheFetch {
-                url: url.to_owned(),
-                status: res.status(),
-            }),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = outcome {
-            first_error.get_or_insert(e);
-        }
-    }
-    first_error.map_or(Ok(()), Err)
+fn strings(values: &Array) -> Vec<String> {
+    values.iter().filter_map(|v| v.as_string()).collect()
 }
 
-/// Removes stale precache entries and caches of ours the configuration no longer names,
-/// then takes control of open pages.
-pub async fn activate() -> Result<(), SwError> {
-    let w = worker()?;
-    let cache = open_cache(&w.config.precache_name()).await?;
-    for key in w.precache.stale(&cache_keys(&cache).await?) {
-        JsFuture::from(cache.delete_with_str(&key)).await?;
-    }
-    let caches = scope().caches()?;
-    let names: js_sys::Array = wait(caches.keys()).await?;
-    let keep = w.config.cache_names();
-    let prefix = format!("{}-", w.config.cache_prefix);
-    for name in names.iter().filter_map(|n| n.as_string()) {
-        if name.starts_with(&prefix) && !keep.contains(&name) {
-            JsFuture::from(caches.delete(&name)).await?;
-        }
-    }
-    JsFuture::from(scope().clients().claim()).await?;
-    Ok(())
+fn array<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Array {
+    items
+        .into_iter()
+        .map(|s| JsValue::from_str(s.as_ref()))
+        .collect()
+}
+
+/// Install and activate (`cached`: the precache's keys; `names`: every cache of the origin,
+/// read on activate only): `[missing, stale, gone]` —
+/// - `missing`: `[url, key, url, key, …]` of the entries not cached under their revisioned
+///   key; install fetches each (bypassing the HTTP cache) and stores it as it arrives, so an
+///   install that fails partway keeps what it fetched for the retry;
+/// - `stale`: precache keys no entry names any more; `gone`: caches of ours the
+///   configuration no longer uses — activate deletes both, then claims the open pages.
+#[wasm_bindgen]
+pub fn precache_plan(cached: Array, names: Array) -> JsValue {
+    let Ok(w) = worker() else {
+        return Array::new().into();
+    };
+    let cached = strings(&cached);
+    let missing = w.precache.missing(&cached);
+    Array::of3(
+        &array(missing.into_iter().flat_map(|(url, key)| [url, key])),
+        &array(w.precache.stale(&cached)),
+        &array(w.config.caches_to_delete(&strings(&names))),
+    )
+    .into()
 }

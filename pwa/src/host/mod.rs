@@ -7,6 +7,7 @@ pub mod cache;
 pub mod exports;
 pub mod flags;
 pub mod idb;
+pub mod inbox;
 pub mod lifecycle;
 pub mod notify;
 pub mod outbox;
@@ -19,10 +20,7 @@ use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
-use web_sys::{
-    Cache, ClientQueryOptions, ClientType, Headers, Request, Response, ResponseInit,
-    ServiceWorkerGlobalScope,
-};
+use web_sys::{Cache, Headers, Request, Response, ResponseInit, ServiceWorkerGlobalScope};
 
 use crate::config::SwConfig;
 use crate::error::SwError;
@@ -172,18 +170,18 @@ pub fn json_response(
     )?)
 }
 
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// `edgeflags.post(message)` (the shim): posts to every window of this origin,
+    /// controlled or not. (Plumbing: `clients.matchAll` and `postMessage` as wasm bindings
+    /// cost more than their two lines of JS.)
+    #[wasm_bindgen(js_namespace = edgeflags, js_name = post)]
+    fn post_windows(message: &JsValue) -> Promise;
+}
+
 /// Posts a JSON message to every window of this origin (controlled or not).
 pub async fn post_all(msg: &serde_json::Value) -> Result<(), SwError> {
-    let value = idb::to_js(msg)?;
-    let opts = ClientQueryOptions::new();
-    opts.set_include_uncontrolled(true);
-    opts.set_type(ClientType::Window);
-    let clients: js_sys::Array = wait(scope().clients().match_all_with_options(&opts)).await?;
-    for client in clients.iter() {
-        if let Some(c) = client.dyn_ref::<web_sys::Client>() {
-            let _ = c.post_message(&value);
-        }
-    }
+    JsFuture::from(post_windows(&idb::to_js(msg)?)).await?;
     Ok(())
 }
 

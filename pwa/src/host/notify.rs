@@ -1,81 +1,48 @@
-//! Notifications glue: `showNotification` for a push payload, and the click handling the
-//! policy (`crate::notify`) picks.
+//! Notifications glue: a push payload's inbox item is kept (`host::inbox`) and the
+//! notification to show is handed to the shim; a click's target and action (`crate::notify`)
+//! likewise. The shim makes the platform calls (`showNotification`, `clients.matchAll`,
+//! `focus`, `navigate`, `openWindow`): as wasm bindings they cost ~1.3 KB gzip of the
+//! worker's budget for a dozen lines of JS.
 
-use js_sys::Reflect;
-use wasm_bindgen::JsCast;
-use web_sys::{ClientQueryOptions, ClientType, Notification, NotificationOptions, WindowClient};
+use js_sys::Array;
+use wasm_bindgen::JsValue;
 
-use super::{idb, scope, wait, worker};
+use super::{idb, inbox, now_ms, worker};
 use crate::error::SwError;
 use crate::notify::{self, ClickAction};
 
-/// Shows the notification a push payload describes.
-pub async fn show(payload: Option<&str>) -> Result<(), SwError> {
+/// For a push: keeps its inbox item (when the payload names one and an inbox is
+/// configured), then answers the notice (`Notice::to_map`) for the shim to show.
+pub async fn show(payload: Option<&str>) -> Result<JsValue, SwError> {
     let w = worker()?;
     let n = notify::from_payload(payload, &w.config.notifications, &w.origin);
-    let opts = NotificationOptions::new();
-    if let Some(body) = &n.body {
-        opts.set_body(body);
+    // Into the inbox first: a click on the notification opens a page that lists it.
+    if let Some(item) = w
+        .config
+        .notifications
+        .inbox_path
+        .as_ref()
+        .and_then(|_| crate::inbox::item(&n, now_ms()))
+    {
+        inbox::record(item).await?;
     }
-    if let Some(icon) = &n.icon {
-        opts.set_icon(icon);
-    }
-    if let Some(tag) = &n.tag {
-        opts.set_tag(tag);
-    }
-    opts.set_data(&idb::to_js(&serde_json::json!({ "url": n.url }))?);
-    let shown = scope()
-        .registration()
-        .show_notification_with_options(&n.title, &opts)?;
-    wasm_bindgen_futures::JsFuture::from(shown).await?;
-    Ok(())
+    idb::to_js(&serde_json::Value::Object(n.to_map()))
 }
 
-/// Handles a click: focus the tab showing the target, else steer one there, else open it.
-pub async fn click(notification: &Notification) -> Result<(), SwError> {
-    notification.close();
-    let w = worker()?;
-    let target = Reflect::get(&notification.data(), &"url".into())
-        .ok()
-        .and_then(|u| u.as_string())
+/// For a click: `[action, index, target]` — action `focus`, `navigate` or `open`
+/// (`notify::on_click` for the open windows' URLs), target the notification's `data.url`
+/// (the configured default when it has none). Empty before the worker is configured.
+pub fn click(windows: &Array, target: Option<String>) -> Array {
+    let Ok(w) = worker() else {
+        return Array::new();
+    };
+    let target = target
         .unwrap_or_else(|| notify::from_payload(None, &w.config.notifications, &w.origin).url);
-    let opts = ClientQueryOptions::new();
-    opts.set_include_uncontrolled(true);
-    opts.set_type(ClientType::Window);
-    let clients = scope().clients();
-    let found: js_sys::Array = wait(clients.match_all_with_options(&opts)).await?;
-    let windows: Vec<WindowClient> = found
-        .iter()
-        .filter_map(|c| c.dyn_into::<WindowClient>().ok())
-        .collect();
-    let urls: Vec<String> = windows.iter().map(|c| c.url()).collect();
-    match notify::on_click(&urls, &target) {
-        ClickAction::Focus(i) => {
-            if let Some(win) = windows.get(i) {
-                wasm_bindgen_futures::JsFuture::from(win.focus()?).await?;
-            }
-        }
-        ClickAction::Navigate(i) => {
-            let navigated = match windows.get(i) {
-                Some(win) => wasm_bindgen_futures::JsFuture::from(win.navigate(&target)?)
-                    .await
-                    .ok()
-                    .and_then(|v| v.dyn_into::<WindowClient>().ok()),
-                None => None,
-            };
-            match navigated {
-                Some(win) => {
-                    wasm_bindgen_futures::JsFuture::from(win.focus()?).await?;
-                }
-                // An uncontrolled tab cannot be steered: open the target instead.
-                None => {
-                    wasm_bindgen_futures::JsFuture::from(clients.open_window(&target)).await?;
-                }
-            }
-        }
-        ClickAction::Open => {
-            wasm_bindgen_futures::JsFuture::from(clients.open_window(&target)).await?;
-        }
-    }
-    Ok(())
+    let urls: Vec<String> = windows.iter().filter_map(|u| u.as_string()).collect();
+    let (action, index) = match notify::on_click(&urls, &target) {
+        ClickAction::Focus(i) => ("focus", i),
+        ClickAction::Navigate(i) => ("navigate", i),
+        ClickAction::Open => ("open", 0),
+    };
+    Array::of3(&action.into(), &(index as u32).into(), &target.into())
 }
