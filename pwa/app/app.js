@@ -104,14 +104,16 @@ async function showInbox() {
 }
 
 async function markRead(id) {
+  let note = '';
   try {
     const res = await fetch(`/__edge/inbox/${encodeURIComponent(id)}/read`, { method: 'POST' });
-    if (res.status === 202) $('inbox-status').textContent = 'Marked read offline; the edge is told when the network is back.';
-    else if (!res.ok) $('inbox-status').textContent = `Could not mark read: HTTP ${res.status}`;
+    if (res.status === 202) note = 'Marked read offline; the edge is told when the network is back.';
+    else if (!res.ok) note = `Could not mark read: HTTP ${res.status}`;
   } catch (err) {
-    $('inbox-status').textContent = `Could not mark read: ${err.message}`;
+    note = `Could not mark read: ${err.message}`;
   }
-  showInbox();
+  await showInbox();
+  if (note) $('inbox-status').textContent = note;
 }
 
 // Flags: the edge's bootstrap first (no flicker), then a fresh OFREP evaluation — which the
