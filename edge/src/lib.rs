@@ -16,6 +16,7 @@ pub mod live;
 pub mod metrics;
 pub mod notify;
 pub mod ofrep;
+pub mod passmemory;
 pub mod proxy;
 pub mod rollout;
 pub mod security;

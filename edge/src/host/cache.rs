@@ -18,6 +18,12 @@ use crate::httpcache::{
 };
 use crate::split::{RouteTable, Target};
 
+thread_local! {
+    /// Keys this isolate passes without a lookup (see [`crate::passmemory`]).
+    static PASS: std::cell::RefCell<crate::passmemory::PassMemory> =
+        std::cell::RefCell::new(crate::passmemory::PassMemory::default());
+}
+
 /// (response, origin name that produced it, whether it was a stable retry, Cache-Status).
 pub type Served = (Response, String, bool, String);
 
@@ -54,7 +60,13 @@ pub async fn serve(
     let cache = Cache::default();
     let now = now_ms();
     let head = matches!(policy.method, httpcache::MethodClass::Head);
-    let mut stored = cache.get(key.as_str(), false).await.map_err(internal)?;
+    // A key whose last answer the origin made uncacheable is not looked up (it would miss).
+    let pass = !policy.only_if_cached && PASS.with(|p| p.borrow().skip_lookup(&key, now));
+    let mut stored = if pass {
+        None
+    } else {
+        cache.get(key.as_str(), false).await.map_err(internal)?
+    };
     let mut stored_h = stored.as_ref().map(|r| header_list(r.headers()));
     // Purged (here or, through KV, anywhere) since it was stored: as if absent.
     let stored_at = stored_h
@@ -244,6 +256,7 @@ fn store_and_respond(
     let status = res.status_code();
     let res_h = header_list(res.headers());
     let plan = httpcache::storable_answer(policy, req, status, &res_h, t0, t1, fetched.retried);
+    PASS.with(|p| p.borrow_mut().learn(key, &plan, t1));
     if let Ok(plan) = &plan {
         let copy = res.cloned().map_err(internal)?;
         put(
