@@ -22,6 +22,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::httpcache::{CacheStatus, Detail, Fwd};
+
 /// Upper bounds (milliseconds) of the latency histogram's buckets; one more bucket counts
 /// everything above the last. Prometheus renders them in seconds.
 pub const LATENCY_BOUNDS_MS: [f64; 12] = [
@@ -94,30 +96,33 @@ pub enum CacheOutcome {
     NotApplicable,
 }
 
-/// Classifies a `Cache-Status` value: `hit` is a hit (fresh or served stale), a `fwd` other
-/// than `bypass`/`method` a miss.
+/// Classifies what the cache did (RFC 9211 `Cache-Status`, as the value the edge renders):
+/// `hit` is a hit (fresh or served stale), a forward other than `bypass`/`method` a miss.
 ///
 /// A hit ratio is about what a cache may keep (as CDNs count it): a response the origin
 /// marked unstorable (`no-store`, `private`, `Set-Cookie`, `Vary: *`) or a request that
 /// bypasses the cache (`Authorization`, an unsafe method) is neither a hit nor a miss.
-pub fn cache_outcome(cache_status: &str) -> CacheOutcome {
-    let params: Vec<&str> = cache_status.split(';').map(str::trim).collect();
-    let dynamic = params.iter().any(|p| {
-        matches!(
-            p.strip_prefix("detail="),
-            Some("no-store" | "private" | "set-cookie" | "vary-star" | "authorization" | "method")
-        )
-    });
-    if params.contains(&"hit") {
-        CacheOutcome::Hit
-    } else if let Some(fwd) = params.iter().find_map(|p| p.strip_prefix("fwd=")) {
-        match fwd {
-            "bypass" | "method" => CacheOutcome::NotApplicable,
-            _ if dynamic => CacheOutcome::NotApplicable,
-            _ => CacheOutcome::Miss,
+pub fn cache_outcome(status: &CacheStatus) -> CacheOutcome {
+    match status {
+        CacheStatus::Hit { .. } => CacheOutcome::Hit,
+        CacheStatus::Forward {
+            fwd: Fwd::Bypass | Fwd::Method,
+            ..
         }
-    } else {
-        CacheOutcome::NotApplicable
+        | CacheStatus::Forward {
+            detail:
+                Some(
+                    Detail::NoStore
+                    | Detail::Private
+                    | Detail::SetCookie
+                    | Detail::VaryStar
+                    | Detail::Authorization
+                    | Detail::Method,
+                ),
+            ..
+        } => CacheOutcome::NotApplicable,
+        CacheStatus::Forward { .. } => CacheOutcome::Miss,
+        CacheStatus::Generated { .. } => CacheOutcome::NotApplicable,
     }
 }
 
@@ -1029,39 +1034,63 @@ mod tests {
 
     #[test]
     fn cache_status_values_classify_as_hit_miss_or_neither() {
-        for (value, want) in [
-            ("edgeflags; hit; ttl=30", CacheOutcome::Hit),
+        let fwd = |fwd, fwd_status, stored, detail| CacheStatus::Forward {
+            fwd,
+            fwd_status,
+            ttl: None,
+            stored,
+            detail,
+        };
+        for (status, want) in [
             (
-                "edgeflags; hit; fwd=stale; fwd-status=200",
+                CacheStatus::Hit {
+                    ttl: 30,
+                    detail: None,
+                },
                 CacheOutcome::Hit,
             ),
-            ("edgeflags; fwd=uri-miss; stored", CacheOutcome::Miss),
-            ("edgeflags; fwd=stale; fwd-status=304", CacheOutcome::Miss),
             (
-                "edgeflags; fwd=bypass; detail=authorization",
+                CacheStatus::Hit {
+                    ttl: -3,
+                    detail: Some(Detail::StaleIfError),
+                },
+                CacheOutcome::Hit,
+            ),
+            (fwd(Fwd::UriMiss, None, true, None), CacheOutcome::Miss),
+            (fwd(Fwd::Stale, Some(304), false, None), CacheOutcome::Miss),
+            (
+                fwd(Fwd::Bypass, None, false, Some(Detail::Authorization)),
                 CacheOutcome::NotApplicable,
             ),
-            ("edgeflags; fwd=method", CacheOutcome::NotApplicable),
             (
-                "edgeflags; fwd=uri-miss; fwd-status=200; detail=no-store",
+                CacheStatus::method_bypass(None),
                 CacheOutcome::NotApplicable,
             ),
             (
-                "edgeflags; fwd=uri-miss; fwd-status=200; detail=set-cookie",
+                fwd(Fwd::UriMiss, Some(200), false, Some(Detail::NoStore)),
                 CacheOutcome::NotApplicable,
             ),
             (
-                "edgeflags; fwd=uri-miss; fwd-status=503",
+                fwd(Fwd::UriMiss, Some(200), false, Some(Detail::SetCookie)),
+                CacheOutcome::NotApplicable,
+            ),
+            (
+                fwd(Fwd::UriMiss, Some(503), false, None),
                 CacheOutcome::Miss,
             ),
-            // The canary's lookup missed; the stable retry's answer is served, not stored.
+            // The stable origin's answer to a failed canary: not stored, still a miss.
             (
-                "edgeflags; fwd=uri-miss; fwd-status=200; detail=retried",
+                fwd(Fwd::UriMiss, Some(200), false, Some(Detail::Retried)),
                 CacheOutcome::Miss,
             ),
-            ("", CacheOutcome::NotApplicable),
+            (
+                CacheStatus::Generated {
+                    detail: Detail::OnlyIfCached,
+                },
+                CacheOutcome::NotApplicable,
+            ),
         ] {
-            assert_eq!(cache_outcome(value), want, "{value}");
+            assert_eq!(cache_outcome(&status), want, "{status:?}");
         }
     }
 

@@ -24,8 +24,17 @@ thread_local! {
         std::cell::RefCell::new(crate::passmemory::PassMemory::default());
 }
 
-/// (response, origin name that produced it, whether it was a stable retry, Cache-Status).
-pub type Served = (Response, String, bool, String);
+/// What answered a request: the response, the origin that produced it (`cache` when the
+/// entry does not say), whether the stable origin answered a retry, and what the cache did —
+/// a value, rendered to the `Cache-Status` header once by the proxy and read as such by the
+/// metrics.
+#[derive(Debug)]
+pub struct Served {
+    pub response: Response,
+    pub origin: String,
+    pub retried: bool,
+    pub cache: CacheStatus,
+}
 
 /// A Workers header map as a lowercase-name list.
 pub fn header_list(h: &Headers) -> Vec<(String, String)> {
@@ -82,17 +91,12 @@ pub async fn serve(
     let decision = httpcache::lookup(&policy, &req, stored_h.as_deref(), now);
     match (&decision, stored, stored_h) {
         (Lookup::Fresh { age, .. } | Lookup::Stale { age, .. }, Some(entry), Some(h)) => {
-            let status = decision
-                .cache_status()
-                .map(|c| c.header_value())
-                .unwrap_or_default();
-            let origin = get(&h, "x-edgeflags-origin").unwrap_or("cache").to_owned();
-            Ok((
-                from_stored(entry, &h, *age, &policy, &req, head)?,
-                origin,
-                false,
-                status,
-            ))
+            Ok(Served {
+                response: from_stored(entry, &h, *age, &policy, &req, head)?,
+                origin: stored_origin(&h),
+                retried: false,
+                cache: answered(&decision),
+            })
         }
         (
             Lookup::StaleWhileRevalidate {
@@ -101,26 +105,25 @@ pub async fn serve(
             Some(entry),
             Some(h),
         ) => {
-            let status = decision
-                .cache_status()
-                .map(|c| c.header_value())
-                .unwrap_or_default();
-            let origin = get(&h, "x-edgeflags-origin").unwrap_or("cache").to_owned();
-            let res = from_stored(entry, &h, *age, &policy, &req, head)?;
+            let response = from_stored(entry, &h, *age, &policy, &req, head)?;
+            let (origin, cache) = (stored_origin(&h), answered(&decision));
             let (conditional, key2) = (conditional.clone(), key.clone());
             ctx.wait_until(async move {
                 let _ = revalidate_in_background(key2, policy, req, h, conditional, upstream).await;
             });
-            Ok((res, origin, false, status))
+            Ok(Served {
+                response,
+                origin,
+                retried: false,
+                cache,
+            })
         }
-        (Lookup::OnlyIfCachedMiss, _, _) => {
-            let status = decision
-                .cache_status()
-                .map(|c| c.header_value())
-                .unwrap_or_default();
-            let res = Response::empty().map_err(internal)?.with_status(504);
-            Ok((res, "cache".into(), false, status))
-        }
+        (Lookup::OnlyIfCachedMiss, _, _) => Ok(Served {
+            response: Response::empty().map_err(internal)?.with_status(504),
+            origin: "cache".into(),
+            retried: false,
+            cache: answered(&decision),
+        }),
         (Lookup::Revalidate { conditional, .. }, Some(entry), Some(h)) => {
             let t0 = now_ms();
             let fetched = upstream.fetch(None, conditional).await;
@@ -151,8 +154,12 @@ pub async fn serve(
                         );
                     }
                     let (_, body) = entry.into_parts();
-                    let res = respond(stored_status, &rev.headers, body, &policy, &req, head)?;
-                    return Ok((res, fetched.served_by, fetched.retried, cs.header_value()));
+                    return Ok(Served {
+                        response: respond(stored_status, &rev.headers, body, &policy, &req, head)?,
+                        origin: fetched.served_by,
+                        retried: fetched.retried,
+                        cache: cs,
+                    });
                 }
                 // The 304 is about another representation: ask again without validators.
                 let t0 = now_ms();
@@ -160,20 +167,16 @@ pub async fn serve(
                 return store_and_respond(ctx, &key, &decision, &policy, &req, again, t0, head);
             }
             if httpcache::is_origin_error(origin_status) {
-                if let OnError::ServeStale { age, ttl } =
-                    httpcache::on_origin_error(&policy, &h, origin_status, now_ms())
+                let on_error = httpcache::on_origin_error(&policy, &h, origin_status, now_ms());
+                if let (OnError::ServeStale { age, .. }, Some(cache)) =
+                    (on_error, on_error.cache_status())
                 {
-                    let cs = OnError::ServeStale { age, ttl }
-                        .cache_status()
-                        .map(|c| c.header_value())
-                        .unwrap_or_default();
-                    let origin = get(&h, "x-edgeflags-origin").unwrap_or("cache").to_owned();
-                    return Ok((
-                        from_stored(entry, &h, age, &policy, &req, head)?,
-                        origin,
-                        fetched.retried,
-                        cs,
-                    ));
+                    return Ok(Served {
+                        response: from_stored(entry, &h, age, &policy, &req, head)?,
+                        origin: stored_origin(&h),
+                        retried: fetched.retried,
+                        cache,
+                    });
                 }
             }
             store_and_respond(ctx, &key, &decision, &policy, &req, fetched, t0, head)
@@ -184,6 +187,19 @@ pub async fn serve(
             store_and_respond(ctx, &key, &decision, &policy, &req, fetched, t0, head)
         }
     }
+}
+
+/// The origin a stored entry came from (`cache` when it does not say).
+fn stored_origin(h: &[(String, String)]) -> String {
+    get(h, "x-edgeflags-origin").unwrap_or("cache").to_owned()
+}
+
+/// What the cache did for a lookup answered without the origin. Every such outcome has a
+/// status; the fallback (never reached) reports a forward with no origin status.
+fn answered(decision: &Lookup) -> CacheStatus {
+    decision
+        .cache_status()
+        .unwrap_or_else(|| decision.forwarded_status(None, None))
 }
 
 fn stored_status(h: &[(String, String)]) -> u16 {
@@ -267,12 +283,17 @@ fn store_and_respond(
             &fetched.served_by,
         );
     }
-    let cs = if head {
+    let cache = if head {
         decision.forwarded_status(Some(status), None)
     } else {
         decision.forwarded_status(Some(status), Some(&plan))
     };
-    Ok((res, fetched.served_by, fetched.retried, cs.header_value()))
+    Ok(Served {
+        response: res,
+        origin: fetched.served_by,
+        retried: fetched.retried,
+        cache,
+    })
 }
 
 /// Puts an entry off the response path.
@@ -386,16 +407,4 @@ pub fn delete_all(ctx: &Context, keys: Vec<String>) {
             let _ = cache.delete(key.as_str(), false).await;
         }
     });
-}
-
-/// The `Cache-Status` for a response that bypassed the cache by method.
-pub fn method_status(fwd_status: Option<u16>) -> String {
-    CacheStatus::Forward {
-        fwd: httpcache::Fwd::Method,
-        fwd_status,
-        ttl: None,
-        stored: false,
-        detail: None,
-    }
-    .header_value()
 }

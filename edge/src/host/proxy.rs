@@ -132,8 +132,12 @@ pub async fn handle(
                     active.as_deref(),
                 );
             }
-            let cs = super::cache::method_status(status);
-            Ok((fetched.result?, fetched.served_by, fetched.retried, cs))
+            Ok(super::cache::Served {
+                response: fetched.result?,
+                origin: fetched.served_by,
+                retried: fetched.retried,
+                cache: httpcache::CacheStatus::method_bypass(status),
+            })
         }
     }
     .await;
@@ -154,7 +158,10 @@ pub async fn handle(
             .filter(|_| visitor.vouched || !config.identity_keys.signing())
             .map(metrics::unit_id);
         let (origin, cache) = match &served {
-            Ok((_, by, _, cs)) => (by.as_str(), metrics::cache_outcome(cs)),
+            Ok(served) => (
+                served.origin.as_str(),
+                metrics::cache_outcome(&served.cache),
+            ),
             Err(_) => (choice.name.as_str(), metrics::CacheOutcome::NotApplicable),
         };
         let record = metrics::RequestRecord {
@@ -167,7 +174,12 @@ pub async fn handle(
         };
         super::metrics::record_request(env, ctx, &record, unit.as_deref());
     }
-    let (res, served_by, retried, cache_status) = served?;
+    let super::cache::Served {
+        response: res,
+        origin: served_by,
+        retried,
+        cache: cache_status,
+    } = served?;
     COUNTERS.with(|c| {
         let mut c = c.borrow_mut();
         *c.requests.entry(served_by.clone()).or_default() += 1;
@@ -186,7 +198,8 @@ pub async fn handle(
     let h = res.headers_mut();
     // Addressed to surrogates (us), never to the visitor; stored entries keep it.
     h.delete("surrogate-control").map_err(internal)?;
-    h.set("cache-status", &cache_status).map_err(internal)?;
+    h.set("cache-status", &cache_status.header_value())
+        .map_err(internal)?;
     h.set("x-edgeflags-origin", &served_by).map_err(internal)?;
     h.set("x-edgeflags-request-id", &request_id)
         .map_err(internal)?;

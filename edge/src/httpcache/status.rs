@@ -100,6 +100,17 @@ pub enum CacheStatus {
 }
 
 impl CacheStatus {
+    /// Forwarded because the method is not one the cache handles (an unsafe method).
+    pub fn method_bypass(fwd_status: Option<u16>) -> Self {
+        CacheStatus::Forward {
+            fwd: Fwd::Method,
+            fwd_status,
+            ttl: None,
+            stored: false,
+            detail: None,
+        }
+    }
+
     /// The list member, e.g. `edgeflags; fwd=stale; fwd-status=304; ttl=60; stored`.
     pub fn header_value(&self) -> String {
         let mut s = String::from(CACHE_NAME);
@@ -165,6 +176,10 @@ mod tests {
             detail,
         };
         let cases: Vec<(CacheStatus, &str)> = vec![
+            (
+                C::method_bypass(Some(201)),
+                "edgeflags; fwd=method; fwd-status=201",
+            ),
             (
                 C::Hit {
                     ttl: 120,
