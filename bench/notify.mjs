@@ -4,7 +4,7 @@
 // whose queue consumer only POSTs (bench/notify-baseline-worker.mjs), the same plus the
 // WebCrypto work of one delivery, and the same plus two Durable Object calls per delivery.
 //
-//   node bench/notify.mjs [--n 200] [--runs 3] [--json]
+//   node bench/notify.mjs [--n 200] [--runs 3] [--json] [--short: edge, plain baseline, METRICS=off]
 //
 // Needs the edge built (scripts/build-edge.sh); the build is copied first, so a rebuild by
 // someone else during the run changes nothing. Every row uses wrangler.toml's queue settings
@@ -238,12 +238,16 @@ const rows = [];
 try {
   rows.push(summarise('edge consumer (wrangler.toml: batch 10, timeout 1 s)', await edgeRows(push), 'default'));
   rows.push(summarise('baseline: JS consumer, plain POST', await baselineRows(push, 'post'), 'baseline'));
+  if (process.argv.includes('--short')) {
+    rows.push(summarise('edge consumer, METRICS=off (no end-of-batch flush)', await edgeRows(push, 0, { METRICS: 'off' }), 'attribution'));
+  } else {
   rows.push(summarise('baseline + WebCrypto of one delivery', await baselineRows(push, 'post+crypto'), 'attribution'));
   rows.push(summarise('baseline + 2 Durable Object calls (SQLite write)', await baselineRows(push, 'post+do'), 'attribution'));
   rows.push(summarise('baseline + 2 Durable Object calls (read only)', await baselineRows(push, 'post+doread'), 'attribution'));
   rows.push(summarise('baseline + WebCrypto + 2 DO calls', await baselineRows(push, 'post+crypto+do'), 'attribution'));
   rows.push(summarise('edge consumer, METRICS=off (no end-of-batch flush)', await edgeRows(push, 0, { METRICS: 'off' }), 'attribution'));
   rows.push(summarise('edge consumer, tuned: max_batch_size 100', await edgeRows(push, 100), 'tuned, not the default'));
+  }
 } finally {
   push.close();
 }

@@ -9,6 +9,7 @@ pub mod cors;
 pub mod dashboard;
 pub mod error;
 pub mod experiments;
+pub mod header_edits;
 pub mod httpcache;
 pub mod identity;
 pub mod jwt;
@@ -80,7 +81,8 @@ mod entry {
 
     #[event(fetch)]
     async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
-        let https = req.url().map(|u| u.scheme() == "https").unwrap_or(false);
+        // The serialized URL's scheme, without parsing the whole URL (the proxy parses it once).
+        let https = req.inner().url().starts_with("https:");
         let (req_method, req_path) = (req.method(), req.path());
         let (res, own) = match route(req, &env, &ctx).await {
             // workers-rs panics converting a status outside 200..=599 into a JS Response:
@@ -207,7 +209,7 @@ mod entry {
     async fn queue(
         batch: worker::MessageBatch<serde_json::Value>,
         env: Env,
-        _ctx: Context,
+        ctx: Context,
     ) -> Result<()> {
         match config(&env) {
             Ok(config) => host::notify::consume(batch, &env, &config).await,
@@ -217,8 +219,9 @@ mod entry {
             }
         }
         // The batch's delivery counts: a queue invocation has no later request whose
-        // waitUntil would carry them.
-        host::metrics::flush_or_warn(&env).await;
+        // waitUntil would carry them, so it sends them itself (from its own waitUntil: the
+        // acknowledgements need not wait for the metrics store).
+        ctx.wait_until(async move { host::metrics::flush_or_warn(&env).await });
         Ok(())
     }
 

@@ -177,8 +177,10 @@ describe('rollout.minDeliverySuccess', () => {
       const res = await fetch(`${stack.edgeUrl}/__edge/flags`, { method: 'PUT', headers: admin, body: JSON.stringify(doc) });
       const text = await res.text();
       assert.equal(res.status, 400, text);
-      assert.match(text, /flags\.backend\.metadata\.rollout\.minDeliverySuccess/);
-      assert.match(text, /flags\.backend\.metadata\.rollout\.deliveryChannel/);
+      const { errors } = JSON.parse(text);
+      const at = (path, message) => errors.some((e) => e.path === `flags.backend.metadata.rollout.${path}` && message.test(e.message));
+      assert.ok(at('minDeliverySuccess', /must be a ratio between 0 and 1/), text);
+      assert.ok(at('deliveryChannel', /"sms" is not a channel/), text);
     } finally {
       await stack.stop();
     }
