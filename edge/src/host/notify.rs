@@ -242,21 +242,7 @@ async fn send(env: &Env, config: &Config, body: &[u8]) -> Result<Response, EdgeE
     }
     // Each channel's flag, as it is at send: a channel off now is never sent on for this
     // notification (re-enabling the flag later does not send it).
-    let states: std::collections::BTreeMap<Channel, ChannelState> = r
-        .channel_list()
-        .into_iter()
-        .map(|c| {
-            let on = flag_on(&active, c, now_secs);
-            (
-                c,
-                if on {
-                    ChannelState::On
-                } else {
-                    ChannelState::Disabled
-                },
-            )
-        })
-        .collect();
+    let states = api::states_at_send(&r, |c| flag_on(&active, c, now_secs));
     let put = store(
         env,
         ledger,
@@ -480,22 +466,8 @@ async fn retry(env: &Env, config: &Config, id: &str) -> Result<Response, EdgeErr
     let (_, r) = ledger(env, &settings, id).await?;
     let active = flags::current(env, config).await?;
     let now_secs = now_ms() / 1000;
-    let queued: Vec<Channel> = r
-        .channel_list()
-        .into_iter()
-        .filter(|c| c.queued())
-        .collect();
-    let on: Vec<Channel> = queued
-        .iter()
-        .copied()
-        .filter(|c| flag_on(&active, *c, now_secs))
-        .collect();
-    if on.is_empty() {
-        let flags: Vec<&str> = queued.iter().map(|c| c.flag()).collect();
-        return Err(EdgeError::Conflict(format!(
-            "the channels of this notification that can be retried are off (flags {flags:?})"
-        )));
-    }
+    let on =
+        api::retry_channels(&r, |c| flag_on(&active, c, now_secs)).map_err(EdgeError::Conflict)?;
     let mut per_channel = serde_json::Map::new();
     let mut requeued = 0;
     for channel in on {

@@ -348,6 +348,46 @@ pub fn channel_states(stored: &str) -> std::collections::BTreeMap<Channel, Chann
     serde_json::from_str(stored).unwrap_or_default()
 }
 
+/// The channel states of a new notification: each requested channel as its flag is now.
+pub fn states_at_send(
+    r: &SendRequest,
+    on: impl Fn(Channel) -> bool,
+) -> std::collections::BTreeMap<Channel, ChannelState> {
+    r.channel_list()
+        .into_iter()
+        .map(|c| {
+            let state = if on(c) {
+                ChannelState::On
+            } else {
+                ChannelState::Disabled
+            };
+            (c, state)
+        })
+        .collect()
+}
+
+/// The channels `POST …/retry` re-queues: the notification's queued channels (push, email)
+/// whose flag is on now; an error (409) when there is none.
+pub fn retry_channels(
+    r: &SendRequest,
+    on: impl Fn(Channel) -> bool,
+) -> Result<Vec<Channel>, String> {
+    let queued: Vec<Channel> = r
+        .channel_list()
+        .into_iter()
+        .filter(|c| c.queued())
+        .collect();
+    if queued.is_empty() {
+        return Err("nothing to retry: in-app items are stored, not sent".into());
+    }
+    let live: Vec<Channel> = queued.iter().copied().filter(|c| on(*c)).collect();
+    if live.is_empty() {
+        let flags: Vec<&str> = queued.iter().map(|c| c.flag()).collect();
+        return Err(format!("the channels to retry are off (flags {flags:?})"));
+    }
+    Ok(live)
+}
+
 /// RFC 8030 §5.4: a Topic is at most 32 characters of the URL-safe base64 alphabet.
 pub fn valid_topic(t: &str) -> bool {
     (1..=32).contains(&t.len())
@@ -605,6 +645,35 @@ mod tests {
         assert_eq!(Channel::Push.flag(), PUSH_FLAG);
         assert_eq!(Channel::Inapp.flag(), INAPP_FLAG);
         assert_eq!(Channel::Email.flag(), EMAIL_FLAG);
+    }
+
+    #[test]
+    fn states_at_send_and_retry_channels() {
+        let r: SendRequest = serde_json::from_value(json!({"title": "t", "body": "",
+            "channels": ["email", "inapp", "push"], "audience": {"targetingKeys": ["a"]}}))
+        .unwrap();
+        let only_inapp = |c: Channel| c == Channel::Inapp;
+        let states = states_at_send(&r, only_inapp);
+        assert_eq!(states[&Channel::Inapp], ChannelState::On);
+        assert_eq!(states[&Channel::Push], ChannelState::Disabled);
+        assert_eq!(states[&Channel::Email], ChannelState::Disabled);
+        assert!(retry_channels(&r, only_inapp)
+            .unwrap_err()
+            .contains("notifications.email"));
+        assert_eq!(
+            retry_channels(&r, |c| c == Channel::Email),
+            Ok(vec![Channel::Email])
+        );
+        assert_eq!(
+            retry_channels(&r, |_| true),
+            Ok(vec![Channel::Push, Channel::Email])
+        );
+        let inapp: SendRequest = serde_json::from_value(json!({"title": "t", "body": "",
+            "channels": ["inapp"], "audience": {"targetingKeys": ["a"]}}))
+        .unwrap();
+        assert!(retry_channels(&inapp, |_| true)
+            .unwrap_err()
+            .contains("nothing to retry"));
     }
 
     #[test]
