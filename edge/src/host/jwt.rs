@@ -70,7 +70,8 @@ pub async fn visitor(
     config: &Config,
     issue_id: bool,
 ) -> crate::identity::Visitor {
-    let secure = req.url().map(|u| u.scheme() == "https").unwrap_or(false);
+    // The scheme of the serialized URL; a full parse per request is not needed for it.
+    let secure = req.inner().url().starts_with("https:");
     let verified = verified_sub(req, env, config).await;
     crate::identity::identify(
         &config.identity,
