@@ -153,6 +153,33 @@ pub fn personalised_cache_control(cc: Option<&str>) -> String {
     out.join(", ")
 }
 
+/// The headers of a page once it carries one visitor's flags: `Content-Length` dropped (the
+/// body grows), the origin's validators replaced by [`page_etag`] (none when it had none:
+/// `Last-Modified` would validate a copy whose flags nobody can vouch for), and
+/// `Cache-Control` made [`personalised_cache_control`]. Everything else is kept in order.
+pub fn page_headers(headers: &[(String, String)], flags_tag: &str) -> Vec<(String, String)> {
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    let replaced = ["content-length", "etag", "last-modified", "cache-control"];
+    let mut out: Vec<(String, String)> = headers
+        .iter()
+        .filter(|(n, _)| !replaced.iter().any(|r| n.eq_ignore_ascii_case(r)))
+        .cloned()
+        .collect();
+    if let Some(etag) = page_etag(get("etag"), get("last-modified"), flags_tag) {
+        out.push(("etag".into(), etag));
+    }
+    out.push((
+        "cache-control".into(),
+        personalised_cache_control(get("cache-control")),
+    ));
+    out
+}
+
 /// The script element carrying `json`, escaped so no byte sequence in it can end the
 /// element or be read as markup.
 pub fn script_element(json: &str) -> String {
@@ -442,6 +469,46 @@ mod tests {
         assert!(!should_inject("GET", 304, Some("text/html"), None));
         assert!(!should_inject("HEAD", 200, Some("text/html"), None));
         assert!(!should_inject("GET", 200, None, None));
+    }
+
+    #[test]
+    fn a_bootstrapped_page_gets_its_own_validator_and_private_caching() {
+        let page = page_headers(
+            &h(&[
+                ("content-type", "text/html"),
+                ("content-length", "120"),
+                ("ETag", "\"abc\""),
+                ("last-modified", "Sun, 06 Nov 1994 08:49:37 GMT"),
+                ("cache-control", "public, max-age=60"),
+                ("set-cookie", "a=1"),
+            ]),
+            "7-f00d",
+        );
+        assert_eq!(
+            page,
+            h(&[
+                ("content-type", "text/html"),
+                ("set-cookie", "a=1"),
+                ("etag", "W/\"e.abc.f.7-f00d\""),
+                ("cache-control", "private, max-age=60"),
+            ])
+        );
+        // Last-Modified alone becomes the page's entity-tag; no validator, none.
+        let dated = page_headers(
+            &h(&[("last-modified", "Sun, 06 Nov 1994 08:49:37 GMT")]),
+            "t",
+        );
+        assert_eq!(
+            dated,
+            h(&[
+                ("etag", "W/\"m.784111777.f.t\""),
+                ("cache-control", "private"),
+            ])
+        );
+        assert_eq!(
+            page_headers(&h(&[("content-length", "5")]), "t"),
+            h(&[("cache-control", "private")])
+        );
     }
 
     #[test]

@@ -141,17 +141,27 @@ pub enum Refresh {
     Missing,
 }
 
-/// Per-isolate flag state.
-#[derive(Debug, Default)]
-pub struct LiveFlags {
-    active: Option<Rc<Active>>,
+/// A value an isolate keeps in memory and re-checks at most every `refresh_ms`, one check at
+/// a time — the flag set ([`LiveFlags`]) and the route table share this timing. It holds
+/// the last value a check produced; a check that produced nothing usable keeps it.
+#[derive(Debug)]
+pub struct Refreshing<T> {
+    value: Option<Rc<T>>,
     checked_at_ms: Option<u64>,
-    problem: Option<Problem>,
-    missing: bool,
 }
 
-impl LiveFlags {
-    /// Whether KV must be consulted before answering.
+impl<T> Default for Refreshing<T> {
+    fn default() -> Self {
+        Self {
+            value: None,
+            checked_at_ms: None,
+        }
+    }
+}
+
+impl<T> Refreshing<T> {
+    /// Whether a check is due: never checked, the interval has passed, or the clock went
+    /// backwards (a check then repairs the timestamp instead of waiting for it).
     pub fn needs_check(&self, now_ms: u64, refresh_ms: u64) -> bool {
         match self.checked_at_ms {
             None => true,
@@ -159,15 +169,46 @@ impl LiveFlags {
         }
     }
 
-    /// Marks a check as started: requests arriving while it awaits the writer serve the
-    /// current set instead of starting checks of their own (one check per isolate at a time).
+    /// Marks a check as started (or done): requests arriving while it awaits the store serve
+    /// the current value instead of starting checks of their own.
     pub fn claim_check(&mut self, now_ms: u64) {
         self.checked_at_ms = Some(now_ms);
     }
 
+    /// The current value, if a check ever produced one.
+    pub fn get(&self) -> Option<Rc<T>> {
+        self.value.clone()
+    }
+
+    /// Replaces the value with what a check produced.
+    pub fn set(&mut self, value: T) {
+        self.value = Some(Rc::new(value));
+    }
+}
+
+/// Per-isolate flag state.
+#[derive(Debug, Default)]
+pub struct LiveFlags {
+    active: Refreshing<Active>,
+    problem: Option<Problem>,
+    missing: bool,
+}
+
+impl LiveFlags {
+    /// Whether KV must be consulted before answering.
+    pub fn needs_check(&self, now_ms: u64, refresh_ms: u64) -> bool {
+        self.active.needs_check(now_ms, refresh_ms)
+    }
+
+    /// Marks a check as started: requests arriving while it awaits the writer serve the
+    /// current set instead of starting checks of their own (one check per isolate at a time).
+    pub fn claim_check(&mut self, now_ms: u64) {
+        self.active.claim_check(now_ms);
+    }
+
     /// The active set, if any document ever compiled.
     pub fn active(&self) -> Option<Rc<Active>> {
-        self.active.clone()
+        self.active.get()
     }
 
     /// The last refused document, while it is still what KV holds.
@@ -182,14 +223,14 @@ impl LiveFlags {
 
     /// Takes in what KV holds now.
     pub fn refresh(&mut self, stored: Option<&str>, now_ms: u64) -> Refresh {
-        self.checked_at_ms = Some(now_ms);
+        self.active.claim_check(now_ms);
         let Some(text) = stored else {
             self.missing = true;
             return Refresh::Missing;
         };
         self.missing = false;
         let version = version_of(text);
-        if self.active.as_ref().is_some_and(|a| a.version == version) {
+        if self.active.value.as_deref().is_some_and(|a| a.version == version) {
             self.problem = None;
             return Refresh::Unchanged;
         }
@@ -231,7 +272,7 @@ impl LiveFlags {
                     .collect()
             })
             .unwrap_or_default();
-        self.active = Some(Rc::new(Active {
+        self.active.set(Active {
             epochs,
             experiments: crate::experiments::specs(&doc),
             set: loaded.set,
@@ -239,10 +280,10 @@ impl LiveFlags {
             warnings: loaded.warnings,
             loaded_at_ms: now_ms,
             client_document: client_document(text),
-        }));
+        });
         self.problem = None;
         self.missing = false;
-        self.checked_at_ms = Some(now_ms);
+        self.active.claim_check(now_ms);
         Ok(version)
     }
 }
@@ -250,6 +291,24 @@ impl LiveFlags {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refreshing_value_is_checked_once_per_interval_and_kept_until_replaced() {
+        let mut r: Refreshing<&str> = Refreshing::default();
+        assert!(r.needs_check(1_000, 5_000), "never checked");
+        assert_eq!(r.get(), None);
+        r.claim_check(1_000);
+        // A check in flight: other requests serve what is there (nothing yet) meanwhile.
+        assert!(!r.needs_check(1_001, 5_000));
+        r.set("a");
+        assert_eq!(r.get().as_deref(), Some(&"a"));
+        assert!(!r.needs_check(5_999, 5_000));
+        assert!(r.needs_check(6_000, 5_000), "interval passed");
+        assert!(r.needs_check(999, 5_000), "clock went backwards");
+        // A check that produced nothing keeps the last value.
+        r.claim_check(6_000);
+        assert_eq!(r.get().as_deref(), Some(&"a"));
+    }
 
     #[test]
     fn client_documents_publish_only_the_evaluators_client_flags_reference() {

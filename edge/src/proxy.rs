@@ -1,5 +1,10 @@
 //! Origin proxy policy: which URL the origin gets, which headers cross the edge and which
-//! headers the edge adds. Pure functions over plain strings, so they are tested natively.
+//! headers the edge adds, and what a proxied request reports (its metrics record, the retry
+//! header, the isolate's counters). Pure functions, so they are tested natively.
+
+use crate::httpcache::CacheStatus;
+use crate::live::Active;
+use crate::metrics::{cache_outcome, CacheOutcome, RequestRecord};
 
 /// Header the edge adds to every response it handles: proof the worker ran, and which build.
 pub const EDGE_HEADER: &str = "x-edgeflags";
@@ -137,9 +142,162 @@ pub fn sendable_status(status: u16) -> bool {
     (200..=599).contains(&status)
 }
 
+/// The replacement headers of an origin request without the validators the cache added: they
+/// belong to the chosen variant's entry, not to the stable origin's representation, so a
+/// retry on the stable origin goes without them.
+pub fn without_validators(replace: &[(String, String)]) -> Vec<(String, String)> {
+    replace
+        .iter()
+        .filter(|(n, _)| !n.starts_with("if-"))
+        .cloned()
+        .collect()
+}
+
+/// `X-Edgeflags-Retried` for a response the stable origin gave after the chosen one failed:
+/// `<chosen>-><stable>`; nothing when the chosen origin answered.
+pub fn retried_header(retried: bool, chosen: &str, stable: &str) -> Option<String> {
+    retried.then(|| format!("{chosen}->{stable}"))
+}
+
+/// How a proxied request ended, as far as the metrics care.
+#[derive(Debug, Clone, Copy)]
+pub struct Ended<'a> {
+    /// The route's flag and the variant that picked the origin, when a flag did.
+    pub decided_by: Option<(&'a str, &'a str)>,
+    /// The origin chosen for the request.
+    pub chosen: &'a str,
+    /// The origin (or `cache`) that answered and what the cache did; `None` when nothing
+    /// answered (the request ends in an error).
+    pub served: Option<(&'a str, &'a CacheStatus)>,
+    /// Connect errors and 5xx of the chosen origin, counted even when the stable retry saved
+    /// the request: they are the canary's errors.
+    pub chosen_failures: u32,
+    pub latency_ms: f64,
+}
+
+/// The metrics record of a proxied request: the answering origin (the chosen one when
+/// nothing answered), an origin error when the chosen origin failed or nothing answered,
+/// the cache outcome (none for an error), and the epoch of the deciding flag in `active`.
+pub fn request_record<'a>(ended: &Ended<'a>, active: Option<&'a Active>) -> RequestRecord<'a> {
+    let epoch = match (ended.decided_by, active) {
+        (Some((flag, _)), Some(a)) => a.epoch(flag),
+        _ => "",
+    };
+    let (origin, cache) = match ended.served {
+        Some((origin, status)) => (origin, cache_outcome(status)),
+        None => (ended.chosen, CacheOutcome::NotApplicable),
+    };
+    RequestRecord {
+        decided_by: ended.decided_by,
+        epoch,
+        origin,
+        origin_error: ended.chosen_failures > 0 || ended.served.is_none(),
+        cache,
+        latency_ms: ended.latency_ms,
+    }
+}
+
+/// Requests per answering origin and retries on the stable origin since the isolate started:
+/// what this one isolate did, for `/__edge/status` next to the deployment-wide metrics.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct ProxyCounters {
+    pub requests: std::collections::BTreeMap<String, u64>,
+    pub retries: u64,
+}
+
+impl ProxyCounters {
+    /// Counts one answered request.
+    pub fn count(&mut self, origin: &str, retried: bool) {
+        match self.requests.get_mut(origin) {
+            Some(n) => *n += 1,
+            None => {
+                self.requests.insert(origin.to_owned(), 1);
+            }
+        }
+        self.retries += u64::from(retried);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::httpcache::Fwd;
+
+    #[test]
+    fn a_retry_on_the_stable_origin_drops_the_cache_validators_only() {
+        let replace = vec![
+            ("if-none-match".to_owned(), "\"v2\"".to_owned()),
+            ("x-edgeflags-request-id".to_owned(), "r".to_owned()),
+            ("if-modified-since".to_owned(), "x".to_owned()),
+        ];
+        assert_eq!(
+            without_validators(&replace),
+            vec![("x-edgeflags-request-id".to_owned(), "r".to_owned())]
+        );
+    }
+
+    #[test]
+    fn the_retry_header_names_both_origins_only_after_a_retry() {
+        assert_eq!(retried_header(true, "v2", "v1").as_deref(), Some("v2->v1"));
+        assert_eq!(retried_header(false, "v2", "v1"), None);
+    }
+
+    #[test]
+    fn a_request_record_counts_the_chosen_origins_failures_even_when_the_retry_saved_it() {
+        let miss = CacheStatus::Forward {
+            fwd: Fwd::UriMiss,
+            fwd_status: Some(200),
+            ttl: None,
+            stored: false,
+            detail: None,
+        };
+        let ended = Ended {
+            decided_by: Some(("backend", "canary")),
+            chosen: "v2",
+            served: Some(("v1", &miss)),
+            chosen_failures: 1,
+            latency_ms: 12.0,
+        };
+        let r = request_record(&ended, None);
+        assert_eq!((r.origin, r.origin_error, r.epoch), ("v1", true, ""));
+        assert_eq!(r.cache, CacheOutcome::Miss);
+        assert_eq!(r.decided_by, Some(("backend", "canary")));
+        // Nothing answered: the chosen origin is charged, and it is no cache outcome.
+        let failed = Ended {
+            served: None,
+            chosen_failures: 0,
+            ..ended
+        };
+        let r = request_record(&failed, None);
+        assert_eq!((r.origin, r.origin_error), ("v2", true));
+        assert_eq!(r.cache, CacheOutcome::NotApplicable);
+        // A clean hit.
+        let hit = CacheStatus::Hit {
+            ttl: 5,
+            detail: None,
+        };
+        let ok = Ended {
+            served: Some(("cache", &hit)),
+            chosen_failures: 0,
+            ..ended
+        };
+        let r = request_record(&ok, None);
+        assert_eq!(
+            (r.origin, r.origin_error, r.cache),
+            ("cache", false, CacheOutcome::Hit)
+        );
+    }
+
+    #[test]
+    fn counters_count_answers_per_origin_and_retries() {
+        let mut c = ProxyCounters::default();
+        c.count("v2", false);
+        c.count("v1", true);
+        c.count("v2", false);
+        assert_eq!(c.requests.get("v2"), Some(&2));
+        assert_eq!(c.requests.get("v1"), Some(&1));
+        assert_eq!(c.retries, 1);
+    }
 
     #[test]
     fn only_statuses_a_response_can_be_built_with_are_sendable() {

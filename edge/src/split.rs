@@ -17,6 +17,8 @@
 
 use serde_json::Value;
 
+use crate::live::Refreshing;
+
 /// One route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
@@ -222,6 +224,59 @@ pub fn check_origin(url: &str) -> Result<String, String> {
     }
 }
 
+/// The isolate's route table, re-checked like the flag set ([`Refreshing`]): the KV
+/// document when present and valid, else the built-in default. A malformed document keeps
+/// the last good table (the default when there was none) and is reported with its JSON
+/// paths until it is fixed or removed.
+#[derive(Debug, Default)]
+pub struct Routes {
+    pub table: Refreshing<RouteTable>,
+    /// Errors of the stored document, when it is malformed.
+    pub problem: Option<Vec<String>>,
+}
+
+impl Routes {
+    /// Starts a check at `now_ms`. With a table in hand, requests arriving meanwhile use it
+    /// (one check per isolate at a time); without one they check too, rather than fail.
+    pub fn begin_check(&mut self, now_ms: u64) {
+        if self.table.get().is_some() {
+            self.table.claim_check(now_ms);
+        }
+    }
+
+    /// Takes in what KV holds under the routes key (`None`: nothing stored) at `now_ms`.
+    pub fn take(
+        &mut self,
+        stored: Option<&str>,
+        var: impl Fn(&str) -> Option<String>,
+        default: impl FnOnce() -> RouteTable,
+        now_ms: u64,
+    ) {
+        self.table.claim_check(now_ms);
+        match stored.map(|text| RouteTable::parse(text, var)) {
+            None => {
+                self.problem = None;
+                self.table.set(default());
+            }
+            Some(Ok(table)) => {
+                self.problem = None;
+                self.table.set(table);
+            }
+            Some(Err(errors)) => {
+                self.problem = Some(
+                    errors
+                        .into_iter()
+                        .map(|e| format!("{}: {}", e.path, e.message))
+                        .collect(),
+                );
+                if self.table.get().is_none() {
+                    self.table.set(default());
+                }
+            }
+        }
+    }
+}
+
 /// The origin chosen for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Choice<'t> {
@@ -275,6 +330,19 @@ pub fn choose<'t>(
     }
 }
 
+/// What a routing flag's evaluation names: `(variant, origin name)`. The flag's value names
+/// the origin when it is a string; any other value (a boolean or number flag, an object)
+/// leaves the variant's own name as the origin, so `{"v1": true, "v2": false}` routes by
+/// variant name. No variant (flag missing, disabled, an error) names nothing, and the caller
+/// falls back to the stable origin.
+pub fn variant_origin(variant: Option<&str>, value: Option<&Value>) -> Option<(String, String)> {
+    let variant = variant?.to_owned();
+    let origin = value
+        .and_then(Value::as_str)
+        .map_or_else(|| variant.clone(), str::to_owned);
+    Some((variant, origin))
+}
+
 /// Whether a request may be sent again after a failure (idempotent and bodiless).
 pub fn retryable_method(method: &str) -> bool {
     matches!(method, "GET" | "HEAD" | "OPTIONS")
@@ -288,6 +356,50 @@ pub fn failed(status: Option<u16>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_route_table_follows_kv_and_keeps_the_last_good_one_over_a_broken_document() {
+        let default = || RouteTable::default_table("http://127.0.0.1:1", None, "backend");
+        let mut routes = Routes::default();
+        assert!(routes.table.needs_check(0, 1_000));
+        // No table yet: a check in flight does not hold other requests back.
+        routes.begin_check(0);
+        assert!(routes.table.needs_check(1, 1_000));
+        routes.take(None, vars, default, 0);
+        assert_eq!(routes.table.get().map(|t| t.origins.len()), Some(1));
+        assert!(!routes.table.needs_check(999, 1_000));
+        // With a table, one check at a time.
+        routes.begin_check(1_000);
+        assert!(!routes.table.needs_check(1_001, 1_000));
+        routes.take(Some(DOC), vars, default, 1_000);
+        assert_eq!(routes.table.get().map(|t| t.origins.len()), Some(3));
+        assert_eq!(routes.problem, None);
+        routes.take(Some(r#"{"origins":7}"#), vars, default, 2_000);
+        assert_eq!(routes.table.get().map(|t| t.origins.len()), Some(3), "kept");
+        assert!(routes.problem.as_ref().is_some_and(|p| !p.is_empty()));
+        // A broken document on a fresh isolate: the default table, and the problem.
+        let mut fresh = Routes::default();
+        fresh.take(Some("not json"), vars, default, 0);
+        assert_eq!(fresh.table.get().map(|t| t.origins.len()), Some(1));
+        assert!(fresh.problem.is_some());
+    }
+
+    #[test]
+    fn a_string_value_names_the_origin_and_anything_else_falls_back_to_the_variant() {
+        let s = |v: &str| Value::String(v.to_owned());
+        assert_eq!(
+            variant_origin(Some("canary"), Some(&s("v2"))),
+            Some(("canary".to_owned(), "v2".to_owned()))
+        );
+        for value in [None, Some(Value::Bool(true)), Some(serde_json::json!(2))] {
+            assert_eq!(
+                variant_origin(Some("v1"), value.as_ref()),
+                Some(("v1".to_owned(), "v1".to_owned())),
+                "{value:?}"
+            );
+        }
+        assert_eq!(variant_origin(None, Some(&s("v2"))), None);
+    }
 
     fn vars(name: &str) -> Option<String> {
         match name {

@@ -8,9 +8,10 @@
 //! Cache API's retention time. The Cache API is per location: a delete or purge here does not
 //! reach other locations, which is why purges are also recorded in KV (see `flags.rs`).
 
-use worker::{Cache, Context, Headers, Response, ResponseBody};
+use worker::wasm_bindgen::JsValue;
+use worker::{Cache, Context, Headers, Request, Response, ResponseBody};
 
-use super::proxy::Upstream;
+use super::origin::{Fetched, Upstream};
 use super::{internal, now_ms};
 use crate::error::EdgeError;
 use crate::httpcache::{
@@ -43,7 +44,8 @@ pub fn header_list(h: &Headers) -> Vec<(String, String)> {
         .collect()
 }
 
-fn headers_of(list: &[(String, String)]) -> Result<Headers, EdgeError> {
+/// A header list as a Workers header map.
+pub fn headers_of(list: &[(String, String)]) -> Result<Headers, EdgeError> {
     let h = Headers::new();
     for (n, v) in list {
         h.append(n, v).map_err(internal)?;
@@ -263,7 +265,7 @@ fn store_and_respond(
     decision: &Lookup,
     policy: &RequestPolicy,
     req: &[(String, String)],
-    fetched: super::proxy::Fetched,
+    fetched: Fetched,
     t0: u64,
     head: bool,
 ) -> Result<Served, EdgeError> {
@@ -407,4 +409,32 @@ pub fn delete_all(ctx: &Context, keys: Vec<String>) {
             let _ = cache.delete(key.as_str(), false).await;
         }
     });
+}
+
+/// Passes a request the cache does not handle (an unsafe method) to the origin with its
+/// body, and evicts what its success invalidates (RFC 9111 §4.4) in this location.
+pub async fn pass(
+    ctx: &Context,
+    req: &Request,
+    url: &worker::Url,
+    upstream: Upstream,
+    (table, active): (&RouteTable, Option<&crate::live::Active>),
+) -> Result<Served, EdgeError> {
+    let body = req.inner().body().map(JsValue::from);
+    let fetched = upstream.fetch(body, &[]).await;
+    let status = fetched.result.as_ref().ok().map(Response::status_code);
+    if status.is_some_and(|s| httpcache::invalidates(req.method().as_ref(), s)) {
+        let res_headers = fetched
+            .result
+            .as_ref()
+            .map(|r| header_list(r.headers()))
+            .unwrap_or_default();
+        invalidate(ctx, url.as_str(), &res_headers, table, active);
+    }
+    Ok(Served {
+        response: fetched.result?,
+        origin: fetched.served_by,
+        retried: fetched.retried,
+        cache: CacheStatus::method_bypass(status),
+    })
 }

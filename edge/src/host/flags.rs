@@ -254,8 +254,8 @@ thread_local! {
     static PURGES: RefCell<PurgeState> = RefCell::new(PurgeState::default());
 }
 
-/// The latest purge covering `url`, as of the isolate's last check (see [`current`]).
-pub fn purged_after(url: &worker::Url) -> Option<u64> {
-    let normalised = crate::httpcache::normalise_url(url.as_str());
-    PURGES.with(|p| store::purged_after(&p.borrow().list, &normalised, url.path()))
+/// The latest purge covering a URL (normalised as for its cache key, and its path), as of
+/// the isolate's last check (see [`current`]).
+pub fn purged_after(normalised: &str, path: &str) -> Option<u64> {
+    PURGES.with(|p| store::purged_after(&p.borrow().list, normalised, path))
 }

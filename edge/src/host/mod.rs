@@ -16,6 +16,7 @@ pub mod notify_email;
 pub mod notify_inbox;
 pub mod notify_store;
 pub mod ofrep;
+pub mod origin;
 pub mod proxy;
 pub mod rollout;
 pub mod signin;
