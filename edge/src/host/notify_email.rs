@@ -312,6 +312,11 @@ async fn deliver(
         json!({"n": job.n, "s": job.k}),
     )
     .await?;
+    // Another copy of this message is being sent right now: wait for its outcome.
+    if claim["state"] == "busy" {
+        let secs = u32::try_from(claim["retryIn"].as_u64().unwrap_or(1)).unwrap_or(u32::MAX);
+        return Ok(Step::Retry(secs.max(1)));
+    }
     // Delivered, failed or gone already (a duplicate message): nothing to do.
     if claim["state"] != "queued" {
         if claim["removed"] == true {

@@ -41,6 +41,8 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS contacts (targeting_key TEXT PRIMARY KEY, email TEXT NOT NULL, source TEXT NOT NULL, updated INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS email_deliveries (notification TEXT NOT NULL, recipient TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL, retried INTEGER NOT NULL, last_status INTEGER, reason TEXT NOT NULL, updated INTEGER NOT NULL, PRIMARY KEY (notification, recipient))",
     "CREATE INDEX IF NOT EXISTS email_deliveries_updated ON email_deliveries (updated)",
+    // The attempt holding a pair (`notify::email::lease`): at most one sends at a time.
+    "CREATE TABLE IF NOT EXISTS email_leases (notification TEXT NOT NULL, recipient TEXT NOT NULL, until INTEGER NOT NULL, PRIMARY KEY (notification, recipient))",
     // The in-app feed (only in the `inbox-feed` object) and per-visitor marks (in the shard
     // of the visitor's hash): fetched once (`delivered`), read (`read`, 0 = not yet).
     "CREATE TABLE IF NOT EXISTS inbox_feed (id TEXT PRIMARY KEY, request TEXT NOT NULL, created INTEGER NOT NULL)",
@@ -326,6 +328,10 @@ impl PushStore {
                     "DELETE FROM email_deliveries WHERE updated < ?",
                     vec![cutoff],
                 )?;
+                sql.exec(
+                    "DELETE FROM email_leases WHERE until < ?",
+                    vec![n(now.saturating_sub(24 * 3600 * 1000))],
+                )?;
                 let mut fresh = Vec::new();
                 for key in &c.ids {
                     let seen = rows(
@@ -363,6 +369,20 @@ impl PushStore {
                     sql.exec("UPDATE email_deliveries SET state = 'gone', reason = 'contact removed', updated = ? WHERE notification = ? AND recipient = ?", vec![n(now), v(&c.n), v(&c.s)])?;
                     return Ok(json!({"state": "gone", "removed": true}));
                 };
+                let held = rows(
+                    sql,
+                    "SELECT until FROM email_leases WHERE notification = ? AND recipient = ?",
+                    vec![v(&c.n), v(&c.s)],
+                )?;
+                match crate::notify::email::lease(held.first().map(|r| num(&r[0])), now) {
+                    crate::notify::email::Lease::Busy { retry_in_secs } => {
+                        return Ok(json!({"state": "busy", "retryIn": retry_in_secs}));
+                    }
+                    crate::notify::email::Lease::Take { until_ms } => sql.exec(
+                        "INSERT INTO email_leases VALUES (?, ?, ?) ON CONFLICT(notification, recipient) DO UPDATE SET until = excluded.until",
+                        vec![v(&c.n), v(&c.s), n(until_ms)],
+                    )?,
+                };
                 let attempt = num(&d[1]) + 1;
                 sql.exec("UPDATE email_deliveries SET attempts = ?, updated = ? WHERE notification = ? AND recipient = ?", vec![n(attempt), n(now), v(&c.n), v(&c.s)])?;
                 json!({"state": "queued", "attempt": attempt, "email": contact[0]})
@@ -380,7 +400,13 @@ impl PushStore {
                     )?,
                     other => return Err(worker::Error::RustError(format!("unknown outcome {other}"))),
                 };
-                json!({"ok": true, "changed": cursor.rows_written() > 0})
+                // The attempt is over (sent, refused, or waiting for its retry): release the pair.
+                let changed = cursor.rows_written() > 0;
+                sql.exec(
+                    "DELETE FROM email_leases WHERE notification = ? AND recipient = ?",
+                    vec![v(&c.n), v(&c.s)],
+                )?;
+                json!({"ok": true, "changed": changed})
             }
             "/email/requeue" => {
                 let failed: Vec<Value> = rows(sql, "SELECT recipient FROM email_deliveries WHERE notification = ? AND state = 'failed'", vec![v(&c.n)])?

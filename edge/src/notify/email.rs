@@ -281,6 +281,32 @@ pub fn render(template: &Value, job: &Job, to: &str, from: &str) -> Value {
     }
 }
 
+/// How long a claimed (notification, recipient) pair is held by the attempt that claimed
+/// it: a second copy of the same queue message arriving meanwhile (Queues deliver at least
+/// once) waits instead of sending a second e-mail. Longer than an attempt can take (a Worker's
+/// fetch to the API gives up well before).
+pub const LEASE_SECS: u64 = 120;
+
+/// The claim decision for a pair still `queued`, given the lease an earlier attempt holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease {
+    /// Nobody holds it (or the holder's lease ran out: it died): take it until `until_ms`.
+    Take { until_ms: u64 },
+    /// Another attempt holds it: try again after `retry_in_secs`.
+    Busy { retry_in_secs: u32 },
+}
+
+pub fn lease(held_until_ms: Option<u64>, now_ms: u64) -> Lease {
+    match held_until_ms {
+        Some(until) if until > now_ms => Lease::Busy {
+            retry_in_secs: u32::try_from((until - now_ms).div_ceil(1000)).unwrap_or(u32::MAX),
+        },
+        _ => Lease::Take {
+            until_ms: now_ms + LEASE_SECS * 1000,
+        },
+    }
+}
+
 /// What an e-mail API's answer means: 2xx accepted; 429, 5xx and no answer retried (with
 /// backoff, never sooner than `Retry-After`); anything else refused for good. Unlike a push
 /// service, a 404/410 from an API is a wrong URL, not a gone recipient.
@@ -486,6 +512,25 @@ mod tests {
             "",
         );
         assert_eq!(body["s"], "{{to}}\"}");
+    }
+
+    #[test]
+    fn a_held_pair_is_not_sent_twice() {
+        assert_eq!(
+            lease(None, 1_000),
+            Lease::Take {
+                until_ms: 1_000 + LEASE_SECS * 1000
+            }
+        );
+        assert_eq!(lease(Some(5_500), 1_000), Lease::Busy { retry_in_secs: 5 });
+        assert_eq!(lease(Some(1_001), 1_000), Lease::Busy { retry_in_secs: 1 });
+        // The holder died: its lease ran out, the next copy takes over.
+        assert_eq!(
+            lease(Some(1_000), 1_000),
+            Lease::Take {
+                until_ms: 1_000 + LEASE_SECS * 1000
+            }
+        );
     }
 
     #[test]
