@@ -127,7 +127,7 @@ function summarise(name, runs, note) {
 }
 
 /** The edge with wrangler.toml's settings (`batchSize` overrides the push queue's). */
-async function edgeRows(push, batchSize, extraVars = {}) {
+async function edgeSetup(push, batchSize, extraVars = {}) {
   const derived = spawnSync('bash', ['-c', 'source scripts/lib.sh && nobuild_config'], { cwd: ROOT, encoding: 'utf8' });
   if (derived.status !== 0) throw new Error(derived.stderr);
   const dir = mkdtempSync(join(ROOT, '.wrangler', 'bench-notify-'));
@@ -162,8 +162,7 @@ async function edgeRows(push, batchSize, extraVars = {}) {
         if (res.status !== 201) throw new Error(`subscribe: ${res.status} ${await res.text()}`);
       }));
     }
-    const runs = [];
-    for (let r = 0; r < RUNS; r++) {
+    const run = async (r) => {
       push.reset();
       const from = w.log.length;
       const t0 = performance.now();
@@ -175,22 +174,27 @@ async function edgeRows(push, batchSize, extraVars = {}) {
       if (res.status !== 202 || sent.channels.push.queued !== N) throw new Error(`send: ${res.status} ${JSON.stringify(sent)}`);
       const tEnd = await arrived(push, 0, N);
       const b = await logged(w.log, from, 'edgeflags-push');
-      runs.push({ rate: N / ((tEnd - t0) / 1000), totalMs: tEnd - t0, consumerMs: b.reduce((a, x) => a + x.ms, 0), batches: b });
       if (r === 0) {
         // The deliveries are real: one body decrypts with the subscriber's keys (RFC 8291).
         const [{ body }] = [...push.bodies.values()];
         const plain = JSON.parse(ece.decrypt(body, { version: 'aes128gcm', privateKey: subscriber.ecdh, authSecret: subscriber.auth }).toString());
         if (plain.title !== 'bench 0') throw new Error(`decrypted ${JSON.stringify(plain)}`);
       }
-    }
-    return runs;
-  } finally {
-    await w.stop();
-    rmSync(dir, { recursive: true, force: true });
+      return { rate: N / ((tEnd - t0) / 1000), totalMs: tEnd - t0, consumerMs: b.reduce((a, x) => a + x.ms, 0), batches: b };
+    };
+    return { run, stop: () => stopIn(w, dir) };
+  } catch (e) {
+    await stopIn(w, dir);
+    throw e;
   }
 }
 
-async function baselineRows(push, mode) {
+async function stopIn(w, dir) {
+  await w.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+async function baselineSetup(push, mode) {
   const dir = mkdtempSync(join(ROOT, '.wrangler', 'bench-notify-base-'));
   cpSync(join(ROOT, 'bench', 'notify-baseline-worker.mjs'), join(dir, 'worker.mjs'));
   writeFileSync(join(dir, 'wrangler.toml'), `name = "notify-baseline"
@@ -215,8 +219,7 @@ max_batch_timeout = 1
   const w = await wrangler(dir, join(dir, 'wrangler.toml'));
   try {
     await waitFor(async () => (await fetch(`${w.url}/`, { method: 'POST', body: '{"n":0,"url":""}' })).ok, { what: 'the baseline worker', timeoutMs: 60000, intervalMs: 200 });
-    const runs = [];
-    for (let r = 0; r < RUNS; r++) {
+    const run = async () => {
       push.reset();
       const from = w.log.length;
       const t0 = performance.now();
@@ -224,38 +227,52 @@ max_batch_timeout = 1
       if (!res.ok) throw new Error(`enqueue: ${res.status}`);
       const tEnd = await arrived(push, 0, N);
       const b = await logged(w.log, from, 'baseline');
-      runs.push({ rate: N / ((tEnd - t0) / 1000), totalMs: tEnd - t0, consumerMs: b.reduce((a, x) => a + x.ms, 0), batches: b });
-    }
-    return runs;
-  } finally {
-    await w.stop();
-    rmSync(dir, { recursive: true, force: true });
+      return { rate: N / ((tEnd - t0) / 1000), totalMs: tEnd - t0, consumerMs: b.reduce((a, x) => a + x.ms, 0), batches: b };
+    };
+    return { run, stop: () => stopIn(w, dir) };
+  } catch (e) {
+    await stopIn(w, dir);
+    throw e;
   }
 }
 
+// Every consumer is started first; then the runs go round-robin (run 1 of each, run 2 of
+// each, …), so that other work on a shared machine weighs on every row alike.
 const push = await pushService();
+const variants = [
+  ['edge consumer (wrangler.toml: batch 10, timeout 1 s)', 'default', () => edgeSetup(push)],
+  ['baseline: JS consumer, plain POST', 'baseline', () => baselineSetup(push, 'post')],
+  ['edge consumer, METRICS=off (no end-of-batch flush)', 'attribution', () => edgeSetup(push, 0, { METRICS: 'off' })],
+];
+if (!process.argv.includes('--short')) {
+  variants.push(
+    ['baseline + WebCrypto of one delivery', 'attribution', () => baselineSetup(push, 'post+crypto')],
+    ['baseline + 2 Durable Object calls (SQLite write)', 'attribution', () => baselineSetup(push, 'post+do')],
+    ['baseline + 2 Durable Object calls (read only)', 'attribution', () => baselineSetup(push, 'post+doread')],
+    ['baseline + WebCrypto + 2 DO calls (write)', 'attribution', () => baselineSetup(push, 'post+crypto+do')],
+    ['edge consumer, tuned: max_batch_size 100', 'tuned, not the default', () => edgeSetup(push, 100)],
+  );
+}
+const started = [];
 const rows = [];
+const load = [];
 try {
-  rows.push(summarise('edge consumer (wrangler.toml: batch 10, timeout 1 s)', await edgeRows(push), 'default'));
-  rows.push(summarise('baseline: JS consumer, plain POST', await baselineRows(push, 'post'), 'baseline'));
-  if (process.argv.includes('--short')) {
-    rows.push(summarise('edge consumer, METRICS=off (no end-of-batch flush)', await edgeRows(push, 0, { METRICS: 'off' }), 'attribution'));
-  } else {
-  rows.push(summarise('baseline + WebCrypto of one delivery', await baselineRows(push, 'post+crypto'), 'attribution'));
-  rows.push(summarise('baseline + 2 Durable Object calls (SQLite write)', await baselineRows(push, 'post+do'), 'attribution'));
-  rows.push(summarise('baseline + 2 Durable Object calls (read only)', await baselineRows(push, 'post+doread'), 'attribution'));
-  rows.push(summarise('baseline + WebCrypto + 2 DO calls', await baselineRows(push, 'post+crypto+do'), 'attribution'));
-  rows.push(summarise('edge consumer, METRICS=off (no end-of-batch flush)', await edgeRows(push, 0, { METRICS: 'off' }), 'attribution'));
-  rows.push(summarise('edge consumer, tuned: max_batch_size 100', await edgeRows(push, 100), 'tuned, not the default'));
+  for (const [name, note, setup] of variants) started.push({ name, note, consumer: await setup(), runs: [] });
+  load.push(readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '));
+  for (let r = 0; r < RUNS; r++) {
+    for (const v of started) v.runs.push(await v.consumer.run(r));
   }
+  load.push(readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '));
+  for (const v of started) rows.push(summarise(v.name, v.runs, v.note));
 } finally {
+  for (const v of started) await v.consumer.stop();
   push.close();
 }
-const machine = { nproc: cpus().length, cpu: cpus()[0]?.model, node: process.version, n: N, runs: RUNS };
+const machine = { nproc: cpus().length, cpu: cpus()[0]?.model, node: process.version, n: N, runs: RUNS, load };
 if (process.argv.includes('--json')) {
   console.log(JSON.stringify({ machine, rows }, null, 2));
 } else {
-  console.log(`# ${N} deliveries per run, median of ${RUNS} runs; ${machine.nproc} × ${machine.cpu}, node ${machine.node}`);
+  console.log(`# ${N} deliveries per run, median of ${RUNS} runs (round-robin); ${machine.nproc} × ${machine.cpu}, node ${machine.node}; load average ${load.join(' → ')}`);
   console.log('| consumer | deliveries/s | runs | batches | mean ms per full batch | share of time inside the consumer |');
   console.log('|---|---:|---|---:|---:|---:|');
   for (const r of rows) {

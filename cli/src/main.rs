@@ -6,7 +6,7 @@
 //! edgeflags push FILE [--url URL] [--token TOKEN] [--prefix /__edge] [--if-match VERSION]
 //! edgeflags pull [--url URL] [--token TOKEN] [--prefix /__edge]
 //! edgeflags rollout simulate --flags FILE --flag KEY --error-rate P [--control-error-rate Q]
-//!     [--visitors-per-minute N] [--p99-ms X] [--runs K] [--seed S]
+//!     [--visitors-per-minute N] [--p99-ms X] [--delivery-success P] [--runs K] [--seed S]
 //! edgeflags vapid generate
 //! ```
 //!
@@ -46,7 +46,7 @@ const USAGE: &str = "usage:
   edgeflags push FILE [--url URL] [--token TOKEN] [--prefix /__edge] [--if-match VERSION]
   edgeflags pull [--url URL] [--token TOKEN] [--prefix /__edge]
   edgeflags rollout simulate --flags FILE --flag KEY --error-rate P [--control-error-rate Q]
-      [--visitors-per-minute N] [--p99-ms X] [--runs K] [--seed S]
+      [--visitors-per-minute N] [--p99-ms X] [--delivery-success P] [--runs K] [--seed S]
   edgeflags vapid generate
 
 validate  check a flagd flag-set file; exit 0 if usable, 1 listing every error
@@ -125,6 +125,7 @@ const VALUED: &[&str] = &[
     "--control-error-rate",
     "--visitors-per-minute",
     "--p99-ms",
+    "--delivery-success",
     "--runs",
     "--seed",
 ];
@@ -325,6 +326,7 @@ fn rollout_simulate(args: &[String]) -> Result<ExitCode, Usage> {
         "--control-error-rate",
         "--visitors-per-minute",
         "--p99-ms",
+        "--delivery-success",
         "--runs",
         "--seed",
     ])?;
@@ -369,6 +371,9 @@ fn rollout_simulate(args: &[String]) -> Result<ExitCode, Usage> {
             .ok()
             .filter(|x| x.is_finite() && *x >= 0.0)
             .ok_or_else(|| Usage(format!("--p99-ms must be milliseconds ≥ 0, not {x:?}")))?;
+    }
+    if let Some(q) = args.value("--delivery-success")? {
+        p.delivery_success = rate("--delivery-success", q)?;
     }
     if let Some(k) = args.value("--runs")? {
         p.runs = count("--runs", k, 1_000_000)?;

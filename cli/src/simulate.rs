@@ -8,7 +8,10 @@
 //! error with the true error rate of its arm (`--error-rate` for the treatment,
 //! `--control-error-rate` for the control). Every treatment request takes `p99_ms` (the
 //! gate sees the edge's histogram estimate of it) and is a cache hit (the hit-ratio gate
-//! passes); no visitor converts (a conversion gate sees two equal arms). The randomness is a
+//! passes); no visitor converts (a conversion gate sees two equal arms). For a plan with
+//! `rollout.minDeliverySuccess`, every arriving visitor is also sent one push notification,
+//! delivered with the true rate `--delivery-success` (else failed); those draws are only made
+//! for such plans, so other plans' outputs stay the same for a seed. The randomness is a
 //! SplitMix64 stream per run, so a seed gives the same output on every machine.
 
 use edgeflags_edge::metrics::{bucket, LATENCY_BOUNDS_MS};
@@ -27,6 +30,8 @@ pub struct Params {
     pub seed: u64,
     /// A run still undecided after this many minutes counts as `running`.
     pub max_minutes: u64,
+    /// True share of push deliveries that succeed (plans with `rollout.minDeliverySuccess`).
+    pub delivery_success: f64,
 }
 
 impl Default for Params {
@@ -39,6 +44,7 @@ impl Default for Params {
             runs: 1000,
             seed: 1,
             max_minutes: 7 * 24 * 60,
+            delivery_success: 1.0,
         }
     }
 }
@@ -162,6 +168,27 @@ fn traffic(arm: &mut Arm, visitors: u64, error_rate: f64, latency_ms: f64, rng: 
     }
 }
 
+/// Simulated push deliveries of one minute: one per arriving visitor, counted on the treatment
+/// arm (where the controller puts the channel counts of the stage).
+fn deliveries(arm: &mut Arm, visitors: u64, success: f64, rng: &mut Rng) {
+    if arm.deliveries.is_empty() {
+        arm.deliveries = edgeflags_edge::metrics::by_channel([]);
+    }
+    let Some(push) = arm.deliveries.iter_mut().find(|c| c.channel == "push") else {
+        return;
+    };
+    for _ in 0..visitors {
+        push.add(
+            if rng.chance(success) {
+                "delivered"
+            } else {
+                "failed"
+            },
+            1,
+        );
+    }
+}
+
 /// One run: the plan from its start until it completes, rolls back or `max_minutes` pass.
 /// Returns how it ended and whether it advanced past the first stage.
 fn run(document: &str, flag: &str, p: &Params, rng: &mut Rng) -> Result<(End, bool), String> {
@@ -187,6 +214,14 @@ fn run(document: &str, flag: &str, p: &Params, rng: &mut Rng) -> Result<(End, bo
                 p.p99_ms,
                 rng,
             );
+            if plan.min_delivery_success.is_some() {
+                deliveries(
+                    &mut treatment,
+                    p.visitors_per_minute,
+                    p.delivery_success,
+                    rng,
+                );
+            }
         }
         let decision =
             rollout::decide(&plan, &state, &control, &treatment, &LATENCY_BOUNDS_MS, now);
@@ -322,5 +357,28 @@ mod tests {
         assert_eq!(median(vec![]), None);
         assert_eq!(median(vec![3, 1, 2]), Some(2.0));
         assert_eq!(median(vec![4, 1, 2, 3]), Some(2.5));
+    }
+
+    /// The same decide() as the edge: with `rollout.minDeliverySuccess` 0.99 a healthy canary
+    /// whose push deliveries succeed completes, and one whose deliveries fail 10 % of the time
+    /// is held at its first stage (never rolled back: the gate only holds).
+    #[test]
+    fn the_delivery_gate_holds_a_plan_whose_deliveries_fail() {
+        let mut doc: Value = serde_json::from_str(&demo()).unwrap();
+        doc["flags"]["backend"]["metadata"]["rollout.minDeliverySuccess"] = json!(0.99);
+        let doc = doc.to_string();
+        let p = |delivery_success| Params {
+            error_rate: 0.0,
+            runs: 20,
+            max_minutes: 24 * 60,
+            delivery_success,
+            ..Params::default()
+        };
+        let healthy = simulate(&doc, "backend", &p(1.0)).unwrap();
+        assert!(healthy.completed >= 0.9, "{healthy:?}");
+        let failing = simulate(&doc, "backend", &p(0.9)).unwrap();
+        assert_eq!(failing.advanced_past_first_stage, 0.0, "{failing:?}");
+        assert_eq!(failing.rolled_back, 0.0, "{failing:?}");
+        assert_eq!(failing.running, 1.0, "{failing:?}");
     }
 }
