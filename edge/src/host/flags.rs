@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::control::HeadQuery;
 use crate::error::EdgeError;
 use crate::live::{Active, LiveFlags, Problem, Refresh};
-use crate::split::RouteTable;
+use crate::split::{RouteTable, Routes};
 use crate::store::{self, Keys};
 
 thread_local! {
@@ -173,57 +173,31 @@ pub fn status_snapshot() -> serde_json::Value {
 /// on the same interval as the flag set; a malformed document keeps the last good table.
 pub async fn route_table(env: &Env, config: &Config) -> Result<Rc<RouteTable>, EdgeError> {
     let now = now_ms();
-    let stale = ROUTES.with(|r| {
-        let r = r.borrow();
-        r.table.is_none()
-            || r.checked_at
-                .is_none_or(|at| now.saturating_sub(at) >= config.refresh_ms || now < at)
-    });
-    if stale {
-        let text = kv(env)?
-            .get(&config.routes_key)
-            .text()
-            .await
-            .map_err(internal)?;
-        let var = |name: &str| env.var(name).ok().map(|v| v.to_string());
-        ROUTES.with(|r| {
-            let mut r = r.borrow_mut();
-            r.checked_at = Some(now);
-            match text {
-                None => {
-                    r.problem = None;
-                    r.table = Some(Rc::new(RouteTable::default_table(
-                        &config.origin,
-                        config.canary_origin.as_deref(),
-                        &config.split_flag,
-                    )));
+    if ROUTES.with(|r| r.borrow().table.needs_check(now, config.refresh_ms)) {
+        ROUTES.with(|r| r.borrow_mut().begin_check(now));
+        let text = match kv(env)?.get(&config.routes_key).text().await {
+            Ok(text) => text,
+            // KV unreachable: the table in hand serves until the next check.
+            Err(e) => match ROUTES.with(|r| r.borrow().table.get()) {
+                Some(table) => {
+                    worker::console_error!("route table check failed: {e}");
+                    return Ok(table);
                 }
-                Some(text) => match RouteTable::parse(&text, var) {
-                    Ok(t) => {
-                        r.problem = None;
-                        r.table = Some(Rc::new(t));
-                    }
-                    Err(errors) => {
-                        r.problem = Some(
-                            errors
-                                .into_iter()
-                                .map(|e| format!("{}: {}", e.path, e.message))
-                                .collect(),
-                        );
-                        if r.table.is_none() {
-                            r.table = Some(Rc::new(RouteTable::default_table(
-                                &config.origin,
-                                config.canary_origin.as_deref(),
-                                &config.split_flag,
-                            )));
-                        }
-                    }
-                },
-            }
-        });
+                None => return Err(internal(e)),
+            },
+        };
+        let var = |name: &str| env.var(name).ok().map(|v| v.to_string());
+        let default = || {
+            RouteTable::default_table(
+                &config.origin,
+                config.canary_origin.as_deref(),
+                &config.split_flag,
+            )
+        };
+        ROUTES.with(|r| r.borrow_mut().take(text.as_deref(), var, default, now));
     }
     ROUTES
-        .with(|r| r.borrow().table.clone())
+        .with(|r| r.borrow().table.get())
         .ok_or_else(|| EdgeError::Internal("no route table".into()))
 }
 
@@ -232,15 +206,8 @@ pub fn route_problems() -> Option<Vec<String>> {
     ROUTES.with(|r| r.borrow().problem.clone())
 }
 
-#[derive(Default)]
-struct RouteState {
-    table: Option<Rc<RouteTable>>,
-    checked_at: Option<u64>,
-    problem: Option<Vec<String>>,
-}
-
 thread_local! {
-    static ROUTES: RefCell<RouteState> = RefCell::new(RouteState::default());
+    static ROUTES: RefCell<Routes> = RefCell::new(Routes::default());
 }
 
 #[derive(Default)]
