@@ -5,6 +5,7 @@
 // WebCrypto work of one delivery, and the same plus two Durable Object calls per delivery.
 //
 //   node bench/notify.mjs [--n 200] [--runs 3] [--json] [--short: edge, plain baseline, METRICS=off]
+//     [--refresh0: also the edge with REFRESH_SECONDS=0]
 //
 // Needs the edge built (scripts/build-edge.sh); the build is copied first, so a rebuild by
 // someone else during the run changes nothing. Every row uses wrangler.toml's queue settings
@@ -252,6 +253,10 @@ if (!process.argv.includes('--short')) {
     ['baseline + WebCrypto + 2 DO calls (write)', 'attribution', () => baselineSetup(push, 'post+crypto+do')],
     ['edge consumer, tuned: max_batch_size 100', 'tuned, not the default', () => edgeSetup(push, 100)],
   );
+}
+if (process.argv.includes('--refresh0')) {
+  // As the e2e suites run it: the flag set re-checked with the writer on every evaluation.
+  variants.push(['edge consumer, REFRESH_SECONDS=0 (as in the e2e suites)', 'attribution', () => edgeSetup(push, 0, { REFRESH_SECONDS: '0' })]);
 }
 const started = [];
 const rows = [];
