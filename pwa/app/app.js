@@ -182,7 +182,7 @@ registerServiceWorker({
     document.documentElement.dataset.outboxHeld = String(held.length);
     if (held.length) {
       const why = held.map((e) => (e.held === 'answer' ? `HTTP ${e.lastStatus || 'redirect'}` : e.held));
-      $('order-status').textContent = `${held.length} offline order(s) need attention (${why.join(', ')}).`;
+      $('order-status').textContent = `${held.length} offline write(s) need attention (${why.join(', ')}).`;
     }
   },
   onMessage: (msg) => {

@@ -147,6 +147,7 @@ self.addEventListener('activate', (event) => {
       const [, stale, gone] = sw.precache_plan(await keysOf(cache), await caches.keys());
       for (const key of stale) await cache.delete(key);
       for (const name of gone) await caches.delete(name);
+      started = null; // Not precached by an install (it was cached already): let it go.
       await clients.claim();
     }),
   );
