@@ -62,7 +62,7 @@ pub fn merge(
     let mut items = Vec::new();
     let mut unread = 0u64;
     for mut i in pushed.iter().cloned().chain(listed) {
-        let marked = id(&i).is_some_and(|id| marks.iter().any(|m| m == id));
+        let marked = id(&i).is_some_and(|id| marks.contains(&id));
         if let (true, Some(m)) = (marked, i.as_object_mut()) {
             m.insert("read".into(), Value::Bool(true));
         }
@@ -79,14 +79,9 @@ pub fn merge(
 
 /// Ids of the read marks still to be sent: outbox entries (the worker's outbox state
 /// message) `POST <inbox_path>/{id}/read` that are not held (a held one was refused).
-fn read_marks(outbox: &Value, inbox_path: &str) -> Vec<String> {
+fn read_marks<'a>(outbox: &'a Value, inbox_path: &str) -> Vec<&'a str> {
     let mut ids = Vec::new();
-    for e in outbox
-        .get("entries")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for e in outbox.get("entries").and_then(Value::as_array).into_iter().flatten() {
         let pending = e.get("held").is_none_or(Value::is_null)
             && e.get("method").and_then(Value::as_str) == Some("POST");
         let id = e
@@ -100,7 +95,7 @@ fn read_marks(outbox: &Value, inbox_path: &str) -> Vec<String> {
             })
             .filter(|id| !id.is_empty() && !id.contains('/'));
         if let (true, Some(id)) = (pending, id) {
-            ids.push(id.to_owned());
+            ids.push(id);
         }
     }
     ids
