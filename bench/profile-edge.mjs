@@ -4,6 +4,7 @@
 // section) and per group (crate / module prefix).
 //
 //   node bench/profile-edge.mjs [--path /api/version] [--seconds 5] [--top 40] [--out FILE]
+//                               [--baseline fetch-only|cache-only]   (profile a JS baseline instead)
 //
 // Needs what bench/request-path.mjs needs. Writes the raw .cpuprofile to --out when given
 // (open it in Chrome DevTools → Performance).
@@ -23,6 +24,7 @@ const PATH = opt('--path', '/api/version');
 const SECONDS = Number(opt('--seconds', 5));
 const TOP = Number(opt('--top', 40));
 const OUT = opt('--out', null);
+const BASELINE = opt('--baseline', null);
 const ORIGIN = process.env.EDGEFLAGS_ORIGIN_BIN || join(ROOT, 'target/release/edgeflags-demo-origin');
 const EDGE_DIR = process.env.EDGEFLAGS_EDGE_BUILD || join(ROOT, 'edge/build');
 const VISITOR = `ef_uid=${'7'.padStart(32, '0')}`;
@@ -48,7 +50,16 @@ const kvDir = mkdtempSync(join(os.tmpdir(), 'edgeflags-profile-kv-'));
 const { unstable_getMiniflareWorkerOptions } = await import('wrangler');
 const { workerOptions } = unstable_getMiniflareWorkerOptions(join(ROOT, 'wrangler.toml'));
 const inspectorPort = await freePort();
-const mf = new Miniflare({
+const mf = new Miniflare(BASELINE ? {
+  name: 'baseline',
+  modules: true,
+  scriptPath: join(ROOT, `bench/baselines/${BASELINE}.mjs`),
+  compatibilityDate: '2026-04-01',
+  bindings: { ORIGIN_URL: `http://${listening.v1}` },
+  host: '127.0.0.1',
+  port: 0,
+  inspectorPort,
+} : {
   ...workerOptions,
   queueProducers: undefined,
   queueConsumers: undefined,
@@ -66,12 +77,12 @@ const mf = new Miniflare({
 });
 try {
   const url = String(await mf.ready).replace(/\/$/, '');
-  await (await mf.getKVNamespace('FLAGS')).put('flags', readFileSync(join(ROOT, 'examples/flags/demo.flagd.json'), 'utf8'));
+  if (!BASELINE) await (await mf.getKVNamespace('FLAGS')).put('flags', readFileSync(join(ROOT, 'examples/flags/demo.flagd.json'), 'utf8'));
   for (let i = 0; i < 3; i++) await (await fetch(url + PATH, { headers: { cookie: VISITOR } })).arrayBuffer();
   execFileSync('wrk', ['-t2', '-c16', '-d2s', '-H', `Cookie: ${VISITOR}`, url + PATH], { stdio: 'ignore' });
 
   const targets = await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json();
-  const target = targets.find((t) => /edgeflags/.test(t.title ?? t.id ?? '')) ?? targets[0];
+  const target = targets.find((t) => /edgeflags|baseline/.test(t.title ?? t.id ?? '')) ?? targets[0];
   const ws = new WebSocket(target.webSocketDebuggerUrl);
   await new Promise((ok, fail) => { ws.once('open', ok); ws.once('error', fail); });
   let id = 0;

@@ -5,6 +5,7 @@
 //
 //   node bench/request-path.mjs [--duration S] [--rounds N] [--connections N] [--threads N]
 //                               [--cold N] [--zipf REQUESTS] [--skip-load] [--quick]
+//                               [--browser-headers]
 //
 // Measures, per target: req/s, p50/p99 latency (wrk), workerd CPU per request (utime+stime
 // of that Miniflare instance's workerd process from /proc, before/after each run, divided by
@@ -41,6 +42,24 @@ const THREADS = Number(opt('--threads', 2));
 const COLD = Number(opt('--cold', QUICK ? 3 : 7));
 const ZIPF = Number(opt('--zipf', QUICK ? 5000 : 30000));
 const SKIP_LOAD = args.includes('--skip-load');
+// `--browser-headers`: every request also carries the dozen headers a desktop Chrome sends
+// on a same-origin fetch (wrk otherwise sends only Host and the visitor cookie).
+const BROWSER = args.includes('--browser-headers')
+  ? [
+      'Accept: application/json, text/plain, */*',
+      'Accept-Encoding: gzip, deflate, br, zstd',
+      'Accept-Language: en-US,en;q=0.9,de;q=0.8',
+      'Connection: keep-alive',
+      'Referer: http://127.0.0.1/app/',
+      'Sec-Ch-Ua: "Chromium";v="156", "Not.A/Brand";v="99"',
+      'Sec-Ch-Ua-Mobile: ?0',
+      'Sec-Ch-Ua-Platform: "Linux"',
+      'Sec-Fetch-Dest: empty',
+      'Sec-Fetch-Mode: cors',
+      'Sec-Fetch-Site: same-origin',
+      'User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36',
+    ].flatMap((h) => ['-H', h])
+  : [];
 const ORIGIN = process.env.EDGEFLAGS_ORIGIN_BIN || join(ROOT, 'target/release/edgeflags-demo-origin');
 const EDGE_DIR = process.env.EDGEFLAGS_EDGE_BUILD || join(ROOT, 'edge/build');
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
@@ -135,7 +154,7 @@ const cpuTicks = (pid) => {
 };
 
 function wrk(url, seconds = DURATION) {
-  const out = execFileSync('wrk', [`-t${THREADS}`, `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', '-H', `Cookie: ${VISITOR}`, url], { encoding: 'utf8' });
+  const out = execFileSync('wrk', [`-t${THREADS}`, `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', '-H', `Cookie: ${VISITOR}`, ...BROWSER, url], { encoding: 'utf8' });
   const pct = (p) => out.match(new RegExp(`\\s${p}%\\s+([\\d.]+)(us|ms|s)`));
   const ms = (m) => (m ? Number(m[1]) * { us: 0.001, ms: 1, s: 1000 }[m[2]] : NaN);
   return {

@@ -6,10 +6,13 @@
 pub enum HeaderEdit {
     Delete(String),
     Append(String, String),
+    /// Replaces every value of the name (never produced by [`header_edits`]).
+    Set(String, String),
 }
 
 /// The edits from `have` (the visitor's headers, lowercase names) to `want`: names whose
-/// values differ are deleted and appended again in `want`'s order; equal ones are left.
+/// values differ are deleted (when `have` holds them) and appended again in `want`'s order;
+/// equal ones are left.
 /// The runtime copies the visitor's set natively, so a request costs one call per *changed*
 /// header instead of one per header (measured: appending every header was the largest
 /// header cost of a proxied request).
@@ -28,8 +31,12 @@ pub fn header_edits(have: &[(String, String)], want: &[(String, String)]) -> Vec
             continue;
         }
         let wanted = values(want, &name);
-        if values(have, &name) != wanted {
-            edits.push(HeaderEdit::Delete(name.clone()));
+        let had = values(have, &name);
+        if had != wanted {
+            // Deleting a name the copy does not hold would be a wasted call.
+            if !had.is_empty() {
+                edits.push(HeaderEdit::Delete(name.clone()));
+            }
             edits.extend(
                 wanted
                     .into_iter()
@@ -59,6 +66,10 @@ mod tests {
             match e {
                 HeaderEdit::Delete(n) => out.retain(|(m, _)| m != n),
                 HeaderEdit::Append(n, v) => out.push((n.clone(), v.clone())),
+                HeaderEdit::Set(n, v) => {
+                    out.retain(|(m, _)| m != n);
+                    out.push((n.clone(), v.clone()));
+                }
             }
         }
         out
@@ -89,9 +100,7 @@ mod tests {
             vec![
                 HeaderEdit::Delete("host".into()),
                 HeaderEdit::Delete("connection".into()),
-                HeaderEdit::Delete("x-forwarded-host".into()),
                 HeaderEdit::Append("x-forwarded-host".into(), "a".into()),
-                HeaderEdit::Delete("x-edgeflags-variants".into()),
                 HeaderEdit::Append("x-edgeflags-variants".into(), "backend=v2".into()),
             ]
         );

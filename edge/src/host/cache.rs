@@ -134,11 +134,7 @@ pub async fn serve(
             // A 304 from the stable retry validates the stable origin's representation, not
             // this variant's entry: never refresh the entry with it.
             if origin_status == Some(304) && !fetched.retried {
-                let not_modified = fetched
-                    .result
-                    .as_ref()
-                    .map(|r| header_list(r.headers()))
-                    .unwrap_or_default();
+                let not_modified = fetched.headers.clone();
                 let stored_status = stored_status(&h);
                 if let Some(rev) =
                     httpcache::after_304(&policy, &req, stored_status, &h, &not_modified, t0, t1)
@@ -272,7 +268,7 @@ fn store_and_respond(
     let t1 = now_ms();
     let mut res = fetched.result?;
     let status = res.status_code();
-    let res_h = header_list(res.headers());
+    let res_h = fetched.headers;
     let plan = httpcache::storable_answer(policy, req, status, &res_h, t0, t1, fetched.retried);
     PASS.with(|p| p.borrow_mut().learn(key, &plan, t1));
     if let Ok(plan) = &plan {
@@ -332,7 +328,7 @@ async fn revalidate_in_background(
         return Ok(());
     }
     let mut res = fetched.result?;
-    let res_h = header_list(res.headers());
+    let res_h = fetched.headers;
     let (headers, body) = if res.status_code() == 304 {
         let Some(rev) = httpcache::after_304(
             &policy,
@@ -424,12 +420,7 @@ pub async fn pass(
     let fetched = upstream.fetch(body, &[]).await;
     let status = fetched.result.as_ref().ok().map(Response::status_code);
     if status.is_some_and(|s| httpcache::invalidates(req.method().as_ref(), s)) {
-        let res_headers = fetched
-            .result
-            .as_ref()
-            .map(|r| header_list(r.headers()))
-            .unwrap_or_default();
-        invalidate(ctx, url.as_str(), &res_headers, table, active);
+        invalidate(ctx, url.as_str(), &fetched.headers, table, active);
     }
     Ok(Served {
         response: fetched.result?,

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod control;
 pub mod dashboard;
 pub mod flags;
+pub mod headers_js;
 pub mod jwt;
 pub mod metrics;
 pub mod metrics_api;

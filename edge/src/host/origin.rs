@@ -7,10 +7,12 @@
 use std::rc::Rc;
 
 use worker::wasm_bindgen::JsValue;
+use worker::worker_sys::web_sys;
 use worker::{Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response};
 
 use super::internal;
 use crate::error::EdgeError;
+use crate::header_edits::{header_edits, HeaderEdit};
 use crate::{httpcache, proxy, split};
 
 /// A request to an origin, kept as parts so a bodiless one can be sent again (retry on the
@@ -19,47 +21,59 @@ use crate::{httpcache, proxy, split};
 pub struct Outgoing {
     pub method: Method,
     pub path_and_query: String,
+    /// The headers to send.
     pub headers: Vec<(String, String)>,
+    /// The visitor's headers as a list, and as the runtime holds them: a send copies the
+    /// runtime's set natively and applies only the edits to `headers` (one call per changed
+    /// header, not one per header: appending each header was the largest header cost).
+    visitor: Vec<(String, String)>,
+    base: web_sys::Headers,
 }
 
 impl Outgoing {
     /// The origin-bound form of a visitor's request: forwardable headers plus the forwarding
     /// headers and `extra`.
+    /// `visitor` is the request's header list (lowercase names, as [`super::cache::header_list`]
+    /// gives it): the request's headers are read once per request.
     pub fn from_request(
         req: &Request,
         url: &worker::Url,
+        visitor: &[(String, String)],
         extra: Vec<(String, String)>,
     ) -> Result<Self, EdgeError> {
         let path_and_query = match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_owned(),
         };
-        let incoming = req.headers();
-        let tokens = proxy::connection_tokens(incoming.get("connection").ok().flatten().as_deref());
-        let mut headers: Vec<(String, String)> = incoming
-            .entries()
+        let get = |name: &str| {
+            visitor
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let tokens = proxy::connection_tokens(get("connection"));
+        let mut headers: Vec<(String, String)> = visitor
+            .iter()
             .filter(|(name, _)| proxy::forward_request_header(name, &tokens))
+            .cloned()
             .collect();
-        let client_ip = incoming.get("cf-connecting-ip").ok().flatten();
-        let host = incoming.get("host").ok().flatten();
-        let host = host.as_deref().or(url.host_str());
-        for (name, value) in proxy::forwarded_headers(host, url.scheme(), client_ip.as_deref()) {
+        let host = get("host").or(url.host_str());
+        for (name, value) in proxy::forwarded_headers(host, url.scheme(), get("cf-connecting-ip")) {
             headers.retain(|(n, _)| n != name);
             headers.push((name.to_owned(), value));
         }
         // Tell the origin a surrogate is here (Edge Architecture 1.0), so it can address
         // `Surrogate-Control` to us.
-        let capability = incoming.get("surrogate-capability").ok().flatten();
+        let capability = httpcache::surrogate_capability(get("surrogate-capability"));
         headers.retain(|(n, _)| n != "surrogate-capability");
-        headers.push((
-            "surrogate-capability".to_owned(),
-            httpcache::surrogate_capability(capability.as_deref()),
-        ));
+        headers.push(("surrogate-capability".to_owned(), capability));
         headers.extend(extra);
         Ok(Self {
             method: req.method(),
             path_and_query,
             headers,
+            visitor: visitor.to_vec(),
+            base: req.headers().0.clone(),
         })
     }
 
@@ -70,22 +84,23 @@ impl Outgoing {
         origin: &str,
         body: Option<JsValue>,
         replace: &[(String, String)],
-    ) -> Result<Response, EdgeError> {
-        let headers = Headers::new();
+    ) -> Result<(Response, Vec<(String, String)>), EdgeError> {
         let conditional = replace.iter().any(|(n, _)| n.starts_with("if-"));
-        for (name, value) in &self.headers {
-            let replaced =
-                replace.iter().any(|(n, _)| n == name) || (conditional && name.starts_with("if-"));
-            if !replaced {
-                headers.append(name, value).map_err(internal)?;
-            }
-        }
-        for (name, value) in replace {
-            headers.set(name, value).map_err(internal)?;
-        }
+        let mut want: Vec<(String, String)> = self
+            .headers
+            .iter()
+            .filter(|(name, _)| {
+                !(replace.iter().any(|(n, _)| n == name)
+                    || (conditional && name.starts_with("if-")))
+            })
+            .cloned()
+            .collect();
+        want.extend(replace.iter().cloned());
+        let headers = web_sys::Headers::new_with_headers(&self.base).map_err(js)?;
+        super::headers_js::apply(&headers, &header_edits(&self.visitor, &want))?;
         let mut init = RequestInit::new();
         init.with_method(self.method.clone())
-            .with_headers(headers)
+            .with_headers(Headers(headers))
             .with_redirect(RequestRedirect::Manual);
         if body.is_some() {
             init.with_body(body);
@@ -107,19 +122,33 @@ impl Outgoing {
                 res.status_code()
             )));
         }
-        // A fetched response's headers are immutable: copy what may pass into a fresh set.
-        let tokens =
-            proxy::connection_tokens(res.headers().get("connection").ok().flatten().as_deref());
-        let out = Headers::new();
-        for (name, value) in res.headers().entries() {
-            if proxy::forward_response_header(&name, &tokens)
-                && !crate::security::STRIPPED_RESPONSE_HEADERS.contains(&name.as_str())
-            {
-                out.append(&name, &value).map_err(internal)?;
-            }
-        }
-        Ok(res.with_headers(out))
+        // A fetched response's headers are immutable: a native copy, without what may not
+        // pass. The list of what passes goes along, so nobody reads the headers again.
+        let mut list = super::cache::header_list(res.headers());
+        let connection = list
+            .iter()
+            .find(|(n, _)| n == "connection")
+            .map(|(_, v)| v.clone());
+        let tokens = proxy::connection_tokens(connection.as_deref());
+        let passes = |name: &str| {
+            proxy::forward_response_header(name, &tokens)
+                && !crate::security::STRIPPED_RESPONSE_HEADERS.contains(&name)
+        };
+        let out = web_sys::Headers::new_with_headers(&res.headers().0).map_err(js)?;
+        let drop: Vec<HeaderEdit> = list
+            .iter()
+            .filter(|(n, _)| !passes(n))
+            .map(|(n, _)| HeaderEdit::Delete(n.clone()))
+            .collect();
+        super::headers_js::apply(&out, &drop)?;
+        list.retain(|(n, _)| passes(n));
+        Ok((res.with_headers(Headers(out)), list))
     }
+}
+
+/// A failed call on a raw header set.
+fn js(e: JsValue) -> EdgeError {
+    internal(worker::Error::from(e))
 }
 
 /// Where a request goes: the chosen origin, and the stable one for a retry.
@@ -138,15 +167,28 @@ pub struct Upstream {
 #[derive(Debug)]
 pub struct Fetched {
     pub result: Result<Response, EdgeError>,
+    /// The response's headers as a list (lowercase names; empty when there is none).
+    pub headers: Vec<(String, String)>,
     pub served_by: String,
     pub retried: bool,
+}
+
+/// A send's result split into the response and its header list.
+fn split_headers(
+    sent: Result<(Response, Vec<(String, String)>), EdgeError>,
+) -> (Result<Response, EdgeError>, Vec<(String, String)>) {
+    match sent {
+        Ok((res, headers)) => (Ok(res), headers),
+        Err(e) => (Err(e), Vec::new()),
+    }
 }
 
 impl Upstream {
     /// Sends to the chosen origin; a failed retryable request (connect error or 5xx) goes
     /// once to the stable origin.
     pub async fn fetch(&self, body: Option<JsValue>, replace: &[(String, String)]) -> Fetched {
-        let first = self.out.send(&self.primary.1, body, replace).await;
+        let (first, first_headers) =
+            split_headers(self.out.send(&self.primary.1, body, replace).await);
         let failed = split::failed(first.as_ref().ok().map(Response::status_code));
         if failed {
             self.primary_failures.set(self.primary_failures.get() + 1);
@@ -158,13 +200,15 @@ impl Upstream {
                     .send(url, None, &proxy::without_validators(replace))
                     .await
                 {
-                    Ok(res) => Fetched {
+                    Ok((res, headers)) => Fetched {
                         result: Ok(res),
+                        headers,
                         served_by: name.clone(),
                         retried: true,
                     },
                     Err(_) => Fetched {
                         result: first,
+                        headers: first_headers,
                         served_by: self.primary.0.clone(),
                         retried: true,
                     },
@@ -172,6 +216,7 @@ impl Upstream {
             }
             _ => Fetched {
                 result: first,
+                headers: first_headers,
                 served_by: self.primary.0.clone(),
                 retried: false,
             },

@@ -23,6 +23,7 @@ use super::{flags, internal, now_ms, random_id};
 use crate::bootstrap::{self, Injector};
 use crate::config::Config;
 use crate::error::EdgeError;
+use crate::header_edits::HeaderEdit;
 use crate::live::Active;
 use crate::proxy::ProxyCounters;
 use crate::{httpcache, identity, metrics, proxy, split};
@@ -80,9 +81,9 @@ pub async fn handle(
             format!("{flag}={variant}"),
         ));
     }
-    let mut out = Outgoing::from_request(&req, &url, extra)?;
-    // Validators of a bootstrapped page hold only while the visitor's flags are unchanged.
     let mut req_headers = header_list(req.headers());
+    let mut out = Outgoing::from_request(&req, &url, &req_headers, extra)?;
+    // Validators of a bootstrapped page hold only while the visitor's flags are unchanged.
     let mut confirmed = None;
     // Only a conditional request has anything to rewrite (most requests are not: no copies).
     let conditional = req_headers
@@ -167,20 +168,21 @@ pub async fn handle(
             res.headers_mut().set("etag", page).map_err(internal)?;
         }
     }
-    let h = res.headers_mut();
     // Addressed to surrogates (us), never to the visitor; stored entries keep it.
-    h.delete("surrogate-control").map_err(internal)?;
-    h.set("cache-status", &cache_status.header_value())
-        .map_err(internal)?;
-    h.set("x-edgeflags-origin", &origin).map_err(internal)?;
-    h.set("x-edgeflags-request-id", &request_id)
-        .map_err(internal)?;
+    let mut edits = vec![
+        HeaderEdit::Delete("surrogate-control".into()),
+        HeaderEdit::Set("cache-status".into(), cache_status.header_value()),
+        HeaderEdit::Set("x-edgeflags-origin".into(), origin),
+        HeaderEdit::Set("x-edgeflags-request-id".into(), request_id),
+    ];
     if let Some(retry) = proxy::retried_header(retried, &choice.name, &table.stable) {
-        h.set("x-edgeflags-retried", &retry).map_err(internal)?;
+        edits.push(HeaderEdit::Set("x-edgeflags-retried".into(), retry));
     }
     if let Some(cookie) = visitor.set_cookie {
-        h.append("set-cookie", &cookie).map_err(internal)?;
+        edits.push(HeaderEdit::Append("set-cookie".into(), cookie));
     }
+    // One call into JS for all of them (see host/headers_js.rs).
+    super::headers_js::apply(&res.headers_mut().0, &edits)?;
     Ok(res)
 }
 
