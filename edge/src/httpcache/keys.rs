@@ -63,6 +63,48 @@ pub(crate) fn vary_key(names: &[String], req_headers: &HeaderList) -> String {
 /// quotes, non-ASCII…) are percent-encoded so the Cache API stores the key as given. No
 /// cookie or header ever goes in. The input is normalised again here, so raw URLs work too.
 pub fn cache_key(normalised_url: &str, variants: &[(&str, &str)]) -> String {
+    match Url::parse(normalised_url) {
+        Some(u) => key_of(&u, variants),
+        // Not a URL we understand: a namespace of its own (`!` is never a scheme).
+        None => format!(
+            "{KEY_BASE}/!/{}/?{}",
+            variants_segment(variants),
+            pct_encode(&normalise_url(normalised_url), is_unreserved)
+        ),
+    }
+}
+
+/// The normalised URL and the cache key of a request URL the platform already parsed
+/// (`Request::url()`): the same as [`normalise_url`] and [`cache_key`], without parsing the
+/// URL again.
+pub fn request_key(url: &url::Url, variants: &[(&str, &str)]) -> (String, String) {
+    match Url::from_parsed(url) {
+        Some(u) => (u.to_string(), key_of(&u, variants)),
+        None => {
+            let normalised = normalise_url(url.as_str());
+            let key = cache_key(&normalised, variants);
+            (normalised, key)
+        }
+    }
+}
+
+fn key_of(u: &Url, variants: &[(&str, &str)]) -> String {
+    let mut key = format!(
+        "{KEY_BASE}/{}/{}/{}{}",
+        u.scheme,
+        authority_segment(&u.authority),
+        variants_segment(variants),
+        pct_encode(&u.path, is_path_byte)
+    );
+    if let Some(q) = &u.query {
+        key.push('?');
+        key.push_str(&pct_encode(q, is_query_byte));
+    }
+    key
+}
+
+/// `v=<flag>:<value>,…`, sorted and encoded (see [`cache_key`]).
+fn variants_segment(variants: &[(&str, &str)]) -> String {
     let mut pairs: Vec<(&str, &str)> = variants.to_vec();
     pairs.sort_unstable();
     pairs.dedup();
@@ -76,27 +118,7 @@ pub fn cache_key(normalised_url: &str, variants: &[(&str, &str)]) -> String {
             )
         })
         .collect();
-    let variants = format!("v={}", variants.join(","));
-    match Url::parse(normalised_url) {
-        Some(u) => {
-            let mut key = format!(
-                "{KEY_BASE}/{}/{}/{variants}{}",
-                u.scheme,
-                authority_segment(&u.authority),
-                pct_encode(&u.path, is_path_byte)
-            );
-            if let Some(q) = &u.query {
-                key.push('?');
-                key.push_str(&pct_encode(q, is_query_byte));
-            }
-            key
-        }
-        // Not a URL we understand: a namespace of its own (`!` is never a scheme).
-        None => format!(
-            "{KEY_BASE}/!/{variants}/?{}",
-            pct_encode(&normalise_url(normalised_url), is_unreserved)
-        ),
-    }
+    format!("v={}", variants.join(","))
 }
 
 /// The authority as one path segment: strict encoding (so `%`, `/`, `!` never appear raw),
@@ -209,6 +231,23 @@ mod tests {
         ];
         for (url, variants, want) in cases {
             assert_eq!(cache_key(url, variants), *want, "{url} {variants:?}");
+        }
+    }
+
+    #[test]
+    fn a_parsed_request_url_gives_the_same_key_as_its_text() {
+        for raw in [
+            "https://User:pw@Shop.Example:443/a/./b?x=1#f",
+            "http://shop.example:8080/a%2Fb?q='x'",
+            "https://[2001:DB8::1]/p",
+        ] {
+            let Ok(parsed) = url::Url::parse(raw) else {
+                panic!("{raw}");
+            };
+            let variants = [("backend", "v2")];
+            let (normalised, key) = request_key(&parsed, &variants);
+            assert_eq!(normalised, normalise_url(raw), "{raw}");
+            assert_eq!(key, cache_key(raw, &variants), "{raw}");
         }
     }
 

@@ -104,7 +104,7 @@ pub use directives::surrogate_capability;
 pub use entry::{unwrap_for_client, META_STATUS, META_STORED_AT};
 pub use headers::HeaderList;
 pub use invalidate::{invalidates, invalidation_targets};
-pub use keys::cache_key;
+pub use keys::{cache_key, request_key};
 pub use lookup::{is_origin_error, lookup, on_origin_error, Lookup, OnError};
 pub use request::{request_policy, MaxStale, MethodClass, RequestPolicy};
 pub use revalidate::{after_304, Revalidated};

@@ -1,4 +1,6 @@
-//! URL normalisation for cache keys and invalidation (RFC 3986 §5.2, §6.2.2–6.2.3).
+//! URL normalisation for cache keys and invalidation: WHATWG URL parsing (the `url` crate,
+//! which the `worker` crate already links — `Request::url()` parses with it — so it costs the
+//! worker no code), minus what a key must not hold (userinfo, fragment).
 
 /// An absolute hierarchical URL split for normalisation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,68 +12,39 @@ pub(crate) struct Url {
 }
 
 impl Url {
-    /// Parses `scheme://authority/path?query#fragment`, normalising as [`normalise_url`]
-    /// describes. `None` for anything else.
+    /// Parses an absolute URL as a browser would (WHATWG: lowercase scheme and host, default
+    /// port dropped, dot segments — `%2e` too — removed, `\` as `/` in special schemes).
+    /// `None` for anything that is not a hierarchical URL.
     pub(crate) fn parse(url: &str) -> Option<Url> {
-        let without_fragment = url.split('#').next().unwrap_or("").trim();
-        let (scheme, rest) = without_fragment.split_once("://")?;
-        if !valid_scheme(scheme) {
+        url::Url::parse(url.trim())
+            .ok()
+            .as_ref()
+            .and_then(Url::from_parsed)
+    }
+
+    /// The parts of an already parsed URL, without userinfo (a key must never hold
+    /// credentials) and fragment.
+    pub(crate) fn from_parsed(u: &url::Url) -> Option<Url> {
+        if u.cannot_be_a_base() {
             return None;
         }
-        let scheme = scheme.to_ascii_lowercase();
-        let end = rest.find(['/', '?', '\\']).unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at_checked(end)?;
-        let (path, query) = match tail.split_once('?') {
-            Some((p, q)) => (p, Some(q.to_owned())),
-            None => (tail, None),
-        };
-        // WHATWG URL parsing treats `\` as `/` in special schemes; so do we, so a path can
-        // never smuggle a segment separator past dot-segment removal.
-        let path = if is_special(&scheme) {
-            path.replace('\\', "/")
-        } else {
-            path.to_owned()
-        };
+        let mut authority = u.host_str().unwrap_or("").to_owned();
+        if let Some(port) = u.port() {
+            authority.push(':');
+            authority.push_str(&port.to_string());
+        }
         Some(Url {
-            authority: normalise_authority(&scheme, authority),
-            path: remove_dot_segments(&path),
-            scheme,
-            query,
+            scheme: u.scheme().to_owned(),
+            authority,
+            path: u.path().to_owned(),
+            query: u.query().map(str::to_owned),
         })
     }
 
-    /// Resolves a reference against this URL (RFC 3986 §5.2).
+    /// Resolves a reference against this URL (RFC 3986 §5.2, as WHATWG does it).
     pub(crate) fn resolve(&self, reference: &str) -> Option<Url> {
-        let r = reference.trim();
-        if has_scheme(r) {
-            return Url::parse(r);
-        }
-        if let Some(rest) = r.strip_prefix("//") {
-            return Url::parse(&format!("{}://{rest}", self.scheme));
-        }
-        let r = r.split('#').next().unwrap_or("");
-        let (path, query) = match r.split_once('?') {
-            Some((p, q)) => (p, Some(q.to_owned())),
-            None => (r, None),
-        };
-        let (path, query) = if path.is_empty() {
-            (self.path.clone(), query.or_else(|| self.query.clone()))
-        } else if path.starts_with('/') {
-            (path.to_owned(), query)
-        } else {
-            let dir = self
-                .path
-                .rfind('/')
-                .and_then(|i| self.path.get(..=i))
-                .unwrap_or("/");
-            (format!("{dir}{path}"), query)
-        };
-        Some(Url {
-            scheme: self.scheme.clone(),
-            authority: self.authority.clone(),
-            path: remove_dot_segments(&path),
-            query,
-        })
+        let base = url::Url::parse(&self.to_string()).ok()?;
+        Url::from_parsed(&base.join(reference.trim()).ok()?)
     }
 }
 
@@ -85,118 +58,14 @@ impl std::fmt::Display for Url {
     }
 }
 
-fn valid_scheme(s: &str) -> bool {
-    let mut bytes = s.bytes();
-    bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
-        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
-}
-
-fn has_scheme(r: &str) -> bool {
-    r.find(':')
-        .and_then(|i| r.get(..i))
-        .is_some_and(valid_scheme)
-}
-
-fn is_special(scheme: &str) -> bool {
-    matches!(scheme, "http" | "https" | "ws" | "wss" | "ftp" | "file")
-}
-
-fn default_port(scheme: &str) -> Option<u32> {
-    match scheme {
-        "http" | "ws" => Some(80),
-        "https" | "wss" => Some(443),
-        "ftp" => Some(21),
-        _ => None,
-    }
-}
-
-/// Lowercase host, no userinfo (a key must never hold credentials), no default or empty
-/// port, numeric ports without leading zeros.
-fn normalise_authority(scheme: &str, raw: &str) -> String {
-    let hostport = raw.rsplit_once('@').map_or(raw, |(_, h)| h);
-    let (host, port) = if hostport.starts_with('[') {
-        match hostport.find(']') {
-            Some(i) => {
-                let host = hostport.get(..=i).unwrap_or(hostport);
-                match hostport.get(i + 1..).unwrap_or("") {
-                    "" => (host, None),
-                    rest => match rest.strip_prefix(':') {
-                        Some(p) => (host, Some(p)),
-                        None => (hostport, None),
-                    },
-                }
-            }
-            None => (hostport, None),
-        }
-    } else {
-        match hostport.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (hostport, None),
-        }
-    };
-    let mut out = host.to_ascii_lowercase();
-    let port = port.and_then(|p| {
-        if p.is_empty() {
-            return None;
-        }
-        match (p.bytes().all(|b| b.is_ascii_digit()), p.parse::<u32>()) {
-            (true, Ok(n)) if Some(n) == default_port(scheme) => None,
-            (true, Ok(n)) => Some(n.to_string()),
-            _ => Some(p.to_owned()),
-        }
-    });
-    if let Some(p) = port {
-        out.push(':');
-        out.push_str(&p);
-    }
-    out
-}
-
-/// RFC 3986 §5.2.4, treating `%2e` as `.` the way WHATWG URL parsing does, so the result
-/// has no segment a later URL parser would resolve. Always starts with `/`.
-fn remove_dot_segments(path: &str) -> String {
-    let single = |s: &str| s == "." || s.eq_ignore_ascii_case("%2e");
-    let double = |s: &str| {
-        let l = s.to_ascii_lowercase();
-        matches!(l.as_str(), ".." | ".%2e" | "%2e." | "%2e%2e")
-    };
-    let segments: Vec<&str> = path.split('/').collect();
-    let body = if path.starts_with('/') {
-        segments.get(1..).unwrap_or(&[])
-    } else {
-        segments.as_slice()
-    };
-    let mut out: Vec<&str> = Vec::new();
-    let mut trailing_slash = false;
-    for (i, seg) in body.iter().enumerate() {
-        let last = i + 1 == body.len();
-        if single(seg) {
-            trailing_slash = last;
-        } else if double(seg) {
-            out.pop();
-            trailing_slash = last;
-        } else {
-            out.push(seg);
-            trailing_slash = false;
-        }
-    }
-    let mut s = String::from("/");
-    s.push_str(&out.join("/"));
-    if trailing_slash && !out.is_empty() {
-        s.push('/');
-    }
-    s
-}
-
-/// Normalises a URL for use in a cache key (RFC 3986 §6.2.2–6.2.3): lowercase scheme and
-/// host, no userinfo, no default port, no fragment, empty path as `/`, dot segments removed
-/// (what WHATWG parsing already did to any URL a Worker receives).
+/// Normalises a URL for use in a cache key: WHATWG parsing (what any URL a Worker receives
+/// already went through), no userinfo, no fragment.
 ///
-/// Path and query are otherwise kept byte for byte. Query order is kept because origins may
-/// give it meaning (`a=1&a=2`, signed URLs) and RFC 3986 treats reordered queries as
-/// different resources; percent-encoding is left alone because decoding `%2F` or `%3F`
-/// changes what the origin sees. A string that is not `scheme://...` is returned trimmed
-/// and without fragment.
+/// Path and query are otherwise kept as the parser leaves them. Query order is kept because
+/// origins may give it meaning (`a=1&a=2`, signed URLs) and RFC 3986 treats reordered
+/// queries as different resources; existing percent-encoding is left alone because decoding
+/// `%2F` or `%3F` changes what the origin sees. A string that is not an absolute URL is
+/// returned trimmed and without fragment.
 pub fn normalise_url(url: &str) -> String {
     match Url::parse(url) {
         Some(u) => u.to_string(),
