@@ -195,6 +195,20 @@ describe('web push through workerd', () => {
     assert.deepEqual([s.targeted, s.delivered], [1, 1]);
   });
 
+  test('a send naming a channel this deployment has no settings for: 409 with its path, nothing stored', async () => {
+    // This stack configures VAPID but no e-mail API.
+    const body = { title: 'Nowhere', body: 'b', channels: ['push', 'email'], audience: { targetingKeys: [ALICE] }, idempotencyKey: 'no-email-here' };
+    const res = await fetch(`${stack.edgeUrl}/__edge/notifications`, { method: 'POST', headers: admin, body: JSON.stringify(body) });
+    const json = await res.json();
+    assert.equal(res.status, 409, JSON.stringify(json));
+    assert.equal(json.errorCode, 'CONFLICT');
+    assert.match(json.errorDetails, /^channels\[1\]: the email channel is not configured/);
+    // Nothing was stored under the idempotency key: the same key with push alone is a first send.
+    const first = await send({ ...body, channels: ['push'] });
+    assert.equal(first.duplicate, false);
+    await settled(first.id, 'push-only send');
+  });
+
   test('the kill switch on notifications.push: nothing is sent', async () => {
     const off = await fetch(`${stack.edgeUrl}/__edge/features/disable`, {
       method: 'POST', headers: admin, body: JSON.stringify({ flag: 'notifications.push' }),

@@ -215,12 +215,23 @@ pub async fn admin(
 async fn send(env: &Env, config: &Config, body: &[u8]) -> Result<Response, EdgeError> {
     let r = api::parse_send(body).map_err(EdgeError::BadRequest)?;
     let settings = settings(env)?;
-    // Refuse before anything is stored when a requested channel is not configured.
+    // Refuse before anything is stored when a requested channel is not configured (409
+    // with the channel's path); settings that are present but malformed stay a deploy
+    // error (500) below.
+    let email_settings = super::notify_email::settings(env)?;
+    let push_configured = lookup(env, "VAPID_PUBLIC_KEY").is_some();
+    if let Some(problem) = r.unconfigured(|c| match c {
+        Channel::Push => push_configured,
+        Channel::Email => email_settings.is_some(),
+        Channel::Inapp => true,
+    }) {
+        return Err(EdgeError::Conflict(problem));
+    }
     if r.has(Channel::Push) {
         vapid_keys(env)?;
     }
     let email = if r.has(Channel::Email) {
-        Some(super::notify_email::configured(env)?)
+        email_settings
     } else {
         None
     };

@@ -27,10 +27,11 @@ pub(super) fn settings(env: &Env) -> Result<Option<Settings>, EdgeError> {
     Settings::from_lookup(|n| super::notify::lookup(env, n)).map_err(EdgeError::Config)
 }
 
-/// The settings, or the error a send or retry naming the channel gets.
+/// The settings, or the error a retry naming the channel gets (409: the request does not
+/// fit this deployment; malformed settings stay a deploy error, 500).
 pub(super) fn configured(env: &Env) -> Result<Settings, EdgeError> {
     settings(env)?.ok_or_else(|| {
-        EdgeError::Config(
+        EdgeError::Conflict(
             "the e-mail channel is not configured (EMAIL_API_URL, EMAIL_API_HOSTS, EMAIL_FROM, secret EMAIL_API_AUTH)"
                 .into(),
         )

@@ -321,6 +321,19 @@ impl SendRequest {
     pub fn has(&self, channel: Channel) -> bool {
         self.channels.iter().any(|c| c == channel.as_str())
     }
+
+    /// The first requested channel this deployment has no settings for, as a message with
+    /// its JSON path (`channels[i]`). Such a send is the caller's mistake against this
+    /// deployment (409), not a server fault: nothing is stored, the caller can drop the
+    /// channel or ask the operator to configure it.
+    pub fn unconfigured(&self, configured: impl Fn(Channel) -> bool) -> Option<String> {
+        self.channels.iter().enumerate().find_map(|(i, name)| {
+            let channel = Channel::parse(name)?;
+            (!configured(channel)).then(|| {
+                format!("channels[{i}]: the {name} channel is not configured on this deployment")
+            })
+        })
+    }
 }
 
 /// Whether a channel of a notification was on when it was sent (`on`) or switched off by
@@ -674,6 +687,19 @@ mod tests {
         assert!(retry_channels(&inapp, |_| true)
             .unwrap_err()
             .contains("nothing to retry"));
+    }
+
+    #[test]
+    fn a_channel_without_settings_is_named_with_its_path() {
+        let r = parse_send(
+            br#"{"title":"t","body":"b","channels":["inapp","email"],"audience":{"targetingKeys":["a"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.unconfigured(|_| true), None);
+        assert_eq!(
+            r.unconfigured(|c| c != Channel::Email).as_deref(),
+            Some("channels[1]: the email channel is not configured on this deployment")
+        );
     }
 
     #[test]
