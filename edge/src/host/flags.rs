@@ -17,12 +17,21 @@ use crate::live::{Active, LiveFlags, Problem, Refresh};
 use crate::split::{RouteTable, Routes};
 use crate::store::{self, Keys};
 
-thread_local! {
-    static LIVE: RefCell<LiveFlags> = RefCell::new(LiveFlags::default());
-    /// Where the last check got its answer, and what the writer said of KV.
-    static SOURCE: RefCell<Source> = RefCell::new(Source::default());
+/// What this module keeps per isolate, in one place: the flag set, where its last check got
+/// its answer, the route table and the purge records.
+#[derive(Default)]
+struct Isolate {
+    live: LiveFlags,
+    source: Source,
+    routes: Routes,
+    purges: PurgeState,
 }
 
+thread_local! {
+    static ISOLATE: RefCell<Isolate> = RefCell::new(Isolate::default());
+}
+
+/// Where the last check got its answer, and what the writer said of KV.
 #[derive(Default)]
 struct Source {
     writer_reachable: Option<bool>,
@@ -33,12 +42,13 @@ struct Source {
 /// The active flag set, re-checking with the writer when the refresh interval has passed.
 pub async fn current(env: &Env, config: &Config) -> Result<Rc<Active>, EdgeError> {
     let now = now_ms();
-    if LIVE.with(|l| l.borrow().needs_check(now, config.refresh_ms)) {
+    if ISOLATE.with(|i| i.borrow().live.needs_check(now, config.refresh_ms)) {
         check(env, config, now).await?;
     }
-    LIVE.with(|l| l.borrow().active()).ok_or_else(|| {
-        let why = LIVE.with(|l| {
-            let l = l.borrow();
+    ISOLATE.with(|i| i.borrow().live.active()).ok_or_else(|| {
+        let why = ISOLATE.with(|i| {
+            let i = i.borrow();
+            let l = &i.live;
             match l.problem() {
                 Some(p) => format!(
                     "the stored flag set is invalid ({} errors, see the status endpoint)",
@@ -57,25 +67,26 @@ pub async fn check_now(env: &Env, config: &Config) -> Result<(), EdgeError> {
 }
 
 async fn check(env: &Env, config: &Config, now: u64) -> Result<(), EdgeError> {
-    LIVE.with(|l| l.borrow_mut().claim_check(now));
+    ISOLATE.with(|i| i.borrow_mut().live.claim_check(now));
     let query = HeadQuery {
-        have: LIVE.with(|l| l.borrow().active().map(|a| a.version.clone())),
-        purges_seq: PURGES.with(|p| p.borrow().seq),
+        have: ISOLATE.with(|i| i.borrow().live.active().map(|a| a.version.clone())),
+        purges_seq: ISOLATE.with(|i| i.borrow().purges.seq),
     };
     match super::control::head(env, config, &query).await {
         Ok(answer) if answer.version.is_some() => {
             if let Some(document) = &answer.document {
-                LIVE.with(|l| l.borrow_mut().refresh(Some(document), now));
+                ISOLATE.with(|i| i.borrow_mut().live.refresh(Some(document), now));
             }
             if let Some(list) = answer.purges {
-                PURGES.with(|p| {
-                    let mut p = p.borrow_mut();
+                ISOLATE.with(|i| {
+                    let mut i = i.borrow_mut();
+                    let p = &mut i.purges;
                     p.list = Rc::new(list);
                     p.seq = Some(answer.purges_seq);
                 });
             }
-            SOURCE.with(|s| {
-                *s.borrow_mut() = Source {
+            ISOLATE.with(|i| {
+                i.borrow_mut().source = Source {
                     writer_reachable: Some(true),
                     writer_version: answer.version,
                     kv_refused: answer.kv_refused,
@@ -85,8 +96,8 @@ async fn check(env: &Env, config: &Config, now: u64) -> Result<(), EdgeError> {
         }
         // Nothing committed yet (an empty namespace, or a first document that was refused).
         Ok(answer) => {
-            SOURCE.with(|s| {
-                *s.borrow_mut() = Source {
+            ISOLATE.with(|i| {
+                i.borrow_mut().source = Source {
                     writer_reachable: Some(true),
                     writer_version: None,
                     kv_refused: answer.kv_refused,
@@ -96,7 +107,7 @@ async fn check(env: &Env, config: &Config, now: u64) -> Result<(), EdgeError> {
         }
         Err(e) => {
             worker::console_error!("flag writer unreachable, reading the KV replica: {e}");
-            SOURCE.with(|s| s.borrow_mut().writer_reachable = Some(false));
+            ISOLATE.with(|i| i.borrow_mut().source.writer_reachable = Some(false));
             from_kv(env, config, now).await
         }
     }
@@ -108,9 +119,9 @@ async fn from_kv(env: &Env, config: &Config, now: u64) -> Result<(), EdgeError> 
     let keys = Keys::new(&config.flags_key);
     let store = kv(env)?;
     let text = store.get(keys.active()).text().await.map_err(internal)?;
-    let outcome = LIVE.with(|l| l.borrow_mut().refresh(text.as_deref(), now));
+    let outcome = ISOLATE.with(|i| i.borrow_mut().live.refresh(text.as_deref(), now));
     if matches!(outcome, Refresh::Rejected { .. } | Refresh::Missing)
-        && LIVE.with(|l| l.borrow().active().is_none())
+        && ISOLATE.with(|i| i.borrow().live.active().is_none())
     {
         if let Some(good) = store
             .get(&keys.last_good())
@@ -118,7 +129,7 @@ async fn from_kv(env: &Env, config: &Config, now: u64) -> Result<(), EdgeError> 
             .await
             .map_err(internal)?
         {
-            let _ = LIVE.with(|l| l.borrow_mut().install(&good, now));
+            let _ = ISOLATE.with(|i| i.borrow_mut().live.install(&good, now));
         }
     }
     let purges: Vec<store::Purge> = store
@@ -128,8 +139,9 @@ async fn from_kv(env: &Env, config: &Config, now: u64) -> Result<(), EdgeError> 
         .map_err(internal)?
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
-    PURGES.with(|p| {
-        let mut p = p.borrow_mut();
+    ISOLATE.with(|i| {
+        let mut i = i.borrow_mut();
+        let p = &mut i.purges;
         p.list = Rc::new(purges);
         p.seq = None;
     });
@@ -138,16 +150,18 @@ async fn from_kv(env: &Env, config: &Config, now: u64) -> Result<(), EdgeError> 
 
 /// A snapshot of the isolate's view for the status endpoint.
 pub fn status_snapshot() -> serde_json::Value {
-    let control = SOURCE.with(|s| {
-        let s = s.borrow();
+    let control = ISOLATE.with(|i| {
+        let i = i.borrow();
+        let s = &i.source;
         serde_json::json!({
             "writerReachable": s.writer_reachable,
             "version": s.writer_version,
             "kvRefused": s.kv_refused,
         })
     });
-    LIVE.with(|l| {
-        let l = l.borrow();
+    ISOLATE.with(|i| {
+        let i = i.borrow();
+        let l = &i.live;
         let active = l.active();
         serde_json::json!({
             "active": active.as_ref().map(|a| serde_json::json!({
@@ -173,12 +187,12 @@ pub fn status_snapshot() -> serde_json::Value {
 /// on the same interval as the flag set; a malformed document keeps the last good table.
 pub async fn route_table(env: &Env, config: &Config) -> Result<Rc<RouteTable>, EdgeError> {
     let now = now_ms();
-    if ROUTES.with(|r| r.borrow().table.needs_check(now, config.refresh_ms)) {
-        ROUTES.with(|r| r.borrow_mut().begin_check(now));
+    if ISOLATE.with(|i| i.borrow().routes.table.needs_check(now, config.refresh_ms)) {
+        ISOLATE.with(|i| i.borrow_mut().routes.begin_check(now));
         let text = match kv(env)?.get(&config.routes_key).text().await {
             Ok(text) => text,
             // KV unreachable: the table in hand serves until the next check.
-            Err(e) => match ROUTES.with(|r| r.borrow().table.get()) {
+            Err(e) => match ISOLATE.with(|i| i.borrow().routes.table.get()) {
                 Some(table) => {
                     worker::console_error!("route table check failed: {e}");
                     return Ok(table);
@@ -194,20 +208,20 @@ pub async fn route_table(env: &Env, config: &Config) -> Result<Rc<RouteTable>, E
                 &config.split_flag,
             )
         };
-        ROUTES.with(|r| r.borrow_mut().take(text.as_deref(), var, default, now));
+        ISOLATE.with(|i| {
+            i.borrow_mut()
+                .routes
+                .take(text.as_deref(), var, default, now)
+        });
     }
-    ROUTES
-        .with(|r| r.borrow().table.get())
+    ISOLATE
+        .with(|i| i.borrow().routes.table.get())
         .ok_or_else(|| EdgeError::Internal("no route table".into()))
 }
 
 /// Problems with the stored route document, for the status endpoint.
 pub fn route_problems() -> Option<Vec<String>> {
-    ROUTES.with(|r| r.borrow().problem.clone())
-}
-
-thread_local! {
-    static ROUTES: RefCell<Routes> = RefCell::new(Routes::default());
+    ISOLATE.with(|i| i.borrow().routes.problem.clone())
 }
 
 #[derive(Default)]
@@ -217,12 +231,8 @@ struct PurgeState {
     seq: Option<u64>,
 }
 
-thread_local! {
-    static PURGES: RefCell<PurgeState> = RefCell::new(PurgeState::default());
-}
-
 /// The latest purge covering a URL (normalised as for its cache key, and its path), as of
 /// the isolate's last check (see [`current`]).
 pub fn purged_after(normalised: &str, path: &str) -> Option<u64> {
-    PURGES.with(|p| store::purged_after(&p.borrow().list, normalised, path))
+    ISOLATE.with(|i| store::purged_after(&i.borrow().purges.list, normalised, path))
 }
