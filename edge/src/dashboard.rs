@@ -207,21 +207,42 @@ impl Access {
             (Some(t), Some(a)) => (t.trim_end_matches('/'), a),
             _ => return Err("ACCESS_TEAM_DOMAIN and ACCESS_AUD go together".into()),
         };
-        let loopback = ["http://127.0.0.1:", "http://localhost:"]
-            .iter()
-            .any(|p| team.starts_with(p))
-            || team == "http://127.0.0.1"
-            || team == "http://localhost";
-        let host = team.strip_prefix("https://").unwrap_or("");
-        if !(loopback || (!host.is_empty() && !host.contains(['/', '?', '#', '@']))) {
-            return Err(
-                "ACCESS_TEAM_DOMAIN must look like https://<team>.cloudflareaccess.com".into(),
-            );
-        }
+        let team = Self::team_origin(team).ok_or_else(|| {
+            "ACCESS_TEAM_DOMAIN must look like https://<team>.cloudflareaccess.com".to_owned()
+        })?;
         Ok(Some(Self {
-            team: team.to_owned(),
+            team,
             aud: aud.to_owned(),
         }))
+    }
+
+    /// The team domain as an origin (`scheme://host[:port]`), parsed rather than
+    /// prefix-matched: `http://localhost:@evil.example` has the host `evil.example`. No
+    /// userinfo, path, query or fragment; https, or http to a loopback host only.
+    fn team_origin(team: &str) -> Option<String> {
+        let u = url::Url::parse(team).ok()?;
+        let bare = u.username().is_empty()
+            && u.password().is_none()
+            && u.path() == "/"
+            && u.query().is_none()
+            && u.fragment().is_none()
+            // `https://@host` parses with an empty userinfo; refuse it as written.
+            && !team.contains('@');
+        let host = u.host()?;
+        let loopback = match &host {
+            url::Host::Domain(d) => *d == "localhost",
+            url::Host::Ipv4(ip) => *ip == std::net::Ipv4Addr::LOCALHOST,
+            url::Host::Ipv6(ip) => *ip == std::net::Ipv6Addr::LOCALHOST,
+        };
+        let scheme_ok = match u.scheme() {
+            "https" => true,
+            "http" => loopback,
+            _ => false,
+        };
+        (bare && scheme_ok).then(|| match u.port() {
+            Some(port) => format!("{}://{host}:{port}", u.scheme()),
+            None => format!("{}://{host}", u.scheme()),
+        })
     }
 
     /// Where Access publishes its signing keys (a JWKS).
@@ -1247,6 +1268,51 @@ mod tests {
             a.check(&token(Alg::Rs256, service), 1_000),
             Err(JwtError::NoSubject)
         );
+    }
+
+    #[test]
+    fn the_access_team_domain_is_parsed_not_prefix_matched() {
+        // (setting, accepted issuer or None when refused)
+        let table: &[(&str, Option<&str>)] = &[
+            (
+                "https://t.cloudflareaccess.com",
+                Some("https://t.cloudflareaccess.com"),
+            ),
+            (
+                "https://T.cloudflareaccess.com/",
+                Some("https://t.cloudflareaccess.com"),
+            ),
+            ("https://t.example:8443", Some("https://t.example:8443")),
+            ("http://127.0.0.1:9000", Some("http://127.0.0.1:9000")),
+            ("http://localhost:9000/", Some("http://localhost:9000")),
+            ("http://localhost", Some("http://localhost")),
+            ("http://[::1]:9000", Some("http://[::1]:9000")),
+            // userinfo: the host is evil.example, not localhost
+            ("http://localhost:@evil.example", None),
+            ("http://127.0.0.1:@evil.example:80", None),
+            ("http://localhost@evil.example", None),
+            ("https://user:pw@t.cloudflareaccess.com", None),
+            ("https://@t.cloudflareaccess.com", None),
+            // plain http off loopback
+            ("http://t.cloudflareaccess.com", None),
+            ("http://localhost.evil.example", None),
+            ("http://127.0.0.1.evil.example", None),
+            ("http://10.0.0.1", None),
+            // not an origin
+            ("https://t.cloudflareaccess.com/path", None),
+            ("https://t.cloudflareaccess.com?q", None),
+            ("https://t.cloudflareaccess.com#f", None),
+            ("https://", None),
+            ("ftp://x", None),
+            ("t.cloudflareaccess.com", None),
+        ];
+        for (setting, issuer) in table {
+            let got = Access::from_vars(Some(setting), Some("tag"))
+                .ok()
+                .flatten()
+                .map(|a| a.team);
+            assert_eq!(got.as_deref(), *issuer, "{setting}");
+        }
     }
 
     #[test]
