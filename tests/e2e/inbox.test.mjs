@@ -285,6 +285,24 @@ describe('in-app inbox and e-mail through workerd', () => {
     assert.equal(forged.status, 200, 'a malformed id is a new visitor');
     assert.deepEqual((await forged.json()).items, []);
   });
+
+  test('a cookieless inbox read gets no id, no items, and writes and counts nothing', async () => {
+    // An audience every visitor is in: an id minted for a cookieless read would be in it.
+    const all = await send({ title: 'For everyone', channels: ['inapp'], audience: { flag: 'notifications.inapp', variant: 'on' } });
+    const answers = [];
+    for (let i = 0; i < 5; i += 1) {
+      const res = await fetch(`${stack.edgeUrl}/__edge/inbox`);
+      assert.equal(res.status, 200);
+      answers.push({ cookie: res.headers.get('set-cookie'), body: await res.json() });
+    }
+    assert.equal((await status(all.id)).inapp.delivered, 0, 'no delivery counted for cookieless reads');
+    for (const a of answers) {
+      assert.equal(a.cookie, null, 'no id issued on an inbox read');
+      assert.deepEqual(a.body, { items: [], unread: 0 });
+    }
+    assert.ok((await inbox(CAROL)).items.some((i) => i.id === all.id), 'a visitor with an id sees it');
+    assert.equal((await status(all.id)).inapp.delivered, 1);
+  });
 });
 
 // The visitor's own address from a verified JWT `email` claim (IDENTITY_SOURCE=jwt, HS256).

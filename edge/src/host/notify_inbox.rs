@@ -39,7 +39,9 @@ pub async fn handle(
 }
 
 async fn list(req: &Request, env: &Env, config: &Config) -> Result<Response, EdgeError> {
-    let visitor = super::jwt::visitor(req, env, config, true).await;
+    // No id is issued here: a cookieless read has no inbox (an id minted for it would
+    // write read marks and count deliveries to nobody). The page visit issues the id.
+    let visitor = super::jwt::visitor(req, env, config, false).await;
     let active = flags::current(env, config).await?;
     let now = now_ms();
     let mut body = inbox::answer(&[], &BTreeSet::new());
@@ -80,6 +82,7 @@ async fn list(req: &Request, env: &Env, config: &Config) -> Result<Response, Edg
         res.headers(),
         &[("cache-control", "private, no-cache".to_owned())],
     )?;
+    // Only a re-signed cookie (an older signing key) comes back here, never a new id.
     if let Some(cookie) = visitor.set_cookie {
         res.headers_mut()
             .append("set-cookie", &cookie)
