@@ -16,6 +16,7 @@ use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, 
 use super::now_ms;
 use super::sql::{n, num, rows, text, v};
 use crate::notify::api::Counts;
+use crate::notify::delivery;
 
 #[durable_object(fetch)]
 pub struct PushStore {
@@ -143,16 +144,23 @@ impl PushStore {
                 for id in &c.ids {
                     let seen = rows(
                         &sql,
-                        "SELECT 1 FROM deliveries WHERE notification = ? AND subscription = ?",
+                        "SELECT state, attempts, updated FROM deliveries WHERE notification = ? AND subscription = ?",
                         vec![v(&c.n), v(id)],
                     )?;
-                    if seen.is_empty() {
-                        sql.exec(
-                            "INSERT INTO deliveries VALUES (?, ?, 'queued', 0, 0, NULL, '', ?)",
-                            vec![v(&c.n), v(id), n(now)],
-                        )?;
-                        fresh.push(id.clone());
+                    let state = seen.first().map(|r| text(&r[0]));
+                    let row = seen
+                        .first()
+                        .zip(state.as_deref())
+                        .map(|(r, s)| delivery_row(s, r));
+                    if !delivery::enqueue_takes(row, now) {
+                        continue;
                     }
+                    // New, or stranded `queued` (its request died before the queue had it).
+                    sql.exec(
+                        "INSERT INTO deliveries VALUES (?, ?, 'queued', 0, 0, NULL, '', ?) ON CONFLICT(notification, subscription) DO UPDATE SET updated = excluded.updated",
+                        vec![v(&c.n), v(id), n(now)],
+                    )?;
+                    fresh.push(id.clone());
                 }
                 json!({"fresh": fresh})
             }
@@ -227,12 +235,14 @@ impl PushStore {
                 serde_json::to_value(counts).map_err(|e| worker::Error::RustError(e.to_string()))?
             }
             "/requeue" => {
-                let failed: Vec<Value> = rows(&sql, "SELECT subscription FROM deliveries WHERE notification = ? AND state = 'failed'", vec![v(&c.n)])?
-                    .into_iter()
-                    .map(|r| r[0].clone())
-                    .collect();
-                sql.exec("UPDATE deliveries SET state = 'queued', attempts = 0, reason = 'manual retry', updated = ? WHERE notification = ? AND state = 'failed'", vec![n(now), v(&c.n)])?;
-                json!({"ids": failed})
+                let mut taken = Vec::new();
+                for r in rows(&sql, "SELECT subscription, state, attempts, updated FROM deliveries WHERE notification = ? AND state IN ('failed', 'queued')", vec![v(&c.n)])? {
+                    if delivery::retry_takes(delivery_row(&text(&r[1]), &r[1..]), now) {
+                        sql.exec("UPDATE deliveries SET state = 'queued', attempts = 0, reason = 'manual retry', updated = ? WHERE notification = ? AND subscription = ?", vec![n(now), v(&c.n), v(&text(&r[0]))])?;
+                        taken.push(r[0].clone());
+                    }
+                }
+                json!({"ids": taken})
             }
             "/ledger/put" => {
                 let cutoff = n(now.saturating_sub(RETENTION_MS));
@@ -336,13 +346,20 @@ impl PushStore {
                 for key in &c.ids {
                     let seen = rows(
                         sql,
-                        "SELECT 1 FROM email_deliveries WHERE notification = ? AND recipient = ?",
+                        "SELECT state, attempts, updated FROM email_deliveries WHERE notification = ? AND recipient = ?",
                         vec![v(&c.n), v(key)],
                     )?;
-                    if seen.is_empty() {
-                        sql.exec("INSERT INTO email_deliveries VALUES (?, ?, 'queued', 0, 0, NULL, '', ?)", vec![v(&c.n), v(key), n(now)])?;
-                        fresh.push(key.clone());
+                    let state = seen.first().map(|r| text(&r[0]));
+                    let row = seen
+                        .first()
+                        .zip(state.as_deref())
+                        .map(|(r, s)| delivery_row(s, r));
+                    if !delivery::enqueue_takes(row, now) {
+                        continue;
                     }
+                    // New, or stranded `queued` (its request died before the queue had it).
+                    sql.exec("INSERT INTO email_deliveries VALUES (?, ?, 'queued', 0, 0, NULL, '', ?) ON CONFLICT(notification, recipient) DO UPDATE SET updated = excluded.updated", vec![v(&c.n), v(key), n(now)])?;
+                    fresh.push(key.clone());
                 }
                 json!({"fresh": fresh})
             }
@@ -409,12 +426,14 @@ impl PushStore {
                 json!({"ok": true, "changed": changed})
             }
             "/email/requeue" => {
-                let failed: Vec<Value> = rows(sql, "SELECT recipient FROM email_deliveries WHERE notification = ? AND state = 'failed'", vec![v(&c.n)])?
-                    .into_iter()
-                    .map(|r| r[0].clone())
-                    .collect();
-                sql.exec("UPDATE email_deliveries SET state = 'queued', attempts = 0, reason = 'manual retry', updated = ? WHERE notification = ? AND state = 'failed'", vec![n(now), v(&c.n)])?;
-                json!({"ids": failed})
+                let mut taken = Vec::new();
+                for r in rows(sql, "SELECT recipient, state, attempts, updated FROM email_deliveries WHERE notification = ? AND state IN ('failed', 'queued')", vec![v(&c.n)])? {
+                    if delivery::retry_takes(delivery_row(&text(&r[1]), &r[1..]), now) {
+                        sql.exec("UPDATE email_deliveries SET state = 'queued', attempts = 0, reason = 'manual retry', updated = ? WHERE notification = ? AND recipient = ?", vec![n(now), v(&c.n), v(&text(&r[0]))])?;
+                        taken.push(r[0].clone());
+                    }
+                }
+                json!({"ids": taken})
             }
             "/email/counts" => {
                 let mut counts = Counts::default();
@@ -517,6 +536,15 @@ impl PushStore {
             }
             _ => return Err(worker::Error::RustError(format!("no such call {path}"))),
         })
+    }
+}
+
+/// A delivery row for `notify::delivery`'s decisions: `state` and `[_, attempts, updated]`.
+fn delivery_row<'a>(state: &'a str, r: &[Value]) -> delivery::Row<'a> {
+    delivery::Row {
+        state,
+        attempts: r.get(1).map(num).unwrap_or(0),
+        updated_ms: r.get(2).map(num).unwrap_or(0),
     }
 }
 

@@ -40,6 +40,42 @@ pub enum Outcome {
     Retry { delay_secs: u32, reason: String },
 }
 
+/// How long a (notification, recipient) pair may stay `queued` with no attempt before a
+/// repeated send or a manual retry queues it again. The request that marks pairs `queued`
+/// hands them to the queue next; if it dies in between, nothing else ever would. Ten
+/// minutes is far longer than that step takes, so a pair whose message is merely waiting in
+/// the queue is rarely queued twice — and if it is, the claim of the second message finds it
+/// done (at-least-once, de-duplicated per pair).
+pub const STRANDED_AFTER_MS: u64 = 10 * 60 * 1000;
+
+/// A delivery row as the store has it: `state` (`queued`, `delivered`, `failed`, `gone`),
+/// attempts claimed so far, last change (unix ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Row<'a> {
+    pub state: &'a str,
+    pub attempts: u64,
+    pub updated_ms: u64,
+}
+
+/// A pair marked `queued` whose message never reached the queue (no attempt, and older
+/// than [`STRANDED_AFTER_MS`]).
+pub fn stranded(row: Row<'_>, now_ms: u64) -> bool {
+    row.state == "queued"
+        && row.attempts == 0
+        && row.updated_ms.saturating_add(STRANDED_AFTER_MS) < now_ms
+}
+
+/// Whether a send (or its repetition with the same idempotency key) queues the pair:
+/// a new pair, or a stranded one; never one that is queued and moving, or settled.
+pub fn enqueue_takes(row: Option<Row<'_>>, now_ms: u64) -> bool {
+    row.is_none_or(|r| stranded(r, now_ms))
+}
+
+/// Whether a manual retry queues the pair again: a failed one, or a stranded one.
+pub fn retry_takes(row: Row<'_>, now_ms: u64) -> bool {
+    row.state == "failed" || stranded(row, now_ms)
+}
+
 /// The delay before attempt `attempt + 1` after `attempt` failures (1-based):
 /// `base · 2^(attempt−1)`, capped.
 pub fn backoff_delay(attempt: u32, b: &Backoff) -> u32 {
@@ -230,5 +266,48 @@ mod tests {
             classify(None, None, 4, &B, 0),
             Outcome::Retry { .. }
         ));
+    }
+    #[test]
+    fn a_pair_stranded_in_queued_is_taken_again_by_enqueue_and_retry() {
+        let now = 100 * STRANDED_AFTER_MS;
+        let row = |state, attempts, age_ms: u64| Row {
+            state,
+            attempts,
+            updated_ms: now - age_ms,
+        };
+        // New pair: queued. A fresh `queued` with no attempt: its message may be on its way.
+        assert!(enqueue_takes(None, now));
+        assert!(!enqueue_takes(Some(row("queued", 0, 1000)), now));
+        assert!(!enqueue_takes(
+            Some(row("queued", 0, STRANDED_AFTER_MS)),
+            now
+        ));
+        // The request died between marking and queueing: taken after the grace period.
+        assert!(enqueue_takes(
+            Some(row("queued", 0, STRANDED_AFTER_MS + 1)),
+            now
+        ));
+        assert!(retry_takes(row("queued", 0, STRANDED_AFTER_MS + 1), now));
+        assert!(!retry_takes(row("queued", 0, 1000), now));
+        // Attempted (the queue has it, retrying) or settled: never re-queued by enqueue.
+        assert!(!enqueue_takes(
+            Some(row("queued", 1, 10 * STRANDED_AFTER_MS)),
+            now
+        ));
+        assert!(!retry_takes(row("queued", 1, 10 * STRANDED_AFTER_MS), now));
+        for settled in ["delivered", "failed", "gone"] {
+            assert!(!enqueue_takes(
+                Some(row(settled, 1, 10 * STRANDED_AFTER_MS)),
+                now
+            ));
+        }
+        assert!(retry_takes(row("failed", 3, 0), now));
+        assert!(!retry_takes(
+            row("delivered", 1, 10 * STRANDED_AFTER_MS),
+            now
+        ));
+        assert!(!retry_takes(row("gone", 1, 10 * STRANDED_AFTER_MS), now));
+        // A clock behind the row never underflows.
+        assert!(!stranded(row("queued", 0, 0), 0));
     }
 }
