@@ -300,6 +300,47 @@ pub struct Health {
     pub hit_ratio: Option<f64>,
 }
 
+/// One (flag, variant)'s counts summed over a window of the metrics store's timeline.
+pub type WindowCounts = (String, String, crate::metrics::Counts);
+
+/// The overview's per-variant rows: each flag variant's health over the last hour and the
+/// last day (from the timeline, so a canary that was rolled back stops failing once its bad
+/// minutes leave the window). Unflagged traffic (`flag` empty) is in the overall rows.
+pub fn variant_windows(hour: &[WindowCounts], day: &[WindowCounts]) -> Vec<Health> {
+    let mut keys: Vec<(&str, &str)> = hour
+        .iter()
+        .chain(day)
+        .filter(|(flag, _, _)| !flag.is_empty())
+        .map(|(f, v, _)| (f.as_str(), v.as_str()))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut rows = Vec::new();
+    for (flag, variant) in keys {
+        for (window, series) in [("last hour", hour), ("last day", day)] {
+            let counts = series
+                .iter()
+                .find(|(f, v, _)| f == flag && v == variant)
+                .map(|(_, _, c)| c.clone())
+                .unwrap_or_default();
+            rows.push(health_of(format!("{flag}={variant}, {window}"), &counts));
+        }
+    }
+    rows
+}
+
+/// A row from counts: error rate, p99 and cache hit ratio (none when nothing was counted).
+pub fn health_of(name: String, c: &crate::metrics::Counts) -> Health {
+    let s = crate::metrics::summarise(0, c);
+    Health {
+        name,
+        requests: s.requests,
+        error_rate: s.error_rate,
+        p99_ms: s.p99_ms,
+        hit_ratio: s.hit_ratio,
+    }
+}
+
 /// Distinct units (hashed visitors) the metrics store saw in one window: all of them, and
 /// those exposed to each flag. Both counts cover the same window, so their ratio is a share.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -1313,6 +1354,57 @@ mod tests {
                 .map(|a| a.team);
             assert_eq!(got.as_deref(), *issuer, "{setting}");
         }
+    }
+
+    #[test]
+    fn per_variant_rows_cover_the_last_hour_and_day_not_all_time() {
+        use crate::metrics::{Counts, LATENCY_BOUNDS_MS};
+        let counts = |requests, errors| Counts {
+            requests,
+            errors,
+            latency: {
+                let mut l = vec![0; LATENCY_BOUNDS_MS.len() + 1];
+                l[0] = requests;
+                l
+            },
+            ..Default::default()
+        };
+        let s = |f: &str, v: &str, c| (f.to_owned(), v.to_owned(), c);
+        // The canary failed earlier today and was rolled back: clean in the last hour.
+        let hour = vec![s("", "", counts(5, 0)), s("backend", "v1", counts(100, 0))];
+        let day = vec![
+            s("", "", counts(50, 0)),
+            s("backend", "v1", counts(900, 0)),
+            s("backend", "v2", counts(100, 40)),
+        ];
+        let rows = variant_windows(&hour, &day);
+        let names: Vec<&str> = rows.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "backend=v1, last hour",
+                "backend=v1, last day",
+                "backend=v2, last hour",
+                "backend=v2, last day"
+            ]
+        );
+        assert_eq!(rows[0].requests, 100);
+        assert_eq!(rows[0].error_rate, Some(0.0));
+        assert!(rows[0].p99_ms.is_some());
+        // No traffic in the window: no rate, so no fail mark.
+        assert_eq!(
+            (rows[2].requests, rows[2].error_rate, rows[2].p99_ms),
+            (0, None, None)
+        );
+        assert_eq!(rows[3].error_rate, Some(0.4));
+        let html = render(&Page {
+            health: rows,
+            ..Page::default()
+        });
+        assert!(
+            html.contains("<td>backend=v2, last hour</td><td>0</td><td>— <span class=\"na\">"),
+            "{html}"
+        );
     }
 
     #[test]

@@ -57,6 +57,12 @@ describe('dashboard', () => {
     const page = await (await fetch(base, { headers: { cookie } })).text();
     assert.match(page, /<td>last hour<\/td><td>(\d+)<\/td>/);
     assert.ok(Number(page.match(/<td>last hour<\/td><td>(\d+)<\/td>/)[1]) >= 30);
+    // Per flag variant over the same windows (issue 17's review: they were all-time totals,
+    // so a rolled-back canary read "fail" forever).
+    const variantRows = [...page.matchAll(/<td>backend=(v\d), last (hour|day)<\/td><td>(\d+)<\/td>/g)];
+    assert.ok(variantRows.length >= 2, 'backend variant rows for the last hour and day');
+    assert.ok(variantRows.filter((m) => m[2] === 'hour').reduce((n, m) => n + Number(m[3]), 0) >= 30);
+    assert.ok(!/<td>backend=v\d<\/td>/.test(page), 'no unlabelled all-time variant rows');
     assert.match(page, /aria-label="requests and errors per minute"/);
   });
 

@@ -371,6 +371,26 @@ async fn gather(
         }
     };
     let mut rows = vec![window("last hour", &hour), window("last day", &day)];
+    // Per flag variant over the same two windows: two more metrics-store calls.
+    let series = |resolution, window_ms: u64| crate::metrics::TimelineQuery {
+        resolution,
+        since_ms: now_ms().saturating_sub(window_ms),
+        flag: None,
+        variant: None,
+    };
+    let hour_series: Vec<page::WindowCounts> = super::metrics::call(
+        env,
+        "/timeline/series",
+        &series(Resolution::Minute, 3_600_000),
+    )
+    .await?;
+    let day_series: Vec<page::WindowCounts> = super::metrics::call(
+        env,
+        "/timeline/series",
+        &series(Resolution::Hour, 24 * 3_600_000),
+    )
+    .await?;
+    rows.extend(page::variant_windows(&hour_series, &day_series));
     // What each of the last versions changed against the one before it.
     let history = control::versions(env, config).await?.versions;
     let mut docs = Vec::new();
@@ -439,7 +459,8 @@ async fn gather(
     })
 }
 
-/// Overall and per flag variant: request error rate, p99 and cache hit ratio.
+/// Since the metrics store began (the timeline keeps no origin): all traffic, and per origin
+/// the requests no flag routed.
 fn health(totals: &Totals) -> Vec<Health> {
     let mut rows: Vec<(String, crate::metrics::Counts)> = Vec::new();
     let mut all = crate::metrics::Counts {
@@ -448,11 +469,10 @@ fn health(totals: &Totals) -> Vec<Health> {
     };
     for (k, c) in &totals.series {
         all.add(c);
-        let name = if k.flag.is_empty() {
-            format!("origin {}", k.origin)
-        } else {
-            format!("{}={}", k.flag, k.variant)
-        };
+        if !k.flag.is_empty() {
+            continue;
+        }
+        let name = format!("origin {}, unflagged, since the store started", k.origin);
         match rows.iter_mut().find(|(n, _)| *n == name) {
             Some((_, acc)) => acc.add(c),
             None => rows.push((name, c.clone())),
@@ -460,16 +480,7 @@ fn health(totals: &Totals) -> Vec<Health> {
     }
     std::iter::once(("all traffic, since the store started".to_owned(), all))
         .chain(rows)
-        .map(|(name, c)| {
-            let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
-            Health {
-                name,
-                requests: c.requests,
-                error_rate: ratio(c.errors, c.requests),
-                p99_ms: crate::stats::quantile(&LATENCY_BOUNDS_MS, &c.latency, 0.99),
-                hit_ratio: ratio(c.cache_hits, c.cache_hits + c.cache_misses),
-            }
-        })
+        .map(|(name, c)| page::health_of(name, &c))
         .collect()
 }
 

@@ -272,6 +272,49 @@ impl MetricsStore {
         Ok(points)
     }
 
+    /// The timeline's buckets since `q.since_ms` summed per (flag, variant): the overview's
+    /// per-variant rows over the last hour (minutes) and day (hours).
+    fn timeline_series(
+        &self,
+        q: &TimelineQuery,
+    ) -> worker::Result<Vec<crate::dashboard::WindowCounts>> {
+        let sql = self.sql()?;
+        let args = || vec![n(q.resolution.ms()), n(q.since_ms)];
+        let mut out: Vec<crate::dashboard::WindowCounts> = rows(
+            &sql,
+            "SELECT flag, variant, SUM(requests), SUM(errors), SUM(hits), SUM(misses) FROM timeline WHERE res = ? AND t >= ? GROUP BY flag, variant ORDER BY flag, variant",
+            args(),
+        )?
+        .iter()
+        .map(|r| {
+            let counts = Counts {
+                requests: num(&r[2]),
+                errors: num(&r[3]),
+                cache_hits: num(&r[4]),
+                cache_misses: num(&r[5]),
+                latency: vec![0; LATENCY_BOUNDS_MS.len() + 1],
+                latency_sum_ms: 0.0,
+            };
+            (text(&r[0]), text(&r[1]), counts)
+        })
+        .collect();
+        for r in rows(
+            &sql,
+            "SELECT flag, variant, bucket, SUM(n) FROM timeline_latency WHERE res = ? AND t >= ? GROUP BY flag, variant, bucket",
+            args(),
+        )? {
+            let (flag, variant, bucket) = (text(&r[0]), text(&r[1]), num(&r[2]) as usize);
+            if let Some(slot) = out
+                .iter_mut()
+                .find(|(f, v, _)| *f == flag && *v == variant)
+                .and_then(|(_, _, c)| c.latency.get_mut(bucket))
+            {
+                *slot += num(&r[3]);
+            }
+        }
+        Ok(out)
+    }
+
     /// Totals across epochs, for Prometheus.
     fn totals(&self) -> worker::Result<Totals> {
         let sql = self.sql()?;
@@ -548,6 +591,12 @@ impl DurableObject for MetricsStore {
             "/timeline" => {
                 let q: TimelineQuery = body(&mut req).await?;
                 self.timeline(&q).and_then(|p| {
+                    serde_json::to_value(p).map_err(|e| worker::Error::RustError(e.to_string()))
+                })
+            }
+            "/timeline/series" => {
+                let q: TimelineQuery = body(&mut req).await?;
+                self.timeline_series(&q).and_then(|p| {
                     serde_json::to_value(p).map_err(|e| worker::Error::RustError(e.to_string()))
                 })
             }
