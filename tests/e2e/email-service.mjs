@@ -1,12 +1,14 @@
 // A local HTTP e-mail API on 127.0.0.1 playing the e-mail provider's part: it records every
 // POST (headers and JSON body) and answers what the test scripted for the recipient
-// (default 202; e.g. [500, 202], or { status: 429, headers: { 'retry-after': '1' } }).
+// (default 202; e.g. [500, 202], { status: 429, headers: { 'retry-after': '1' } }, or 'hang':
+// never answer).
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 
 export async function startEmailService({ path = '/send', to = (body) => body.to } = {}) {
   const requests = [];
   const scripts = new Map();
+  const hung = new Set();
   const server = createServer((req, res) => {
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
@@ -21,6 +23,12 @@ export async function startEmailService({ path = '/send', to = (body) => body.to
       const recipient = body ? to(body) : undefined;
       const queue = scripts.get(recipient) ?? [];
       const step = queue.length ? queue.shift() : 202;
+      if (step === 'hang') {
+        // Never answers (until close): the caller must give up on its own.
+        requests.push({ method: req.method, url: req.url, headers: req.headers, text, body, to: recipient, status: 'hang' });
+        hung.add(res);
+        return;
+      }
       const { status, headers = {} } = typeof step === 'number' ? { status: step } : step;
       requests.push({ method: req.method, url: req.url, headers: req.headers, text, body, to: recipient, status });
       res.writeHead(req.url === path && req.method === 'POST' ? status : 404, { 'content-type': 'application/json', ...headers });
@@ -41,6 +49,10 @@ export async function startEmailService({ path = '/send', to = (body) => body.to
     for(id, status) {
       return requests.filter((r) => (r.headers['idempotency-key'] ?? '').startsWith(`${id}-`) && (status === undefined || r.status === status));
     },
-    close: () => new Promise((resolve) => server.close(resolve)),
+    close: () => new Promise((resolve) => {
+      for (const res of hung) res.destroy();
+      server.close(resolve);
+      server.closeAllConnections();
+    }),
   };
 }

@@ -18,6 +18,7 @@ const BOB = visitor(0xb0b);
 const CAROL = visitor(0xca201);
 const DAVE = visitor(0xda7e);
 const ERIN = visitor(0xe214);
+const FRANK = visitor(0xf2a4c);
 const mail = (who) => `${who.slice(-6)}@mail.example.test`;
 
 // A provider's body shape (SendGrid-like), to check the template is what is sent.
@@ -58,6 +59,7 @@ before(async () => {
       PUSH_SHARDS: '4',
       PUSH_RETRY_BASE_SECONDS: '0',
       PUSH_MAX_ATTEMPTS: '3',
+      EMAIL_API_TIMEOUT_SECONDS: '1',
     },
   });
 });
@@ -201,6 +203,15 @@ describe('in-app inbox and e-mail through workerd', () => {
     assert.deepEqual(email.for(sent.id).map((r) => r.status), [500, 202]);
     const keys = new Set(email.for(sent.id).map((r) => r.headers['idempotency-key']));
     assert.equal(keys.size, 1, 'the retry repeats the Idempotency-Key');
+  });
+
+  test('an e-mail API that never answers: the call is aborted (inside the lease) and retried', async () => {
+    await register(FRANK);
+    email.script(mail(FRANK), ['hang', 202]);
+    const sent = await send({ title: 'Slow provider', channels: ['email'], audience: { targetingKeys: [FRANK] } });
+    const s = await settled(sent.id, 'a hung call, then 202');
+    assert.deepEqual([s.delivered, s.failed, s.retried], [1, 0, 1]);
+    assert.deepEqual(email.for(sent.id).map((r) => r.status), ['hang', 202]);
   });
 
   test('retries exhausted → dead-letter queue → failed; a manual retry sends it', async () => {

@@ -7,8 +7,8 @@
 
 use serde_json::{json, Value};
 use worker::{
-    Env, Fetch, Headers, Message, MessageExt, Method, QueueRetryOptionsBuilder, Request,
-    RequestInit, Response,
+    AbortSignal, Env, Fetch, Headers, Message, MessageExt, Method, QueueRetryOptionsBuilder,
+    Request, RequestInit, Response,
 };
 
 use super::notify::{observe, store, Step, DLQ_BINDING, QUEUE_BINDING};
@@ -403,8 +403,11 @@ async fn post(
         .with_headers(headers)
         .with_body(Some(body.into()));
     let req = Request::new_with_init(&settings.api_url, &init).map_err(|e| e.to_string())?;
+    // Aborted well before the pair's lease ends (`email::LEASE_SECS`): an answer that never
+    // comes is a retry, never a second attempt racing this one.
+    let signal = AbortSignal::from(web_sys::AbortSignal::timeout_with_u32(settings.timeout_ms));
     let res = Fetch::Request(req)
-        .send()
+        .send_with_signal(&signal)
         .await
         .map_err(|e| e.to_string())?;
     Ok((

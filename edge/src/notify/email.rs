@@ -35,11 +35,18 @@ pub struct Settings {
     /// Base URL a notification's path `url` is joined to (`EMAIL_LINK_BASE`): a path alone
     /// means nothing in a mail client.
     pub link_base: Option<String>,
+    /// How long one call to the API may take before it is aborted (`EMAIL_API_TIMEOUT_SECONDS`,
+    /// default [`DEFAULT_API_TIMEOUT_SECS`], at most half the [`LEASE_SECS`] lease): an attempt
+    /// must end while it still holds its pair, or a second copy could send meanwhile.
+    pub timeout_ms: u32,
 }
+
+/// The default of `EMAIL_API_TIMEOUT_SECONDS`.
+pub const DEFAULT_API_TIMEOUT_SECS: u64 = 30;
 
 impl Settings {
     /// Reads `EMAIL_API_URL`, `EMAIL_API_HOSTS`, `EMAIL_FROM`, `EMAIL_API_AUTH`,
-    /// `EMAIL_BODY_TEMPLATE`, `EMAIL_LINK_BASE`.
+    /// `EMAIL_BODY_TEMPLATE`, `EMAIL_LINK_BASE`, `EMAIL_API_TIMEOUT_SECONDS`.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, String> {
         let Some(api_url) = get("EMAIL_API_URL").map(|u| u.trim().to_owned()) else {
             return Ok(None);
@@ -77,12 +84,25 @@ impl Settings {
         {
             return Err("EMAIL_LINK_BASE must be an http(s) URL".into());
         }
+        let timeout_secs = match get("EMAIL_API_TIMEOUT_SECONDS") {
+            None => DEFAULT_API_TIMEOUT_SECS,
+            Some(t) => t
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|t| (1..=LEASE_SECS / 2).contains(t))
+                .ok_or(format!(
+                    "EMAIL_API_TIMEOUT_SECONDS must be 1..={} (well inside the {LEASE_SECS} s lease)",
+                    LEASE_SECS / 2
+                ))?,
+        };
         Ok(Some(Self {
             api_url,
             from,
             auth,
             template,
             link_base,
+            timeout_ms: u32::try_from(timeout_secs * 1000).unwrap_or(u32::MAX),
         }))
     }
 }
@@ -283,8 +303,8 @@ pub fn render(template: &Value, job: &Job, to: &str, from: &str) -> Value {
 
 /// How long a claimed (notification, recipient) pair is held by the attempt that claimed
 /// it: a second copy of the same queue message arriving meanwhile (Queues deliver at least
-/// once) waits instead of sending a second e-mail. Longer than an attempt can take (a Worker's
-/// fetch to the API gives up well before).
+/// once) waits instead of sending a second e-mail. Longer than an attempt can take: the call
+/// to the API is aborted after `Settings::timeout_ms` (at most half of this).
 pub const LEASE_SECS: u64 = 120;
 
 /// The claim decision for a pair still `queued`, given the lease an earlier attempt holds.
@@ -396,6 +416,23 @@ mod tests {
             "no {{to}}"
         );
         assert!(with("EMAIL_LINK_BASE", "ftp://x").is_err());
+    }
+
+    #[test]
+    fn the_api_call_is_aborted_well_inside_the_lease() {
+        let timeout = |v: &str| {
+            let mut pairs = OK.to_vec();
+            pairs.push(("EMAIL_API_TIMEOUT_SECONDS", v));
+            Settings::from_lookup(lookup(&pairs)).map(|s| s.map(|s| s.timeout_ms))
+        };
+        let default = Settings::from_lookup(lookup(&OK)).unwrap().unwrap();
+        assert_eq!(default.timeout_ms, 30_000);
+        assert!(u64::from(default.timeout_ms) * 2 <= LEASE_SECS * 1000);
+        assert_eq!(timeout("1"), Ok(Some(1000)));
+        assert_eq!(timeout("60"), Ok(Some(60_000)));
+        for bad in ["0", "61", "120", "-1", "x", ""] {
+            assert!(timeout(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
