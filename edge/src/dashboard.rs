@@ -11,6 +11,8 @@ use crate::identity::hmac_sha256;
 pub const TARGET_P99_MS: f64 = 200.0;
 pub const TARGET_ERROR_RATE: f64 = 0.005;
 pub const TARGET_HIT_RATIO: f64 = 0.8;
+/// Notification delivery success: delivered / (delivered + failed), per channel.
+pub const TARGET_DELIVERY_SUCCESS: f64 = 0.99;
 
 /// How long a dashboard session lasts.
 pub const SESSION_SECONDS: u64 = 3600;
@@ -491,6 +493,10 @@ pub struct Page {
     pub more_experiments: usize,
     /// Recent rollout decisions.
     pub decisions: Value,
+    /// Notification outcomes per channel, per window ("last hour", "last day").
+    pub notifications: Vec<(String, Vec<crate::metrics::ChannelDeliveries>)>,
+    /// The first [`MAX_ROLLOUTS`] plans' current gate values.
+    pub rollouts: Vec<RolloutView>,
     /// Audit records, newest first (changes and failed sign-ins).
     pub audit: Value,
     /// Failed sign-ins: recorded in total, refused by the limit, records dropped.
@@ -507,6 +513,159 @@ pub struct Page {
     pub document_text: String,
     /// Why the submitted document was refused (path, message).
     pub edit_errors: Vec<(String, String)>,
+}
+
+/// Most rollout plans whose live gate values the page reads (one or two metrics-store calls
+/// each); the decision log covers the rest.
+pub const MAX_ROLLOUTS: usize = 5;
+
+/// One gate of a rollout plan as the page shows it: the current value next to its threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateRow {
+    pub gate: &'static str,
+    pub value: String,
+    pub threshold: String,
+    /// Pass / fail; `None` is undecided (no data, not reached yet, or between the
+    /// sequential test's bounds), shown with `pending`.
+    pub pass: Option<bool>,
+    pub pending: &'static str,
+}
+
+/// A rollout plan's current stage, time in it and gate values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutView {
+    pub flag: String,
+    /// "stage 2 of 3 (50 %), running".
+    pub stage: String,
+    /// Time since the stage began; `None` when it has not started.
+    pub in_stage_ms: Option<u64>,
+    pub gates: Vec<GateRow>,
+}
+
+/// The gate values of one plan's current stage, from the treatment arm's counts since the
+/// stage began — what `rollout::decide` reads, against what it compares them with.
+pub fn rollout_view(
+    plan: &crate::rollout::Plan,
+    state: &crate::rollout::State,
+    treatment: &crate::rollout::Arm,
+    bounds_ms: &[f64],
+    now_ms: u64,
+) -> RolloutView {
+    let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+    let p = |x: f64| format!("{:.2} %", x * 100.0);
+    let in_stage_ms = state.stage_started_ms.map(|t| now_ms.saturating_sub(t));
+    let mut gates = Vec::new();
+    let visitors = treatment.visitors;
+    let failed = ratio(treatment.error_visitors.min(visitors), visitors);
+    gates.push(GateRow {
+        gate: "visitors who saw an error",
+        value: failed.map_or("—".into(), |r| {
+            format!("{} ({} of {visitors})", p(r), treatment.error_visitors)
+        }),
+        threshold: format!(
+            "advance ≤ {}, roll back ≥ {} (sequential test)",
+            p(plan.advance_error_rate),
+            p(plan.rollback_error_rate)
+        ),
+        pass: failed.and_then(|r| {
+            if r <= plan.advance_error_rate {
+                Some(true)
+            } else if r >= plan.rollback_error_rate {
+                Some(false)
+            } else {
+                None
+            }
+        }),
+        pending: if failed.is_some() {
+            "between the bounds"
+        } else {
+            "no data"
+        },
+    });
+    gates.push(GateRow {
+        gate: "treatment visitors",
+        value: visitors.to_string(),
+        threshold: format!("≥ {}", plan.min_sample.max(1)),
+        pass: (visitors >= plan.min_sample.max(1)).then_some(true),
+        pending: "not yet",
+    });
+    gates.push(GateRow {
+        gate: "time in stage",
+        value: in_stage_ms.map_or("not started".into(), duration),
+        threshold: format!("≥ {}", duration(plan.min_duration_ms)),
+        pass: in_stage_ms
+            .filter(|t| *t >= plan.min_duration_ms)
+            .map(|_| true),
+        pending: "not yet",
+    });
+    if let Some(max) = plan.max_p99_ms {
+        let p99 = crate::stats::quantile(bounds_ms, &treatment.latency, 0.99);
+        gates.push(GateRow {
+            gate: "p99 latency",
+            value: p99.map_or("—".into(), |v| format!("{v:.0} ms")),
+            threshold: format!("≤ {max:.0} ms"),
+            pass: p99.map(|v| v <= max),
+            pending: "no data",
+        });
+    }
+    if let Some(min) = plan.min_cache_hit_ratio {
+        let hits = ratio(
+            treatment.cache_hits,
+            treatment.cache_hits + treatment.cache_misses,
+        );
+        gates.push(GateRow {
+            gate: "cache hit ratio",
+            value: hits.map_or("—".into(), p),
+            threshold: format!("≥ {}", p(min)),
+            pass: hits.map(|h| h >= min),
+            pending: "no cacheable requests",
+        });
+    }
+    if let Some(min) = plan.min_delivery_success {
+        let worst = treatment
+            .deliveries
+            .iter()
+            .filter(|c| {
+                plan.delivery_channel
+                    .as_ref()
+                    .is_none_or(|ch| *ch == c.channel)
+            })
+            .filter_map(|c| Some((c.channel.as_str(), c.success_ratio()?)))
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        gates.push(GateRow {
+            gate: "notification delivery success",
+            value: worst.map_or("—".into(), |(ch, r)| format!("{} ({ch})", p(r))),
+            threshold: format!(
+                "≥ {} ({})",
+                p(min),
+                plan.delivery_channel.as_deref().unwrap_or("worst channel")
+            ),
+            pass: worst.map(|(_, r)| r >= min),
+            pending: "no settled delivery",
+        });
+    }
+    let percent = plan.stages.get(state.stage).copied().unwrap_or(0);
+    RolloutView {
+        flag: plan.flag.clone(),
+        stage: format!(
+            "stage {} of {} ({percent} %), {}",
+            state.stage + 1,
+            plan.stages.len(),
+            state.status.as_str()
+        ),
+        in_stage_ms,
+        gates,
+    }
+}
+
+/// "1 h 05 min", "3 min", "45 s".
+fn duration(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min", s / 60),
+        _ => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
+    }
 }
 
 /// Most experiments whose results the page reads (one metrics-store call each).
@@ -743,6 +902,54 @@ fn weights(flag: &Value) -> String {
         .unwrap_or_default()
 }
 
+/// Notification delivery per channel and window: every outcome counted, and the delivery
+/// success ratio (`ChannelDeliveries::success_ratio`) against the plan's target.
+fn notifications_table(windows: &[(String, Vec<crate::metrics::ChannelDeliveries>)]) -> String {
+    let mut out = format!(
+        "<h3 id=\"notifications\">Notification delivery</h3><p>Delivery success = delivered / \
+         (delivered + failed); gone, retried and dropped are counted but are not verdicts on the \
+         channel.</p><table aria-labelledby=\"notifications\"><thead><tr><th>window</th><th>channel</th>\
+         <th>delivered</th><th>failed</th><th>other</th><th>delivery success (target &gt; {} %)</th></tr></thead><tbody>",
+        TARGET_DELIVERY_SUCCESS * 100.0
+    );
+    for (window, channels) in windows {
+        if channels.is_empty() {
+            out.push_str(&format!(
+                "<tr><td>{}</td><td>—</td><td>0</td><td>0</td><td>—</td><td>— {}</td></tr>",
+                esc(window),
+                mark(None)
+            ));
+        }
+        for c in channels {
+            let other: Vec<String> = c
+                .shown()
+                .into_iter()
+                .filter(|(o, n)| {
+                    *n > 0 && *o != crate::metrics::DELIVERED && *o != crate::metrics::FAILED
+                })
+                .map(|(o, n)| format!("{} {n}", esc(o)))
+                .collect();
+            let ratio = c.success_ratio();
+            out.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} {}</td></tr>",
+                esc(window),
+                esc(&c.channel),
+                c.get(crate::metrics::DELIVERED),
+                c.get(crate::metrics::FAILED),
+                if other.is_empty() {
+                    "—".into()
+                } else {
+                    other.join(", ")
+                },
+                pct(ratio),
+                mark(ratio.map(|r| r > TARGET_DELIVERY_SUCCESS)),
+            ));
+        }
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
 /// The dashboard page.
 pub fn render(page: &Page) -> String {
     let mut out = head("edgeflags — dashboard");
@@ -785,6 +992,8 @@ pub fn render(page: &Page) -> String {
         out.push_str("<p>Requests (bars) and origin errors (red) per minute, last hour:</p>");
         out.push_str(&minutes_svg(&page.minutes));
     }
+
+    out.push_str(&notifications_table(&page.notifications));
 
     // Per feature: the plan's rollout %, adoption % and errors.
     out.push_str(&format!(
@@ -876,7 +1085,30 @@ pub fn render(page: &Page) -> String {
     out.push_str(&action(page, "evaluate", &[], "Evaluate now", ""));
     out.push(' ');
     out.push_str(&action(page, "dry-run", &[], "Dry run", ""));
-    out.push_str("</p><table><thead><tr><th>when</th><th>flag</th><th>decision</th><th>reason</th></tr></thead><tbody>");
+    out.push_str("</p>");
+    for r in &page.rollouts {
+        out.push_str(&format!(
+            "<h3 id=\"gates-{}\"><code>{}</code></h3><p>{}; time in stage: {}.</p><table aria-labelledby=\"gates-{0}\"><thead><tr><th>gate</th><th>now</th><th>threshold</th><th>mark</th></tr></thead><tbody>",
+            esc(&r.flag),
+            esc(&r.flag),
+            esc(&r.stage),
+            r.in_stage_ms.map_or("not started".into(), duration)
+        ));
+        for g in &r.gates {
+            out.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                g.gate,
+                esc(&g.value),
+                esc(&g.threshold),
+                match g.pass {
+                    Some(ok) => mark(Some(ok)).to_owned(),
+                    None => format!("<span class=\"na\">{}</span>", g.pending),
+                }
+            ));
+        }
+        out.push_str("</tbody></table>");
+    }
+    out.push_str("<h3 id=\"decision-log\">Decision log</h3><table><thead><tr><th>when</th><th>flag</th><th>decision</th><th>reason</th></tr></thead><tbody>");
     for d in page.decisions.as_array().into_iter().flatten().take(20) {
         out.push_str(&format!(
             "<tr><td>{}</td><td><code>{}</code></td><td>{}{}</td><td>{}</td></tr>",
@@ -1405,6 +1637,115 @@ mod tests {
             html.contains("<td>backend=v2, last hour</td><td>0</td><td>— <span class=\"na\">"),
             "{html}"
         );
+    }
+
+    #[test]
+    fn a_rollout_shows_its_gate_values_against_their_thresholds_and_time_in_stage() {
+        use crate::metrics::{ChannelDeliveries, LATENCY_BOUNDS_MS};
+        use crate::rollout::{plans, Arm};
+        let doc = json!({"flags": {"backend": {
+        "state": "ENABLED", "defaultVariant": "v1",
+        "variants": {"v1": "a", "v2": "b"},
+        "targeting": {"fractional": [["v1", 50], ["v2", 50]]},
+        "metadata": {
+            "rollout.stages": "10,50,100", "rollout.stage": 1,
+            "rollout.stageStartedAt": 1_000_000, "rollout.minSample": 100,
+            "rollout.minDurationSeconds": 600, "rollout.maxP99Ms": 200,
+            "rollout.minCacheHitRatio": 0.8, "rollout.minDeliverySuccess": 0.99
+        }}}});
+        let (plan, state) = plans(&doc).unwrap().remove(0);
+        let mut latency = vec![0; LATENCY_BOUNDS_MS.len() + 1];
+        latency[0] = 200;
+        let mut push = ChannelDeliveries {
+            channel: "push".into(),
+            ..Default::default()
+        };
+        push.add("delivered", 90);
+        push.add("failed", 10);
+        let treatment = Arm {
+            requests: 200,
+            visitors: 50,
+            error_visitors: 5,
+            cache_hits: 90,
+            cache_misses: 10,
+            latency,
+            deliveries: vec![push],
+            ..Default::default()
+        };
+        let view = rollout_view(
+            &plan,
+            &state,
+            &treatment,
+            &LATENCY_BOUNDS_MS,
+            1_000_000 + 65_000,
+        );
+        assert_eq!(view.stage, "stage 2 of 3 (50 %), running");
+        assert_eq!(view.in_stage_ms, Some(65_000));
+        let row = |gate: &str| view.gates.iter().find(|g| g.gate == gate).unwrap().clone();
+        let errors = row("visitors who saw an error");
+        assert_eq!(errors.value, "10.00 % (5 of 50)");
+        assert_eq!(
+            errors.threshold,
+            "advance ≤ 0.50 %, roll back ≥ 1.00 % (sequential test)"
+        );
+        assert_eq!(errors.pass, Some(false));
+        assert_eq!(
+            (
+                row("treatment visitors").value,
+                row("treatment visitors").pass
+            ),
+            ("50".into(), None)
+        );
+        assert_eq!(row("time in stage").value, "1 min");
+        assert_eq!(row("time in stage").threshold, "≥ 10 min");
+        assert_eq!(row("p99 latency").pass, Some(true));
+        let hits = row("cache hit ratio");
+        assert_eq!((hits.value.as_str(), hits.pass), ("90.00 %", Some(true)));
+        let delivery = row("notification delivery success");
+        assert_eq!(delivery.value, "90.00 % (push)");
+        assert_eq!(delivery.pass, Some(false));
+        let html = render(&Page {
+            rollouts: vec![view],
+            ..Page::default()
+        });
+        assert!(html.contains("<td>visitors who saw an error</td><td>10.00 % (5 of 50)</td><td>advance ≤ 0.50 %, roll back ≥ 1.00 % (sequential test)</td><td><span class=\"fail\">"), "{html}");
+        assert!(html.contains("stage 2 of 3 (50 %), running; time in stage: 1 min."));
+        assert!(html.contains("<td>treatment visitors</td><td>50</td><td>≥ 100</td><td><span class=\"na\">not yet</span>"));
+    }
+
+    #[test]
+    fn notification_delivery_per_channel_against_the_target() {
+        use crate::metrics::ChannelDeliveries;
+        let channel = |name: &str, outcomes: &[(&str, u64)]| {
+            let mut c = ChannelDeliveries {
+                channel: name.into(),
+                ..Default::default()
+            };
+            outcomes.iter().for_each(|(o, n)| c.add(o, *n));
+            c
+        };
+        let html = render(&Page {
+            notifications: vec![
+                (
+                    "last hour".into(),
+                    vec![
+                        channel("push", &[("delivered", 995), ("failed", 5), ("gone", 2)]),
+                        channel("email", &[("delivered", 98), ("failed", 2)]),
+                        channel("inapp", &[("dropped", 3)]),
+                    ],
+                ),
+                ("last day".into(), Vec::new()),
+            ],
+            ..Page::default()
+        });
+        assert!(
+            html.contains("delivery success (target &gt; 99 %)"),
+            "{html}"
+        );
+        assert!(html.contains("<td>last hour</td><td>push</td><td>995</td><td>5</td><td>gone 2</td><td>99.50 % <span class=\"pass\">"), "{html}");
+        assert!(html.contains("<td>last hour</td><td>email</td><td>98</td><td>2</td><td>—</td><td>98.00 % <span class=\"fail\">"));
+        assert!(html.contains("<td>last hour</td><td>inapp</td><td>0</td><td>0</td><td>dropped 3</td><td>— <span class=\"na\">"));
+        assert!(html.contains("<td>last day</td><td>—</td>"));
     }
 
     #[test]

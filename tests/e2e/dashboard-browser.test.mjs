@@ -153,8 +153,14 @@ describe('dashboard in Chromium', () => {
       }
       assert.equal(canary, 5, 'five visitors met the failing canary');
       await page.goto(dashboard);
+      // Before the decision: the stage, time in it, and the live gate values against their
+      // thresholds (five of five canary visitors saw an error, far above the rollback bound).
+      const gates = page.getByRole('table', { name: 'backend' });
+      assert.match(await page.locator('h3#gates-backend + p').innerText(), /stage 1 of 2 \(50 %\), running; time in stage: \d+ (s|min)\./);
+      assert.match(await gates.innerText(), /visitors who saw an error\s+100\.00 % \(5 of 5\)\s+advance ≤ 0\.50 %, roll back ≥ 1\.00 % \(sequential test\)\s+✗ fail/);
+      assert.match(await gates.innerText(), /treatment visitors\s+5\s+≥ 30\s+not yet/);
       await submit(page.getByRole('button', { name: 'Evaluate now' }));
-      const log = page.locator('h2#rollouts ~ table').first();
+      const log = page.locator('h3#decision-log + table');
       await waitFor(async () => /backend\s+rollback/.test(await log.innerText()), { what: 'the rollback in the decision log', timeoutMs: 10000 });
       assert.match(await log.innerText(), /backend\s+rollback\s+.*hard stop/);
       assert.match(await flagsRow('backend').innerText(), /v1 100 \/ v2 0/);

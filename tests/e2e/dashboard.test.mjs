@@ -5,15 +5,32 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import { startStack, waitFor } from './harness.mjs';
+import { makeVapidKeys, startPushService } from './push-service.mjs';
 
 describe('dashboard', () => {
   let stack;
   let base;
+  let push;
+  const vapid = makeVapidKeys();
   before(async () => {
-    stack = await startStack();
+    // A loopback push service, so the page has notification deliveries to show.
+    push = await startPushService({ vapidPublicKey: vapid.publicKey });
+    stack = await startStack({
+      vars: {
+        VAPID_PUBLIC_KEY: vapid.publicKey,
+        VAPID_PRIVATE_KEY: vapid.privateKey,
+        VAPID_SUBJECT: 'mailto:ops@example.test',
+        PUSH_ENDPOINT_HOSTS: '127.0.0.1',
+        PUSH_RETRY_BASE_SECONDS: '0',
+        PUSH_MAX_ATTEMPTS: '2',
+      },
+    });
     base = `${stack.edgeUrl}/__edge/dashboard`;
   });
-  after(async () => stack?.stop());
+  after(async () => {
+    await stack?.stop();
+    await push?.close();
+  });
 
   const post = (path, fields, headers = {}) => fetch(`${base}${path}`, {
     method: 'POST',
@@ -159,6 +176,36 @@ describe('dashboard', () => {
 
     const out = await post('/actions/logout', { csrf }, { cookie });
     assert.match(out.headers.get('set-cookie'), /^ef_admin=; .*Max-Age=0/);
+  });
+
+  test('notification delivery per channel with its success ratio against the > 99 % target', async () => {
+    const admin = { authorization: `Bearer ${stack.adminToken}`, 'content-type': 'application/json' };
+    const who = ['ok', 'down'].map((name, i) => [name, (0xd00 + i).toString(16).padStart(32, '0')]);
+    for (const [name, id] of who) {
+      const res = await fetch(`${stack.edgeUrl}/__edge/push/subscriptions`, {
+        method: 'POST', headers: { 'content-type': 'application/json', cookie: `ef_uid=${id}` }, body: JSON.stringify(push.subscribe(name)),
+      });
+      assert.equal(res.status, 201, await res.text());
+    }
+    push.script('down', [500, 500]);
+    const sent = await fetch(`${stack.edgeUrl}/__edge/notifications`, {
+      method: 'POST', headers: admin, body: JSON.stringify({ title: 't', body: 'b', channels: ['push'], audience: { targetingKeys: who.map(([, id]) => id) } }),
+    });
+    assert.equal(sent.status, 202, await sent.clone().text());
+    const { id } = await sent.json();
+    await waitFor(async () => {
+      const r = await (await fetch(`${stack.edgeUrl}/__edge/notifications/${id}`, { headers: admin })).json();
+      return r.channels.push.queued === 0;
+    }, { what: 'the notification to settle', timeoutMs: 60000, intervalMs: 200 });
+    const cookie = await signIn();
+    let page;
+    await waitFor(async () => {
+      page = await (await fetch(base, { headers: { cookie } })).text();
+      return /<td>last hour<\/td><td>push<\/td><td>1<\/td><td>1<\/td>/.test(page);
+    }, { what: 'the deliveries on the page', timeoutMs: 30000, intervalMs: 300 });
+    assert.match(page, /delivery success \(target &gt; 99 %\)/);
+    assert.match(page, /<td>last hour<\/td><td>push<\/td><td>1<\/td><td>1<\/td><td>retried 1<\/td><td>50\.00 % <span class="fail">/);
+    assert.match(page, /<td>last day<\/td><td>push<\/td><td>1<\/td><td>1<\/td>/);
   });
 
   // Last in this file: it leaves this client's address limited for 15 minutes.

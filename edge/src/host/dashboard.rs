@@ -391,6 +391,15 @@ async fn gather(
     )
     .await?;
     rows.extend(page::variant_windows(&hour_series, &day_series));
+    // Notification delivery per channel over the same windows: two more calls.
+    let mut notifications = Vec::new();
+    for (name, window_ms) in [("last hour", 3_600_000), ("last day", 24 * 3_600_000)] {
+        let since = now_ms().saturating_sub(window_ms);
+        notifications.push((
+            name.to_owned(),
+            super::metrics::notifications(env, Some(since)).await?,
+        ));
+    }
     // What each of the last versions changed against the one before it.
     let history = control::versions(env, config).await?.versions;
     let mut docs = Vec::new();
@@ -425,6 +434,42 @@ async fn gather(
         .map(|(k, c)| (k.flag.clone(), c.requests, c.errors))
         .collect();
     let parsed: Value = serde_json::from_str(&document).unwrap_or(Value::Null);
+    // Live gate values of the first MAX_ROLLOUTS plans: one /arms call each, one more for a
+    // plan with the delivery gate (bounded like the experiments).
+    let mut rollouts = Vec::new();
+    let now = now_ms();
+    for (plan, state) in crate::rollout::plans(&parsed)
+        .unwrap_or_default()
+        .into_iter()
+        .take(page::MAX_ROLLOUTS)
+    {
+        let epoch = parsed
+            .get("flags")
+            .and_then(|f| f.get(&plan.flag))
+            .map(crate::metrics::epoch)
+            .unwrap_or_default();
+        let arms: Vec<super::metrics::ArmCounts> = super::metrics::call(
+            env,
+            "/arms",
+            &super::metrics::ArmsQuery {
+                flag: plan.flag.clone(),
+                epoch,
+                event: None,
+            },
+        )
+        .await?;
+        let mut treatment = super::rollout::arm(&arms, &plan.treatment);
+        if let (Some(_), Some(since)) = (plan.min_delivery_success, state.stage_started_ms) {
+            treatment.deliveries = super::metrics::notifications(env, Some(since)).await?;
+        }
+        rollouts.push(page::rollout_view(
+            &plan,
+            &state,
+            &treatment,
+            &LATENCY_BOUNDS_MS,
+            now,
+        ));
+    }
     let signins = control::signin_failures(env, config, 30).await?;
     Ok(page::Page {
         features: page::features(&parsed, &units, &routed),
@@ -443,6 +488,8 @@ async fn gather(
         experiments: serde_json::to_value(&experiments).map_err(internal)?,
         more_experiments,
         decisions: serde_json::to_value(&decisions).map_err(internal)?,
+        rollouts,
+        notifications,
         audit: {
             // Changes and failed sign-ins, newest first.
             let mut records = control::audit(env, config, 30).await?.records;

@@ -16,7 +16,7 @@ use crate::error::EdgeError;
 use crate::metrics::LATENCY_BOUNDS_MS;
 use crate::rollout::{self, Decision};
 
-fn arm(arms: &[ArmCounts], variant: &str) -> rollout::Arm {
+pub(crate) fn arm(arms: &[ArmCounts], variant: &str) -> rollout::Arm {
     arms.iter()
         .find(|a| a.variant == variant)
         .map(|a| rollout::Arm {
