@@ -353,6 +353,9 @@ describe('an address from a verified JWT', () => {
     assert.equal(forged.status, 403);
     const unverified = await fetch(url, { method: 'POST', headers: bearer(token({ sub: 'jwt-1', email: 'x@mail.example.test', email_verified: false })) });
     assert.equal(unverified.status, 400);
+    // No `email_verified` at all: many providers omit it for an address nobody confirmed.
+    const unsaid = await fetch(url, { method: 'POST', headers: bearer(token({ sub: 'jwt-1', email: 'y@mail.example.test' })) });
+    assert.equal(unsaid.status, 400);
     const ok = await fetch(url, { method: 'POST', headers: bearer(token({ sub: 'jwt-1', email: 'jwt-1@mail.example.test', email_verified: true })) });
     assert.equal(ok.status, 204, await ok.text());
 

@@ -189,10 +189,11 @@ pub fn parse_contact(body: &[u8], need_email: bool) -> Result<Contact, String> {
     }
 }
 
-/// The address in a verified JWT's claims: `email`, unless the identity provider says it
-/// is not verified (`email_verified: false`).
+/// The address in a verified JWT's claims: `email`, only when the identity provider says it
+/// is verified (`email_verified: true`, OpenID Connect Core §5.1). Many providers omit the
+/// claim for an address nobody confirmed, so its absence counts as unverified.
 pub fn claim_address(claims: &Value) -> Option<String> {
-    if claims.get("email_verified") == Some(&Value::Bool(false)) {
+    if claims.get("email_verified") != Some(&Value::Bool(true)) {
         return None;
     }
     claims
@@ -475,14 +476,27 @@ mod tests {
             parse_contact(br#"{"targetingKey":"u","email":"a@b.example","x":1}"#, true).is_err()
         );
         assert_eq!(
-            claim_address(&json!({"sub": "u", "email": "a@b.example"})).as_deref(),
+            claim_address(&json!({"sub": "u", "email": "a@b.example", "email_verified": true}))
+                .as_deref(),
             Some("a@b.example")
         );
+        // No `email_verified` (many providers omit it for an unconfirmed address), or not
+        // the boolean `true`: not an address the edge may send to.
+        for unverified in [json!(null), json!("true"), json!(1)] {
+            let mut claims = json!({"sub": "u", "email": "a@b.example"});
+            if !unverified.is_null() {
+                claims["email_verified"] = unverified;
+            }
+            assert_eq!(claim_address(&claims), None, "{claims}");
+        }
         assert_eq!(
             claim_address(&json!({"email": "a@b.example", "email_verified": false})),
             None
         );
-        assert_eq!(claim_address(&json!({"email": "junk"})), None);
+        assert_eq!(
+            claim_address(&json!({"email": "junk", "email_verified": true})),
+            None
+        );
         assert_eq!(claim_address(&json!({"sub": "u"})), None);
     }
 
