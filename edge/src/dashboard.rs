@@ -174,6 +174,7 @@ pub fn signin_failed(window: Option<Window>, now_ms: u64) -> Window {
 /// the token name tried when it is a known one.
 pub fn signin_record(attempt: &SigninAttempt, now_ms: u64) -> crate::store::AuditRecord {
     let client: String = attempt.client.chars().take(64).collect();
+    let reason = clip(&attempt.reason, SIGNIN_REASON_CHARS);
     crate::store::AuditRecord {
         at_ms: now_ms,
         actor: format!("anonymous ({client})"),
@@ -182,10 +183,24 @@ pub fn signin_record(attempt: &SigninAttempt, now_ms: u64) -> crate::store::Audi
         from_version: None,
         to_version: String::new(),
         summary: match &attempt.name {
-            Some(name) => format!("{} (token name {name:?})", attempt.reason),
-            None => attempt.reason.clone(),
+            Some(name) => format!("{reason} (token name {name:?})"),
+            None => reason,
         },
     }
+}
+
+/// Most characters of a failure's reason kept in its record: a refused JWT's reason can
+/// quote the client's text (its `alg`).
+pub const SIGNIN_REASON_CHARS: usize = 160;
+
+/// `text`, cut to `max` characters with an ellipsis when longer.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(max).collect();
+    out.push('…');
+    out
 }
 
 /// Cloudflare Access in front of the dashboard (`ACCESS_TEAM_DOMAIN`, `ACCESS_AUD`): a
@@ -1476,6 +1491,27 @@ mod tests {
         assert_eq!(r.actor, "anonymous (203.0.113.7)");
         assert_eq!(r.action, "sign-in failed");
         assert_eq!(r.summary, "wrong admin token (token name \"ops\")");
+
+        // A JWT's `alg` is the client's text: an Access token refused for it is recorded
+        // clipped, like the address.
+        let e = crate::jwt::JwtError::Algorithm("X".repeat(10_000));
+        let r = signin_record(
+            &SigninAttempt {
+                client: "203.0.113.7".into(),
+                ok: false,
+                name: None,
+                reason: format!("Cloudflare Access token refused: {e}"),
+            },
+            5,
+        );
+        assert!(
+            r.summary.chars().count() <= SIGNIN_REASON_CHARS + 1,
+            "{}",
+            r.summary.len()
+        );
+        assert!(
+            r.summary.starts_with("Cloudflare Access token refused: ") && r.summary.ends_with('…')
+        );
     }
 
     #[test]

@@ -66,7 +66,11 @@ pub async fn handle(
                         client: client(&req),
                         ok: false,
                         name: None,
-                        reason: format!("Cloudflare Access token refused: {e}"),
+                        // Clipped here too: the error can quote the token's `alg`.
+                        reason: page::clip(
+                            &format!("Cloudflare Access token refused: {e}"),
+                            page::SIGNIN_REASON_CHARS,
+                        ),
                     };
                     let gate = control::signin(env, config, &attempt).await?;
                     refused(config, &attempt.reason, gate.retry_after_s)
