@@ -171,7 +171,7 @@ mod entry {
             }
             // The in-app inbox (issue 16): public, the visitor's own (rate-limited inside).
             Some(sub) if sub == "/inbox" || sub.starts_with("/inbox/") => {
-                host::notify_inbox::handle(req, env, &config, sub).await
+                host::notify_inbox::handle(req, env, &config, ctx, sub).await
             }
             Some(sub) if sub == "/notifications" || sub.starts_with("/notifications/") => {
                 host::rate_limit(env, &req, "admin").await?;

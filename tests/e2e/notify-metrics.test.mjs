@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { ADMIN_TOKEN, DEMO_FLAGS, startStack, waitFor } from './harness.mjs';
 import { makeVapidKeys, startPushService } from './push-service.mjs';
+import { startEmailService } from './email-service.mjs';
 
 const LIMIT = { timeout: 180000 };
 const admin = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' };
@@ -144,6 +145,70 @@ describe('notification metrics', () => {
 
   test('metrics need the admin token', async () => {
     assert.equal((await fetch(`${stack.edgeUrl}/__edge/metrics`)).status, 401);
+  });
+});
+
+describe('in-app and e-mail counts', () => {
+  let email;
+  let stack;
+  before(async () => {
+    email = await startEmailService();
+    stack = await startStack({
+      vars: vars(makeVapidKeys(), {
+        EMAIL_API_URL: email.url,
+        EMAIL_API_HOSTS: '127.0.0.1',
+        EMAIL_FROM: 'shop@example.test',
+        EMAIL_API_AUTH: 'Bearer e2e-mail-key',
+        PUSH_MAX_ATTEMPTS: '3',
+      }),
+    });
+  });
+  after(async () => {
+    await stack?.stop();
+    await email?.close();
+  });
+
+  test('exact edgeflags_notifications_total for inapp (fetched, read) and email (500 then 202)', LIMIT, async () => {
+    const c = client(stack, null);
+    const [a, b] = [visitorId(0x51), visitorId(0x52)];
+    const address = (who) => `${who.slice(-4)}@mail.example.test`;
+    for (const who of [a, b]) {
+      const r = await c.call('PUT', '/notifications/contacts', { targetingKey: who, email: address(who) });
+      assert.equal(r.status, 204, r.text);
+    }
+    email.script(address(b), [500, 202]);
+    const sent = await c.call('POST', '/notifications', {
+      title: 'Counted', body: 'b', channels: ['inapp', 'email'], audience: { targetingKeys: [a, b] },
+    });
+    assert.equal(sent.status, 202, sent.text);
+    const id = sent.json.id;
+    const s = await waitFor(async () => {
+      const r = await c.call('GET', `/notifications/${id}`);
+      return r.json.channels.email.queued === 0 ? r.json.channels.email : null;
+    }, { what: 'the e-mails to settle', timeoutMs: 60000, intervalMs: 200 });
+    assert.deepEqual([s.delivered, s.failed, s.retried], [2, 0, 1]);
+    // In-app: each visitor's first fetch is a delivery (a second is not); one is read.
+    const box = (who) => fetch(`${stack.edgeUrl}/__edge/inbox`, { headers: { cookie: `ef_uid=${who}` } });
+    for (const who of [a, b, a]) assert.equal((await box(who)).status, 200);
+    const read = await fetch(`${stack.edgeUrl}/__edge/inbox/${id}/read`, { method: 'POST', headers: { cookie: `ef_uid=${a}` } });
+    assert.equal(read.status, 204);
+
+    const counts = async (channel) => {
+      const r = await c.call('GET', '/metrics');
+      assert.equal(r.status, 200, r.text);
+      const out = {};
+      const re = new RegExp(`^edgeflags_notifications_total\\{channel="${channel}",outcome="([a-z]+)"\\} (\\d+)$`, 'gm');
+      for (const m of r.text.matchAll(re)) out[m[1]] = Number(m[2]);
+      return out;
+    };
+    const inapp = { delivered: 2, failed: 0, gone: 0, retried: 0, dropped: 0, read: 1 };
+    const mail = { delivered: 2, failed: 0, gone: 0, retried: 1, dropped: 0 };
+    await waitFor(async () => JSON.stringify(await counts('inapp')) === JSON.stringify(inapp)
+      && JSON.stringify(await counts('email')) === JSON.stringify(mail), {
+      what: 'the in-app and e-mail counts to reach the metrics store', timeoutMs: 30000, intervalMs: 300,
+    });
+    assert.deepEqual(await counts('inapp'), inapp);
+    assert.deepEqual(await counts('email'), mail);
   });
 });
 

@@ -13,8 +13,8 @@
 use edgeflags_core::Context as EvalContext;
 use serde_json::{json, Value};
 use worker::{
-    Env, Fetch, Headers, Message, MessageBatch, MessageExt, Method, QueueRetryOptionsBuilder,
-    Request, RequestInit, Response,
+    Context, Env, Fetch, Headers, Message, MessageBatch, MessageExt, Method,
+    QueueRetryOptionsBuilder, Request, RequestInit, Response,
 };
 
 use super::{flags, header, internal, json_with_status, now_ms, random_id};
@@ -30,9 +30,11 @@ use crate::notify::{b64url_decode, inbox, vapid};
 
 /// Counts one delivery outcome of the in-app or e-mail channel in the metrics
 /// (`edgeflags_notifications_total{channel, outcome}`), once per (notification, recipient)
-/// event the store says happened.
-pub(super) fn observe(env: &Env, channel: Channel, outcome: Observed) {
-    super::metrics::record_notification(env, None, channel.as_str(), outcome.as_str());
+/// event the store says happened. From a fetch pass its `ctx`, so a due batch is sent from
+/// it (an isolate that only serves inboxes would otherwise never send its counts); the queue
+/// handler passes `None` and sends at the end of each batch.
+pub(super) fn observe(env: &Env, ctx: Option<&Context>, channel: Channel, outcome: Observed) {
+    super::metrics::record_notification(env, ctx, channel.as_str(), outcome.as_str());
 }
 
 /// Durable Object binding of the push store shards (wrangler.toml).

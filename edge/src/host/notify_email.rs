@@ -294,7 +294,7 @@ async fn record(
             o => o,
         };
         if let Some(o) = observed {
-            observe(env, Channel::Email, o);
+            observe(env, None, Channel::Email, o);
         }
     }
     Ok(())
@@ -321,7 +321,7 @@ async fn deliver(
     // Delivered, failed or gone already (a duplicate message): nothing to do.
     if claim["state"] != "queued" {
         if claim["removed"] == true {
-            observe(env, Channel::Email, Observed::Dropped);
+            observe(env, None, Channel::Email, Observed::Dropped);
         }
         return Ok(Step::Ack);
     }

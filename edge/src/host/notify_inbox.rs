@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use serde_json::json;
-use worker::{Env, Method, Request, Response};
+use worker::{Context, Env, Method, Request, Response};
 
 use super::notify::{flag_on, observe, store, store_named, variant_of};
 use super::{flags, internal, now_ms};
@@ -25,20 +25,26 @@ pub async fn handle(
     req: Request,
     env: &Env,
     config: &Config,
+    ctx: &Context,
     sub: &str,
 ) -> Result<Response, EdgeError> {
     super::rate_limit(env, &req, "public").await?;
     let method = req.method();
     match (inbox::route(sub), method.clone()) {
-        (Route::List, Method::Get) => list(&req, env, config).await,
-        (Route::Read(id), Method::Post) => read(&req, env, config, id).await,
+        (Route::List, Method::Get) => list(&req, env, config, ctx).await,
+        (Route::Read(id), Method::Post) => read(&req, env, config, ctx, id).await,
         (Route::Email, _) => super::notify_email::own_address(&req, env, config).await,
         (Route::List | Route::Read(_), m) => Err(EdgeError::MethodNotAllowed(m.to_string())),
         (Route::NotFound, _) => Err(EdgeError::NotFound(format!("{}{sub}", config.admin_prefix))),
     }
 }
 
-async fn list(req: &Request, env: &Env, config: &Config) -> Result<Response, EdgeError> {
+async fn list(
+    req: &Request,
+    env: &Env,
+    config: &Config,
+    ctx: &Context,
+) -> Result<Response, EdgeError> {
     // No id is issued here: a cookieless read has no inbox (an id minted for it would
     // write read marks and count deliveries to nobody). The page visit issues the id.
     let visitor = super::jwt::visitor(req, env, config, false).await;
@@ -66,7 +72,7 @@ async fn list(req: &Request, env: &Env, config: &Config) -> Result<Response, Edg
             .await?;
             // The first fetch of an item is its in-app delivery.
             for _ in marks["fresh"].as_array().into_iter().flatten() {
-                observe(env, Channel::Inapp, Outcome::Delivered);
+                observe(env, Some(ctx), Channel::Inapp, Outcome::Delivered);
             }
             let read: BTreeSet<String> = marks["read"]
                 .as_array()
@@ -118,7 +124,13 @@ async fn feed(env: &Env, now: u64) -> Result<Rc<Vec<FeedEntry>>, EdgeError> {
     Ok(FEED.with(|f| f.borrow_mut().put(entries, now)))
 }
 
-async fn read(req: &Request, env: &Env, config: &Config, id: &str) -> Result<Response, EdgeError> {
+async fn read(
+    req: &Request,
+    env: &Env,
+    config: &Config,
+    ctx: &Context,
+    id: &str,
+) -> Result<Response, EdgeError> {
     let unknown = || EdgeError::NotFound(format!("inbox item {id}"));
     let visitor = super::jwt::visitor(req, env, config, false).await;
     let key = visitor.key.ok_or_else(unknown)?;
@@ -151,10 +163,10 @@ async fn read(req: &Request, env: &Env, config: &Config, id: &str) -> Result<Res
     )
     .await?;
     if marked["delivered"] == true {
-        observe(env, Channel::Inapp, Outcome::Delivered);
+        observe(env, Some(ctx), Channel::Inapp, Outcome::Delivered);
     }
     if marked["read"] == true {
-        observe(env, Channel::Inapp, Outcome::Read);
+        observe(env, Some(ctx), Channel::Inapp, Outcome::Read);
     }
     let res = Response::empty().map_err(internal)?.with_status(204);
     res.headers()
