@@ -1,7 +1,7 @@
 // Where the edge worker's CPU goes on one request path: runs the edge in Miniflare/workerd with
 // the V8 inspector open, starts the CPU profiler, drives load with wrk, and prints self time per
-// function (JS glue and wasm functions, which keep their names: worker-build keeps the name
-// section) and per group (crate / module prefix).
+// function (JS glue, and wasm functions by name when the build kept wasm's name section:
+// `EDGEFLAGS_KEEP_WASM_NAMES=1 bash scripts/build-edge.sh`) and per group (crate / module prefix).
 //
 //   node bench/profile-edge.mjs [--path /api/version] [--seconds 5] [--top 40] [--out FILE]
 //                               [--baseline fetch-only|cache-only]   (profile a JS baseline instead)
