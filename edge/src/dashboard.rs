@@ -307,6 +307,18 @@ impl Access {
     }
 }
 
+/// `ACCESS_ONLY`: `true` turns the token sign-in off, so only Cloudflare Access signs in.
+/// It needs Access configured (else nobody could sign in); absent or `false` keeps the token
+/// form.
+pub fn access_only(value: Option<&str>, access_configured: bool) -> Result<bool, String> {
+    match value.map(str::trim).unwrap_or("") {
+        "" | "false" => Ok(false),
+        "true" if access_configured => Ok(true),
+        "true" => Err("ACCESS_ONLY=true needs ACCESS_TEAM_DOMAIN and ACCESS_AUD".into()),
+        other => Err(format!("ACCESS_ONLY must be true or false, not {other:?}")),
+    }
+}
+
 /// One row of the overview: a series' health against the plan's targets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Health {
@@ -767,6 +779,12 @@ fn head(title: &str) -> String {
 
 /// The sign-in page.
 pub fn login(prefix: &str, error: Option<&str>) -> String {
+    signin_page(prefix, error, true)
+}
+
+/// The sign-in page; without `token_form` (`ACCESS_ONLY=true`) it only says to come through
+/// Cloudflare Access.
+pub fn signin_page(prefix: &str, error: Option<&str>, token_form: bool) -> String {
     let mut out = head("edgeflags — sign in");
     out.push_str("<main><h1>edgeflags dashboard</h1>");
     if let Some(e) = error {
@@ -774,6 +792,13 @@ pub fn login(prefix: &str, error: Option<&str>) -> String {
             "<p class=\"notice\" role=\"alert\">{}</p>",
             esc(e)
         ));
+    }
+    if !token_form {
+        out.push_str(
+            "<p>Token sign-in is off on this deployment (<code>ACCESS_ONLY</code>): open this page \
+             through Cloudflare Access.</p></main></body></html>",
+        );
+        return out;
     }
     out.push_str(&format!(
         "<form method=\"post\" action=\"{p}/dashboard/login\"><label for=\"token\">Admin token</label> \
@@ -1782,6 +1807,21 @@ mod tests {
         assert!(html.contains("<td>last hour</td><td>email</td><td>98</td><td>2</td><td>—</td><td>98.00 % <span class=\"fail\">"));
         assert!(html.contains("<td>last hour</td><td>inapp</td><td>0</td><td>0</td><td>dropped 3</td><td>— <span class=\"na\">"));
         assert!(html.contains("<td>last day</td><td>—</td>"));
+    }
+
+    #[test]
+    fn access_only_turns_the_token_form_off_and_needs_access() {
+        assert_eq!(access_only(None, false), Ok(false));
+        assert_eq!(access_only(Some("false"), true), Ok(false));
+        assert_eq!(access_only(Some(" true "), true), Ok(true));
+        assert!(
+            access_only(Some("true"), false).is_err(),
+            "nobody could sign in"
+        );
+        assert!(access_only(Some("yes"), true).is_err());
+        assert!(signin_page("/__edge", None, true).contains("name=\"token\""));
+        let off = signin_page("/__edge", Some("refused"), false);
+        assert!(!off.contains("<form") && off.contains("ACCESS_ONLY") && off.contains("refused"));
     }
 
     #[test]

@@ -117,6 +117,34 @@ describe('dashboard sign-in through Cloudflare Access', () => {
     }
   });
 
+  test('ACCESS_ONLY=true turns the token sign-in off: no form, the right admin token refused, Access still signs in', async () => {
+    const only = await startStack({ vars: { ACCESS_TEAM_DOMAIN: teamDomain, ACCESS_AUD: AUD, ACCESS_ONLY: 'true' } });
+    try {
+      const url = `${only.edgeUrl}/__edge/dashboard`;
+      const page = await fetch(url);
+      assert.equal(page.status, 401);
+      const html = await page.text();
+      assert.ok(!html.includes('name="token"'), 'no token form');
+      assert.match(html, /ACCESS_ONLY/);
+      const login = await fetch(`${url}/login`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { origin: only.edgeUrl, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ token: only.adminToken }).toString(),
+      });
+      assert.equal(login.status, 403);
+      assert.equal(login.headers.get('set-cookie'), null, 'no session from the token');
+      const refused = await fetch(url, { headers: { 'cf-access-jwt-assertion': rs256(claims({ exp: now() - 3600 })) } });
+      assert.equal(refused.status, 401);
+      assert.ok(!(await refused.text()).includes('name="token"'), 'no token form after a refused JWT either');
+      const viaAccess = await fetch(url, { headers: { 'cf-access-jwt-assertion': rs256(claims()) } });
+      assert.equal(viaAccess.status, 200);
+      assert.match(await viaAccess.text(), /Signed in as <b>alice@example\.com<\/b>/);
+    } finally {
+      await only.stop();
+    }
+  });
+
   test('without Access configured, the JWT is ignored and the token sign-in is shown', async () => {
     const plain = await startStack();
     try {

@@ -52,7 +52,11 @@ pub async fn handle(
                 header(&req, "cookie").as_deref(),
             );
             let (Some(access), Some(assertion)) = (access, assertion) else {
-                return html(&page::login(&config.admin_prefix, None), 200);
+                return if token_signin_off(env)? {
+                    html(&page::signin_page(&config.admin_prefix, None, false), 401)
+                } else {
+                    html(&page::login(&config.admin_prefix, None), 200)
+                };
             };
             match access_email(&access, &assertion).await {
                 Ok(email) => {
@@ -73,13 +77,20 @@ pub async fn handle(
                         ),
                     };
                     let gate = control::signin(env, config, &attempt).await?;
-                    refused(config, &attempt.reason, gate.retry_after_s)
+                    let form = !token_signin_off(env)?;
+                    refused(config, &attempt.reason, gate.retry_after_s, form)
                 }
             }
         }
         (Method::Post, "/login") => {
             if !page::same_origin(header(&req, "origin").as_deref(), &own_origin) {
                 return Err(EdgeError::Forbidden("cross-origin sign-in refused".into()));
+            }
+            if token_signin_off(env)? {
+                return Err(EdgeError::Forbidden(
+                    "token sign-in is off (ACCESS_ONLY=true): sign in through Cloudflare Access"
+                        .into(),
+                ));
             }
             let form = form(&mut req).await?;
             let token = field(&form, "token").unwrap_or_default();
@@ -106,7 +117,7 @@ pub async fn handle(
                 }
                 _ => {
                     worker::console_warn!("dashboard: failed sign-in");
-                    refused(config, "That token is not valid.", gate.retry_after_s)
+                    refused(config, "That token is not valid.", gate.retry_after_s, true)
                 }
             }
         }
@@ -146,6 +157,13 @@ fn client(req: &Request) -> String {
     header(req, "cf-connecting-ip").unwrap_or_else(|| "unknown".into())
 }
 
+/// `ACCESS_ONLY=true`: Cloudflare Access is the only sign-in (no token form).
+fn token_signin_off(env: &Env) -> Result<bool, EdgeError> {
+    let access = access_settings(env)?.is_some();
+    let value = env.var("ACCESS_ONLY").ok().map(|v| v.to_string());
+    page::access_only(value.as_deref(), access).map_err(EdgeError::Config)
+}
+
 /// `ACCESS_TEAM_DOMAIN` and `ACCESS_AUD`, when Cloudflare Access guards the dashboard.
 fn access_settings(env: &Env) -> Result<Option<page::Access>, EdgeError> {
     let var = |n: &str| env.var(n).ok().map(|v| v.to_string());
@@ -166,17 +184,26 @@ async fn access_email(access: &page::Access, assertion: &str) -> Result<String, 
 }
 
 /// The sign-in page again: 401, or 429 with `Retry-After` while the client is limited.
-fn refused(config: &Config, why: &str, retry_after_s: Option<u64>) -> Result<Response, EdgeError> {
+fn refused(
+    config: &Config,
+    why: &str,
+    retry_after_s: Option<u64>,
+    token_form: bool,
+) -> Result<Response, EdgeError> {
     match retry_after_s {
-        None => html(&page::login(&config.admin_prefix, Some(why)), 401),
+        None => html(
+            &page::signin_page(&config.admin_prefix, Some(why), token_form),
+            401,
+        ),
         Some(s) => {
             let res = html(
-                &page::login(
+                &page::signin_page(
                     &config.admin_prefix,
                     Some(&format!(
                         "Too many failed sign-ins from your address: try again in {} minute(s).",
                         s.div_ceil(60)
                     )),
+                    token_form,
                 ),
                 429,
             )?;
