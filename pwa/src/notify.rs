@@ -10,7 +10,9 @@ use crate::routing::same_origin;
 /// A notification to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
-    /// The in-app inbox item the push stands for (`crate::inbox`), when the payload names it.
+    /// The in-app inbox item the push stands for (`crate::inbox`): the payload's `id` when it
+    /// says `"inbox": true` (sent on the edge's `inapp` channel too, so its inbox lists the
+    /// item and the kept copy is dropped once it does). A push-only message is no item.
     pub id: Option<String>,
     pub title: String,
     pub body: Option<String>,
@@ -43,7 +45,12 @@ pub fn from_payload(text: Option<&str>, cfg: &NotificationsConfig, origin: &str)
         .filter(|u| same_origin(origin, u))
         .unwrap_or(default_url);
     Notice {
-        id: field("id"),
+        id: field("id").filter(|_| {
+            json.as_ref()
+                .and_then(|j| j.get("inbox"))
+                .and_then(Value::as_bool)
+                == Some(true)
+        }),
         title: field("title").unwrap_or_else(|| cfg.default_title.clone()),
         body,
         icon: field("icon").or_else(|| cfg.icon.clone()),
@@ -130,7 +137,7 @@ mod tests {
     fn json_payloads_fill_the_notification() {
         let n = from_payload(
             Some(
-                r##"{"id":"n1","title":"Order shipped","body":"#12 is on its way","tag":"o12","url":"/?order=12"}"##,
+                r##"{"id":"n1","inbox":true,"title":"Order shipped","body":"#12 is on its way","tag":"o12","url":"/?order=12"}"##,
             ),
             &cfg(),
             O,
@@ -146,6 +153,22 @@ mod tests {
                 url: format!("{O}/?order=12"),
             }
         );
+    }
+
+    #[test]
+    fn only_a_payload_marked_inbox_names_an_inbox_item() {
+        for (payload, id) in [
+            (r#"{"id":"n1","inbox":true,"title":"T"}"#, Some("n1")),
+            (r#"{"id":"n1","title":"T"}"#, None),
+            (r#"{"id":"n1","inbox":false,"title":"T"}"#, None),
+            (r#"{"id":"n1","inbox":"true","title":"T"}"#, None),
+        ] {
+            assert_eq!(
+                from_payload(Some(payload), &cfg(), O).id.as_deref(),
+                id,
+                "{payload}"
+            );
+        }
     }
 
     #[test]

@@ -84,8 +84,9 @@ describe('in-app inbox in the demo app', () => {
       await page.reload();
       await waitForInbox(page, 'the inapp message in the inbox', (s) => s.items.some((i) => i.id === sent.id));
 
-      // A push (a message whose inbox copy the edge does not list: pushed without inapp).
-      const pushed = { id: 'push-e2e-1', title: 'Order shipped', body: '#12 is on its way', tag: 'order-12', url: '/?order=12' };
+      // A push of an inbox item (`"inbox": true`: sent on inapp too) the edge's inbox does
+      // not list yet: the worker keeps it until a copy does.
+      const pushed = { id: 'push-e2e-1', inbox: true, title: 'Order shipped', body: '#12 is on its way', tag: 'order-12', url: '/?order=12' };
       await deliverPush(page, pushed);
       await waitFor(async () => (await notifications(page)).length === 1, { what: 'the notification' });
       assert.deepEqual(await notifications(page), [{ title: 'Order shipped', tag: 'order-12', url: `${stack.edgeUrl}/?order=12` }]);
@@ -98,10 +99,21 @@ describe('in-app inbox in the demo app', () => {
           { id: sent.id, title: 'Invoice ready', read: false },
         ],
       });
-      // The same push delivered again is still one item.
-      await deliverPush(page, pushed);
+      // A push-only message (no `inbox` mark: the edge's inbox will never list it) is shown
+      // but is no inbox item. The worker keeps an item before it shows the notification,
+      // so once the notification is there the worker has handled the push.
+      await deliverPush(page, { id: 'push-only-1', title: 'Flash sale', tag: 'sale' });
+      await waitFor(async () => (await notifications(page)).length === 2, { what: 'the push-only notification' });
       await page.reload();
-      assert.equal((await waitForInbox(page, 'the inbox after a repeated push', (s) => s.items.length >= 2)).items.length, 2);
+      const afterPushOnly = await waitForInbox(page, 'the inbox after a push-only message', (s) => s.items.length >= 2);
+      assert.deepEqual(afterPushOnly, online, 'a push-only message is not in the inbox');
+
+      // The same item pushed again (another tag, so its notification shows that the worker
+      // handled this push too) is still one item.
+      await deliverPush(page, { ...pushed, tag: 'order-12-again' });
+      await waitFor(async () => (await notifications(page)).length === 3, { what: 'the repeated push to be handled' });
+      await page.reload();
+      assert.deepEqual(await waitForInbox(page, 'the inbox after a repeated push', (s) => s.items.length >= 2), online);
 
       // Offline: a reload renders the app from the precache and the inbox from the worker
       // (the last good copy of the edge's inbox plus the pushed item).

@@ -140,6 +140,17 @@ describe('web push through workerd', () => {
     }
   });
 
+  test('a push sent on inapp too marks its payload as an inbox item; a push-only one does not', async () => {
+    const who = visitor(0x1b0c);
+    await subscribe(who, 'inbox-mark');
+    const both = await send({ title: 'Both', channels: ['push', 'inapp'], audience: { targetingKeys: [who] } });
+    assert.equal(both.channels.inapp.state, 'on');
+    const only = await send({ title: 'Only push', audience: { targetingKeys: [who] } });
+    for (const id of [both.id, only.id]) await settled(id, 'inbox mark');
+    assert.deepEqual(push.for(both.id, 201).map((r) => r.payload), [{ id: both.id, inbox: true, title: 'Both', body: 'b' }]);
+    assert.deepEqual(push.for(only.id, 201).map((r) => r.payload), [{ id: only.id, title: 'Only push', body: 'b' }]);
+  });
+
   test('500 twice then 201: delivered once, retried twice; 429 honours Retry-After', async () => {
     await subscribe(DAVE, 'dave');
     await subscribe(ERIN, 'erin');

@@ -291,7 +291,10 @@ async fn send(env: &Env, config: &Config, body: &[u8]) -> Result<Response, EdgeE
                 continue;
             }
             let queued = match channel {
-                Channel::Push => fan_out(env, &settings, &active, &id, r, now_secs).await?,
+                Channel::Push => {
+                    let inbox = api::inbox_listed(&states);
+                    fan_out(env, &settings, &active, &id, r, now_secs, inbox).await?
+                }
                 Channel::Inapp => {
                     // One write, whatever the audience: membership is decided when a
                     // visitor reads the inbox (`notify::inbox`).
@@ -332,6 +335,7 @@ async fn fan_out(
     id: &str,
     r: &SendRequest,
     now_secs: u64,
+    inbox: bool,
 ) -> Result<u64, EdgeError> {
     let keys = match &r.audience {
         Audience::Keys { targeting_keys } => Some(targeting_keys.clone()),
@@ -358,7 +362,7 @@ async fn fan_out(
             continue;
         }
         let fresh = store(env, shard, "/enqueue", json!({"n": id, "ids": ids})).await?;
-        match send_jobs(&queue, id, r, shard, &fresh["fresh"]).await {
+        match send_jobs(&queue, id, r, shard, &fresh["fresh"], inbox).await {
             Ok(n) => queued += n,
             Err((sent, e)) => {
                 // Forget the pairs that never reached the queue, so that repeating the
@@ -387,13 +391,14 @@ async fn send_jobs(
     r: &SendRequest,
     shard: u32,
     subs: &Value,
+    inbox: bool,
 ) -> Result<u64, (u64, EdgeError)> {
     let jobs: Vec<Job> = subs
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
-        .map(|s| Job::new(id, r, s, shard))
+        .map(|s| Job::new(id, r, s, shard, inbox))
         .collect();
     let mut sent = 0u64;
     for chunk in jobs.chunks(api::QUEUE_BATCH) {
@@ -476,7 +481,10 @@ async fn status(env: &Env, config: &Config, id: &str) -> Result<Response, EdgeEr
 
 async fn retry(env: &Env, config: &Config, id: &str) -> Result<Response, EdgeError> {
     let settings = settings(env)?;
-    let (_, r) = ledger(env, &settings, id).await?;
+    let (record, r) = ledger(env, &settings, id).await?;
+    let inbox = api::inbox_listed(&api::channel_states(
+        record["channel"].as_str().unwrap_or_default(),
+    ));
     let active = flags::current(env, config).await?;
     let now_secs = now_ms() / 1000;
     let on =
@@ -485,7 +493,7 @@ async fn retry(env: &Env, config: &Config, id: &str) -> Result<Response, EdgeErr
     let mut requeued = 0;
     for channel in on {
         let n = match channel {
-            Channel::Push => retry_push(env, &settings, id, &r).await?,
+            Channel::Push => retry_push(env, &settings, id, &r, inbox).await?,
             Channel::Email => {
                 let email = super::notify_email::configured(env)?;
                 super::notify_email::requeue(env, &settings, &email, id, &r).await?
@@ -506,6 +514,7 @@ async fn retry_push(
     settings: &Settings,
     id: &str,
     r: &SendRequest,
+    inbox: bool,
 ) -> Result<u64, EdgeError> {
     let queue = env
         .queue(QUEUE_BINDING)
@@ -515,7 +524,7 @@ async fn retry_push(
         let ids = store(env, shard, "/requeue", json!({"n": id})).await?;
         // Pairs that did not reach the queue go back to `failed`, where a later retry
         // finds them.
-        match send_jobs(&queue, id, r, shard, &ids["ids"]).await {
+        match send_jobs(&queue, id, r, shard, &ids["ids"], inbox).await {
             Ok(n) => requeued += n,
             Err((sent, e)) => {
                 let unsent: Vec<&Value> = ids["ids"]

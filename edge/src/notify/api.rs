@@ -298,7 +298,7 @@ pub fn parse_send(body: &[u8]) -> Result<SendRequest, String> {
         }
         _ => {}
     }
-    let payload = payload("n0000000000000000000000000", &r);
+    let payload = payload("n0000000000000000000000000", &r, true);
     if ece::pad(payload.as_bytes()).is_none() {
         return Err("the message does not fit one Web Push record (about 3.9 KB)".into());
     }
@@ -362,6 +362,12 @@ pub fn channel_states(stored: &str) -> std::collections::BTreeMap<Channel, Chann
 }
 
 /// The channel states of a new notification: each requested channel as its flag is now.
+/// Whether the edge's inbox lists a notification: it was sent on `inapp` with the channel
+/// on (a send while the kill switch was on stored no inbox item).
+pub fn inbox_listed(states: &std::collections::BTreeMap<Channel, ChannelState>) -> bool {
+    states.get(&Channel::Inapp) == Some(&ChannelState::On)
+}
+
 pub fn states_at_send(
     r: &SendRequest,
     on: impl Fn(Channel) -> bool,
@@ -431,8 +437,14 @@ pub fn valid_id(id: &str) -> bool {
 }
 
 /// What the service worker receives (decrypted): JSON the page's `push` handler shows.
-pub fn payload(id: &str, r: &SendRequest) -> String {
+/// `"inbox": true` when the edge's inbox lists this notification (`inapp` was sent on): only
+/// then does the service worker keep the pushed copy as an inbox item until the inbox lists
+/// it — a push-only message kept there would stay unread forever.
+pub fn payload(id: &str, r: &SendRequest, inbox: bool) -> String {
     let mut p = json!({"id": id, "title": r.title, "body": r.body});
+    if inbox {
+        p["inbox"] = Value::Bool(true);
+    }
     if let Some(u) = &r.url {
         p["url"] = Value::String(u.clone());
     }
@@ -460,12 +472,13 @@ pub struct Job {
 }
 
 impl Job {
-    pub fn new(id: &str, r: &SendRequest, subscription: &str, shard: u32) -> Self {
+    /// `inbox`: whether the in-app channel was on for this notification ([`inbox_listed`]).
+    pub fn new(id: &str, r: &SendRequest, subscription: &str, shard: u32, inbox: bool) -> Self {
         Self {
             n: id.to_owned(),
             s: subscription.to_owned(),
             shard,
-            payload: payload(id, r),
+            payload: payload(id, r, inbox),
             ttl: r.ttl.unwrap_or(DEFAULT_TTL_SECS),
             urgency: r.urgency,
             topic: r.tag.clone(),
@@ -627,15 +640,35 @@ mod tests {
         let r: SendRequest = serde_json::from_value(json!({"title": "T", "body": "B",
             "url": "/orders", "channels": ["push"], "audience": {"targetingKeys": ["a"]}}))
         .unwrap();
-        let job = Job::new("nabc", &r, "sub", 3);
+        let job = Job::new("nabc", &r, "sub", 3, false);
         let p: Value = serde_json::from_str(&job.payload).unwrap();
         assert_eq!(
             p,
             json!({"id": "nabc", "title": "T", "body": "B", "url": "/orders"})
         );
+        // Sent on `inapp` too: the service worker keeps the pushed copy as an inbox item.
+        let p: Value = serde_json::from_str(&Job::new("nabc", &r, "sub", 3, true).payload).unwrap();
+        assert_eq!(p["inbox"], true);
         assert_eq!(job.ttl, DEFAULT_TTL_SECS);
         let back: Job = serde_json::from_str(&serde_json::to_string(&job).unwrap()).unwrap();
         assert_eq!(back, job);
+    }
+
+    #[test]
+    fn a_push_marks_an_inbox_item_only_when_inapp_was_on_at_send() {
+        use std::collections::BTreeMap;
+        let push_only = BTreeMap::from([(Channel::Push, ChannelState::On)]);
+        assert!(!inbox_listed(&push_only));
+        let both = BTreeMap::from([
+            (Channel::Push, ChannelState::On),
+            (Channel::Inapp, ChannelState::On),
+        ]);
+        assert!(inbox_listed(&both));
+        let inapp_off = BTreeMap::from([
+            (Channel::Push, ChannelState::On),
+            (Channel::Inapp, ChannelState::Disabled),
+        ]);
+        assert!(!inbox_listed(&inapp_off));
     }
 
     #[test]
