@@ -105,8 +105,10 @@ pub(super) async fn own_address(
     no_content()
 }
 
-/// Queues the notification for every contact of its audience, shard by shard; one e-mail
-/// per address (the first contact registered with it).
+/// Queues the notification for every contact of its audience; one e-mail per address
+/// (`email::dedupe`: the contact registered earliest). A `targetingKeys` audience asks each
+/// shard for its own keys only; a flag audience pages through every shard's contacts
+/// (`email::AUDIENCE_PAGE` per call) and keeps the flag's members.
 pub(super) async fn fan_out(
     env: &Env,
     settings: &api::Settings,
@@ -116,13 +118,8 @@ pub(super) async fn fan_out(
     r: &SendRequest,
     now_secs: u64,
 ) -> Result<u64, EdgeError> {
-    let keys = match &r.audience {
-        Audience::Keys { targeting_keys } => Some(targeting_keys.clone()),
-        Audience::Flag { .. } => None,
-    };
-    let mut contacts = Vec::new();
-    for shard in 0..settings.shards {
-        let answer = store(env, shard, "/email/audience", json!({"keys": keys})).await?;
+    let mut members = Vec::new();
+    let mut keep = |answer: &Value| {
         for c in answer["contacts"].as_array().into_iter().flatten() {
             let (Some(key), Some(address)) = (c[0].as_str(), c[1].as_str()) else {
                 continue;
@@ -131,7 +128,32 @@ pub(super) async fn fan_out(
                 super::notify::variant_of(active, flag, k, now_secs)
             });
             if member {
-                contacts.push((key.to_owned(), address.to_owned()));
+                members.push(email::Member {
+                    key: key.to_owned(),
+                    address: address.to_owned(),
+                    updated_ms: super::sql::num(&c[2]),
+                });
+            }
+        }
+    };
+    match &r.audience {
+        Audience::Keys { targeting_keys } => {
+            for (shard, keys) in email::keys_by_shard(targeting_keys, settings.shards) {
+                keep(&store(env, shard, "/email/audience", json!({"keys": keys})).await?);
+            }
+        }
+        Audience::Flag { .. } => {
+            for shard in 0..settings.shards {
+                let mut after = String::new();
+                loop {
+                    let call = json!({"after": after, "limit": email::AUDIENCE_PAGE});
+                    let answer = store(env, shard, "/email/audience", call).await?;
+                    keep(&answer);
+                    match answer["next"].as_str() {
+                        Some(next) if next > after.as_str() => after = next.to_owned(),
+                        _ => break,
+                    }
+                }
             }
         }
     }
@@ -139,11 +161,11 @@ pub(super) async fn fan_out(
         .queue(QUEUE_BINDING)
         .map_err(|e| EdgeError::Config(format!("{QUEUE_BINDING}: {e}")))?;
     let mut by_shard: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
-    for (key, _) in email::dedupe(contacts) {
+    for m in email::dedupe(members) {
         by_shard
-            .entry(visitor_shard(&key, settings.shards))
+            .entry(visitor_shard(&m.key, settings.shards))
             .or_default()
-            .push(key);
+            .push(m.key);
     }
     let mut queued = 0;
     for (shard, keys) in by_shard {

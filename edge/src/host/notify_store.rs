@@ -16,7 +16,7 @@ use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, 
 use super::now_ms;
 use super::sql::{n, num, rows, text, v};
 use crate::notify::api::Counts;
-use crate::notify::delivery;
+use crate::notify::{delivery, email};
 
 #[durable_object(fetch)]
 pub struct PushStore {
@@ -88,6 +88,8 @@ struct Call {
     source: String,
     #[serde(default)]
     limit: u64,
+    #[serde(default)]
+    after: String,
 }
 
 impl PushStore {
@@ -317,21 +319,34 @@ impl PushStore {
                 json!({"removed": found})
             }
             "/email/audience" => {
-                let all = rows(
-                    sql,
-                    "SELECT targeting_key, email FROM contacts ORDER BY updated, targeting_key",
-                    vec![],
-                )?;
-                let contacts: Vec<Value> = all
-                    .into_iter()
-                    .filter(|r| {
-                        c.keys
-                            .as_ref()
-                            .is_none_or(|keys| keys.iter().any(|k| *k == text(&r[0])))
-                    })
-                    .map(|r| json!([r[0], r[1]]))
-                    .collect();
-                json!({"contacts": contacts})
+                // `[key, address, updated]` rows: the listed keys (looked up by primary key,
+                // `KEYS_PER_LOOKUP` per statement), or one page of every contact by key
+                // order after `after` (`next`: the cursor of the next page, null at the end).
+                let (found, next) = match &c.keys {
+                    Some(keys) => {
+                        let mut found = Vec::new();
+                        for chunk in keys.chunks(email::KEYS_PER_LOOKUP) {
+                            let marks = vec!["?"; chunk.len()].join(", ");
+                            let query = format!("SELECT targeting_key, email, updated FROM contacts WHERE targeting_key IN ({marks})");
+                            found.extend(rows(sql, &query, chunk.iter().map(|k| v(k)).collect())?);
+                        }
+                        (found, None)
+                    }
+                    None => {
+                        let limit = c.limit.clamp(1, email::AUDIENCE_PAGE);
+                        let page = rows(
+                            sql,
+                            "SELECT targeting_key, email, updated FROM contacts WHERE targeting_key > ? ORDER BY targeting_key LIMIT ?",
+                            vec![v(&c.after), n(limit)],
+                        )?;
+                        let next = (page.len() as u64 == limit)
+                            .then(|| page.last().map(|r| r[0].clone()))
+                            .flatten();
+                        (page, next)
+                    }
+                };
+                let contacts: Vec<Value> = found.into_iter().map(Value::Array).collect();
+                json!({"contacts": contacts, "next": next})
             }
             "/email/enqueue" => {
                 sql.exec(

@@ -203,14 +203,47 @@ pub fn claim_address(claims: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Keeps the first contact of each address (across shards), so two identities registered
-/// with one address get one e-mail per notification. Input: `(targeting key, address)`.
-pub fn dedupe(contacts: Vec<(String, String)>) -> Vec<(String, String)> {
+/// One contact of an audience as the fan-out collects it: targeting key, address, and when
+/// it was registered or last changed (unix ms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub key: String,
+    pub address: String,
+    pub updated_ms: u64,
+}
+
+/// One e-mail per address within a notification: of the contacts sharing an address
+/// (case-insensitive), the one registered or changed earliest is kept (ties: the smaller
+/// targeting key) — the same one whatever the shard count or the order shards answer in.
+pub fn dedupe(mut members: Vec<Member>) -> Vec<Member> {
+    members.sort_by(|a, b| (a.updated_ms, &a.key).cmp(&(b.updated_ms, &b.key)));
     let mut seen = std::collections::BTreeSet::new();
-    contacts
-        .into_iter()
-        .filter(|(_, a)| seen.insert(normalized(a)))
-        .collect()
+    members.retain(|m| seen.insert(normalized(&m.address)));
+    members
+}
+
+/// Contacts a shard reads per call for a flag audience (paged by targeting key: a send's
+/// memory and each call's work stay bounded whatever the shard holds).
+pub const AUDIENCE_PAGE: u64 = 500;
+
+/// Keys a shard looks up per SQL statement (`targeting_key IN (…)`): Durable Object SQL
+/// binds at most 100 parameters per statement.
+pub const KEYS_PER_LOOKUP: usize = 100;
+
+/// A `targetingKeys` audience split by the shard each key's contact lives in
+/// (`inbox::visitor_shard`): a shard is asked only for its own keys, and one without any is
+/// not asked at all.
+pub fn keys_by_shard(keys: &[String], shards: u32) -> std::collections::BTreeMap<u32, Vec<String>> {
+    let mut out: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
+    for k in keys {
+        let list = out
+            .entry(crate::notify::inbox::visitor_shard(k, shards))
+            .or_default();
+        if !list.contains(k) {
+            list.push(k.clone());
+        }
+    }
+    out
 }
 
 /// One queue message: one notification to one contact (by targeting key; the address is
@@ -501,16 +534,43 @@ mod tests {
     }
 
     #[test]
-    fn dedupe_keeps_one_per_address() {
+    fn dedupe_keeps_one_per_address_the_earliest_registered_whatever_the_order() {
+        let m = |key: &str, address: &str, updated_ms| Member {
+            key: key.into(),
+            address: address.into(),
+            updated_ms,
+        };
+        // As shards answer: the later-registered contact of a@b comes first.
         let out = dedupe(vec![
-            ("u1".into(), "a@b.example".into()),
-            ("u2".into(), "A@B.example".into()),
-            ("u3".into(), "c@b.example".into()),
+            m("u2", "A@B.example", 20),
+            m("u3", "c@b.example", 5),
+            m("u1", "a@b.example", 10),
+            m("u0", "c@b.example", 5),
         ]);
-        assert_eq!(
-            out.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(),
-            ["u1", "u3"]
-        );
+        let kept: Vec<&str> = out.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(kept, ["u0", "u1"]);
+    }
+
+    #[test]
+    fn a_key_audience_asks_each_shard_only_for_its_keys() {
+        let keys: Vec<String> = (0..40)
+            .map(|i| format!("k{i}"))
+            .chain(["k1".into()])
+            .collect();
+        let split = keys_by_shard(&keys, 4);
+        assert!(split.len() <= 4);
+        let mut all: Vec<&String> = split.values().flatten().collect();
+        assert_eq!(all.len(), 40, "each key once");
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 40);
+        for (shard, ks) in &split {
+            for k in ks {
+                assert_eq!(crate::notify::inbox::visitor_shard(k, 4), *shard);
+            }
+        }
+        assert_eq!(keys_by_shard(&keys, 1).len(), 1);
+        assert!(super::super::api::MAX_TARGETING_KEYS.div_ceil(KEYS_PER_LOOKUP) <= 10);
     }
 
     fn request(url: Option<&str>, body: &str) -> SendRequest {
