@@ -1,17 +1,14 @@
 //! Flag bootstrap: injects the visitor's bulk evaluation into HTML `<head>` as
-//! `<script id="edgeflags-bootstrap" type="application/json">`, with a streaming rewriter
-//! (lol_html), so the page and its service worker start with flags and nothing flickers.
+//! `<script id="edgeflags-bootstrap" type="application/json">`, streaming, so the page and its
+//! service worker start with flags and nothing flickers.
 //!
-//! Only the part of the document up to `<head>` goes through the rewriter: once the script is
-//! in, the rewriter is finished and the rest streams through untouched. That part is held
-//! back (bounded by a memory limit) until the injection is done, so when anything goes wrong
-//! — no `<head>` within the limit, a parser error — the original bytes pass through unchanged.
+//! Only the part of the document up to the end of the `<head>` start tag is looked at
+//! ([`crate::headscan`], the HTML tokenizer's rules for what may precede a head element):
+//! once the script is in, the rest streams through untouched. That part is held back (bounded
+//! by a memory limit) until the injection is done, so when anything goes wrong — no usable
+//! `<head>`, or none within the limit — the original bytes pass through unchanged.
 
-use std::cell::{Cell, RefCell};
-use std::rc::Rc;
-
-use lol_html::html_content::ContentType;
-use lol_html::{element, HtmlRewriter, MemorySettings, OutputSink, Settings};
+use crate::headscan::{HeadScan, Step};
 
 /// Id of the injected script element.
 pub const SCRIPT_ID: &str = edgeflags_core::ofrep::BOOTSTRAP_ELEMENT_ID;
@@ -201,105 +198,74 @@ pub fn script_element(json: &str) -> String {
     out
 }
 
-struct Sink(Rc<RefCell<Vec<u8>>>);
-
-impl OutputSink for Sink {
-    fn handle_chunk(&mut self, chunk: &[u8]) {
-        self.0.borrow_mut().extend_from_slice(chunk);
-    }
-}
-
 /// Streaming injector: feed body chunks with [`Injector::push`], then call [`Injector::finish`];
 /// emit whatever they return, in order.
+#[derive(Debug)]
 pub struct Injector {
-    rewriter: Option<HtmlRewriter<'static, Sink>>,
-    output: Rc<RefCell<Vec<u8>>>,
-    injected: Rc<Cell<bool>>,
+    /// `None` once decided: injected, or given up.
+    scan: Option<HeadScan>,
+    script: String,
     held: Vec<u8>,
+    injected: bool,
     limit: usize,
 }
 
-impl std::fmt::Debug for Injector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Injector")
-            .field("rewriting", &self.rewriter.is_some())
-            .field("held", &self.held.len())
-            .finish()
-    }
-}
-
 impl Injector {
-    /// An injector that prepends `script` (see [`script_element`]) to `<head>`.
+    /// An injector that puts `script` (see [`script_element`]) first into `<head>`.
     pub fn new(script: String, limit: usize) -> Self {
-        let output = Rc::new(RefCell::new(Vec::new()));
-        let injected = Rc::new(Cell::new(false));
-        let flag = injected.clone();
-        let settings = Settings {
-            element_content_handlers: vec![element!("head", move |el| {
-                if !flag.get() {
-                    el.prepend(&script, ContentType::Html);
-                    flag.set(true);
-                }
-                Ok(())
-            })],
-            memory_settings: MemorySettings {
-                max_allowed_memory_usage: limit.max(4096),
-                preallocated_parsing_buffer_size: 1024,
-            },
-            ..Settings::new()
-        };
-        let rewriter = HtmlRewriter::new(settings, Sink(output.clone()));
         Self {
-            rewriter: Some(rewriter),
-            output,
-            injected,
+            scan: Some(HeadScan::default()),
+            script,
             held: Vec::new(),
+            injected: false,
             limit,
         }
     }
 
     /// Whether the script has been injected.
     pub fn injected(&self) -> bool {
-        self.injected.get() && self.rewriter.is_none()
+        self.injected
     }
 
     /// Takes the next body chunk; returns the bytes to emit now.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
-        let Some(rewriter) = self.rewriter.as_mut() else {
+        let Some(scan) = self.scan.as_mut() else {
             return chunk.to_vec();
         };
+        for (i, &b) in chunk.iter().enumerate() {
+            match scan.feed(b) {
+                Step::More => {}
+                Step::HeadEnds => {
+                    let (head, rest) = chunk.split_at(i + 1);
+                    let mut out = std::mem::take(&mut self.held);
+                    out.reserve(head.len() + self.script.len() + rest.len());
+                    out.extend_from_slice(head);
+                    out.extend_from_slice(self.script.as_bytes());
+                    out.extend_from_slice(rest);
+                    self.scan = None;
+                    self.injected = true;
+                    return out;
+                }
+                Step::GiveUp => {
+                    self.scan = None;
+                    let mut out = std::mem::take(&mut self.held);
+                    out.extend_from_slice(chunk);
+                    return out;
+                }
+            }
+        }
         self.held.extend_from_slice(chunk);
-        if self.held.len() > self.limit || rewriter.write(chunk).is_err() {
-            return self.give_up();
-        }
-        if !self.injected.get() {
-            return Vec::new();
-        }
-        // Injected: finish the rewriter (flushing what it buffered) and stream the rest.
-        let Some(rewriter) = self.rewriter.take() else {
-            return Vec::new();
-        };
-        if rewriter.end().is_err() {
-            self.injected.set(false);
+        if self.held.len() > self.limit {
+            self.scan = None;
             return std::mem::take(&mut self.held);
-        }
-        self.held = Vec::new();
-        std::mem::take(&mut *self.output.borrow_mut())
-    }
-
-    /// Ends the body; returns the bytes still to emit.
-    pub fn finish(&mut self) -> Vec<u8> {
-        if self.rewriter.is_some() {
-            // The document ended before any <head>: it passes through unchanged.
-            return self.give_up();
         }
         Vec::new()
     }
 
-    fn give_up(&mut self) -> Vec<u8> {
-        self.rewriter = None;
-        self.injected.set(false);
-        self.output.borrow_mut().clear();
+    /// Ends the body; returns the bytes still to emit.
+    pub fn finish(&mut self) -> Vec<u8> {
+        // The document ended before any `<head>`: it passes through unchanged.
+        self.scan = None;
         std::mem::take(&mut self.held)
     }
 }
@@ -524,6 +490,53 @@ mod tests {
         );
     }
 
+    /// Tokens that may precede `<head>`, including awkward ones.
+    fn prolog_token() -> impl Strategy<Value = String> {
+        prop_oneof![
+            clean_prolog_token(),
+            "<!--[a-z<>!-]{0,8}-->".prop_map(|s| s),
+            "<html( [a-z=\"'>/]{0,10})?>".prop_map(|s| s),
+            "<![a-zA-Z \"'-]{0,10}>".prop_map(|s| s),
+            "[a-z<>]{1,3}".prop_map(|s| s),
+        ]
+    }
+
+    fn clean_prolog_token() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("<!doctype html>".to_owned()),
+            Just("<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0//EN\" \"x\">".to_owned()),
+            "[ \t\r\n]{1,3}".prop_map(|s| s),
+            "<!-- [a-z <>]{0,8} -->".prop_map(|s| s),
+            "<html( lang=\"[a-z>]{0,4}\")?( data-x='[a-z>]{0,4}')?>".prop_map(|s| s),
+            Just("<?xml version=\"1.0\"?>".to_owned()),
+        ]
+    }
+
+    /// The injector as it was written with lol_html: the script prepended to the first
+    /// `head` element.
+    fn lol_html_reference(page: &[u8], script: &str) -> Vec<u8> {
+        use lol_html::html_content::ContentType;
+        use lol_html::{element, rewrite_str, RewriteStrSettings};
+        let done = std::cell::Cell::new(false);
+        let text = String::from_utf8_lossy(page);
+        let out = rewrite_str(
+            &text,
+            RewriteStrSettings {
+                element_content_handlers: vec![element!("head", |el| {
+                    if !done.get() {
+                        el.prepend(script, ContentType::Html);
+                        done.set(true);
+                    }
+                    Ok(())
+                })],
+                ..RewriteStrSettings::new()
+            },
+        )
+        .map(String::into_bytes)
+        .unwrap_or_else(|_| page.to_vec());
+        out
+    }
+
     proptest! {
         #[test]
         fn any_chunking_gives_the_same_document(chunk in 1usize..64, body_extra in "[a-z <>/=\"]{0,200}") {
@@ -532,6 +545,39 @@ mod tests {
             let (out, injected) = inject_all(page.as_bytes(), script.clone(), DEFAULT_LIMIT, chunk);
             prop_assert!(injected);
             prop_assert_eq!(String::from_utf8(out).unwrap(), expected(&page, &script));
+        }
+
+        /// Differential: wherever the scanner injects, a general HTML rewriter (lol_html,
+        /// prepending to the first `head` element) produces the same document.
+        #[test]
+        fn where_the_scanner_injects_lol_html_agrees(
+            prolog in proptest::collection::vec(prolog_token(), 0..6),
+            head_attrs in "( [a-z]{1,3}(=(\"[^\"]{0,6}\"|'[^']{0,6}'|[a-z>/]{1,4}))?){0,3} ?/?",
+            rest in "[a-z <>/=\"'!-]{0,40}",
+            chunk in 1usize..32,
+        ) {
+            let page = format!("{}<head{head_attrs}>{rest}", prolog.concat());
+            let script = script_element(r#"{"k":1}"#);
+            let (out, injected) = inject_all(page.as_bytes(), script.clone(), DEFAULT_LIMIT, chunk);
+            let reference = lol_html_reference(page.as_bytes(), &script);
+            if injected {
+                prop_assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(&reference));
+            } else {
+                prop_assert_eq!(out, page.into_bytes());
+            }
+        }
+
+        /// Documents made only of what may precede a head element always get the script.
+        #[test]
+        fn a_clean_prolog_always_gets_the_script(
+            prolog in proptest::collection::vec(clean_prolog_token(), 0..6),
+            chunk in 1usize..32,
+        ) {
+            let page = format!("{}<head><title>t</title></head><body></body>", prolog.concat());
+            let script = script_element("{}");
+            let (out, injected) = inject_all(page.as_bytes(), script.clone(), DEFAULT_LIMIT, chunk);
+            prop_assert!(injected, "{}", page);
+            prop_assert_eq!(out, lol_html_reference(page.as_bytes(), &script));
         }
 
         #[test]

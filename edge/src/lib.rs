@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod bootstrap;
+mod headscan;
 pub mod config;
 pub mod control;
 pub mod cors;
