@@ -51,7 +51,7 @@ fn json_line(o: &Output) -> Value {
 fn validate_accepts_the_demo_flag_set() {
     let o = run(&["validate", &example("demo.flagd.json")]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(stdout(&o), "ok: 9 flags, 0 warnings\n");
+    assert_eq!(stdout(&o), "ok: 10 flags, 0 warnings\n");
     assert_eq!(stderr(&o), "");
 }
 
@@ -167,6 +167,7 @@ fn eval_without_flag_prints_the_bulk_body() {
             "notifications.email",
             "notifications.inapp",
             "notifications.push",
+            "notifications.v2",
             "page-size",
             "theme"
         ]

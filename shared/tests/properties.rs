@@ -295,3 +295,18 @@ fn going_from_10_90_to_20_80_moves_only_second_to_first() {
     // About a tenth of all visitors move.
     assert!((1_700..2_300).contains(&moved), "{moved}");
 }
+
+/// The issue-16 demo audience: `notifications.v2` sends to 30 % of visitors (a 30/70 split).
+#[test]
+fn the_demo_notifications_v2_audience_is_30_percent_of_visitors() {
+    let set = demo_set();
+    let n = 20_000;
+    let on = (0..n)
+        .filter(|i| {
+            let ctx = Context::from_value(json!({"targetingKey": format!("visitor-{i}")})).unwrap();
+            set.evaluate("notifications.v2", &ctx, 0).variant == Some("on")
+        })
+        .count();
+    let share = on as f64 / f64::from(n);
+    assert!((share - 0.30).abs() < 0.015, "{share}");
+}

@@ -269,6 +269,23 @@ describe('in-app inbox and e-mail through workerd', () => {
     assert.ok(!back.items.some((i) => i.id === hidden.id), 'sent while off: never stored');
   });
 
+  test('the demo audience notifications.v2 (30 %): exactly the visitors in its "on" variant see the item', async () => {
+    const sent = await send({ title: 'Notifications v2', channels: ['inapp'], audience: { flag: 'notifications.v2', variant: 'on' } });
+    assert.equal(sent.channels.inapp.state, 'on');
+    const seen = [];
+    const on = [];
+    for (let i = 0; i < 20; i += 1) {
+      const who = visitor(0x3000 + i);
+      const ofrep = await fetch(`${stack.edgeUrl}/ofrep/v1/evaluate/flags/notifications.v2`, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ context: { targetingKey: who } }),
+      });
+      if ((await ofrep.json()).variant === 'on') on.push(who);
+      if ((await inbox(who)).items.some((it) => it.id === sent.id)) seen.push(who);
+    }
+    assert.deepEqual(seen, on);
+    assert.ok(on.length > 0 && on.length < 20, `a split, not all or none: ${on.length} of 20`);
+  });
+
   test('hostile input is refused with 4xx', async () => {
     const post = (body, headers = admin) => fetch(`${stack.edgeUrl}/__edge/notifications`, { method: 'POST', headers, body });
     const huge = await post(JSON.stringify({ title: 't', body: 'x'.repeat(64 * 1024), channels: ['inapp'], audience: { targetingKeys: [ALICE] } }));
