@@ -21,6 +21,13 @@ export async function startEmailService({ path = '/send', to = (body) => body.to
         // recorded as null: the test sees a body that is not JSON
       }
       const recipient = body ? to(body) : undefined;
+      if (req.url !== path || req.method !== 'POST') {
+        // Not the API: recorded with the 404 it gets, and no scripted answer is used up.
+        requests.push({ method: req.method, url: req.url, headers: req.headers, text, body, to: recipient, status: 404 });
+        res.writeHead(404, { 'content-type': 'application/json' });
+        res.end('{"error":"not found"}');
+        return;
+      }
       const queue = scripts.get(recipient) ?? [];
       const step = queue.length ? queue.shift() : 202;
       if (step === 'hang') {
@@ -31,7 +38,7 @@ export async function startEmailService({ path = '/send', to = (body) => body.to
       }
       const { status, headers = {} } = typeof step === 'number' ? { status: step } : step;
       requests.push({ method: req.method, url: req.url, headers: req.headers, text, body, to: recipient, status });
-      res.writeHead(req.url === path && req.method === 'POST' ? status : 404, { 'content-type': 'application/json', ...headers });
+      res.writeHead(status, { 'content-type': 'application/json', ...headers });
       res.end(JSON.stringify({ id: `msg-${requests.length}` }));
     });
   });

@@ -112,6 +112,24 @@ async function inbox(who) {
 const markRead = (who, id) => fetch(`${stack.edgeUrl}/__edge/inbox/${id}/read`, { method: 'POST', headers: as(who) });
 
 describe('in-app inbox and e-mail through workerd', () => {
+  test('the e-mail service records the status it answered (404 off its path, the script untouched)', async () => {
+    const who = 'probe@mail.example.test';
+    email.script(who, [500]);
+    const wrong = await fetch(`${email.url}/elsewhere`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ personalizations: [{ to: [{ email: who }] }] }),
+    });
+    assert.equal(wrong.status, 404);
+    assert.equal(email.requests.at(-1).status, 404);
+    const right = await fetch(email.url, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ personalizations: [{ to: [{ email: who }] }] }),
+    });
+    assert.equal(right.status, 500, 'the scripted answer is still there');
+    assert.equal(email.requests.at(-1).status, 500);
+    email.requests.length = 0;
+  });
+
   test('contacts are registered by the app (admin token), checked, never from the send request', async () => {
     const anon = await fetch(`${stack.edgeUrl}/__edge/notifications/contacts`, {
       method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ targetingKey: ALICE, email: mail(ALICE) }),

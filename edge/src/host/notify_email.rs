@@ -17,8 +17,7 @@ use crate::config::Config;
 use crate::error::EdgeError;
 use crate::live::Active;
 use crate::notify::api::{self, Audience, Channel, SendRequest};
-use crate::notify::delivery::Outcome;
-use crate::notify::email::{self, Job, Settings};
+use crate::notify::email::{self, Attempt, Job, Settings};
 use crate::notify::inbox::visitor_shard;
 use crate::notify::outcome::Outcome as Observed;
 
@@ -373,7 +372,6 @@ async fn deliver(
             (None, None)
         }
     };
-    let retriable = matches!(status, None | Some(429 | 500..=599));
     match email::classify(
         status,
         retry_after.as_deref(),
@@ -381,10 +379,9 @@ async fn deliver(
         &settings.backoff,
         now_secs,
     ) {
-        Outcome::Delivered => record(env, job, "delivered", status, "").await?,
-        Outcome::Failed(reason) if retriable => {
-            // Retries exhausted: the dead-letter queue records the failure; if even that
-            // fails, record it here.
+        Attempt::Delivered => record(env, job, "delivered", status, "").await?,
+        Attempt::DeadLetter(reason) => {
+            // The dead-letter queue records the failure; if even that fails, record it here.
             let sent = match env.queue(DLQ_BINDING) {
                 Ok(q) => q.send(job.clone()).await.is_ok(),
                 Err(_) => false,
@@ -393,9 +390,8 @@ async fn deliver(
                 record(env, job, "failed", status, &reason).await?;
             }
         }
-        Outcome::Failed(reason) => record(env, job, "failed", status, &reason).await?,
-        Outcome::Gone => record(env, job, "failed", status, "e-mail API: gone").await?,
-        Outcome::Retry { delay_secs, reason } => {
+        Attempt::Failed(reason) => record(env, job, "failed", status, &reason).await?,
+        Attempt::Retry { delay_secs, reason } => {
             record(env, job, "retry", status, &reason).await?;
             return Ok(Step::Retry(delay_secs));
         }

@@ -361,27 +361,49 @@ pub fn lease(held_until_ms: Option<u64>, now_ms: u64) -> Lease {
     }
 }
 
+/// The decision for one e-mail attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// 2xx: the API took the message.
+    Delivered,
+    /// 429, 5xx or no answer: try again after `delay_secs`.
+    Retry { delay_secs: u32, reason: String },
+    /// 429, 5xx or no answer with the attempts used up: to the dead-letter queue, whose
+    /// consumer records the failure (one place counts it).
+    DeadLetter(String),
+    /// Any other answer (404 included): refused for good, recorded now.
+    Failed(String),
+}
+
 /// What an e-mail API's answer means: 2xx accepted; 429, 5xx and no answer retried (with
-/// backoff, never sooner than `Retry-After`); anything else refused for good. Unlike a push
-/// service, a 404/410 from an API is a wrong URL, not a gone recipient.
+/// backoff, never sooner than `Retry-After`), then dead-lettered; anything else refused for
+/// good. Unlike a push service, a 404/410 from an API is a wrong URL, not a gone recipient.
 pub fn classify(
     status: Option<u16>,
     retry_after: Option<&str>,
     attempt: u32,
     backoff: &Backoff,
     now_secs: u64,
-) -> Outcome {
+) -> Attempt {
+    let retriable = matches!(status, None | Some(429 | 500..=599));
     match delivery::classify(status, retry_after, attempt, backoff, now_secs) {
-        Outcome::Gone => Outcome::Failed(format!(
+        Outcome::Gone => Attempt::Failed(format!(
             "e-mail API answered {} (check EMAIL_API_URL)",
             status.unwrap_or_default()
         )),
-        Outcome::Failed(reason) => Outcome::Failed(reason.replace("push service", "e-mail API")),
-        Outcome::Retry { delay_secs, reason } => Outcome::Retry {
+        Outcome::Failed(reason) => {
+            let reason = reason.replace("push service", "e-mail API");
+            if retriable {
+                Attempt::DeadLetter(reason)
+            } else {
+                Attempt::Failed(reason)
+            }
+        }
+        Outcome::Retry { delay_secs, reason } => Attempt::Retry {
             delay_secs,
             reason: reason.replace("push service", "e-mail API"),
         },
-        Outcome::Delivered => Outcome::Delivered,
+        Outcome::Delivered => Attempt::Delivered,
     }
 }
 
@@ -651,30 +673,38 @@ mod tests {
             max_secs: 3600,
             max_attempts: 3,
         };
-        assert_eq!(classify(Some(202), None, 1, &b, 0), Outcome::Delivered);
+        assert_eq!(classify(Some(202), None, 1, &b, 0), Attempt::Delivered);
         assert!(matches!(
             classify(Some(404), None, 1, &b, 0),
-            Outcome::Failed(_)
+            Attempt::Failed(_)
         ));
         assert!(matches!(
             classify(Some(422), None, 1, &b, 0),
-            Outcome::Failed(_)
+            Attempt::Failed(_)
         ));
         assert!(matches!(
             classify(Some(429), Some("30"), 1, &b, 0),
-            Outcome::Retry { delay_secs: 30, .. }
+            Attempt::Retry { delay_secs: 30, .. }
         ));
         assert!(matches!(
             classify(Some(500), None, 1, &b, 0),
-            Outcome::Retry { delay_secs: 10, .. }
+            Attempt::Retry { delay_secs: 10, .. }
         ));
         assert!(matches!(
             classify(None, None, 2, &b, 0),
-            Outcome::Retry { delay_secs: 20, .. }
+            Attempt::Retry { delay_secs: 20, .. }
         ));
-        match classify(Some(503), None, 3, &b, 0) {
-            Outcome::Failed(r) => assert!(r.contains("e-mail API"), "{r}"),
-            o => panic!("{o:?}"),
+        // Retries used up: 5xx, 429 and no answer go to the dead-letter queue; a refusal
+        // (400-class) is recorded as failed at once, on any attempt.
+        for status in [Some(503), Some(429), None] {
+            match classify(status, None, 3, &b, 0) {
+                Attempt::DeadLetter(r) => assert!(r.contains("e-mail API"), "{r}"),
+                o => panic!("{status:?}: {o:?}"),
+            }
         }
+        assert!(matches!(
+            classify(Some(422), None, 3, &b, 0),
+            Attempt::Failed(_)
+        ));
     }
 }
