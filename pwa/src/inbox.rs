@@ -10,12 +10,13 @@ use crate::notify::Notice;
 use crate::routing::path_of;
 
 /// Pushed items kept at most (newest first); older ones are dropped beyond this. Each is
-/// normally forgotten as soon as an inbox copy lists it, so this only bounds items the edge
-/// never lists (a push sent without the `inapp` channel).
+/// normally forgotten as soon as an inbox copy lists it (only pushes marked `"inbox": true`
+/// are kept, `crate::notify::Notice::id`), so this only bounds items no copy lists yet — or
+/// ever, when the visitor left the audience before their first online read.
 pub const MAX_PUSHED: usize = 50;
 
-/// The inbox item a push carries, when its payload names the item's `id` (the edge puts
-/// the inbox id in the payload): the notice's fields (title, body, tag, same-origin
+/// The inbox item a push carries, when its payload names the item's `id` and marks it
+/// `"inbox": true` (the edge does when the notification went to the inbox): the notice's fields (title, body, tag, same-origin
 /// absolute URL), received now, unread.
 pub fn item(n: &Notice, now_ms: f64) -> Option<Value> {
     n.id.as_deref().filter(|id| !id.is_empty())?;
@@ -81,7 +82,12 @@ pub fn merge(
 /// message) `POST <inbox_path>/{id}/read` that are not held (a held one was refused).
 fn read_marks<'a>(outbox: &'a Value, inbox_path: &str) -> Vec<&'a str> {
     let mut ids = Vec::new();
-    for e in outbox.get("entries").and_then(Value::as_array).into_iter().flatten() {
+    for e in outbox
+        .get("entries")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let pending = e.get("held").is_none_or(Value::is_null)
             && e.get("method").and_then(Value::as_str) == Some("POST");
         let id = e
