@@ -52,12 +52,18 @@ pub async fn handle(
     let method = req.method();
     let path = req.path();
 
-    // 1. Route.
-    let table = flags::route_table(env, config).await?;
-
-    // 2. Identify. A missing or broken flag set must not stop traffic: the stable origin serves.
-    let visitor = super::jwt::visitor(&req, env, config, true).await;
-    let active = flags::current(env, config).await.ok();
+    // 1. Route and 2. identify, concurrently: in a fresh isolate (or when REFRESH_SECONDS has
+    // passed) the route table is a KV read, the flag set a call to the writer and a JWT
+    // visitor perhaps a key fetch; waiting for them one after another made a cold start pay
+    // their sum. A missing or broken flag set must not stop traffic: the stable origin serves.
+    let (table, visitor, active) = futures_util::future::join3(
+        flags::route_table(env, config),
+        super::jwt::visitor(&req, env, config, true),
+        flags::current(env, config),
+    )
+    .await;
+    let table = table?;
+    let active = active.ok();
     let context = visitor_context(visitor.key.as_deref());
     // What this visitor's bootstrapped page depends on besides the page itself.
     let flags_tag = active
