@@ -3,7 +3,6 @@
 
 pub mod admin;
 pub mod bootstrap;
-mod headscan;
 pub mod config;
 pub mod control;
 pub mod cors;
@@ -11,6 +10,7 @@ pub mod dashboard;
 pub mod error;
 pub mod experiments;
 pub mod header_edits;
+mod headscan;
 pub mod httpcache;
 pub mod identity;
 pub mod jwt;

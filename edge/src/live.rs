@@ -230,7 +230,12 @@ impl LiveFlags {
         };
         self.missing = false;
         let version = version_of(text);
-        if self.active.value.as_deref().is_some_and(|a| a.version == version) {
+        if self
+            .active
+            .value
+            .as_deref()
+            .is_some_and(|a| a.version == version)
+        {
             self.problem = None;
             return Refresh::Unchanged;
         }
