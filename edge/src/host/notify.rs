@@ -400,6 +400,15 @@ async fn send_jobs(
         .filter_map(Value::as_str)
         .map(|s| Job::new(id, r, s, shard, inbox))
         .collect();
+    send_in_batches(queue, &jobs).await
+}
+
+/// Sends queue messages in batches of [`api::QUEUE_BATCH`]; on a failure, says how many
+/// went out before it (the caller rolls back the rest).
+pub(super) async fn send_in_batches<T: serde::Serialize + Clone>(
+    queue: &worker::Queue,
+    jobs: &[T],
+) -> Result<u64, (u64, EdgeError)> {
     let mut sent = 0u64;
     for chunk in jobs.chunks(api::QUEUE_BATCH) {
         queue

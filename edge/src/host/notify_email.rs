@@ -204,15 +204,7 @@ async fn send_jobs(
         .iter()
         .map(|k| Job::new(id, r, k, shard, settings))
         .collect();
-    let mut sent = 0u64;
-    for chunk in jobs.chunks(api::QUEUE_BATCH) {
-        queue
-            .send_batch(chunk.to_vec())
-            .await
-            .map_err(|e| (sent, internal(e)))?;
-        sent += chunk.len() as u64;
-    }
-    Ok(sent)
+    super::notify::send_in_batches(queue, &jobs).await
 }
 
 /// `POST …/retry` for e-mail: re-queues the failed pairs.

@@ -223,16 +223,7 @@ impl PushStore {
             "/counts" => {
                 let mut counts = Counts::default();
                 for r in rows(&sql, "SELECT state, COUNT(*), SUM(retried) FROM deliveries WHERE notification = ? GROUP BY state", vec![v(&c.n)])? {
-                    let k = num(&r[1]);
-                    counts.targeted += k;
-                    counts.retried += num(&r[2]);
-                    match text(&r[0]).as_str() {
-                        "queued" => counts.queued += k,
-                        "delivered" => counts.delivered += k,
-                        "failed" => counts.failed += k,
-                        "gone" => counts.gone += k,
-                        _ => {}
-                    }
+                    counts.add_state(&text(&r[0]), num(&r[1]), num(&r[2]));
                 }
                 serde_json::to_value(counts).map_err(|e| worker::Error::RustError(e.to_string()))?
             }
@@ -453,16 +444,7 @@ impl PushStore {
             "/email/counts" => {
                 let mut counts = Counts::default();
                 for r in rows(sql, "SELECT state, COUNT(*), SUM(retried) FROM email_deliveries WHERE notification = ? GROUP BY state", vec![v(&c.n)])? {
-                    let k = num(&r[1]);
-                    counts.targeted += k;
-                    counts.retried += num(&r[2]);
-                    match text(&r[0]).as_str() {
-                        "queued" => counts.queued += k,
-                        "delivered" => counts.delivered += k,
-                        "failed" => counts.failed += k,
-                        "gone" => counts.gone += k,
-                        _ => {}
-                    }
+                    counts.add_state(&text(&r[0]), num(&r[1]), num(&r[2]));
                 }
                 serde_json::to_value(counts).map_err(|e| worker::Error::RustError(e.to_string()))?
             }

@@ -501,6 +501,22 @@ pub struct Counts {
     pub retried: u64,
 }
 
+impl Counts {
+    /// Adds `pairs` (notification, recipient) pairs found in `state`, which were retried
+    /// `retried` times in all: one row of a `GROUP BY state` over a delivery table.
+    pub fn add_state(&mut self, state: &str, pairs: u64, retried: u64) {
+        self.targeted += pairs;
+        self.retried += retried;
+        match state {
+            "queued" => self.queued += pairs,
+            "delivered" => self.delivered += pairs,
+            "failed" => self.failed += pairs,
+            "gone" => self.gone += pairs,
+            _ => {}
+        }
+    }
+}
+
 impl std::ops::AddAssign for Counts {
     fn add_assign(&mut self, o: Self) {
         self.targeted += o.targeted;
@@ -732,6 +748,31 @@ mod tests {
         assert_eq!(
             r.unconfigured(|c| c != Channel::Email).as_deref(),
             Some("channels[1]: the email channel is not configured on this deployment")
+        );
+    }
+
+    #[test]
+    fn counts_add_up_the_states_of_a_group_by() {
+        let mut c = Counts::default();
+        for (state, pairs, retried) in [
+            ("queued", 2, 0),
+            ("delivered", 5, 3),
+            ("failed", 1, 2),
+            ("gone", 1, 0),
+            ("leased", 4, 1),
+        ] {
+            c.add_state(state, pairs, retried);
+        }
+        assert_eq!(
+            c,
+            Counts {
+                targeted: 13,
+                queued: 2,
+                delivered: 5,
+                failed: 1,
+                gone: 1,
+                retried: 6
+            }
         );
     }
 
