@@ -134,7 +134,8 @@ describe('dashboard in Chromium', () => {
     await other.goto(`http://127.0.0.1:${evil.address().port}/?csrf=${csrf}`);
     const [res] = await Promise.all([other.waitForResponse((r) => r.url().includes('/actions/disable')), other.click('#go')]);
     assert.ok([401, 403].includes(res.status()), `status ${res.status()}`);
-    await other.close();
+    // Not closed here: closing a page whose form navigation is still settling could hang in
+    // Chromium (seen 1 run in 3); the browser closes it in `after`.
     assert.equal((await ofrep('theme')).reason === 'DISABLED', false, 'theme still on');
   });
 
