@@ -77,15 +77,14 @@ impl Settings {
     /// loopback host that is explicitly allowed (local tests). Anything else would let any
     /// visitor make the edge POST to a URL of their choosing.
     pub fn endpoint_allowed(&self, endpoint: &str) -> bool {
-        let Some(origin) = super::vapid::audience(endpoint) else {
+        let Some(Target {
+            scheme,
+            host,
+            loopback,
+        }) = target(endpoint)
+        else {
             return false;
         };
-        let (scheme, authority) = origin.split_once("://").unwrap_or_default();
-        let host = match authority.rsplit_once(':') {
-            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
-            _ => authority,
-        };
-        let loopback = matches!(host, "127.0.0.1" | "localhost" | "[::1]");
         if scheme == "http" && !loopback {
             return false;
         }
@@ -95,9 +94,33 @@ impl Settings {
                 Some(suffix) => {
                     host.len() > suffix.len() + 1 && host.ends_with(&format!(".{suffix}"))
                 }
-                None => host == allowed,
+                None => host == *allowed,
             })
     }
+}
+
+/// Where a URL the edge would POST to points: its scheme and host (port dropped), and
+/// whether that host is loopback. One reading for push endpoints and the e-mail API, so
+/// both allow-lists judge the same host.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Target {
+    pub scheme: String,
+    pub host: String,
+    pub loopback: bool,
+}
+
+pub(crate) fn target(url: &str) -> Option<Target> {
+    let origin = super::vapid::audience(url)?;
+    let (scheme, authority) = origin.split_once("://")?;
+    let host = match authority.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => authority,
+    };
+    Some(Target {
+        scheme: scheme.to_owned(),
+        host: host.to_owned(),
+        loopback: matches!(host, "127.0.0.1" | "localhost" | "[::1]"),
+    })
 }
 
 /// A browser's `PushSubscription.toJSON()`.

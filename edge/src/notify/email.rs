@@ -111,16 +111,10 @@ impl Settings {
 /// (so a mistyped URL never sends recipients' addresses elsewhere), over `https:`, or
 /// `http:` to a listed loopback host (local tests).
 pub fn api_allowed(url: &str, hosts: &[String]) -> bool {
-    let Some(origin) = super::vapid::audience(url) else {
+    let Some(t) = super::api::target(url) else {
         return false;
     };
-    let (scheme, authority) = origin.split_once("://").unwrap_or_default();
-    let host = match authority.rsplit_once(':') {
-        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => authority,
-    };
-    let loopback = matches!(host, "127.0.0.1" | "localhost" | "[::1]");
-    (scheme == "https" || loopback) && hosts.iter().any(|h| h == host)
+    (t.scheme == "https" || t.loopback) && hosts.contains(&t.host)
 }
 
 fn mentions(v: &Value, needle: &str) -> bool {
