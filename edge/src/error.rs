@@ -1,5 +1,6 @@
 //! The worker's one error type, and the single place mapping errors to HTTP statuses and
-//! OFREP-style bodies (`{"errorCode": ..., "errorDetails": ...}`).
+//! OFREP-style bodies (`{"errorCode": ..., "errorDetails": ...}`, written by the encoder the
+//! service worker uses too, `edgeflags_core::ofrep::failure_body`).
 
 use serde_json::{json, Value};
 
@@ -101,7 +102,7 @@ impl EdgeError {
 
     /// The JSON body for this error. Validation failures list every finding with its path.
     pub fn body(&self) -> Value {
-        let mut body = json!({ "errorCode": self.code(), "errorDetails": self.to_string() });
+        let mut body = edgeflags_core::ofrep::failure_body(None, self.code(), &self.to_string());
         match self {
             EdgeError::InvalidFlagSet(errors) => body["errors"] = json!(errors),
             EdgeError::PreconditionFailed { current } => body["currentVersion"] = json!(current),

@@ -1,10 +1,10 @@
-//! OFREP (OpenFeature Remote Evaluation Protocol v0.3) at the edge: request parsing, the
-//! effective evaluation context, bulk ETags, and response status/bodies.
+//! OFREP (OpenFeature Remote Evaluation Protocol v0.3) at the edge: request bodies as bytes,
+//! and `If-None-Match`. The contract shared with the service worker (request parser, bulk
+//! ETag, failure bodies) is `edgeflags_core::ofrep`'s.
 
 use edgeflags_core::{Context, ErrorCode, EvalError};
-use serde_json::Value;
 
-pub use edgeflags_core::ofrep::MAX_BODY_BYTES;
+pub use edgeflags_core::ofrep::{bulk_etag, flags_tag, MAX_BODY_BYTES};
 
 /// Parses an OFREP request body into the evaluation context with the parser the service
 /// worker uses too (`edgeflags_core::ofrep`), adding the visitor's targetingKey from the
@@ -20,30 +20,12 @@ pub fn parse_request(body: &[u8], visitor_key: Option<&str>) -> Result<Context, 
     edgeflags_core::ofrep::parse_request(text, visitor_key)
 }
 
-/// Strong ETag of a bulk answer: it covers the flag-set version *and* the evaluation context,
-/// so a changed context never gets a stale 304 (the OFREP web provider keeps its ETag across
-/// context changes with the same targetingKey).
-pub fn bulk_etag(version: &str, ctx: &Context) -> String {
-    format!("\"{}\"", flags_tag(version, ctx))
-}
-
-/// What a visitor's flags depend on — the flag-set version and the evaluation context — as
-/// an entity-tag's opaque text (the bulk ETag's, and part of a bootstrapped page's).
-pub fn flags_tag(version: &str, ctx: &Context) -> String {
-    edgeflags_core::ofrep::flags_tag(version, ctx)
-}
-
 /// Whether an `If-None-Match` header matches `etag` (weak comparison, RFC 9110 §13.1.2).
 pub fn if_none_match(header: Option<&str>, etag: &str) -> bool {
     let Some(h) = header else { return false };
     let bare = |t: &str| t.trim().trim_start_matches("W/").to_owned();
     let want = bare(etag);
     h.split(',').any(|t| t.trim() == "*" || bare(t) == want)
-}
-
-/// The body of an OFREP error answer (used for errors that happen before evaluation).
-pub fn error_body(err: &EvalError) -> Value {
-    serde_json::json!({ "errorCode": err.code.as_str(), "errorDetails": err.details })
 }
 
 #[cfg(test)]
@@ -63,20 +45,6 @@ mod tests {
         assert_eq!(
             parse_request(br#"{"context":"x"}"#, None).unwrap_err().code,
             ErrorCode::InvalidContext
-        );
-    }
-
-    #[test]
-    fn etag_changes_with_version_and_with_context() {
-        let a = Context::from_json_str(r#"{"targetingKey":"u","plan":"free"}"#).unwrap();
-        let b = Context::from_json_str(r#"{"targetingKey":"u","plan":"pro"}"#).unwrap();
-        let a2 = Context::from_json_str(r#"{"plan":"free","targetingKey":"u"}"#).unwrap();
-        assert_ne!(bulk_etag("v1", &a), bulk_etag("v2", &a));
-        assert_ne!(bulk_etag("v1", &a), bulk_etag("v1", &b));
-        assert_eq!(
-            bulk_etag("v1", &a),
-            bulk_etag("v1", &a2),
-            "key order does not matter"
         );
     }
 

@@ -73,10 +73,7 @@ async fn answer(
     let context = match ofrep::parse_request(&body, visitor.key.as_deref()) {
         Ok(c) => c,
         Err(e) => {
-            let mut body = ofrep::error_body(&e);
-            if let Some(k) = key {
-                body["key"] = serde_json::Value::String(k.to_owned());
-            }
+            let body = edgeflags_core::ofrep::failure_body(key, e.code.as_str(), &e.details);
             return json_with_status(&body, e.http_status());
         }
     };

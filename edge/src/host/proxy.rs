@@ -14,6 +14,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use edgeflags_core::ofrep::Bootstrap;
 use futures_util::{stream, StreamExt};
 use worker::{Context, Env, Method, Request, Response};
 
@@ -64,7 +65,7 @@ pub async fn handle(
     .await;
     let table = table?;
     let active = active.ok();
-    let context = visitor_context(visitor.key.as_deref());
+    let context = edgeflags_core::Context::for_visitor(visitor.key.as_deref());
     // What this visitor's bootstrapped page depends on besides the page itself.
     let flags_tag = active
         .as_ref()
@@ -192,18 +193,6 @@ pub async fn handle(
     Ok(res)
 }
 
-/// The evaluation context the edge builds for a visitor browsing through it.
-fn visitor_context(key: Option<&str>) -> edgeflags_core::Context {
-    let mut context = serde_json::Map::new();
-    if let Some(key) = key {
-        context.insert(
-            "targetingKey".into(),
-            serde_json::Value::String(key.to_owned()),
-        );
-    }
-    edgeflags_core::Context::from_map(context)
-}
-
 /// Streams an HTML response through the bootstrap injector, when it qualifies. Any problem
 /// with flags leaves the page as the origin sent it.
 fn with_bootstrap(
@@ -223,12 +212,9 @@ fn with_bootstrap(
     ) {
         return Ok(res);
     }
-    let context = visitor_context(visitor_key);
-    let bulk = active.set.evaluate_all(&context, now_ms() / 1000);
-    let mut payload = serde_json::to_value(&bulk).map_err(internal)?;
-    payload["etag"] = serde_json::Value::String(crate::ofrep::bulk_etag(&active.version, &context));
-    payload["targetingKey"] = serde_json::json!(visitor_key);
-    let script = bootstrap::script_element(&payload.to_string());
+    let payload = Bootstrap::encode(&active.set, &active.version, visitor_key, now_ms() / 1000)
+        .ok_or_else(|| EdgeError::Internal("the bootstrap payload did not serialize".into()))?;
+    let script = edgeflags_core::ofrep::bootstrap_element(&payload);
 
     // The page's validator covers its flags too (see bootstrap::page_etag).
     let headers = headers_of(&bootstrap::page_headers(&header_list(h), flags_tag))?;
