@@ -5,16 +5,19 @@
 
 use std::collections::BTreeMap;
 
-use edgeflags_core::{context_fingerprint, Context, EvalError, FlagSet};
-use serde_json::{json, Map, Value};
+use edgeflags_core::ofrep::{failure_body, Bootstrap};
+use edgeflags_core::{Context, ErrorCode, FlagSet};
+use serde_json::{json, Value};
 
 use crate::expiration::sort_by_time;
 use crate::json::Obj;
 
+/// The fingerprint key of a context, as in the edge's ETags.
+pub use edgeflags_core::ofrep::context_tag as fingerprint;
+/// The flag-set version in an edge ETag.
+pub use edgeflags_core::ofrep::version_of_etag;
 /// Largest OFREP request body accepted (as the edge).
 pub use edgeflags_core::ofrep::MAX_BODY_BYTES;
-/// `id` of the bootstrap `<script type="application/json">` the edge injects into HTML.
-pub use edgeflags_core::ofrep::{version_of_etag, BOOTSTRAP_ELEMENT_ID as BOOTSTRAP_ID};
 
 /// One stored bulk answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,56 +105,21 @@ pub fn refresh_due(defs: Option<&Definitions>, now_ms: f64) -> bool {
     defs.is_none_or(|d| now_ms - d.fetched_at >= DEFINITIONS_MAX_AGE_MS || now_ms < d.fetched_at)
 }
 
-/// The fingerprint key of a context.
-pub fn fingerprint(ctx: &Context) -> String {
-    format!("{:016x}", context_fingerprint(ctx))
-}
-
-/// The JSON of the edge's bootstrap script in an HTML document.
-pub fn bootstrap_from_html(html: &str) -> Option<Value> {
-    let at = html.find(&format!("id=\"{BOOTSTRAP_ID}\""))?;
-    let open_end = at + html[at..].find('>')? + 1;
-    let close = open_end + html[open_end..].find("</script>")?;
-    // The edge escapes `<`, `>` and `&` as JSON \u escapes, so the text is JSON as is.
-    serde_json::from_str(html[open_end..close].trim()).ok()
-}
-
-/// What a bootstrap (`{"flags": [...], "etag": "...", "targetingKey": "..."}`) teaches the
-/// worker: the visitor's key and the answer for the context the edge used (`{targetingKey}`).
-pub fn from_bootstrap(bootstrap: &Value, now_ms: f64) -> Option<(Option<String>, Snapshot)> {
-    let flags = bootstrap.get("flags")?.as_array()?.clone();
-    let key = bootstrap
-        .get("targetingKey")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let mut ctx = Map::new();
-    if let Some(k) = &key {
-        ctx.insert("targetingKey".into(), Value::String(k.clone()));
-    }
+/// What a bootstrap (`edgeflags_core::ofrep::Bootstrap`, the edge's encoding) teaches the
+/// worker: the visitor's key and the answer for the context the edge used.
+pub fn from_bootstrap(bootstrap: Bootstrap, now_ms: f64) -> (Option<String>, Snapshot) {
     let snapshot = Snapshot {
-        fingerprint: fingerprint(&Context::from_map(ctx)),
-        version: bootstrap
-            .get("etag")
-            .and_then(Value::as_str)
-            .and_then(version_of_etag),
-        flags,
+        fingerprint: fingerprint(&bootstrap.context()),
+        version: bootstrap.version(),
+        flags: bootstrap.flags,
         stored_at: now_ms,
     };
-    Some((key, snapshot))
+    (bootstrap.targeting_key, snapshot)
 }
 
 /// Parses an OFREP request body with the edge's parser (`edgeflags_core::ofrep`), so an
 /// offline answer is computed for the same context the edge would use.
 pub use edgeflags_core::ofrep::parse_request;
-
-/// The body of an OFREP error answer.
-pub fn error_body(err: &EvalError, key: Option<&str>) -> Value {
-    let mut body = json!({ "errorCode": err.code.as_str(), "errorDetails": err.details });
-    if let Some(k) = key {
-        body["key"] = Value::String(k.to_owned());
-    }
-    body
-}
 
 /// Adds (or replaces) the snapshot for its context, keeping the newest `max`.
 pub fn remember(snapshots: &mut Vec<Snapshot>, new: Snapshot, max: usize) {
@@ -261,11 +229,11 @@ impl Sources<'_> {
             (None, Some(item)) => (200, cached(item)),
             (None, None) => (
                 404,
-                json!({
-                    "key": key,
-                    "errorCode": "FLAG_NOT_FOUND",
-                    "errorDetails": format!("flag `{key}` is not available offline"),
-                }),
+                failure_body(
+                    Some(key),
+                    ErrorCode::FlagNotFound.as_str(),
+                    &format!("flag `{key}` is not available offline"),
+                ),
             ),
         }
     }
@@ -295,22 +263,23 @@ mod tests {
     }
 
     #[test]
-    fn the_bootstrap_is_read_from_html_with_the_edges_escaping() {
+    fn a_bootstrap_becomes_the_snapshot_of_the_visitors_context() {
+        // Reading the payload out of a page is edgeflags_core::ofrep's (round trip from the
+        // edge's encoder tested there).
         let html = r#"<!doctype html><html><head><script id="edgeflags-bootstrap" type="application/json">{"flags":[{"key":"banner","value":{"text":"\u003c/script\u003e"},"reason":"STATIC"}],"etag":"\"abc-0011\"","targetingKey":"u-1"}</script><title>x</title></head></html>"#;
-        let b = bootstrap_from_html(html).unwrap();
-        assert_eq!(b["flags"][0]["value"]["text"], "</script>");
-        let (key, snap) = from_bootstrap(&b, 5.0).unwrap();
+        let b = Bootstrap::from_html(html).unwrap();
+        let (key, snap) = from_bootstrap(b, 5.0);
         assert_eq!(key.as_deref(), Some("u-1"));
         assert_eq!(snap.version.as_deref(), Some("abc"));
+        assert_eq!(snap.flags[0]["value"]["text"], "</script>");
+        assert_eq!(snap.stored_at, 5.0);
         assert_eq!(
             snap.fingerprint,
             fingerprint(&ctx(r#"{"targetingKey":"u-1"}"#))
         );
-        assert_eq!(bootstrap_from_html("<html><head></head></html>"), None);
-        assert_eq!(
-            bootstrap_from_html(r#"<script id="edgeflags-bootstrap">{"#),
-            None
-        );
+        let (key, snap) = from_bootstrap(Bootstrap::default(), 1.0);
+        assert_eq!((key, snap.version), (None, None));
+        assert_eq!(snap.fingerprint, fingerprint(&Context::empty()));
     }
 
     #[test]
@@ -321,15 +290,12 @@ mod tests {
     }
 
     #[test]
-    fn requests_fill_the_visitor_key_and_errors_name_the_flag() {
+    fn requests_fill_the_visitor_key() {
         // The parser itself is edgeflags_core::ofrep's (tested there, shared with the edge).
         let c = parse_request(r#"{"context":{"plan":"pro"}}"#, Some("v-1")).unwrap();
         assert_eq!(c.targeting_key(), Some("v-1"));
         let err = parse_request(r#"{"context":"x"}"#, None).unwrap_err();
-        assert_eq!(err.code, edgeflags_core::ErrorCode::InvalidContext);
-        let body = error_body(&err, Some("k"));
-        assert_eq!(body["key"], "k");
-        assert_eq!(body["errorCode"], "INVALID_CONTEXT");
+        assert_eq!(err.code, ErrorCode::InvalidContext);
     }
 
     #[test]
@@ -461,8 +427,12 @@ mod tests {
         assert_eq!((status, body["variant"].as_str()), (200, Some("on")));
         let (status, body) = s.single("backend", &c, 0);
         assert_eq!(
-            (status, body["errorCode"].as_str()),
-            (404, Some("FLAG_NOT_FOUND"))
+            (status, body),
+            (
+                404,
+                json!({"key": "backend", "errorCode": "FLAG_NOT_FOUND",
+                    "errorDetails": "flag `backend` is not available offline"})
+            )
         );
         assert!(Sources {
             definitions: None,

@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use edgeflags_core::ofrep::{failure_body, Bootstrap};
 use edgeflags_core::FlagSet;
 use serde_json::{json, Value};
 use wasm_bindgen::JsValue;
@@ -137,7 +138,8 @@ async fn offline_answer(
     let ctx = match flags::parse_request(body, visitor.as_deref()) {
         Ok(c) => c,
         Err(e) => {
-            return json_response(e.http_status(), &flags::error_body(&e, key), &headers).map(Some)
+            let body = failure_body(key, e.code.as_str(), &e.details);
+            return json_response(e.http_status(), &body, &headers).map(Some);
         }
     };
     let defs = definitions().await;
@@ -173,8 +175,8 @@ pub fn observe_page(res: &Response, tasks: &Tasks) -> Result<(), SwError> {
     let copy = res.clone()?;
     tasks.spawn(async move {
         let text = text_of(copy.text()).await?;
-        match flags::bootstrap_from_html(&text) {
-            Some(b) => remember_bootstrap_value(&b).await,
+        match Bootstrap::from_html(&text) {
+            Some(b) => remember_bootstrap_value(b).await,
             None => Ok(()),
         }
     });
@@ -188,17 +190,18 @@ pub async fn remember_bootstrap(value: &JsValue, _tasks: &Tasks) -> Result<(), S
         Some(text) => serde_json::from_str(&text).map_err(|e| SwError::Js(e.to_string()))?,
         None => idb::from_js(value)?,
     };
-    remember_bootstrap_value(&parsed).await
+    match Bootstrap::from_value(parsed) {
+        Some(b) => remember_bootstrap_value(b).await,
+        None => Ok(()),
+    }
 }
 
-async fn remember_bootstrap_value(bootstrap: &Value) -> Result<(), SwError> {
+async fn remember_bootstrap_value(bootstrap: Bootstrap) -> Result<(), SwError> {
     let w = worker()?;
     let Some(cfg) = &w.config.flags else {
         return Ok(());
     };
-    let Some((key, snapshot)) = flags::from_bootstrap(bootstrap, now_ms()) else {
-        return Ok(());
-    };
+    let (key, snapshot) = flags::from_bootstrap(bootstrap, now_ms());
     if let Some(k) = key {
         store(VISITOR, &Value::String(k)).await?;
     }
