@@ -139,6 +139,49 @@ describe('install and offline', () => {
     });
   });
 
+  // Issue 15 (register → ready): install used to fetch the precache one file at a time, each
+  // waiting for the edge's answer, and fetched the glue twice (as the worker's script, then
+  // for the precache). Here every precache fetch is held until three are in flight at once —
+  // a one-at-a-time install never gets there and this fails; no timing is measured.
+  test('a first install fetches the precache several files at a time, each file once, and the glue only as the worker script', LIMIT, async () => {
+    const context = await browser.newContext();
+    try {
+      const manifest = builtConfig(stack.dist).precache.entries.map((e) => e.url);
+      const fromWorker = [];
+      context.on('request', (req) => {
+        if (req.serviceWorker()) fromWorker.push(new URL(req.url()).pathname);
+      });
+      const held = [];
+      let released = false;
+      const AT_ONCE = 3;
+      // The wasm is not held: the worker starts it before install, to run it.
+      await context.route(
+        (url) => manifest.includes(url.pathname) && !url.pathname.endsWith('.wasm'),
+        async (route) => {
+          if (released || !route.request().serviceWorker()) return route.continue();
+          held.push(route);
+          if (held.length >= AT_ONCE) {
+            released = true;
+            await Promise.all(held.map((r) => r.continue()));
+          }
+        },
+      );
+      const page = await context.newPage();
+      // A page that does not register the worker by itself.
+      await page.goto(`${stack.edgeUrl}/offline.html`);
+      await page.evaluate(() => navigator.serviceWorker.register('/sw.js', { scope: '/' }));
+      await waitFor(() => released, { what: `${AT_ONCE} precache fetches in flight at once` });
+      await page.evaluate(() => navigator.serviceWorker.ready);
+      assert.deepEqual(
+        fromWorker.sort(),
+        ['/sw.js', '/sw/edgeflags_pwa.js', ...manifest].sort(),
+        'the worker script, its glue, and each precache entry: once each',
+      );
+    } finally {
+      await context.close();
+    }
+  });
+
   test('an offline reload renders the app from the precache', LIMIT, async () => {
     await withApp(async ({ context, page }) => {
       await context.setOffline(true);
@@ -542,6 +585,9 @@ describe('offline flags', () => {
       await flagsReady(page);
       const ctxs = contexts.slice(3, 7);
       const online = await ofrep(page, '/new-checkout', ctxs);
+      // A context that is not an object: the edge's OFREP failure body (one encoder in
+      // edgeflags_core::ofrep for both).
+      const [badOnline] = await ofrep(page, '/new-checkout', ['nope']);
       await context.setOffline(true);
       await stopAllServiceWorkers(page);
       const offline = await ofrep(page, '/new-checkout', ctxs);
@@ -549,6 +595,9 @@ describe('offline flags', () => {
         assert.equal(offline[i].offline, '1');
         assert.deepEqual(offline[i].body, online[i].body);
       }
+      const [badOffline] = await ofrep(page, '/new-checkout', ['nope']);
+      assert.deepEqual([badOnline.status, badOnline.offline, badOnline.body.key, badOnline.body.errorCode], [400, null, 'new-checkout', 'INVALID_CONTEXT']);
+      assert.deepEqual([badOffline.status, badOffline.offline, badOffline.body], [400, '1', badOnline.body]);
       const missing = await ofrep(page, '/page-size', [{ targetingKey: 'never-seen-online' }]);
       assert.equal(missing[0].status, 404);
       assert.equal(missing[0].body.errorCode, 'FLAG_NOT_FOUND');
