@@ -9,6 +9,10 @@ export WASM_OPT_BIN="$NODE_BIN/wasm-opt"
 export ESBUILD_BIN="$ROOT/node_modules/@esbuild/linux-x64/bin/esbuild"
 [ -x "$ESBUILD_BIN" ] || die "esbuild missing at $ESBUILD_BIN: run scripts/setup.sh"
 worker-build --release
+# Our own module entry calls the handlers without worker-build's per-request Proxies (why:
+# edge/js/entry.mjs); worker-build's module stays beside it as worker.mjs.
+mv "$ROOT/edge/build/index.js" "$ROOT/edge/build/worker.mjs"
+cp "$ROOT/edge/js/entry.mjs" "$ROOT/edge/build/index.js"
 # worker-build keeps wasm's name section (~300 KB raw, ~80 KB gzip); workerd does not need it.
 # EDGEFLAGS_KEEP_WASM_NAMES=1 keeps it for profiling (bench/profile-edge.mjs reads the names).
 if [ "${EDGEFLAGS_KEEP_WASM_NAMES:-}" != 1 ]; then

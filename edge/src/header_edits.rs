@@ -8,6 +8,9 @@ pub enum HeaderEdit {
     Append(String, String),
     /// Replaces every value of the name (never produced by [`header_edits`]).
     Set(String, String),
+    /// Sets the name only when the headers have none (a default, e.g. a security header the
+    /// origin did not send; never produced by [`header_edits`]).
+    SetIfAbsent(String, String),
 }
 
 /// The edits from `have` (the visitor's headers, lowercase names) to `want`: names whose
@@ -69,6 +72,11 @@ mod tests {
                 HeaderEdit::Set(n, v) => {
                     out.retain(|(m, _)| m != n);
                     out.push((n.clone(), v.clone()));
+                }
+                HeaderEdit::SetIfAbsent(n, v) => {
+                    if !out.iter().any(|(m, _)| m == n) {
+                        out.push((n.clone(), v.clone()));
+                    }
                 }
             }
         }

@@ -195,6 +195,13 @@ describe('hardening', () => {
     assert.equal(api.headers.get('content-security-policy'), "default-src 'none'; frame-ancestors 'none'");
   });
 
+  test("a security header the origin sets itself is kept, not replaced by the edge's default", async () => {
+    const res = await fetch(`${stack.edgeUrl}/lab/own-frame-options?frameOptions=SAMEORIGIN`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-frame-options'), 'SAMEORIGIN');
+    assert.equal(res.headers.get('x-content-type-options'), 'nosniff', 'the others are still added');
+  });
+
   test('a burst against OFREP is answered 429 with Retry-After, with an error body', async () => {
     const statuses = [];
     let limited;

@@ -310,7 +310,8 @@ async fn set_faults(AxState(ctx): AxState<Ctx>, body: axum::body::Bytes) -> Resp
 
 /// `GET /lab/...`: how many times the origin served this path, so a client can tell a
 /// network answer from a cached one. Query: `cacheControl=...` (the answer's Cache-Control),
-/// `status=NNN`, `date=old` (a Date header from 2001: caches must not age entries by it).
+/// `status=NNN`, `date=old` (a Date header from 2001: caches must not age entries by it),
+/// `frameOptions=...` (an X-Frame-Options of the origin's own, which the edge must keep).
 async fn lab(AxState(ctx): AxState<Ctx>, uri: axum::http::Uri) -> Response {
     let delay = ctx.state.faults.lab_delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
@@ -340,6 +341,9 @@ async fn lab(AxState(ctx): AxState<Ctx>, uri: axum::http::Uri) -> Response {
     let cc = param("cacheControl").unwrap_or_else(|| "no-cache".to_owned());
     if let Ok(v) = HeaderValue::from_str(&cc) {
         headers.insert(header::CACHE_CONTROL, v);
+    }
+    if let Some(v) = param("frameOptions").and_then(|v| HeaderValue::from_str(&v).ok()) {
+        headers.insert(header::X_FRAME_OPTIONS, v);
     }
     if param("date").as_deref() == Some("old") {
         headers.insert(

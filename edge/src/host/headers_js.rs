@@ -15,6 +15,7 @@ use crate::header_edits::HeaderEdit;
   for (let i = 0; i + 2 < p.length; i += 3) {
     if (p[i] === 'd') h.delete(p[i + 1]);
     else if (p[i] === 'a') h.append(p[i + 1], p[i + 2]);
+    else if (p[i] === 'k') { if (!h.has(p[i + 1])) h.set(p[i + 1], p[i + 2]); }
     else h.set(p[i + 1], p[i + 2]);
   }
 }")]
@@ -34,6 +35,7 @@ pub fn apply(h: &web_sys::Headers, edits: &[HeaderEdit]) -> Result<(), EdgeError
             HeaderEdit::Delete(name) => ("d", name.as_str(), ""),
             HeaderEdit::Append(name, value) => ("a", name.as_str(), value.as_str()),
             HeaderEdit::Set(name, value) => ("s", name.as_str(), value.as_str()),
+            HeaderEdit::SetIfAbsent(name, value) => ("k", name.as_str(), value.as_str()),
         };
         for field in [op, name, value] {
             ops.push_str(field);

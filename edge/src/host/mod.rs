@@ -27,6 +27,7 @@ pub mod writer;
 use worker::{Date, Env, Headers, Request, Response};
 
 use crate::error::EdgeError;
+use crate::header_edits::HeaderEdit;
 use crate::proxy as policy;
 
 /// Name of the KV binding holding flag sets (wrangler.toml `[[kv_namespaces]]`).
@@ -142,27 +143,26 @@ pub fn error_response(err: &EdgeError) -> worker::Result<Response> {
     Ok(res)
 }
 
-/// Adds the edge's proof-of-passage header to a response.
-pub fn stamp(mut res: Response) -> worker::Result<Response> {
-    res.headers_mut()
-        .set(policy::EDGE_HEADER, policy::EDGE_HEADER_VALUE)?;
-    Ok(res)
-}
-
-/// Adds the security headers the response lacks.
+/// The edge's mark and the security headers the response lacks, in one call into JS
+/// (`headers_js`): done separately, the presence checks and sets were a dozen crossings on
+/// every response.
 pub fn harden(
     mut res: Response,
     policy: &crate::security::Policy,
     own: bool,
     https: bool,
-) -> worker::Result<Response> {
-    let add = {
-        let h = res.headers();
-        policy.headers(own, https, |name| h.has(name).unwrap_or(false))
-    };
-    for (name, value) in add {
-        res.headers_mut().set(name, &value)?;
-    }
+) -> Result<Response, EdgeError> {
+    let mut edits = vec![HeaderEdit::Set(
+        policy::EDGE_HEADER.into(),
+        policy::EDGE_HEADER_VALUE.into(),
+    )];
+    edits.extend(
+        policy
+            .headers(own, https, |_| false)
+            .into_iter()
+            .map(|(name, value)| HeaderEdit::SetIfAbsent(name.into(), value)),
+    );
+    headers_js::apply(&res.headers_mut().0, &edits)?;
     Ok(res)
 }
 
