@@ -153,6 +153,95 @@ pub fn without_validators(replace: &[(String, String)]) -> Vec<(String, String)>
         .collect()
 }
 
+/// The headers an origin gets for a visitor's request (`visitor`: the request's headers,
+/// lowercase names): what may be forwarded ([`forward_request_header`]), the forwarding
+/// headers the edge vouches for ([`forwarded_headers`]; `host` defaults to the URL's),
+/// `Surrogate-Capability` (Edge Architecture 1.0, so the origin can address
+/// `Surrogate-Control` to us) and `extra` ([`origin_request_headers`]).
+pub fn origin_headers(
+    visitor: &[(String, String)],
+    url_host: Option<&str>,
+    scheme: &str,
+    extra: Vec<(String, String)>,
+) -> Vec<(String, String)> {
+    let get = |name: &str| {
+        visitor
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let tokens = connection_tokens(get("connection"));
+    let mut headers: Vec<(String, String)> = visitor
+        .iter()
+        .filter(|(name, _)| forward_request_header(name, &tokens))
+        .cloned()
+        .collect();
+    let host = get("host").or(url_host);
+    for (name, value) in forwarded_headers(host, scheme, get("cf-connecting-ip")) {
+        headers.retain(|(n, _)| n != name);
+        headers.push((name.to_owned(), value));
+    }
+    let capability = crate::httpcache::surrogate_capability(get("surrogate-capability"));
+    headers.retain(|(n, _)| n != "surrogate-capability");
+    headers.push(("surrogate-capability".to_owned(), capability));
+    headers.extend(extra);
+    headers
+}
+
+/// `headers` with `replace` put in: each replaces the headers of its name, and a conditional
+/// one (`If-*`) replaces all of the visitor's validators (a revalidation asks with the
+/// stored entry's validators only).
+pub fn with_replacements(
+    headers: &[(String, String)],
+    replace: &[(String, String)],
+) -> Vec<(String, String)> {
+    let conditional = replace.iter().any(|(n, _)| n.starts_with("if-"));
+    let mut want: Vec<(String, String)> = headers
+        .iter()
+        .filter(|(name, _)| {
+            !(replace.iter().any(|(n, _)| n == name) || (conditional && name.starts_with("if-")))
+        })
+        .cloned()
+        .collect();
+    want.extend(replace.iter().cloned());
+    want
+}
+
+/// Which of an origin response's headers (`list`, lowercase names) do not pass the edge:
+/// hop-by-hop ones (with those `Connection` names) and those advertising software versions.
+pub fn response_headers_dropped(list: &[(String, String)]) -> Vec<String> {
+    let connection = list
+        .iter()
+        .find(|(n, _)| n == "connection")
+        .map(|(_, v)| v.as_str());
+    let tokens = connection_tokens(connection);
+    list.iter()
+        .filter(|(n, _)| {
+            !forward_response_header(n, &tokens)
+                || crate::security::STRIPPED_RESPONSE_HEADERS.contains(&n.as_str())
+        })
+        .map(|(n, _)| n.clone())
+        .collect()
+}
+
+/// What the edge tells the origin about a request, besides the forwarding headers: its
+/// request id (`X-Edgeflags-Request-Id`, also on the response) and, when a flag chose the
+/// origin, `X-Edgeflags-Variants: <flag>=<variant>` — so the origin can log the variant it
+/// serves.
+pub fn origin_request_headers(
+    request_id: &str,
+    decided_by: Option<(&str, &str)>,
+) -> Vec<(String, String)> {
+    let mut headers = vec![("x-edgeflags-request-id".to_owned(), request_id.to_owned())];
+    if let Some((flag, variant)) = decided_by {
+        headers.push((
+            "x-edgeflags-variants".to_owned(),
+            format!("{flag}={variant}"),
+        ));
+    }
+    headers
+}
+
 /// `X-Edgeflags-Retried` for a response the stable origin gave after the chosen one failed:
 /// `<chosen>-><stable>`; nothing when the chosen origin answered.
 pub fn retried_header(retried: bool, chosen: &str, stable: &str) -> Option<String> {
@@ -411,6 +500,120 @@ mod tests {
         assert_eq!(
             v6.last().map(|(_, v)| v.as_str()),
             Some("for=\"[2001:db8::1]\";host=\"h:8080\";proto=http")
+        );
+    }
+
+    #[test]
+    fn the_origin_learns_the_request_id_and_the_variant_that_chose_it() {
+        assert_eq!(
+            origin_request_headers("r1", Some(("backend", "v2"))),
+            vec![
+                ("x-edgeflags-request-id".to_owned(), "r1".to_owned()),
+                ("x-edgeflags-variants".to_owned(), "backend=v2".to_owned()),
+            ]
+        );
+        assert_eq!(
+            origin_request_headers("r1", None),
+            vec![("x-edgeflags-request-id".to_owned(), "r1".to_owned())]
+        );
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_origin_gets_forwardable_headers_the_edges_forwarding_headers_and_extras() {
+        let visitor = pairs(&[
+            ("host", "shop.example"),
+            ("connection", "close, x-secret"),
+            ("x-secret", "hop"),
+            ("x-forwarded-for", "6.6.6.6"),
+            ("cf-connecting-ip", "203.0.113.9"),
+            ("accept", "*/*"),
+        ]);
+        let extra = pairs(&[("x-edgeflags-request-id", "r1")]);
+        let out = origin_headers(&visitor, Some("ignored.example"), "https", extra);
+        let get = |name: &str| out.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        assert_eq!(get("accept"), Some("*/*"));
+        assert_eq!(get("connection"), None);
+        assert_eq!(get("x-secret"), None, "named by Connection: hop-by-hop");
+        assert_eq!(
+            get("x-forwarded-for"),
+            Some("203.0.113.9"),
+            "the visitor's own is replaced"
+        );
+        assert_eq!(get("x-forwarded-host"), Some("shop.example"));
+        assert_eq!(get("x-forwarded-proto"), Some("https"));
+        assert!(get("surrogate-capability").is_some());
+        assert_eq!(get("x-edgeflags-request-id"), Some("r1"));
+        assert_eq!(
+            out.iter().filter(|(n, _)| n == "x-forwarded-for").count(),
+            1
+        );
+    }
+
+    #[test]
+    fn replacements_replace_their_names_and_a_conditional_one_all_validators() {
+        let headers = pairs(&[
+            ("if-none-match", "\"visitor\""),
+            ("if-modified-since", "x"),
+            ("accept", "a"),
+            ("x-edgeflags-request-id", "old"),
+        ]);
+        type Pairs<'a> = &'a [(&'a str, &'a str)];
+        let cases: &[(Pairs<'_>, Pairs<'_>)] = &[
+            (
+                &[],
+                &[
+                    ("if-none-match", "\"visitor\""),
+                    ("if-modified-since", "x"),
+                    ("accept", "a"),
+                    ("x-edgeflags-request-id", "old"),
+                ],
+            ),
+            (
+                &[("x-edgeflags-request-id", "new")],
+                &[
+                    ("if-none-match", "\"visitor\""),
+                    ("if-modified-since", "x"),
+                    ("accept", "a"),
+                    ("x-edgeflags-request-id", "new"),
+                ],
+            ),
+            (
+                &[("if-none-match", "\"stored\"")],
+                &[
+                    ("accept", "a"),
+                    ("x-edgeflags-request-id", "old"),
+                    ("if-none-match", "\"stored\""),
+                ],
+            ),
+        ];
+        for (replace, want) in cases {
+            assert_eq!(
+                with_replacements(&headers, &pairs(replace)),
+                pairs(want),
+                "{replace:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_and_version_headers_of_a_response_are_dropped() {
+        let list = pairs(&[
+            ("content-type", "text/html"),
+            ("connection", "x-hop"),
+            ("x-hop", "1"),
+            ("transfer-encoding", "chunked"),
+            ("x-powered-by", "PHP"),
+            ("etag", "\"1\""),
+        ]);
+        assert_eq!(
+            response_headers_dropped(&list),
+            vec!["connection", "x-hop", "transfer-encoding", "x-powered-by"]
         );
     }
 }

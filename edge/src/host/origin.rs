@@ -13,7 +13,7 @@ use worker::{Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Resp
 use super::internal;
 use crate::error::EdgeError;
 use crate::header_edits::{header_edits, HeaderEdit};
-use crate::{httpcache, proxy, split};
+use crate::{proxy, split};
 
 /// A request to an origin, kept as parts so a bodiless one can be sent again (retry on the
 /// stable origin, background revalidation).
@@ -45,29 +45,7 @@ impl Outgoing {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_owned(),
         };
-        let get = |name: &str| {
-            visitor
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_str())
-        };
-        let tokens = proxy::connection_tokens(get("connection"));
-        let mut headers: Vec<(String, String)> = visitor
-            .iter()
-            .filter(|(name, _)| proxy::forward_request_header(name, &tokens))
-            .cloned()
-            .collect();
-        let host = get("host").or(url.host_str());
-        for (name, value) in proxy::forwarded_headers(host, url.scheme(), get("cf-connecting-ip")) {
-            headers.retain(|(n, _)| n != name);
-            headers.push((name.to_owned(), value));
-        }
-        // Tell the origin a surrogate is here (Edge Architecture 1.0), so it can address
-        // `Surrogate-Control` to us.
-        let capability = httpcache::surrogate_capability(get("surrogate-capability"));
-        headers.retain(|(n, _)| n != "surrogate-capability");
-        headers.push(("surrogate-capability".to_owned(), capability));
-        headers.extend(extra);
+        let headers = proxy::origin_headers(visitor, url.host_str(), url.scheme(), extra);
         Ok(Self {
             method: req.method(),
             path_and_query,
@@ -85,17 +63,7 @@ impl Outgoing {
         body: Option<JsValue>,
         replace: &[(String, String)],
     ) -> Result<(Response, Vec<(String, String)>), EdgeError> {
-        let conditional = replace.iter().any(|(n, _)| n.starts_with("if-"));
-        let mut want: Vec<(String, String)> = self
-            .headers
-            .iter()
-            .filter(|(name, _)| {
-                !(replace.iter().any(|(n, _)| n == name)
-                    || (conditional && name.starts_with("if-")))
-            })
-            .cloned()
-            .collect();
-        want.extend(replace.iter().cloned());
+        let want = proxy::with_replacements(&self.headers, replace);
         let headers = web_sys::Headers::new_with_headers(&self.base).map_err(js)?;
         super::headers_js::apply(&headers, &header_edits(&self.visitor, &want))?;
         let mut init = RequestInit::new();
@@ -125,23 +93,11 @@ impl Outgoing {
         // A fetched response's headers are immutable: a native copy, without what may not
         // pass. The list of what passes goes along, so nobody reads the headers again.
         let mut list = super::cache::header_list(res.headers());
-        let connection = list
-            .iter()
-            .find(|(n, _)| n == "connection")
-            .map(|(_, v)| v.clone());
-        let tokens = proxy::connection_tokens(connection.as_deref());
-        let passes = |name: &str| {
-            proxy::forward_response_header(name, &tokens)
-                && !crate::security::STRIPPED_RESPONSE_HEADERS.contains(&name)
-        };
+        let dropped = proxy::response_headers_dropped(&list);
         let out = web_sys::Headers::new_with_headers(&res.headers().0).map_err(js)?;
-        let drop: Vec<HeaderEdit> = list
-            .iter()
-            .filter(|(n, _)| !passes(n))
-            .map(|(n, _)| HeaderEdit::Delete(n.clone()))
-            .collect();
-        super::headers_js::apply(&out, &drop)?;
-        list.retain(|(n, _)| passes(n));
+        let edits: Vec<HeaderEdit> = dropped.iter().cloned().map(HeaderEdit::Delete).collect();
+        super::headers_js::apply(&out, &edits)?;
+        list.retain(|(n, _)| !dropped.contains(n));
         Ok((res.with_headers(Headers(out)), list))
     }
 }

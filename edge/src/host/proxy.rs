@@ -81,13 +81,11 @@ pub async fn handle(
     .ok_or_else(|| EdgeError::Config("the route table names no usable origin".into()))?;
 
     let request_id = random_id().unwrap_or_default();
-    let mut extra = vec![("x-edgeflags-request-id".to_owned(), request_id.clone())];
-    if let Some((flag, variant)) = &choice.decided_by {
-        extra.push((
-            "x-edgeflags-variants".to_owned(),
-            format!("{flag}={variant}"),
-        ));
-    }
+    let decided_by = choice
+        .decided_by
+        .as_ref()
+        .map(|(f, v)| (f.as_str(), v.as_str()));
+    let extra = proxy::origin_request_headers(&request_id, decided_by);
     let mut req_headers = header_list(req.headers());
     let mut out = Outgoing::from_request(&req, &url, &req_headers, extra)?;
     // Validators of a bootstrapped page hold only while the visitor's flags are unchanged.
@@ -116,13 +114,8 @@ pub async fn handle(
 
     // 4. Cache lookup → origin fetch → store (an unsafe method passes, and may invalidate).
     let served = if policy.cacheable() {
-        let variants: Vec<(&str, &str)> = choice
-            .decided_by
-            .iter()
-            .map(|(f, v)| (f.as_str(), v.as_str()))
-            .collect();
-        let normalised = httpcache::normalise_url(url.as_str());
-        let key = httpcache::cache_key(&normalised, &variants);
+        let variants: Vec<(&str, &str)> = decided_by.into_iter().collect();
+        let (normalised, key) = httpcache::request_key(&url, &variants);
         let purged_after = flags::purged_after(&normalised, url.path());
         cache::serve(ctx, key, policy, req_headers, purged_after, upstream).await
     } else {
@@ -133,10 +126,7 @@ pub async fn handle(
     // 5. Measure, before any error leaves, so a failed origin is counted.
     if super::metrics::enabled(env) {
         let ended = proxy::Ended {
-            decided_by: choice
-                .decided_by
-                .as_ref()
-                .map(|(f, v)| (f.as_str(), v.as_str())),
+            decided_by,
             chosen: &choice.name,
             served: served.as_ref().ok().map(|s| (s.origin.as_str(), &s.cache)),
             chosen_failures: primary_failures.get(),
