@@ -5,6 +5,8 @@
 //
 //   node bench/profile-edge.mjs [--path /api/version] [--seconds 5] [--top 40] [--out FILE]
 //                               [--baseline fetch-only|cache-only]   (profile a JS baseline instead)
+//                               [--cold]   (profile only the first request of the fresh runtime:
+//                                           what an isolate's first request compiles and waits for)
 //
 // Needs what bench/request-path.mjs needs. Writes the raw .cpuprofile to --out when given
 // (open it in Chrome DevTools → Performance).
@@ -25,6 +27,7 @@ const SECONDS = Number(opt('--seconds', 5));
 const TOP = Number(opt('--top', 40));
 const OUT = opt('--out', null);
 const BASELINE = opt('--baseline', null);
+const COLD = args.includes('--cold');
 const ORIGIN = process.env.EDGEFLAGS_ORIGIN_BIN || join(ROOT, 'target/release/edgeflags-demo-origin');
 const EDGE_DIR = process.env.EDGEFLAGS_EDGE_BUILD || join(ROOT, 'edge/build');
 const VISITOR = `ef_uid=${'7'.padStart(32, '0')}`;
@@ -78,8 +81,10 @@ const mf = new Miniflare(BASELINE ? {
 try {
   const url = String(await mf.ready).replace(/\/$/, '');
   if (!BASELINE) await (await mf.getKVNamespace('FLAGS')).put('flags', readFileSync(join(ROOT, 'examples/flags/demo.flagd.json'), 'utf8'));
-  for (let i = 0; i < 3; i++) await (await fetch(url + PATH, { headers: { cookie: VISITOR } })).arrayBuffer();
-  execFileSync('wrk', ['-t2', '-c16', '-d2s', '-H', `Cookie: ${VISITOR}`, url + PATH], { stdio: 'ignore' });
+  if (!COLD) {
+    for (let i = 0; i < 3; i++) await (await fetch(url + PATH, { headers: { cookie: VISITOR } })).arrayBuffer();
+    execFileSync('wrk', ['-t2', '-c16', '-d2s', '-H', `Cookie: ${VISITOR}`, url + PATH], { stdio: 'ignore' });
+  }
 
   const targets = await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json();
   const target = targets.find((t) => /edgeflags|baseline/.test(t.title ?? t.id ?? '')) ?? targets[0];
@@ -95,7 +100,17 @@ try {
   await send('Profiler.enable');
   await send('Profiler.setSamplingInterval', { interval: 100 });
   await send('Profiler.start');
-  const out = execFileSync('wrk', ['-t2', '-c16', `-d${SECONDS}s`, '-H', `Cookie: ${VISITOR}`, url + PATH], { encoding: 'utf8' });
+  let out;
+  if (COLD) {
+    const t0 = performance.now();
+    const first = await fetch(url + PATH, { headers: { cookie: VISITOR } });
+    await first.arrayBuffer();
+    console.log(`first request: ${first.status} in ${(performance.now() - t0).toFixed(1)} ms (wall, with the profiler on)`);
+    await new Promise((ok) => setTimeout(ok, 200)); // its waitUntil work
+    out = '1 requests in';
+  } else {
+    out = execFileSync('wrk', ['-t2', '-c16', `-d${SECONDS}s`, '-H', `Cookie: ${VISITOR}`, url + PATH], { encoding: 'utf8' });
+  }
   const { result } = await send('Profiler.stop');
   ws.close();
   const profile = result.profile;
