@@ -88,6 +88,9 @@ function init() {
   }
   return ready;
 }
+// A version evaluated for the first time ('parsed': its install comes next) starts loading
+// the wasm now, while the browser dispatches install: install cannot plan without it.
+if (self.serviceWorker && self.serviceWorker.state === 'parsed') init();
 
 // Script-constructed events cannot be extended; everything else can.
 function keepAlive(event, promise) {
@@ -114,7 +117,10 @@ function claims(request, url) {
 
 // Install and activate: Rust decides what to fetch and delete (pwa/src/host/lifecycle.rs);
 // these are the Cache Storage calls. Entries are stored as they arrive, so an install that
-// fails partway keeps what it fetched and the retry fetches only the rest.
+// fails partway keeps what it fetched and the retry fetches only the rest. Up to
+// PRECACHE_PARALLEL fetches run at once (a browser's connections per host over HTTP/1.1):
+// one by one, install waited for every answer in turn (bench/pwa-sw.mjs measured the wait).
+const PRECACHE_PARALLEL = 6;
 const keysOf = async (cache) => (await cache.keys()).map((r) => r.url);
 self.addEventListener('install', (event) => {
   event.waitUntil(
@@ -122,19 +128,24 @@ self.addEventListener('install', (event) => {
       const cache = await caches.open(precacheName);
       const [missing] = sw.precache_plan(await keysOf(cache), []);
       let failed = null;
-      for (let i = 0; i < missing.length; i += 2) {
-        const [url, key] = [missing[i], missing[i + 1]];
-        try {
-          const mine = url === WASM_URL && started;
-          started = mine ? null : started;
-          // Bypass the HTTP cache: the revision says the file changed.
-          const res = mine || (await fetch(url, { cache: 'reload' }));
-          if (!res.ok) throw new Error(`precache: ${url} answered ${res.status}`);
-          await cache.put(key, res);
-        } catch (err) {
-          failed = failed || err;
+      let next = 0;
+      const lane = async () => {
+        while (next < missing.length) {
+          const [url, key] = [missing[next], missing[next + 1]];
+          next += 2;
+          try {
+            const mine = url === WASM_URL && started;
+            started = mine ? null : started;
+            // Bypass the HTTP cache: the revision says the file changed.
+            const res = mine || (await fetch(url, { cache: 'reload' }));
+            if (!res.ok) throw new Error(`precache: ${url} answered ${res.status}`);
+            await cache.put(key, res);
+          } catch (err) {
+            failed = failed || err;
+          }
         }
-      }
+      };
+      await Promise.all(Array.from({ length: PRECACHE_PARALLEL }, lane));
       if (failed) throw failed;
     }),
   );

@@ -139,6 +139,54 @@ describe('install and offline', () => {
     });
   });
 
+  // Issue 15 (register → ready): install used to fetch the precache one file at a time, each
+  // waiting for the edge's answer, and the glue was fetched twice (importScripts, then for the
+  // precache) before and during install. Here every precache fetch is held until three are in
+  // flight at once — a one-at-a-time install never gets there and this fails; no timing is
+  // measured. The classic sw.js carries its glue: the worker asks for nothing else.
+  test('a first install fetches the precache several files at a time, each file once, and no glue (sw.js carries it)', LIMIT, async () => {
+    const context = await browser.newContext();
+    const held = [];
+    let released = false;
+    try {
+      const manifest = builtConfig(stack.dist).precache.entries.map((e) => e.url);
+      const fromWorker = [];
+      context.on('request', (req) => {
+        if (req.serviceWorker()) fromWorker.push(new URL(req.url()).pathname);
+      });
+      const AT_ONCE = 3;
+      // The wasm is not held: the worker starts it before install, to run it.
+      await context.route(
+        (url) => manifest.includes(url.pathname) && !url.pathname.endsWith('.wasm'),
+        async (route) => {
+          // Only the worker's fetches: not the page's loads, not the worker's own scripts.
+          const req = route.request();
+          if (released || !req.serviceWorker() || req.resourceType() !== 'fetch') return route.continue();
+          held.push(route);
+          if (held.length >= AT_ONCE) {
+            released = true;
+            await Promise.all(held.map((r) => r.continue()));
+          }
+        },
+      );
+      const page = await context.newPage();
+      // A page that does not register the worker by itself.
+      await page.goto(`${stack.edgeUrl}/offline.html`);
+      await page.evaluate(() => navigator.serviceWorker.register('/sw.js', { scope: '/' }));
+      await waitFor(() => released, { what: `${AT_ONCE} precache fetches in flight at once` });
+      await page.evaluate(() => navigator.serviceWorker.ready);
+      assert.deepEqual(
+        fromWorker.sort(),
+        ['/sw.js', ...manifest].sort(),
+        'the worker script and each precache entry, once each',
+      );
+    } finally {
+      // Held requests would keep the context from closing.
+      if (!released) await Promise.all(held.map((r) => r.continue().catch(() => {})));
+      await context.close();
+    }
+  });
+
   test('an offline reload renders the app from the precache', LIMIT, async () => {
     await withApp(async ({ context, page }) => {
       await context.setOffline(true);
