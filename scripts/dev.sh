@@ -35,6 +35,7 @@ if ! grep -q '^VAPID_PRIVATE_KEY=' .dev.vars; then
 fi
 ADMIN_TOKEN=$(sed -n 's/^ADMIN_TOKEN=//p' .dev.vars | head -n1)
 config=$(nobuild_config)
+control_config=$(nobuild_control_config)
 
 wr() { "$NODE_BIN/wrangler" "$@" --config "$config"; }
 # `kv key get` prints "Value not found" with exit 0 for a missing key, so list instead.
@@ -55,7 +56,8 @@ trap cleanup INT TERM EXIT
 set -m # each background job gets its own process group, so wrangler's workerd stops with it
 target/debug/edgeflags-demo-origin --v1 "127.0.0.1:$ORIGIN_PORT" --v2 "127.0.0.1:$CANARY_PORT" --static pwa/dist &
 pids+=($!)
-"$NODE_BIN/wrangler" dev --config "$config" --local --ip 127.0.0.1 --port "$PORT" \
+# Both workers in one process: the request worker (first, on $PORT) and the control worker.
+"$NODE_BIN/wrangler" dev --config "$config" --config "$control_config" --local --ip 127.0.0.1 --port "$PORT" \
   --inspector-port "$INSPECTOR_PORT" --persist-to "$STATE" --show-interactive-dev-session=false \
   --var "ORIGIN_URL:http://127.0.0.1:$ORIGIN_PORT" --var "CANARY_ORIGIN_URL:http://127.0.0.1:$CANARY_PORT" \
   --test-scheduled &

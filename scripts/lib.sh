@@ -33,24 +33,15 @@ lock_version() {
   awk -v name="$1" '$0 == "name = \"" name "\"" { getline; gsub(/version = |"/, ""); print; exit }' "$ROOT/Cargo.lock"
 }
 
-# Derives a wrangler config without the [build] section, for runs that build beforehand
-# (wrangler dev would otherwise build twice at start-up). Prints its path.
+# Derives wrangler configs without the [build] section, for runs that build beforehand
+# (wrangler dev would otherwise build twice at start-up): .wrangler/wrangler.nobuild.toml (the
+# request worker) and .wrangler/control.nobuild.toml (the control worker). Prints the first's
+# path; `nobuild_control_config` prints the second's.
 nobuild_config() {
-  local out="$ROOT/.wrangler/wrangler.nobuild.toml"
-  mkdir -p "$ROOT/.wrangler"
-  # A running `wrangler dev` (the demo, another test) watches this file: write a temporary
-  # file and rename it over the old one only when the content changed, so a watcher never
-  # reads it half-written (it used to reload a truncated file and exit).
   local tmp
-  tmp=$(mktemp "$ROOT/.wrangler/.nobuild.XXXXXX")
-  awk '
-    /^\[build\]/ { skip = 1; next }
-    /^\[/ { skip = 0 }
-    skip { next }
-    /^main *=/ { print "main = \"../edge/build/index.js\""; next }
-    { print }
-  ' "$ROOT/wrangler.toml" > "$tmp"
-  if cmp -s "$tmp" "$out"; then rm -f "$tmp"; else mv -f "$tmp" "$out"; fi
+  mkdir -p "$ROOT/.wrangler"
+  derive_config "$ROOT/wrangler.toml" "$ROOT/.wrangler/wrangler.nobuild.toml" ../edge/build/index.js
+  derive_config "$ROOT/control/wrangler.toml" "$ROOT/.wrangler/control.nobuild.toml" ../edge/build-control/index.js
   # wrangler reads local secrets from .dev.vars beside the config it is given.
   if [ -f "$ROOT/.dev.vars" ]; then
     if ! cmp -s "$ROOT/.dev.vars" "$ROOT/.wrangler/.dev.vars"; then
@@ -60,5 +51,27 @@ nobuild_config() {
   else
     rm -f "$ROOT/.wrangler/.dev.vars"
   fi
-  printf '%s\n' "$out"
+  printf '%s\n' "$ROOT/.wrangler/wrangler.nobuild.toml"
+}
+
+nobuild_control_config() {
+  nobuild_config >/dev/null
+  printf '%s\n' "$ROOT/.wrangler/control.nobuild.toml"
+}
+
+# derive_config SRC OUT MAIN — SRC without [build], its main pointing at MAIN.
+derive_config() {
+  local src="$1" out="$2" main="$3" tmp
+  # A running `wrangler dev` (the demo, another test) watches this file: write a temporary
+  # file and rename it over the old one only when the content changed, so a watcher never
+  # reads it half-written (it used to reload a truncated file and exit).
+  tmp=$(mktemp "$ROOT/.wrangler/.nobuild.XXXXXX")
+  awk -v main="$main" '
+    /^\[build\]/ { skip = 1; next }
+    /^\[/ { skip = 0 }
+    skip { next }
+    /^main *=/ { print "main = \"" main "\""; next }
+    { print }
+  ' "$src" > "$tmp"
+  if cmp -s "$tmp" "$out"; then rm -f "$tmp"; else mv -f "$tmp" "$out"; fi
 }

@@ -58,14 +58,31 @@ node_tests() {
   printf '    %s passed, %s failed (%ss)\n' "$p" "$f" $((SECONDS - t0)) >&2
 }
 
+# Both workers as `wrangler deploy` would upload them (request worker first line, control
+# worker second).
 deploy_dry_run() {
-  local out="$ROOT/target/deploy-dry-run"
-  rm -rf "$out"
-  "$NODE_BIN/wrangler" deploy --dry-run --outdir "$out" --config "$(nobuild_config)"
-  local raw gz
-  raw=$(du -cb "$out"/* | tail -n1 | cut -f1)
-  gz=$(cat "$out"/*.wasm "$out"/*.js 2>/dev/null | gzip -9 | wc -c)
-  echo "deploy bundle: $raw bytes, $gz bytes gzip" | tee "$logdir/deploy-size.txt"
+  local name config out raw gz
+  : > "$logdir/deploy-size.txt"
+  for name in request control; do
+    if [ "$name" = request ]; then config=$(nobuild_config); else config=$(nobuild_control_config); fi
+    out="$ROOT/target/deploy-dry-run/$name"
+    rm -rf "$out"
+    "$NODE_BIN/wrangler" deploy --dry-run --outdir "$out" --config "$config" || return 1
+    raw=$(du -cb "$out"/* | tail -n1 | cut -f1)
+    gz=$(cat "$out"/*.wasm "$out"/*.js 2>/dev/null | gzip -9 | wc -c)
+    echo "$name worker deploy bundle: $raw bytes, $gz bytes gzip" | tee -a "$logdir/deploy-size.txt"
+  done
+}
+
+# The two workers read the same settings: [vars] must be the same in both configs.
+same_vars() {
+  python3 - "$ROOT/wrangler.toml" "$ROOT/control/wrangler.toml" <<'PY'
+import sys, tomllib
+a, b = (tomllib.load(open(p, "rb")).get("vars", {}) for p in sys.argv[1:])
+if a != b:
+    diff = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    sys.exit(f"[vars] differ between wrangler.toml and control/wrangler.toml: {diff}")
+PY
 }
 
 t_start=$SECONDS
@@ -75,6 +92,9 @@ step "cargo fmt --check" cargo fmt --all -- --check
 step "clippy native" cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "clippy wasm32" cargo clippy -p edgeflags-core -p edgeflags-edge -p edgeflags-pwa \
   --target wasm32-unknown-unknown --quiet -- -D warnings
+step "clippy wasm32 (control worker)" cargo clippy -p edgeflags-edge --features control \
+  --target wasm32-unknown-unknown --quiet -- -D warnings
+step "same [vars] in both worker configs" same_vars
 cargo_tests
 step "core without diagnostics (as the service worker builds it)" \
   cargo test -p edgeflags-core --no-default-features --test without_diagnostics --quiet

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod notify;
 pub mod ofrep;
 pub mod passmemory;
+pub mod plane;
 pub mod proxy;
 pub mod rollout;
 pub mod security;
@@ -185,6 +186,14 @@ mod entry {
             }
             None => return proxied(req),
         };
+        // The request worker hands the control plane's endpoints on (`crate::plane`).
+        #[cfg(not(feature = "control"))]
+        if crate::plane::plane_of(&sub) == crate::plane::Plane::Control {
+            return (
+                Box::pin(async move { host::forward::to_control(req, env, &config).await }),
+                true,
+            );
+        }
         let answer: Answer<'a> =
             match sub.as_str() {
                 "/health" => Box::pin(std::future::ready(host::json(
@@ -199,40 +208,50 @@ mod entry {
                     host::rate_limit(env, &req, "public").await?;
                     client_flags(&req, env, &config).await
                 }),
+                #[cfg(feature = "control")]
                 // Clients report conversions here without an admin token (rate-limited).
                 "/events" => Box::pin(async move {
                     host::rate_limit(env, &req, "ofrep").await?;
                     host::metrics_api::events(req, env, &config, ctx).await
                 }),
+                #[cfg(feature = "control")]
                 // The dashboard signs in with the admin token and keeps a session of its own.
                 s if s == "/dashboard" || s.starts_with("/dashboard/") => Box::pin(async move {
                     host::rate_limit(env, &req, "admin").await?;
                     let rest = sub["/dashboard".len()..].to_owned();
                     host::dashboard::handle(req, env, &config, &rest).await
                 }),
+                #[cfg(feature = "control")]
                 // Web Push (issue 16): public subscriptions (rate-limited inside), admin sending.
                 s if s.starts_with("/push/") => {
                     Box::pin(async move { host::notify::public(req, env, &config, &sub).await })
                 }
+                #[cfg(feature = "control")]
                 // The in-app inbox (issue 16): public, the visitor's own (rate-limited inside).
                 s if s == "/inbox" || s.starts_with("/inbox/") => Box::pin(async move {
                     host::notify_inbox::handle(req, env, &config, ctx, &sub).await
                 }),
+                #[cfg(feature = "control")]
                 s if s == "/notifications" || s.starts_with("/notifications/") => {
                     Box::pin(async move {
                         host::rate_limit(env, &req, "admin").await?;
                         host::notify::admin(req, env, &config, &sub).await
                     })
                 }
+                #[cfg(feature = "control")]
                 _ => Box::pin(async move {
                     host::rate_limit(env, &req, "admin").await?;
                     host::admin::handle(req, env, &config, ctx, &sub).await
                 }),
+                // Not reached: `plane_of` sent everything else to the control worker.
+                #[cfg(not(feature = "control"))]
+                _ => Box::pin(std::future::ready(Err(EdgeError::NotFound(path)))),
             };
         (answer, true)
     }
 
     /// The cron trigger: evaluates every guarded rollout's gates.
+    #[cfg(feature = "control")]
     #[event(scheduled)]
     async fn scheduled(_event: worker::ScheduledEvent, env: Env, _ctx: worker::ScheduleContext) {
         let config = match config(&env) {
@@ -248,7 +267,19 @@ mod entry {
         }
     }
 
+    /// The request worker has no cron trigger (the control worker's runs the rollouts); a
+    /// scheduled event that reaches it anyway — `wrangler dev --test-scheduled`'s
+    /// `/__scheduled`, which only the first worker answers — runs the control worker's.
+    #[cfg(not(feature = "control"))]
+    #[event(scheduled)]
+    async fn scheduled(event: worker::ScheduledEvent, env: Env, _ctx: worker::ScheduleContext) {
+        if let Err(e) = host::forward::scheduled(&env, event.cron()).await {
+            worker::console_error!("scheduled event not passed on: {e}");
+        }
+    }
+
     /// The push delivery queue and its dead-letter queue (issue 16).
+    #[cfg(feature = "control")]
     #[event(queue)]
     async fn queue(
         batch: worker::MessageBatch<serde_json::Value>,

@@ -21,6 +21,7 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const WRANGLER = join(ROOT, 'node_modules', '.bin', 'wrangler');
 const ORIGIN_BIN = process.env.EDGEFLAGS_ORIGIN_BIN || join(ROOT, 'target', 'debug', 'edgeflags-demo-origin');
 const NOBUILD_CONFIG = join(ROOT, '.wrangler', 'wrangler.nobuild.toml');
+const NOBUILD_CONTROL_CONFIG = join(ROOT, '.wrangler', 'control.nobuild.toml');
 export const DEMO_FLAGS = join(ROOT, 'examples', 'flags', 'demo.flagd.json');
 /** Admin token every test stack gets (as a var; in production it is a secret). */
 export const ADMIN_TOKEN = 'e2e-admin-token-0123456789abcdef';
@@ -116,6 +117,7 @@ export async function waitFor(probe, { timeoutMs = 30000, intervalMs = 100, what
 function requireBuilt() {
   const missing = [
     [join(ROOT, 'edge', 'build', 'index.js'), 'scripts/build-edge.sh'],
+    [join(ROOT, 'edge', 'build-control', 'index.js'), 'scripts/build-edge.sh'],
     [ORIGIN_BIN, 'cargo build -p edgeflags-demo-origin'],
     [join(ROOT, 'pwa', 'dist', 'sw.js'), 'scripts/build-pwa.sh'],
   ].filter(([p]) => !existsSync(p));
@@ -157,7 +159,34 @@ function kv(persistDir, args, input) {
 }
 
 /**
- * Starts origin + edge. Options: `seed` (KV key → file path or string value; default seeds
+ * The control worker's config for one stack: the derived config with `vars` in its [vars]
+ * table (replacing the same names) and an absolute `main`, written into the stack's own
+ * directory — so no developer's .dev.vars sits beside it, and each stack's control worker
+ * sees the same settings as its request worker (which gets them as `--var`).
+ */
+function controlConfig(persistDir, vars) {
+  let inVars = false;
+  const lines = [];
+  for (const line of readFileSync(NOBUILD_CONTROL_CONFIG, 'utf8').split('\n')) {
+    if (/^\[/.test(line)) inVars = line.trim() === '[vars]';
+    const key = /^([A-Za-z_][A-Za-z0-9_]*)\s*=/.exec(line)?.[1];
+    if (inVars && key && key in vars) continue;
+    if (/^main\s*=/.test(line)) {
+      lines.push(`main = ${JSON.stringify(join(ROOT, 'edge', 'build-control', 'index.js'))}`);
+      continue;
+    }
+    lines.push(line);
+    if (line.trim() === '[vars]') {
+      for (const [k, v] of Object.entries(vars)) lines.push(`${k} = ${JSON.stringify(String(v))}`);
+    }
+  }
+  const file = join(persistDir, 'control.wrangler.toml');
+  writeFileSync(file, lines.join('\n'));
+  return file;
+}
+
+/**
+ * Starts origin + edge (the request worker and the control worker in one `wrangler dev`). Options: `seed` (KV key → file path or string value; default seeds
  * `flags` with the demo flag set), `vars` (extra worker vars).
  */
 export async function startStack({ seed = { flags: { path: DEMO_FLAGS } }, vars = {} } = {}) {
@@ -198,7 +227,7 @@ export async function startStack({ seed = { flags: { path: DEMO_FLAGS } }, vars 
     ...vars,
   };
   const edge = startChild(WRANGLER, [
-    'dev', '--config', NOBUILD_CONFIG, '--local', '--ip', '127.0.0.1', '--port', String(port),
+    'dev', '--config', NOBUILD_CONFIG, '--config', controlConfig(persistDir, allVars), '--local', '--ip', '127.0.0.1', '--port', String(port),
     '--inspector-port', String(inspector), '--persist-to', persistDir,
     '--show-interactive-dev-session=false', '--log-level', process.env.EDGEFLAGS_E2E_LOG_LEVEL || 'warn', '--test-scheduled',
     ...Object.entries(allVars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),

@@ -5,10 +5,15 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use worker::Env;
 
-use super::writer::BINDING;
 use crate::config::Config;
-use crate::control::{self, Answer, Audit, Command, HeadAnswer, HeadQuery, Versions};
+#[cfg(feature = "control")]
+use crate::control::{self, Answer, Audit, Command, Versions};
+use crate::control::{HeadAnswer, HeadQuery};
 use crate::error::EdgeError;
+
+/// Durable Object binding of the writer (`[[durable_objects.bindings]]`; the request worker's
+/// names the control worker's class with `script_name`).
+pub const BINDING: &str = "FLAG_WRITER";
 
 /// Sends `body` to the writer at `path`; its answer is `{"Ok": R}` or `{"Err": EdgeError}`.
 async fn call<B: Serialize, R: DeserializeOwned>(
@@ -22,6 +27,7 @@ async fn call<B: Serialize, R: DeserializeOwned>(
     answer
 }
 
+#[cfg(feature = "control")]
 /// Asks the writer to apply one command.
 pub async fn command(
     env: &Env,
@@ -43,11 +49,13 @@ pub async fn head(env: &Env, config: &Config, query: &HeadQuery) -> Result<HeadA
     call(env, config, "/head", query).await
 }
 
+#[cfg(feature = "control")]
 /// The committed document and its version.
 pub async fn document(env: &Env, config: &Config) -> Result<Option<(String, String)>, EdgeError> {
     call(env, config, "/document", &Option::<String>::None).await
 }
 
+#[cfg(feature = "control")]
 /// A version's document from the writer's history.
 pub async fn document_of(
     env: &Env,
@@ -57,14 +65,17 @@ pub async fn document_of(
     call(env, config, "/document", &Some(version)).await
 }
 
+#[cfg(feature = "control")]
 pub async fn versions(env: &Env, config: &Config) -> Result<Versions, EdgeError> {
     call(env, config, "/versions", &()).await
 }
 
+#[cfg(feature = "control")]
 pub async fn audit(env: &Env, config: &Config, limit: u64) -> Result<Audit, EdgeError> {
     call(env, config, "/audit", &limit).await
 }
 
+#[cfg(feature = "control")]
 /// Reports a dashboard sign-in to the writer, which keeps the per-client limit and records a
 /// failure; the answer says whether the client must wait.
 pub async fn signin(
@@ -75,6 +86,7 @@ pub async fn signin(
     call(env, config, "/signin", attempt).await
 }
 
+#[cfg(feature = "control")]
 /// The most recent failed sign-ins and the bounds' counters.
 pub async fn signin_failures(
     env: &Env,

@@ -53,6 +53,7 @@ fn cache<R>(url: &str, f: impl FnOnce(&mut Jwks) -> R) -> R {
     })
 }
 
+#[cfg(feature = "control")]
 /// Verifies an RS256 token's signature with a key from the key set at `jwks_url` (the
 /// dashboard's Cloudflare Access sign-in); claims are the caller's to check.
 pub async fn verify_rs256(token: &Token, jwks_url: &str) -> Result<(), JwtError> {

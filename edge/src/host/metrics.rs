@@ -9,7 +9,9 @@
 
 use std::cell::RefCell;
 
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+#[cfg(feature = "control")]
+use serde::Deserialize;
+use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{json, Value};
 use worker::{Context, Env};
 
@@ -76,6 +78,7 @@ pub fn record_exposures(
     flush_if_due(env, ctx, now);
 }
 
+#[cfg(feature = "control")]
 /// Counts client-reported events.
 pub fn record_events(
     env: &Env,
@@ -170,9 +173,11 @@ pub async fn call<B: Serialize, R: DeserializeOwned>(
     super::durable_call(env, (BINDING, "global", "metrics store"), path, body).await
 }
 
+#[cfg(feature = "control")]
 /// Per-variant counts of one flag in one epoch (for results and rollout gates).
 pub use crate::experiments::Arm as ArmCounts;
 
+#[cfg(feature = "control")]
 /// `POST /arms` body.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ArmsQuery {
@@ -181,6 +186,7 @@ pub struct ArmsQuery {
     pub event: Option<String>,
 }
 
+#[cfg(feature = "control")]
 /// `POST /notifications` body: every outcome counted, or those since `sinceMs`.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -189,6 +195,7 @@ pub struct NotificationsQuery {
     pub since_ms: Option<u64>,
 }
 
+#[cfg(feature = "control")]
 /// Notification outcomes per channel (see [`crate::metrics::OUTCOMES`]).
 pub async fn notifications(
     env: &Env,
@@ -197,6 +204,7 @@ pub async fn notifications(
     call(env, "/notifications", &NotificationsQuery { since_ms }).await
 }
 
+#[cfg(feature = "control")]
 /// Counts one notification delivery outcome (`outcome` one of [`crate::metrics::OUTCOMES`],
 /// or another label of the channel's own) of `channel` (`push`, `inapp`, `email`). Call it
 /// where the delivery store confirmed the transition, so a redelivered message counts
@@ -214,6 +222,7 @@ pub fn record_notification(env: &Env, ctx: Option<&Context>, channel: &str, outc
     }
 }
 
+#[cfg(feature = "control")]
 /// A rollout decision as the store keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,27 +1,48 @@
 //! Worker host glue (wasm32 only): turns policy decisions into Workers API calls — KV reads
 //! and writes, origin fetches, responses. Nothing here decides anything on its own.
 
-pub mod admin;
+// On every visitor's path (both workers).
 pub mod cache;
 pub mod control;
-pub mod dashboard;
 pub mod flags;
 pub mod headers_js;
 pub mod jwt;
 pub mod metrics;
-pub mod metrics_api;
-pub mod metrics_store;
-pub mod notify;
-pub mod notify_crypto;
-pub mod notify_email;
-pub mod notify_inbox;
-pub mod notify_store;
 pub mod ofrep;
 pub mod origin;
 pub mod proxy;
+
+// The request worker's way to the control worker (`crate::plane`).
+#[cfg(not(feature = "control"))]
+pub mod forward;
+
+// The control worker only (`--features control`): Durable Objects, admin, dashboard,
+// notifications, rollouts.
+#[cfg(feature = "control")]
+pub mod admin;
+#[cfg(feature = "control")]
+pub mod dashboard;
+#[cfg(feature = "control")]
+pub mod metrics_api;
+#[cfg(feature = "control")]
+pub mod metrics_store;
+#[cfg(feature = "control")]
+pub mod notify;
+#[cfg(feature = "control")]
+pub mod notify_crypto;
+#[cfg(feature = "control")]
+pub mod notify_email;
+#[cfg(feature = "control")]
+pub mod notify_inbox;
+#[cfg(feature = "control")]
+pub mod notify_store;
+#[cfg(feature = "control")]
 pub mod rollout;
+#[cfg(feature = "control")]
 pub mod signin;
+#[cfg(feature = "control")]
 pub mod sql;
+#[cfg(feature = "control")]
 pub mod writer;
 
 use worker::{Date, Env, Headers, Request, Response};
@@ -84,6 +105,7 @@ pub async fn durable_call<B: serde::Serialize, R: serde::de::DeserializeOwned>(
     res.json().await.map_err(internal)
 }
 
+#[cfg(feature = "control")]
 /// The admin tokens (secrets `ADMIN_TOKENS` / `ADMIN_TOKEN`).
 pub fn admin_tokens(env: &Env) -> Result<crate::admin::Tokens, EdgeError> {
     let secret = |n: &str| env.secret(n).ok().map(|s| s.to_string());
@@ -117,6 +139,7 @@ pub fn json<T: serde::Serialize>(value: &T) -> Result<Response, EdgeError> {
     json_with_status(value, 200)
 }
 
+#[cfg(feature = "control")]
 /// A text response of `content_type` (Prometheus text, CSV), never cached.
 pub fn text(body: String, content_type: &str) -> Result<Response, EdgeError> {
     let res = Response::ok(body).map_err(internal)?;

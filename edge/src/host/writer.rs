@@ -22,9 +22,6 @@ use crate::error::EdgeError;
 use crate::live::{Finding, Problem};
 use crate::store::{self, AuditRecord, Keys, Purge};
 
-/// Durable Object binding of the writer (wrangler.toml `[[durable_objects.bindings]]`).
-pub const BINDING: &str = "FLAG_WRITER";
-
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS documents (version TEXT PRIMARY KEY, document TEXT NOT NULL)",

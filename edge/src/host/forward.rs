@@ -1,0 +1,63 @@
+//! The request worker's hand-off to the control worker (service binding `CONTROL`; which
+//! endpoints go is `crate::plane`). The request is passed on unchanged — method, URL, headers
+//! (the client address, cookies, tokens), body as a stream — and the answer comes back as it
+//! is, with the edge's headers added on the way out like any other answer.
+
+use wasm_bindgen::{JsCast, JsValue};
+use worker::{Env, Headers, Request, Response};
+
+use super::internal;
+use crate::config::Config;
+use crate::error::EdgeError;
+
+/// Service binding to the control worker (`wrangler.toml` `[[services]]`).
+pub const BINDING: &str = "CONTROL";
+
+fn unbound(e: impl std::fmt::Display) -> EdgeError {
+    EdgeError::Config(format!(
+        "the control worker is not reachable through the service binding {BINDING}: {e} \
+         (deploy control/wrangler.toml first, see README \"Deploying\")"
+    ))
+}
+
+/// Passes a control-plane request on and returns the control worker's answer.
+pub async fn to_control(req: Request, env: &Env, config: &Config) -> Result<Response, EdgeError> {
+    let control = env.service(BINDING).map_err(unbound)?;
+    // What this isolate has counted but not yet sent belongs in what the control worker is
+    // about to read (metrics, experiment results, rollout gates, the dashboard).
+    super::metrics::flush_or_warn(env).await;
+    let method = req.method().to_string();
+    let res = control.fetch_request(req).await.map_err(unbound)?;
+    if crate::plane::takes_in_after(&method, res.status_code()) {
+        if let Err(e) = super::flags::check_now(env, config).await {
+            worker::console_error!("could not take in the new version at once: {e}");
+        }
+    }
+    // A fetched response's headers are immutable; the edge adds its own on the way out.
+    let headers = web_sys::Headers::new_with_headers(&res.headers().0)
+        .map_err(|e| internal(worker::Error::from(e)))?;
+    Ok(res.with_headers(Headers(headers)))
+}
+
+/// Runs the control worker's cron handler now (the request worker has no cron trigger of its
+/// own; this is what `wrangler dev --test-scheduled`'s `/__scheduled` reaches, since only the
+/// first worker of a `wrangler dev` answers on its port).
+pub async fn scheduled(env: &Env, cron: String) -> Result<(), EdgeError> {
+    let control = env.service(BINDING).map_err(unbound)?;
+    super::metrics::flush_or_warn(env).await;
+    let fetcher: &JsValue = control.as_ref();
+    let run = js_sys::Reflect::get(fetcher, &"scheduled".into())
+        .ok()
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+        .ok_or_else(|| unbound("the binding has no scheduled()"))?;
+    let options = js_sys::Object::new();
+    js_sys::Reflect::set(&options, &"cron".into(), &cron.into())
+        .map_err(|e| unbound(format!("{e:?}")))?;
+    let promise = run
+        .call1(fetcher, &options)
+        .map_err(|e| unbound(format!("{e:?}")))?;
+    wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(promise))
+        .await
+        .map_err(|e| unbound(format!("{e:?}")))?;
+    Ok(())
+}
