@@ -44,24 +44,35 @@ const listening = await new Promise((ok, fail) => {
 });
 
 const flags = readFileSync(join(ROOT, 'examples/flags/demo.flagd.json'), 'utf8');
+// The request worker; with metrics, the control worker beside it holds the metrics store
+// (the request worker's METRICS binding names its class, as in wrangler.toml).
+const edge = (metrics) => ({
+  name: 'edgeflags',
+  modules: true,
+  scriptPath: join(ROOT, 'edge/build/index.js'),
+  modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
+  compatibilityDate: '2026-04-01',
+  kvNamespaces: { FLAGS: 'bench' },
+  durableObjects: metrics ? { METRICS: { className: 'MetricsStore', scriptName: 'edgeflags-control' } } : {},
+  bindings: {
+    ORIGIN_URL: `http://${listening.v1}`,
+    CANARY_ORIGIN_URL: `http://${listening.v2}`,
+    REFRESH_SECONDS: '3600',
+    METRICS: metrics ? 'on' : 'off',
+  },
+});
+const control = {
+  name: 'edgeflags-control',
+  modules: true,
+  scriptPath: join(ROOT, 'edge/build-control/index.js'),
+  modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
+  compatibilityDate: '2026-04-01',
+  kvNamespaces: { FLAGS: 'bench' },
+  durableObjects: { METRICS: { className: 'MetricsStore', useSQLite: true } },
+  bindings: { ORIGIN_URL: `http://${listening.v1}`, REFRESH_SECONDS: '3600' },
+};
 const worker = (metrics) =>
-  new Miniflare({
-    name: metrics ? 'metrics-on' : 'metrics-off',
-    modules: true,
-    scriptPath: join(ROOT, 'edge/build/index.js'),
-    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
-    compatibilityDate: '2026-04-01',
-    kvNamespaces: { FLAGS: 'bench' },
-    durableObjects: metrics ? { METRICS: { className: 'MetricsStore', useSQLite: true } } : {},
-    bindings: {
-      ORIGIN_URL: `http://${listening.v1}`,
-      CANARY_ORIGIN_URL: `http://${listening.v2}`,
-      REFRESH_SECONDS: '3600',
-      METRICS: metrics ? 'on' : 'off',
-    },
-    host: '127.0.0.1',
-    port: 0,
-  });
+  new Miniflare({ host: '127.0.0.1', port: 0, workers: metrics ? [edge(true), control] : [edge(false)] });
 
 const lua = join(os.tmpdir(), 'edgeflags-metrics.lua');
 writeFileSync(

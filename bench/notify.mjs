@@ -21,7 +21,7 @@ import { join } from 'node:path';
 
 import ece from 'http_ece';
 
-import { freePort, ROOT, waitFor } from '../tests/e2e/harness.mjs';
+import { controlConfig, freePort, ROOT, waitFor } from '../tests/e2e/harness.mjs';
 import { makeSubscriber, makeVapidKeys } from '../tests/e2e/push-service.mjs';
 
 const arg = (name, fallback) => {
@@ -66,11 +66,11 @@ async function pushService() {
 }
 
 /** `wrangler dev` on `config` (in `dir`), log level info (the queue's batch lines). */
-async function wrangler(dir, config, vars = {}) {
+async function wrangler(dir, configs, vars = {}) {
   const port = await freePort();
   const inspector = await freePort();
   const child = spawn(WRANGLER, [
-    'dev', '--config', config, '--local', '--ip', '127.0.0.1', '--port', String(port),
+    'dev', ...[configs].flat().flatMap((c) => ['--config', c]), '--local', '--ip', '127.0.0.1', '--port', String(port),
     '--inspector-port', String(inspector), '--persist-to', join(dir, 'state'),
     '--show-interactive-dev-session=false', '--log-level', 'info',
     ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
@@ -133,23 +133,27 @@ async function edgeSetup(push, batchSize, extraVars = {}) {
   if (derived.status !== 0) throw new Error(derived.stderr);
   const dir = mkdtempSync(join(ROOT, '.wrangler', 'bench-notify-'));
   cpSync(join(ROOT, 'edge', 'build'), join(dir, 'build'), { recursive: true });
-  let config = readFileSync(join(ROOT, '.wrangler', 'wrangler.nobuild.toml'), 'utf8')
+  const config = readFileSync(join(ROOT, '.wrangler', 'wrangler.nobuild.toml'), 'utf8')
     .replace(/^main = .*$/m, 'main = "build/index.js"');
-  if (batchSize) {
-    config = config.replace(/(queue = "edgeflags-push"\nmax_batch_size = )\d+/, `$1${batchSize}`);
-    if (!config.includes(`max_batch_size = ${batchSize}`)) throw new Error('could not set max_batch_size');
-  }
   writeFileSync(join(dir, 'wrangler.toml'), config);
+  const vapid = makeVapidKeys();
+  const vars = {
+    ADMIN_TOKEN: TOKEN, VAPID_PUBLIC_KEY: vapid.publicKey, VAPID_PRIVATE_KEY: vapid.privateKey,
+    VAPID_SUBJECT: 'mailto:bench@example.test', PUSH_ENDPOINT_HOSTS: '127.0.0.1', IDENTITY_KEYS: '',
+    ...extraVars,
+  };
+  // The queue, its consumer and the push store are the control worker's (control/wrangler.toml).
+  const control = controlConfig(dir, vars, (text) => {
+    if (!batchSize) return text;
+    const edited = text.replace(/(queue = "edgeflags-push"\nmax_batch_size = )\d+/, `$1${batchSize}`);
+    if (!edited.includes(`max_batch_size = ${batchSize}`)) throw new Error('could not set max_batch_size');
+    return edited;
+  });
   const kv = spawnSync(WRANGLER, ['kv', 'key', 'put', 'flags', '--path', join(ROOT, 'examples', 'flags', 'demo.flagd.json'),
     '--binding', 'FLAGS', '--local', '--persist-to', join(dir, 'state'), '--config', join(dir, 'wrangler.toml')],
   { cwd: dir, env, encoding: 'utf8' });
   if (kv.status !== 0) throw new Error(kv.stderr);
-  const vapid = makeVapidKeys();
-  const w = await wrangler(dir, join(dir, 'wrangler.toml'), {
-    ADMIN_TOKEN: TOKEN, VAPID_PUBLIC_KEY: vapid.publicKey, VAPID_PRIVATE_KEY: vapid.privateKey,
-    VAPID_SUBJECT: 'mailto:bench@example.test', PUSH_ENDPOINT_HOSTS: '127.0.0.1', IDENTITY_KEYS: '',
-    ...extraVars,
-  });
+  const w = await wrangler(dir, [join(dir, 'wrangler.toml'), control], vars);
   try {
     await waitFor(async () => (await fetch(`${w.url}/__edge/health`)).ok, { what: 'the edge', timeoutMs: 60000, intervalMs: 200 });
     const keys = Array.from({ length: N }, (_, i) => (i + 1).toString(16).padStart(32, '0'));

@@ -17,6 +17,7 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Miniflare } from 'miniflare';
+import { edgeMiniflareOptions } from './edge-miniflare.mjs';
 import WebSocket from 'ws';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -50,9 +51,8 @@ const listening = await new Promise((ok, fail) => {
   origin.on('exit', () => fail(new Error('the demo origin exited')));
 });
 const kvDir = mkdtempSync(join(os.tmpdir(), 'edgeflags-profile-kv-'));
-const { unstable_getMiniflareWorkerOptions } = await import('wrangler');
-const { workerOptions } = unstable_getMiniflareWorkerOptions(join(ROOT, 'wrangler.toml'));
 const inspectorPort = await freePort();
+// The edge: both workers, as deployed (bench/edge-miniflare.mjs); the request worker is profiled.
 const mf = new Miniflare(BASELINE ? {
   name: 'baseline',
   modules: true,
@@ -63,17 +63,7 @@ const mf = new Miniflare(BASELINE ? {
   port: 0,
   inspectorPort,
 } : {
-  ...workerOptions,
-  queueProducers: undefined,
-  queueConsumers: undefined,
-  triggers: undefined,
-  name: 'edgeflags',
-  modules: true,
-  scriptPath: join(EDGE_DIR, 'index.js'),
-  modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
-  modulesRoot: EDGE_DIR,
-  bindings: { ...workerOptions.bindings, ORIGIN_URL: `http://${listening.v1}`, CANARY_ORIGIN_URL: `http://${listening.v2}` },
-  kvPersist: kvDir,
+  ...(await edgeMiniflareOptions({ origins: { v1: `http://${listening.v1}`, v2: `http://${listening.v2}` }, kvPersist: kvDir, edgeDir: EDGE_DIR })),
   host: '127.0.0.1',
   port: 0,
   inspectorPort,
@@ -87,7 +77,8 @@ try {
   }
 
   const targets = await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json();
-  const target = targets.find((t) => /edgeflags|baseline/.test(t.title ?? t.id ?? '')) ?? targets[0];
+  const title = (t) => t.title ?? t.id ?? '';
+  const target = targets.find((t) => /^(core:user:)?(edgeflags|baseline)$/.test(title(t))) ?? targets.find((t) => /edgeflags|baseline/.test(title(t)) && !/control/.test(title(t))) ?? targets[0];
   const ws = new WebSocket(target.webSocketDebuggerUrl);
   await new Promise((ok, fail) => { ws.once('open', ok); ws.once('error', fail); });
   let id = 0;

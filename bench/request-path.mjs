@@ -16,11 +16,14 @@
 // the edge wasm's gzip size; and the edge's cache hit ratio on a Zipf trace over 10,000 URLs
 // with two variants next to an infinite cache on the same trace.
 //
-// The edge runs with the deploy configuration's vars and bindings (wrangler.toml, read by
-// wrangler's own `unstable_getMiniflareWorkerOptions`): metrics on, bootstrap on, one fixed
-// visitor cookie (unsigned id, as without IDENTITY_KEYS).
+// The edge runs as deployed, two workers in one workerd (bench/edge-miniflare.mjs: the request
+// worker of wrangler.toml answering, the control worker of control/wrangler.toml behind its
+// service binding and Durable Object bindings), with the deploy configuration's vars and
+// bindings (read by wrangler's own `unstable_getMiniflareWorkerOptions`): metrics on,
+// bootstrap on, one fixed visitor cookie (unsigned id, as without IDENTITY_KEYS). Its CPU is
+// that whole workerd process: both workers, and the Durable Objects the request path calls.
 //
-// Needs: edge/build (bash scripts/build-edge.sh), target/release/edgeflags-demo-origin
+// Needs: edge/build and edge/build-control (bash scripts/build-edge.sh), target/release/edgeflags-demo-origin
 // (cargo build --release -p edgeflags-demo-origin), wrk (apt-get install -y wrk).
 // Prints markdown and writes bench/results/request-path.md.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -30,6 +33,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { Miniflare } from 'miniflare';
+import { edgeMiniflareOptions } from './edge-miniflare.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -95,29 +99,12 @@ const ORIGIN_V2 = `http://${listening.v2}`;
 const kvDir = mkdtempSync(join(os.tmpdir(), 'edgeflags-bench-kv-'));
 const flags = readFileSync(join(ROOT, 'examples/flags/demo.flagd.json'), 'utf8');
 
-/** The edge's Miniflare options from wrangler.toml, with the local origins and build. */
-async function edgeOptions() {
-  const { unstable_getMiniflareWorkerOptions } = await import('wrangler');
-  const { workerOptions } = unstable_getMiniflareWorkerOptions(join(ROOT, 'wrangler.toml'));
-  const bindings = { ...workerOptions.bindings };
-  bindings.ORIGIN_URL = ORIGIN_V1;
-  bindings.CANARY_ORIGIN_URL = ORIGIN_V2;
-  delete bindings.IDENTITY_KEYS;
-  return {
-    ...workerOptions,
-    // Only what the request path needs from the deploy config: the queues would start a
-    // broker and the cron a scheduler, neither of which a proxied request touches.
-    queueProducers: undefined,
-    queueConsumers: undefined,
-    triggers: undefined,
-    modules: true,
-    scriptPath: join(EDGE_DIR, 'index.js'),
-    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
-    modulesRoot: EDGE_DIR,
-    bindings,
-    kvPersist: kvDir,
-  };
-}
+/** The edge (both workers) with the local origins and builds (bench/edge-miniflare.mjs). */
+const edgeOptions = () => edgeMiniflareOptions({ origins: { v1: ORIGIN_V1, v2: ORIGIN_V2 }, kvPersist: kvDir });
+
+/** A Miniflare for a target: one worker named `name`, or the edge's two. */
+const miniflare = (name, opts) =>
+  new Miniflare(opts.workers ? { host: '127.0.0.1', port: 0, ...opts } : { name, host: '127.0.0.1', port: 0, ...opts });
 
 const TARGETS = {
   'js-fetch': () => ({ modules: true, scriptPath: join(ROOT, 'bench/baselines/fetch-only.mjs'), compatibilityDate: '2026-04-01', bindings: { ORIGIN_URL: ORIGIN_V1 } }),
@@ -141,7 +128,7 @@ const workerdPids = () =>
 /** Starts a target; returns its URL, its workerd pid and a dispose function. */
 async function start(name) {
   const before = workerdPids();
-  const mf = new Miniflare({ name, host: '127.0.0.1', port: 0, ...(await TARGETS[name]()) });
+  const mf = miniflare(name, await TARGETS[name]());
   const url = String(await mf.ready).replace(/\/$/, '');
   const pid = [...workerdPids()].find((p) => !before.has(p));
   return { name, mf, url, pid };
@@ -188,7 +175,7 @@ const median = (xs) => {
 
 // Seed the edge's KV once (persisted: every edge instance, and each cold start, reads it).
 {
-  const seed = new Miniflare({ ...(await edgeOptions()), name: 'seed', host: '127.0.0.1', port: 0 });
+  const seed = miniflare('seed', await edgeOptions());
   await seed.ready;
   await (await seed.getKVNamespace('FLAGS')).put('flags', flags);
   await seed.dispose();
@@ -265,7 +252,7 @@ try {
     for (const name of i % 2 ? ['edgeflags', 'js-fetch'] : ['js-fetch', 'edgeflags']) {
       const opts = await TARGETS[name]();
       const t0 = performance.now();
-      const mf = new Miniflare({ name, host: '127.0.0.1', port: 0, ...opts });
+      const mf = miniflare(name, opts);
       const url = String(await mf.ready).replace(/\/$/, '');
       const tReady = performance.now();
       const res = await get(url + MISS_PATH);
@@ -289,7 +276,12 @@ try {
 
   // ---- size -------------------------------------------------------------------------------
   const wasm = readFileSync(join(EDGE_DIR, 'index_bg.wasm'));
-  lines.push('', `Edge wasm (edge/build/index_bg.wasm): ${wasm.length.toLocaleString('en-US')} B raw, ${gzipSync(wasm, { level: 9 }).length.toLocaleString('en-US')} B gzip -9 (target ≤ 450 KB).`);
+  lines.push('', `Request worker wasm (edge/build/index_bg.wasm): ${wasm.length.toLocaleString('en-US')} B raw, ${gzipSync(wasm, { level: 9 }).length.toLocaleString('en-US')} B gzip -9 (target ≤ 450 KB).`);
+  const control = join(ROOT, 'edge/build-control/index_bg.wasm');
+  if (existsSync(control)) {
+    const c = readFileSync(control);
+    lines.push(`Control worker wasm (edge/build-control/index_bg.wasm, off the visitor's path): ${c.length.toLocaleString('en-US')} B raw, ${gzipSync(c, { level: 9 }).length.toLocaleString('en-US')} B gzip -9.`);
+  }
 
   // ---- hit ratio on a Zipf trace ----------------------------------------------------------
   if (ZIPF > 0) lines.push('', ...(await zipf(ZIPF)));

@@ -208,11 +208,10 @@ mod entry {
                     host::rate_limit(env, &req, "public").await?;
                     client_flags(&req, env, &config).await
                 }),
-                #[cfg(feature = "control")]
                 // Clients report conversions here without an admin token (rate-limited).
                 "/events" => Box::pin(async move {
                     host::rate_limit(env, &req, "ofrep").await?;
-                    host::metrics_api::events(req, env, &config, ctx).await
+                    host::events::handle(req, env, &config, ctx).await
                 }),
                 #[cfg(feature = "control")]
                 // The dashboard signs in with the admin token and keeps a session of its own.

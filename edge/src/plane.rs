@@ -1,6 +1,6 @@
 //! Which of the two workers answers an edge endpoint. The request worker (`wrangler.toml`)
 //! is on every visitor's path and carries only what that path needs — proxy, OFREP, health,
-//! status, client flags — so its wasm stays small and compiles fast on a cold isolate. The
+//! status, client flags, client events — so its wasm stays small and compiles fast on a cold isolate. The
 //! control worker (`control/wrangler.toml`, `--features control`) holds the Durable Objects,
 //! the admin API, the dashboard, notifications, the rollout cron and the push queue; the
 //! request worker hands it every other `{ADMIN_PREFIX}` request over the service binding
@@ -15,11 +15,12 @@ pub enum Plane {
     Control,
 }
 
-/// The endpoints the request worker answers itself; everything else is the control worker's
+/// The endpoints the request worker answers itself (conversions reported by clients are on
+/// the visitor's path too, and counted where the exposures are); everything else is the control worker's
 /// (including paths neither knows: its 404 is the one answer for them).
 pub fn plane_of(sub: &str) -> Plane {
     match sub {
-        "/health" | "/status" | "/client-flags" => Plane::Request,
+        "/health" | "/status" | "/client-flags" | "/events" => Plane::Request,
         _ => Plane::Control,
     }
 }
@@ -39,7 +40,7 @@ mod tests {
 
     #[test]
     fn the_request_worker_answers_only_the_visitor_path_endpoints() {
-        for sub in ["/health", "/status", "/client-flags"] {
+        for sub in ["/health", "/status", "/client-flags", "/events"] {
             assert_eq!(plane_of(sub), Plane::Request, "{sub}");
         }
         for sub in [
@@ -49,7 +50,6 @@ mod tests {
             "/features/disable",
             "/dashboard",
             "/dashboard/signin",
-            "/events",
             "/push/subscribe",
             "/inbox",
             "/notifications",

@@ -164,7 +164,7 @@ function kv(persistDir, args, input) {
  * directory — so no developer's .dev.vars sits beside it, and each stack's control worker
  * sees the same settings as its request worker (which gets them as `--var`).
  */
-function controlConfig(persistDir, vars) {
+export function controlConfig(persistDir, vars, edit = (text) => text) {
   let inVars = false;
   const lines = [];
   for (const line of readFileSync(NOBUILD_CONTROL_CONFIG, 'utf8').split('\n')) {
@@ -181,7 +181,7 @@ function controlConfig(persistDir, vars) {
     }
   }
   const file = join(persistDir, 'control.wrangler.toml');
-  writeFileSync(file, lines.join('\n'));
+  writeFileSync(file, edit(lines.join('\n')));
   return file;
 }
 

@@ -53,8 +53,9 @@ pub async fn scheduled(env: &Env, cron: String) -> Result<(), EdgeError> {
     let options = js_sys::Object::new();
     js_sys::Reflect::set(&options, &"cron".into(), &cron.into())
         .map_err(|e| unbound(format!("{e:?}")))?;
-    let promise = run
-        .call1(fetcher, &options)
+    // `Reflect.apply`, not `run.call(…)`: on a service binding every property is an RPC stub,
+    // `call` included, which would send the binding itself to the other side.
+    let promise = js_sys::Reflect::apply(&run, fetcher, &js_sys::Array::of1(&options))
         .map_err(|e| unbound(format!("{e:?}")))?;
     wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(promise))
         .await

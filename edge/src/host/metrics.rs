@@ -78,7 +78,6 @@ pub fn record_exposures(
     flush_if_due(env, ctx, now);
 }
 
-#[cfg(feature = "control")]
 /// Counts client-reported events.
 pub fn record_events(
     env: &Env,

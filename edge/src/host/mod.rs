@@ -4,6 +4,7 @@
 // On every visitor's path (both workers).
 pub mod cache;
 pub mod control;
+pub mod events;
 pub mod flags;
 pub mod headers_js;
 pub mod jwt;
