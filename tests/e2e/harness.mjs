@@ -211,8 +211,6 @@ export async function startStack({ seed = { flags: { path: DEMO_FLAGS } }, vars 
     }
   }
 
-  const port = await freePort();
-  const inspector = await freePort();
   const allVars = {
     ORIGIN_URL: `http://${listening.v1}`,
     CANARY_ORIGIN_URL: `http://${listening.v2}`,
@@ -226,14 +224,44 @@ export async function startStack({ seed = { flags: { path: DEMO_FLAGS } }, vars 
     IDENTITY_KEYS: '',
     ...vars,
   };
-  const edge = startChild(WRANGLER, [
-    'dev', '--config', NOBUILD_CONFIG, '--config', controlConfig(persistDir, allVars), '--local', '--ip', '127.0.0.1', '--port', String(port),
-    '--inspector-port', String(inspector), '--persist-to', persistDir,
-    '--show-interactive-dev-session=false', '--log-level', process.env.EDGEFLAGS_E2E_LOG_LEVEL || 'warn', '--test-scheduled',
-    ...Object.entries(allVars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
-  ], { cwd: ROOT, env: offlineEnv });
+  const control = controlConfig(persistDir, allVars);
+  // A port found free can be taken again before wrangler binds it (workerd binds several
+  // ports of its own): then wrangler exits at once with "Address already in use", and the
+  // stack starts again on other ports instead of failing the suite.
+  const launch = async () => {
+    const port = await freePort();
+    const inspector = await freePort();
+    const child = startChild(WRANGLER, [
+      'dev', '--config', NOBUILD_CONFIG, '--config', control, '--local', '--ip', '127.0.0.1', '--port', String(port),
+      '--inspector-port', String(inspector), '--persist-to', persistDir,
+      '--show-interactive-dev-session=false', '--log-level', process.env.EDGEFLAGS_E2E_LOG_LEVEL || 'warn', '--test-scheduled',
+      ...Object.entries(allVars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
+    ], { cwd: ROOT, env: offlineEnv });
+    return { child, url: `http://127.0.0.1:${port}` };
+  };
+  const portTaken = (child) => child.log.some((l) => l.includes('Address already in use'));
+  let edge;
+  let edgeUrl;
+  for (let attempt = 1; ; attempt++) {
+    ({ child: edge, url: edgeUrl } = await launch());
+    let up;
+    try {
+      up = await waitFor(
+        async () => (portTaken(edge) ? 'port taken' : (await fetch(`${edgeUrl}/__edge/health`)).ok),
+        { what: `wrangler dev on ${edgeUrl}`, timeoutMs: 60000, intervalMs: 200 },
+      );
+    } catch (err) {
+      await Promise.all([stopChild(edge), stopChild(origin)]);
+      throw new Error(`${err.message}\n--- wrangler log ---\n${edge.log.join('\n')}`);
+    }
+    if (up === true) break;
+    await stopChild(edge);
+    if (attempt === 3) {
+      await stopChild(origin);
+      throw new Error(`wrangler dev found its port taken three times\n--- wrangler log ---\n${edge.log.join('\n')}`);
+    }
+  }
 
-  const edgeUrl = `http://127.0.0.1:${port}`;
   const stack = {
     edgeUrl,
     originV1: `http://${listening.v1}`,
@@ -250,15 +278,5 @@ export async function startStack({ seed = { flags: { path: DEMO_FLAGS } }, vars 
       await Promise.all([stopChild(edge), stopChild(origin)]);
     },
   };
-  try {
-    await waitFor(async () => (await fetch(`${edgeUrl}/__edge/health`)).ok, {
-      what: `wrangler dev on ${edgeUrl}`,
-      timeoutMs: 60000,
-      intervalMs: 200,
-    });
-  } catch (err) {
-    await stack.stop();
-    throw new Error(`${err.message}\n--- wrangler log ---\n${edge.log.join('\n')}`);
-  }
   return stack;
 }
