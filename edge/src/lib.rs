@@ -42,21 +42,13 @@ mod entry {
     use crate::host;
     use crate::security::Policy;
 
-    /// Settings parsed once per isolate: variables cannot change under a running isolate (a
-    /// new deploy or `wrangler dev` restart starts new isolates), and reading ~20 of them
-    /// through JS on every request is measurable.
-    #[derive(Default)]
-    struct Settings {
-        config: Option<Rc<Config>>,
-        policy: Option<Rc<Policy>>,
-    }
-
-    thread_local! {
-        static SETTINGS: RefCell<Settings> = RefCell::new(Settings::default());
+    /// Settings parsed once per isolate (`host/isolate.rs`).
+    fn settings<R>(f: impl FnOnce(&RefCell<host::isolate::Settings>) -> R) -> R {
+        host::isolate::with(|i| f(&i.settings))
     }
 
     fn config(env: &Env) -> std::result::Result<Rc<Config>, EdgeError> {
-        if let Some(c) = SETTINGS.with(|s| s.borrow().config.clone()) {
+        if let Some(c) = settings(|s| s.borrow().config.clone()) {
             return Ok(c);
         }
         // Not cached on error, so a fixed configuration is picked up without a restart.
@@ -67,7 +59,7 @@ mod entry {
                 .or_else(|| env.secret(name).ok())
                 .map(|v| v.to_string())
         })?);
-        SETTINGS.with(|s| s.borrow_mut().config = Some(c.clone()));
+        settings(|s| s.borrow_mut().config = Some(c.clone()));
         Ok(c)
     }
 
@@ -104,7 +96,7 @@ mod entry {
                 (host::error_response(&err)?, true)
             }
         };
-        let policy = SETTINGS.with(|s| {
+        let policy = settings(|s| {
             s.borrow_mut()
                 .policy
                 .get_or_insert_with(|| {

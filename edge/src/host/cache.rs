@@ -19,10 +19,9 @@ use crate::httpcache::{
 };
 use crate::split::{RouteTable, Target};
 
-thread_local! {
-    /// Keys this isolate passes without a lookup (see [`crate::passmemory`]).
-    static PASS: std::cell::RefCell<crate::passmemory::PassMemory> =
-        std::cell::RefCell::new(crate::passmemory::PassMemory::default());
+/// Keys this isolate passes without a lookup (see [`crate::passmemory`]; `host/isolate.rs`).
+fn pass_memory<R>(f: impl FnOnce(&std::cell::RefCell<crate::passmemory::PassMemory>) -> R) -> R {
+    super::isolate::with(|i| f(&i.pass))
 }
 
 /// What answered a request: the response, the origin that produced it (`cache` when the
@@ -72,7 +71,7 @@ pub async fn serve(
     let now = now_ms();
     let head = matches!(policy.method, httpcache::MethodClass::Head);
     // A key whose last answer the origin made uncacheable is not looked up (it would miss).
-    let pass = !policy.only_if_cached && PASS.with(|p| p.borrow().skip_lookup(&key, now));
+    let pass = !policy.only_if_cached && pass_memory(|p| p.borrow().skip_lookup(&key, now));
     let mut stored = if pass {
         None
     } else {
@@ -270,7 +269,7 @@ fn store_and_respond(
     let status = res.status_code();
     let res_h = fetched.headers;
     let plan = httpcache::storable_answer(policy, req, status, &res_h, t0, t1, fetched.retried);
-    PASS.with(|p| p.borrow_mut().learn(key, &plan, t1));
+    pass_memory(|p| p.borrow_mut().learn(key, &plan, t1));
     if let Ok(plan) = &plan {
         let copy = res.cloned().map_err(internal)?;
         put(

@@ -20,15 +20,16 @@ use crate::store::{self, Keys};
 /// What this module keeps per isolate, in one place: the flag set, where its last check got
 /// its answer, the route table and the purge records.
 #[derive(Default)]
-struct Isolate {
+pub(crate) struct FlagState {
     live: LiveFlags,
     source: Source,
     routes: Routes,
     purges: PurgeState,
 }
 
-thread_local! {
-    static ISOLATE: RefCell<Isolate> = RefCell::new(Isolate::default());
+/// This module's part of the isolate's state (`host/isolate.rs`).
+fn state<R>(f: impl FnOnce(&RefCell<FlagState>) -> R) -> R {
+    super::isolate::with(|i| f(&i.flags))
 }
 
 /// Where the last check got its answer, and what the writer said of KV.
@@ -42,11 +43,11 @@ struct Source {
 /// The active flag set, re-checking with the writer when the refresh interval has passed.
 pub async fn current(env: &Env, config: &Config) -> Result<Rc<Active>, EdgeError> {
     let now = now_ms();
-    if ISOLATE.with(|i| i.borrow().live.needs_check(now, config.refresh_ms)) {
+    if state(|i| i.borrow().live.needs_check(now, config.refresh_ms)) {
         check(env, config, now).await?;
     }
-    ISOLATE.with(|i| i.borrow().live.active()).ok_or_else(|| {
-        let why = ISOLATE.with(|i| {
+    state(|i| i.borrow().live.active()).ok_or_else(|| {
+        let why = state(|i| {
             let i = i.borrow();
             let l = &i.live;
             match l.problem() {
@@ -67,25 +68,25 @@ pub async fn check_now(env: &Env, config: &Config) -> Result<(), EdgeError> {
 }
 
 async fn check(env: &Env, config: &Config, now: u64) -> Result<(), EdgeError> {
-    ISOLATE.with(|i| i.borrow_mut().live.claim_check(now));
+    state(|i| i.borrow_mut().live.claim_check(now));
     let query = HeadQuery {
-        have: ISOLATE.with(|i| i.borrow().live.active().map(|a| a.version.clone())),
-        purges_seq: ISOLATE.with(|i| i.borrow().purges.seq),
+        have: state(|i| i.borrow().live.active().map(|a| a.version.clone())),
+        purges_seq: state(|i| i.borrow().purges.seq),
     };
     match super::control::head(env, config, &query).await {
         Ok(answer) if answer.version.is_some() => {
             if let Some(document) = &answer.document {
-                ISOLATE.with(|i| i.borrow_mut().live.refresh(Some(document), now));
+                state(|i| i.borrow_mut().live.refresh(Some(document), now));
             }
             if let Some(list) = answer.purges {
-                ISOLATE.with(|i| {
+                state(|i| {
                     let mut i = i.borrow_mut();
                     let p = &mut i.purges;
                     p.list = Rc::new(list);
                     p.seq = Some(answer.purges_seq);
                 });
             }
-            ISOLATE.with(|i| {
+            state(|i| {
                 i.borrow_mut().source = Source {
                     writer_reachable: Some(true),
                     writer_version: answer.version,
@@ -96,7 +97,7 @@ async fn check(env: &Env, config: &Config, now: u64) -> Result<(), EdgeError> {
         }
         // Nothing committed yet (an empty namespace, or a first document that was refused).
         Ok(answer) => {
-            ISOLATE.with(|i| {
+            state(|i| {
                 i.borrow_mut().source = Source {
                     writer_reachable: Some(true),
                     writer_version: None,
@@ -107,7 +108,7 @@ async fn check(env: &Env, config: &Config, now: u64) -> Result<(), EdgeError> {
         }
         Err(e) => {
             worker::console_error!("flag writer unreachable, reading the KV replica: {e}");
-            ISOLATE.with(|i| i.borrow_mut().source.writer_reachable = Some(false));
+            state(|i| i.borrow_mut().source.writer_reachable = Some(false));
             from_kv(env, config, now).await
         }
     }
@@ -119,9 +120,9 @@ async fn from_kv(env: &Env, config: &Config, now: u64) -> Result<(), EdgeError> 
     let keys = Keys::new(&config.flags_key);
     let store = kv(env)?;
     let text = store.get(keys.active()).text().await.map_err(internal)?;
-    let outcome = ISOLATE.with(|i| i.borrow_mut().live.refresh(text.as_deref(), now));
+    let outcome = state(|i| i.borrow_mut().live.refresh(text.as_deref(), now));
     if matches!(outcome, Refresh::Rejected { .. } | Refresh::Missing)
-        && ISOLATE.with(|i| i.borrow().live.active().is_none())
+        && state(|i| i.borrow().live.active().is_none())
     {
         if let Some(good) = store
             .get(&keys.last_good())
@@ -129,7 +130,7 @@ async fn from_kv(env: &Env, config: &Config, now: u64) -> Result<(), EdgeError> 
             .await
             .map_err(internal)?
         {
-            let _ = ISOLATE.with(|i| i.borrow_mut().live.install(&good, now));
+            let _ = state(|i| i.borrow_mut().live.install(&good, now));
         }
     }
     let purges: Vec<store::Purge> = store
@@ -139,7 +140,7 @@ async fn from_kv(env: &Env, config: &Config, now: u64) -> Result<(), EdgeError> 
         .map_err(internal)?
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
-    ISOLATE.with(|i| {
+    state(|i| {
         let mut i = i.borrow_mut();
         let p = &mut i.purges;
         p.list = Rc::new(purges);
@@ -150,7 +151,7 @@ async fn from_kv(env: &Env, config: &Config, now: u64) -> Result<(), EdgeError> 
 
 /// A snapshot of the isolate's view for the status endpoint.
 pub fn status_snapshot() -> serde_json::Value {
-    let control = ISOLATE.with(|i| {
+    let control = state(|i| {
         let i = i.borrow();
         let s = &i.source;
         serde_json::json!({
@@ -159,7 +160,7 @@ pub fn status_snapshot() -> serde_json::Value {
             "kvRefused": s.kv_refused,
         })
     });
-    ISOLATE.with(|i| {
+    state(|i| {
         let i = i.borrow();
         let l = &i.live;
         let active = l.active();
@@ -187,12 +188,12 @@ pub fn status_snapshot() -> serde_json::Value {
 /// on the same interval as the flag set; a malformed document keeps the last good table.
 pub async fn route_table(env: &Env, config: &Config) -> Result<Rc<RouteTable>, EdgeError> {
     let now = now_ms();
-    if ISOLATE.with(|i| i.borrow().routes.table.needs_check(now, config.refresh_ms)) {
-        ISOLATE.with(|i| i.borrow_mut().routes.begin_check(now));
+    if state(|i| i.borrow().routes.table.needs_check(now, config.refresh_ms)) {
+        state(|i| i.borrow_mut().routes.begin_check(now));
         let text = match kv(env)?.get(&config.routes_key).text().await {
             Ok(text) => text,
             // KV unreachable: the table in hand serves until the next check.
-            Err(e) => match ISOLATE.with(|i| i.borrow().routes.table.get()) {
+            Err(e) => match state(|i| i.borrow().routes.table.get()) {
                 Some(table) => {
                     worker::console_error!("route table check failed: {e}");
                     return Ok(table);
@@ -208,20 +209,19 @@ pub async fn route_table(env: &Env, config: &Config) -> Result<Rc<RouteTable>, E
                 &config.split_flag,
             )
         };
-        ISOLATE.with(|i| {
+        state(|i| {
             i.borrow_mut()
                 .routes
                 .take(text.as_deref(), var, default, now)
         });
     }
-    ISOLATE
-        .with(|i| i.borrow().routes.table.get())
+    state(|i| i.borrow().routes.table.get())
         .ok_or_else(|| EdgeError::Internal("no route table".into()))
 }
 
 /// Problems with the stored route document, for the status endpoint.
 pub fn route_problems() -> Option<Vec<String>> {
-    ISOLATE.with(|i| i.borrow().routes.problem.clone())
+    state(|i| i.borrow().routes.problem.clone())
 }
 
 #[derive(Default)]
@@ -234,5 +234,5 @@ struct PurgeState {
 /// The latest purge covering a URL (normalised as for its cache key, and its path), as of
 /// the isolate's last check (see [`current`]).
 pub fn purged_after(normalised: &str, path: &str) -> Option<u64> {
-    ISOLATE.with(|i| store::purged_after(&i.borrow().purges.list, normalised, path))
+    state(|i| store::purged_after(&i.borrow().purges.list, normalised, path))
 }

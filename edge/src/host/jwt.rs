@@ -4,8 +4,6 @@
 //! stream of tokens with invented `kid`s cannot make the edge hammer the key server).
 //! Decisions (algorithm, key choice, claims) are `crate::jwt`'s; this only calls the runtime.
 
-use std::cell::RefCell;
-
 use js_sys::{Object, Reflect, Uint8Array};
 use serde_json::{json, Value};
 use wasm_bindgen::{JsCast, JsValue};
@@ -23,22 +21,18 @@ const JWKS_TTL_MS: u64 = 10 * 60 * 1000;
 const JWKS_MIN_INTERVAL_MS: u64 = 60 * 1000;
 
 #[derive(Default)]
-struct Jwks {
+pub(crate) struct Jwks {
     url: String,
     keys: Option<Value>,
     fetched_at: Option<u64>,
 }
 
-thread_local! {
-    /// One cache per key-set URL: `JWT_JWKS_URL` and, for the dashboard, Cloudflare Access's
-    /// certs (two at most; the URLs come from configuration, never from a request).
-    static JWKS: RefCell<Vec<Jwks>> = const { RefCell::new(Vec::new()) };
-}
-
 /// Runs `f` on the cache of `url`.
 fn cache<R>(url: &str, f: impl FnOnce(&mut Jwks) -> R) -> R {
-    JWKS.with(|all| {
-        let mut all = all.borrow_mut();
+    // One cache per key-set URL: `JWT_JWKS_URL` and, for the dashboard, Cloudflare Access's
+    // certs (two at most; the URLs come from configuration, never from a request).
+    super::isolate::with(|isolate| {
+        let mut all = isolate.jwks.borrow_mut();
         let i = match all.iter().position(|j| j.url == url) {
             Some(i) => i,
             None => {

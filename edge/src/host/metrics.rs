@@ -22,16 +22,14 @@ use crate::metrics::{Batch, Recorder, RequestRecord};
 /// Durable Object binding of the metrics store (wrangler.toml `[[durable_objects.bindings]]`).
 pub const BINDING: &str = "METRICS";
 
-thread_local! {
-    static RECORDER: RefCell<Recorder> = RefCell::new(Recorder::default());
-    /// `enabled`, decided once per isolate: bindings and vars cannot change under a running
-    /// isolate, and two JS lookups per request are hot-path work (as in lib.rs `Settings`).
-    static ENABLED: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+/// The isolate's recorder (`host/isolate.rs`).
+fn recorder<R>(f: impl FnOnce(&RefCell<Recorder>) -> R) -> R {
+    super::isolate::with(|i| f(&i.recorder))
 }
 
 /// Whether this deployment measures: the binding exists and `METRICS` is not `off`.
 pub fn enabled(env: &Env) -> bool {
-    if let Some(on) = ENABLED.with(std::cell::Cell::get) {
+    if let Some(on) = super::isolate::with(|i| i.metrics_enabled.get()) {
         return on;
     }
     let on = env.durable_object(BINDING).is_ok()
@@ -39,7 +37,7 @@ pub fn enabled(env: &Env) -> bool {
             .var("METRICS")
             .map(|v| v.to_string() != "off")
             .unwrap_or(true);
-    ENABLED.with(|e| e.set(Some(on)));
+    super::isolate::with(|i| i.metrics_enabled.set(Some(on)));
     on
 }
 
@@ -47,7 +45,7 @@ pub fn enabled(env: &Env) -> bool {
 /// batch in the background when one is due.
 pub fn record_request(env: &Env, ctx: &Context, rec: &RequestRecord<'_>, unit: Option<&str>) {
     let now = now_ms();
-    RECORDER.with(|r| {
+    recorder(|r| {
         let mut r = r.borrow_mut();
         r.request(rec, now);
         r.visitor(rec, unit);
@@ -69,7 +67,7 @@ pub fn record_exposures(
         return;
     }
     let now = now_ms();
-    RECORDER.with(|r| {
+    recorder(|r| {
         let mut r = r.borrow_mut();
         for (flag, variant, epoch) in exposures {
             r.exposure(flag, variant, epoch, unit, now);
@@ -86,7 +84,7 @@ pub fn record_events(
     unit: Option<&str>,
 ) {
     let now = now_ms();
-    RECORDER.with(|r| {
+    recorder(|r| {
         let mut r = r.borrow_mut();
         for (name, value) in events {
             r.event(name, unit, *value, now);
@@ -96,7 +94,7 @@ pub fn record_events(
 }
 
 fn flush_if_due(env: &Env, ctx: &Context, now: u64) {
-    let batches = RECORDER.with(|r| {
+    let batches = recorder(|r| {
         let mut r = r.borrow_mut();
         if r.due(now) {
             r.take(random_id().unwrap_or_default())
@@ -114,7 +112,7 @@ fn flush_if_due(env: &Env, ctx: &Context, now: u64) {
 
 /// Sends everything pending now (before reading totals, and from the cron trigger).
 pub async fn flush(env: &Env) -> Result<(), EdgeError> {
-    let batches = RECORDER.with(|r| r.borrow_mut().take(random_id().unwrap_or_default()));
+    let batches = recorder(|r| r.borrow_mut().take(random_id().unwrap_or_default()));
     deliver(env, batches).await
 }
 
@@ -146,14 +144,14 @@ async fn deliver(env: &Env, batches: Vec<Batch>) -> Result<(), EdgeError> {
         }
     }
     if !failed.is_empty() {
-        RECORDER.with(|r| r.borrow_mut().retain_failed(failed));
+        recorder(|r| r.borrow_mut().retain_failed(failed));
     }
     last_error.map_or(Ok(()), Err)
 }
 
 /// Isolate-side state for the status endpoint.
 pub fn isolate_status() -> Value {
-    RECORDER.with(|r| {
+    recorder(|r| {
         let r = r.borrow();
         json!({
             "retainedBatches": r.retained(),
@@ -215,7 +213,7 @@ pub fn record_notification(env: &Env, ctx: Option<&Context>, channel: &str, outc
         return;
     }
     let now = now_ms();
-    RECORDER.with(|r| r.borrow_mut().notification(channel, outcome, now));
+    recorder(|r| r.borrow_mut().notification(channel, outcome, now));
     if let Some(ctx) = ctx {
         flush_if_due(env, ctx, now);
     }

@@ -7,6 +7,7 @@ pub mod control;
 pub mod events;
 pub mod flags;
 pub mod headers_js;
+pub mod isolate;
 pub mod jwt;
 pub mod metrics;
 pub mod ofrep;

@@ -12,9 +12,10 @@ use web_sys::{CryptoKey, SubtleCrypto};
 
 use crate::notify::{ece, vapid};
 
-thread_local! {
-    /// The imported VAPID signing key, per isolate, with the public key it belongs to.
-    static SIGNING_KEY: RefCell<Option<(Vec<u8>, CryptoKey)>> = const { RefCell::new(None) };
+/// The imported VAPID signing key, per isolate, with the public key it belongs to
+/// (`host/isolate.rs`).
+fn cached_key<R>(f: impl FnOnce(&RefCell<Option<(Vec<u8>, CryptoKey)>>) -> R) -> R {
+    super::isolate::with(|i| f(&i.vapid_key))
 }
 
 fn subtle() -> Result<SubtleCrypto, String> {
@@ -176,7 +177,7 @@ pub async fn vapid_authorization(
 }
 
 async fn signing_key(keys: &vapid::Keys) -> Result<CryptoKey, String> {
-    if let Some(key) = SIGNING_KEY.with(|k| {
+    if let Some(key) = cached_key(|k| {
         k.borrow()
             .as_ref()
             .filter(|(public, _)| *public == keys.public)
@@ -201,6 +202,6 @@ async fn signing_key(keys: &vapid::Keys) -> Result<CryptoKey, String> {
     .await?
     .dyn_into()
     .map_err(err("importKey(VAPID)"))?;
-    SIGNING_KEY.with(|k| *k.borrow_mut() = Some((keys.public.clone(), key.clone())));
+    cached_key(|k| *k.borrow_mut() = Some((keys.public.clone(), key.clone())));
     Ok(key)
 }

@@ -97,20 +97,21 @@ async fn list(
     Ok(res)
 }
 
-thread_local! {
-    static FEED: RefCell<FeedCache> = RefCell::new(FeedCache::default());
+/// The isolate's copy of the feed (`host/isolate.rs`).
+fn feed_copy<R>(f: impl FnOnce(&RefCell<FeedCache>) -> R) -> R {
+    super::isolate::with(|i| f(&i.feed))
 }
 
 /// Drops the isolate's copy of the feed (after this isolate put a new item into it).
 pub(super) fn feed_changed() {
-    FEED.with(|f| f.borrow_mut().invalidate());
+    feed_copy(|f| f.borrow_mut().invalidate());
 }
 
 /// The newest feed entries: the isolate's copy while it is fresh, else from the feed object.
 async fn feed(env: &Env, now: u64) -> Result<Rc<Vec<FeedEntry>>, EdgeError> {
     let ttl = inbox::feed_ttl_ms(super::notify::lookup(env, "INBOX_FEED_SECONDS").as_deref())
         .map_err(EdgeError::Config)?;
-    if let Some(entries) = FEED.with(|f| f.borrow().fresh(now, ttl)) {
+    if let Some(entries) = feed_copy(|f| f.borrow().fresh(now, ttl)) {
         return Ok(entries);
     }
     let call = json!({"limit": inbox::FEED_SCAN});
@@ -121,7 +122,7 @@ async fn feed(env: &Env, now: u64) -> Result<Rc<Vec<FeedEntry>>, EdgeError> {
         .flatten()
         .filter_map(inbox::feed_entry)
         .collect();
-    Ok(FEED.with(|f| f.borrow_mut().put(entries, now)))
+    Ok(feed_copy(|f| f.borrow_mut().put(entries, now)))
 }
 
 async fn read(

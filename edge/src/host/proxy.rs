@@ -29,15 +29,15 @@ use crate::live::Active;
 use crate::proxy::ProxyCounters;
 use crate::{httpcache, identity, metrics, proxy, split};
 
-thread_local! {
-    /// Per-isolate proxy counters (requests per origin, stable retries) for `/__edge/status`:
-    /// what this one isolate did, next to the deployment-wide metrics of the metrics store.
-    static COUNTERS: RefCell<ProxyCounters> = RefCell::new(ProxyCounters::default());
+/// Per-isolate proxy counters (requests per origin, stable retries) for `/__edge/status`:
+/// what this one isolate did, next to the deployment-wide metrics of the metrics store.
+fn counts<R>(f: impl FnOnce(&RefCell<ProxyCounters>) -> R) -> R {
+    super::isolate::with(|i| f(&i.proxy))
 }
 
 /// A copy of the counters.
 pub fn counters() -> serde_json::Value {
-    COUNTERS.with(|c| serde_json::to_value(&*c.borrow()).unwrap_or_default())
+    counts(|c| serde_json::to_value(&*c.borrow()).unwrap_or_default())
 }
 
 /// Proxies a visitor's request to the origin the route table picks for them, through the
@@ -149,7 +149,7 @@ pub async fn handle(
         retried,
         cache: cache_status,
     } = served?;
-    COUNTERS.with(|c| c.borrow_mut().count(&origin, retried));
+    counts(|c| c.borrow_mut().count(&origin, retried));
 
     // 6. Bootstrap, after the cache, so stored objects stay variant-pure.
     let mut res = match (&flags_tag, &active) {
