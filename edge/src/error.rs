@@ -56,6 +56,10 @@ pub enum EdgeError {
     /// The origin could not be reached.
     #[error("origin unreachable: {0}")]
     OriginUnreachable(String),
+    /// The control worker (admin API, dashboard, notifications) could not be reached from
+    /// the request worker; the visitor's path does not depend on it.
+    #[error("control plane unavailable: {0}")]
+    ControlUnavailable(String),
     /// A platform call (KV, Cache, fetch plumbing) failed.
     #[error("internal error: {0}")]
     Internal(String),
@@ -77,6 +81,7 @@ impl EdgeError {
             EdgeError::PayloadTooLarge(_) => 413,
             EdgeError::RateLimited(_) => 429,
             EdgeError::OriginUnreachable(_) => 502,
+            EdgeError::ControlUnavailable(_) => 503,
             EdgeError::NoFlagSet(_) | EdgeError::Config(_) | EdgeError::Internal(_) => 500,
         }
     }
@@ -96,6 +101,7 @@ impl EdgeError {
             EdgeError::PreconditionFailed { .. } => "VERSION_MISMATCH",
             EdgeError::RateLimited(_) => "RATE_LIMITED",
             EdgeError::OriginUnreachable(_) => "ORIGIN_UNREACHABLE",
+            EdgeError::ControlUnavailable(_) => "CONTROL_UNAVAILABLE",
             EdgeError::NoFlagSet(_) | EdgeError::Config(_) | EdgeError::Internal(_) => "GENERAL",
         }
     }
@@ -149,6 +155,11 @@ mod tests {
                 EdgeError::OriginUnreachable("x".into()),
                 502,
                 "ORIGIN_UNREACHABLE",
+            ),
+            (
+                EdgeError::ControlUnavailable("x".into()),
+                503,
+                "CONTROL_UNAVAILABLE",
             ),
             (EdgeError::NoFlagSet("x".into()), 500, "GENERAL"),
             (EdgeError::Config("x".into()), 500, "GENERAL"),

@@ -189,7 +189,7 @@ export function controlConfig(persistDir, vars, edit = (text) => text) {
  * Starts origin + edge (the request worker and the control worker in one `wrangler dev`). Options: `seed` (KV key → file path or string value; default seeds
  * `flags` with the demo flag set), `vars` (extra worker vars).
  */
-export async function startStack({ seed = { flags: { path: DEMO_FLAGS } }, vars = {} } = {}) {
+export async function startStack({ seed = { flags: { path: DEMO_FLAGS } }, vars = {}, control: withControl = true } = {}) {
   requireBuilt();
   mkdirSync(join(ROOT, '.wrangler'), { recursive: true });
   const persistDir = mkdtempSync(join(ROOT, '.wrangler', 'e2e-'));
@@ -232,11 +232,14 @@ export async function startStack({ seed = { flags: { path: DEMO_FLAGS } }, vars 
     const port = await freePort();
     const inspector = await freePort();
     const child = startChild(WRANGLER, [
-      'dev', '--config', NOBUILD_CONFIG, '--config', control, '--local', '--ip', '127.0.0.1', '--port', String(port),
+      'dev', '--config', NOBUILD_CONFIG, ...(withControl ? ['--config', control] : []), '--local', '--ip', '127.0.0.1', '--port', String(port),
       '--inspector-port', String(inspector), '--persist-to', persistDir,
       '--show-interactive-dev-session=false', '--log-level', process.env.EDGEFLAGS_E2E_LOG_LEVEL || 'warn', '--test-scheduled',
       ...Object.entries(allVars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
-    ], { cwd: ROOT, env: offlineEnv });
+      // A dev registry of the stack's own: wrangler dev resolves a service or Durable Object
+      // binding whose worker it does not run itself through the machine's registry, so another
+      // stack's (or a developer's `make dev`) control worker would otherwise answer for this one.
+    ], { cwd: ROOT, env: { ...offlineEnv, WRANGLER_REGISTRY_PATH: join(persistDir, 'registry') } });
     return { child, url: `http://127.0.0.1:${port}` };
   };
   const portTaken = (child) => child.log.some((l) => l.includes('Address already in use'));

@@ -74,3 +74,36 @@ describe('request worker and control worker', () => {
     assert.ok(size('build') < size('build-control') * 0.7, `${size('build')} vs ${size('build-control')}`);
   });
 });
+
+describe('the visitor\'s path without the control worker', () => {
+  // Only the request worker runs: its Durable Object bindings and its service binding point
+  // at a worker that is not there (as when the control worker fails or is being redeployed).
+  let alone;
+  before(async () => {
+    alone = await startStack({ control: false });
+  });
+  after(() => alone?.stop());
+
+  test('proxied requests and OFREP are answered from the KV replica; /status says the writer is unreachable', async () => {
+    const page = await fetch(`${alone.edgeUrl}/api/version`);
+    assert.equal(page.status, 200);
+    await page.arrayBuffer();
+    const res = await fetch(`${alone.edgeUrl}/ofrep/v1/evaluate/flags/new-checkout`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ context: { targetingKey: 'alone-1', email: 'ann@example.com' } }),
+    });
+    assert.equal(res.status, 200);
+    assert.equal((await res.json()).reason, 'TARGETING_MATCH');
+    const status = await (await fetch(`${alone.edgeUrl}/__edge/status`)).json();
+    assert.equal(status.isolate.controlPlane.writerReachable, false, JSON.stringify(status.isolate));
+  });
+
+  test('the control plane\'s endpoints answer 503, and nothing the visitor does waits on them', async () => {
+    const admin = await fetch(`${alone.edgeUrl}/__edge/flags`, { headers: { authorization: `Bearer ${alone.adminToken}` } });
+    assert.equal(admin.status, 503);
+    await admin.arrayBuffer();
+    const health = await fetch(`${alone.edgeUrl}/__edge/health`);
+    assert.equal(health.status, 200);
+  });
+});
