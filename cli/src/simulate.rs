@@ -1,5 +1,5 @@
 //! `edgeflags rollout simulate`: runs a flag's rollout plan many times against synthetic
-//! traffic through the edge's own decision code (`edgeflags_edge::rollout::{plans, decide,
+//! traffic through the edge's own decision code (`edgeflags_edge::measure::rollout::{plans, decide,
 //! apply}`), one decision per simulated minute as the cron trigger makes them, and reports
 //! how often the plan completes, rolls back or advances past its first stage.
 //!
@@ -14,8 +14,8 @@
 //! for such plans, so other plans' outputs stay the same for a seed. The randomness is a
 //! SplitMix64 stream per run, so a seed gives the same output on every machine.
 
-use edgeflags_edge::metrics::{bucket, LATENCY_BOUNDS_MS};
-use edgeflags_edge::rollout::{self, Arm, Decision, Plan, State};
+use edgeflags_edge::measure::metrics::{bucket, LATENCY_BOUNDS_MS};
+use edgeflags_edge::measure::rollout::{self, Arm, Decision, Plan, State};
 use serde_json::{json, Value};
 
 /// What to simulate.
@@ -172,7 +172,7 @@ fn traffic(arm: &mut Arm, visitors: u64, error_rate: f64, latency_ms: f64, rng: 
 /// arm (where the controller puts the channel counts of the stage).
 fn deliveries(arm: &mut Arm, visitors: u64, success: f64, rng: &mut Rng) {
     if arm.deliveries.is_empty() {
-        arm.deliveries = edgeflags_edge::metrics::by_channel([]);
+        arm.deliveries = edgeflags_edge::measure::metrics::by_channel([]);
     }
     let Some(push) = arm.deliveries.iter_mut().find(|c| c.channel == "push") else {
         return;

@@ -1,7 +1,7 @@
 //! Worker configuration read from `[vars]` (wrangler.toml / `--var`), validated once per isolate.
 
 use crate::error::EdgeError;
-use crate::identity;
+use crate::traffic::identity;
 
 /// Default path prefix of the edge's own endpoints (status now, admin API later).
 pub const DEFAULT_ADMIN_PREFIX: &str = "/__edge";
@@ -47,7 +47,7 @@ pub struct Config {
     pub identity_keys: identity::Keys,
     /// Server callers allowed to evaluate for a `targetingKey` of their own choosing that
     /// still counts as an experiment unit (secret `EVALUATION_KEYS`, `name:key,…`).
-    pub evaluation_keys: crate::admin::Tokens,
+    pub evaluation_keys: crate::flags::admin::Tokens,
     /// Path prefixes of the origins' own control endpoints, never proxied (`PRIVATE_PATHS`,
     /// comma-separated; default `/__origin/`): a visitor must not reach a fault switch.
     pub private_paths: Vec<String>,
@@ -127,8 +127,8 @@ impl Config {
             identity,
             cors,
             bootstrap,
-            history_limit: limit("HISTORY_LIMIT", crate::store::DEFAULT_HISTORY_LIMIT)?,
-            audit_limit: limit("AUDIT_LIMIT", crate::store::DEFAULT_AUDIT_LIMIT)?,
+            history_limit: limit("HISTORY_LIMIT", crate::flags::store::DEFAULT_HISTORY_LIMIT)?,
+            audit_limit: limit("AUDIT_LIMIT", crate::flags::store::DEFAULT_AUDIT_LIMIT)?,
             routes_key: get("ROUTES_KEY")
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "routes".into()),
@@ -151,7 +151,10 @@ impl Config {
                 .collect(),
             identity_keys: identity::Keys::parse(get("IDENTITY_KEYS").as_deref())
                 .map_err(EdgeError::Config)?,
-            evaluation_keys: crate::admin::Tokens::parse(get("EVALUATION_KEYS").as_deref(), None)?,
+            evaluation_keys: crate::flags::admin::Tokens::parse(
+                get("EVALUATION_KEYS").as_deref(),
+                None,
+            )?,
             jwt_rules: crate::jwt::Rules {
                 issuer: get("JWT_ISSUER").filter(|s| !s.trim().is_empty()),
                 audience: get("JWT_AUDIENCE").filter(|s| !s.trim().is_empty()),
@@ -185,7 +188,7 @@ impl Config {
 /// A configured origin, checked by the same rule as the route table's (the message names
 /// the variable, never its value).
 fn normalise_origin(name: &str, url: &str) -> Result<String, EdgeError> {
-    crate::split::check_origin(url).map_err(|m| EdgeError::Config(format!("{name} {m}")))
+    crate::traffic::split::check_origin(url).map_err(|m| EdgeError::Config(format!("{name} {m}")))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::identity::hmac_sha256;
+use crate::traffic::identity::hmac_sha256;
 
 /// The user's plan: what a healthy stage looks like.
 pub const TARGET_P99_MS: f64 = 200.0;
@@ -132,7 +132,7 @@ pub struct SigninGate {
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SigninFailures {
-    pub records: Vec<crate::store::AuditRecord>,
+    pub records: Vec<crate::flags::store::AuditRecord>,
     /// Failed sign-ins ever recorded.
     pub total: u64,
     /// Attempts refused by the limit (not recorded one by one).
@@ -172,10 +172,10 @@ pub fn signin_failed(window: Option<Window>, now_ms: u64) -> Window {
 
 /// The audit record of a failed sign-in: who is "anonymous" and the client's address, with
 /// the token name tried when it is a known one.
-pub fn signin_record(attempt: &SigninAttempt, now_ms: u64) -> crate::store::AuditRecord {
+pub fn signin_record(attempt: &SigninAttempt, now_ms: u64) -> crate::flags::store::AuditRecord {
     let client: String = attempt.client.chars().take(64).collect();
     let reason = clip(&attempt.reason, SIGNIN_REASON_CHARS);
-    crate::store::AuditRecord {
+    crate::flags::store::AuditRecord {
         at_ms: now_ms,
         actor: format!("anonymous ({client})"),
         action: "sign-in failed".into(),
@@ -275,7 +275,8 @@ impl Access {
             .filter(|h| !h.is_empty())
             .map(str::to_owned)
             .or_else(|| {
-                crate::identity::cookie_value(cookies?, "CF_Authorization").map(str::to_owned)
+                crate::traffic::identity::cookie_value(cookies?, "CF_Authorization")
+                    .map(str::to_owned)
             })
     }
 
@@ -330,7 +331,7 @@ pub struct Health {
 }
 
 /// One (flag, variant)'s counts summed over a window of the metrics store's timeline.
-pub type WindowCounts = (String, String, crate::metrics::Counts);
+pub type WindowCounts = (String, String, crate::measure::metrics::Counts);
 
 /// The overview's per-variant rows: each flag variant's health over the last hour and the
 /// last day (from the timeline, so a canary that was rolled back stops failing once its bad
@@ -359,8 +360,8 @@ pub fn variant_windows(hour: &[WindowCounts], day: &[WindowCounts]) -> Vec<Healt
 }
 
 /// A row from counts: error rate, p99 and cache hit ratio (none when nothing was counted).
-pub fn health_of(name: String, c: &crate::metrics::Counts) -> Health {
-    let s = crate::metrics::summarise(0, c);
+pub fn health_of(name: String, c: &crate::measure::metrics::Counts) -> Health {
+    let s = crate::measure::metrics::summarise(0, c);
     Health {
         name,
         requests: s.requests,
@@ -521,7 +522,7 @@ pub struct Page {
     /// Recent rollout decisions.
     pub decisions: Value,
     /// Notification outcomes per channel, per window ("last hour", "last day").
-    pub notifications: Vec<(String, Vec<crate::metrics::ChannelDeliveries>)>,
+    pub notifications: Vec<(String, Vec<crate::measure::metrics::ChannelDeliveries>)>,
     /// The first [`MAX_ROLLOUTS`] plans' current gate values.
     pub rollouts: Vec<RolloutView>,
     /// Audit records, newest first (changes and failed sign-ins).
@@ -572,9 +573,9 @@ pub struct RolloutView {
 /// The gate values of one plan's current stage, from the treatment arm's counts since the
 /// stage began — what `rollout::decide` reads, against what it compares them with.
 pub fn rollout_view(
-    plan: &crate::rollout::Plan,
-    state: &crate::rollout::State,
-    treatment: &crate::rollout::Arm,
+    plan: &crate::measure::rollout::Plan,
+    state: &crate::measure::rollout::State,
+    treatment: &crate::measure::rollout::Arm,
     bounds_ms: &[f64],
     now_ms: u64,
 ) -> RolloutView {
@@ -626,7 +627,7 @@ pub fn rollout_view(
         pending: "not yet",
     });
     if let Some(max) = plan.max_p99_ms {
-        let p99 = crate::stats::quantile(bounds_ms, &treatment.latency, 0.99);
+        let p99 = crate::measure::stats::quantile(bounds_ms, &treatment.latency, 0.99);
         gates.push(GateRow {
             gate: "p99 latency",
             value: p99.map_or("—".into(), |v| format!("{v:.0} ms")),
@@ -944,7 +945,9 @@ fn weights(flag: &Value) -> String {
 
 /// Notification delivery per channel and window: every outcome counted, and the delivery
 /// success ratio (`ChannelDeliveries::success_ratio`) against the plan's target.
-fn notifications_table(windows: &[(String, Vec<crate::metrics::ChannelDeliveries>)]) -> String {
+fn notifications_table(
+    windows: &[(String, Vec<crate::measure::metrics::ChannelDeliveries>)],
+) -> String {
     let mut out = format!(
         "<h3 id=\"notifications\">Notification delivery</h3><p>Delivery success = delivered / \
          (delivered + failed); gone, retried and dropped are counted but are not verdicts on the \
@@ -965,7 +968,9 @@ fn notifications_table(windows: &[(String, Vec<crate::metrics::ChannelDeliveries
                 .shown()
                 .into_iter()
                 .filter(|(o, n)| {
-                    *n > 0 && *o != crate::metrics::DELIVERED && *o != crate::metrics::FAILED
+                    *n > 0
+                        && *o != crate::measure::metrics::DELIVERED
+                        && *o != crate::measure::metrics::FAILED
                 })
                 .map(|(o, n)| format!("{} {n}", esc(o)))
                 .collect();
@@ -974,8 +979,8 @@ fn notifications_table(windows: &[(String, Vec<crate::metrics::ChannelDeliveries
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} {}</td></tr>",
                 esc(window),
                 esc(&c.channel),
-                c.get(crate::metrics::DELIVERED),
-                c.get(crate::metrics::FAILED),
+                c.get(crate::measure::metrics::DELIVERED),
+                c.get(crate::measure::metrics::FAILED),
                 if other.is_empty() {
                     "—".into()
                 } else {
@@ -1651,7 +1656,7 @@ mod tests {
 
     #[test]
     fn per_variant_rows_cover_the_last_hour_and_day_not_all_time() {
-        use crate::metrics::{Counts, LATENCY_BOUNDS_MS};
+        use crate::measure::metrics::{Counts, LATENCY_BOUNDS_MS};
         let counts = |requests, errors| Counts {
             requests,
             errors,
@@ -1702,8 +1707,8 @@ mod tests {
 
     #[test]
     fn a_rollout_shows_its_gate_values_against_their_thresholds_and_time_in_stage() {
-        use crate::metrics::{ChannelDeliveries, LATENCY_BOUNDS_MS};
-        use crate::rollout::{plans, Arm};
+        use crate::measure::metrics::{ChannelDeliveries, LATENCY_BOUNDS_MS};
+        use crate::measure::rollout::{plans, Arm};
         let doc = json!({"flags": {"backend": {
         "state": "ENABLED", "defaultVariant": "v1",
         "variants": {"v1": "a", "v2": "b"},
@@ -1776,7 +1781,7 @@ mod tests {
 
     #[test]
     fn notification_delivery_per_channel_against_the_target() {
-        use crate::metrics::ChannelDeliveries;
+        use crate::measure::metrics::ChannelDeliveries;
         let channel = |name: &str, outcomes: &[(&str, u64)]| {
             let mut c = ChannelDeliveries {
                 channel: name.into(),

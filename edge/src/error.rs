@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::live::Finding;
+use crate::flags::live::Finding;
 
 /// Everything that can go wrong while the edge answers a request.
 /// Serialisable, because the control-plane writer (a Durable Object) sends it back to the

@@ -1,31 +1,15 @@
 //! edgeflags edge worker: entry point and router. Handlers stay small; policy lives in the
 //! plain-Rust modules below, which build and test natively.
 
-pub mod admin;
-pub mod bootstrap;
 pub mod config;
-pub mod control;
-pub mod cors;
 pub mod dashboard;
 pub mod error;
-pub mod experiments;
-pub mod header_edits;
-mod headscan;
+pub mod flags;
 pub mod httpcache;
-pub mod identity;
 pub mod jwt;
-pub mod live;
-pub mod metrics;
+pub mod measure;
 pub mod notify;
-pub mod ofrep;
-pub mod passmemory;
-pub mod plane;
-pub mod proxy;
-pub mod rollout;
-pub mod security;
-pub mod split;
-pub mod stats;
-pub mod store;
+pub mod traffic;
 
 #[cfg(target_arch = "wasm32")]
 mod host;
@@ -46,7 +30,7 @@ mod entry {
     use crate::config::Config;
     use crate::error::EdgeError;
     use crate::host;
-    use crate::security::Policy;
+    use crate::traffic::security::Policy;
 
     /// Settings parsed once per isolate (`host/isolate.rs`).
     fn settings<R>(f: impl FnOnce(&RefCell<host::isolate::Settings>) -> R) -> R {
@@ -87,7 +71,7 @@ mod entry {
         let (res, own) = match route(req, &env, &ctx).await {
             // workers-rs panics converting a status outside 200..=599 into a JS Response:
             // whatever produced one, the visitor gets a clean 502 instead.
-            Ok((res, _)) if !crate::proxy::sendable_status(res.status_code()) => {
+            Ok((res, _)) if !crate::traffic::proxy::sendable_status(res.status_code()) => {
                 let status = res.status_code();
                 worker::console_error!("refusing to send status {status}");
                 let err = EdgeError::OriginUnreachable(format!("unusable status {status}"));
@@ -184,66 +168,67 @@ mod entry {
             }
             None => return proxied(req),
         };
-        // The request worker hands the control plane's endpoints on (`crate::plane`).
+        // The request worker hands the control plane's endpoints on (`crate::traffic::plane`).
         #[cfg(not(feature = "control"))]
-        if crate::plane::plane_of(&sub) == crate::plane::Plane::Control {
+        if crate::traffic::plane::plane_of(&sub) == crate::traffic::plane::Plane::Control {
             return (
                 Box::pin(async move { host::forward::to_control(req, env, &config).await }),
                 true,
             );
         }
-        let answer: Answer<'a> =
-            match sub.as_str() {
-                "/health" => Box::pin(std::future::ready(host::json(
-                    &serde_json::json!({"ok": true, "edge": crate::proxy::EDGE_HEADER_VALUE}),
-                ))),
-                // Public and cheap, but not free: rate-limited like the other public endpoints.
-                "/status" => Box::pin(async move {
-                    host::rate_limit(env, &req, "public").await?;
-                    status(env, &config).await
-                }),
-                "/client-flags" => Box::pin(async move {
-                    host::rate_limit(env, &req, "public").await?;
-                    client_flags(&req, env, &config).await
-                }),
-                // Clients report conversions here without an admin token (rate-limited).
-                "/events" => Box::pin(async move {
-                    host::rate_limit(env, &req, "ofrep").await?;
-                    host::events::handle(req, env, &config, ctx).await
-                }),
-                #[cfg(feature = "control")]
-                // The dashboard signs in with the admin token and keeps a session of its own.
-                s if s == "/dashboard" || s.starts_with("/dashboard/") => Box::pin(async move {
+        let answer: Answer<'a> = match sub.as_str() {
+            "/health" => Box::pin(std::future::ready(host::json(
+                &serde_json::json!({"ok": true, "edge": crate::traffic::proxy::EDGE_HEADER_VALUE}),
+            ))),
+            // Public and cheap, but not free: rate-limited like the other public endpoints.
+            "/status" => Box::pin(async move {
+                host::rate_limit(env, &req, "public").await?;
+                status(env, &config).await
+            }),
+            "/client-flags" => Box::pin(async move {
+                host::rate_limit(env, &req, "public").await?;
+                client_flags(&req, env, &config).await
+            }),
+            // Clients report conversions here without an admin token (rate-limited).
+            "/events" => Box::pin(async move {
+                host::rate_limit(env, &req, "ofrep").await?;
+                host::events::handle(req, env, &config, ctx).await
+            }),
+            #[cfg(feature = "control")]
+            // The dashboard signs in with the admin token and keeps a session of its own.
+            s if s == "/dashboard" || s.starts_with("/dashboard/") => Box::pin(async move {
+                host::rate_limit(env, &req, "admin").await?;
+                let rest = sub["/dashboard".len()..].to_owned();
+                host::dashboard::handle(req, env, &config, &rest).await
+            }),
+            #[cfg(feature = "control")]
+            // Web Push (issue 16): public subscriptions (rate-limited inside), admin sending.
+            s if s.starts_with("/push/") => {
+                Box::pin(async move { host::notify::public(req, env, &config, &sub).await })
+            }
+            #[cfg(feature = "control")]
+            // The in-app inbox (issue 16): public, the visitor's own (rate-limited inside).
+            s if s == "/inbox" || s.starts_with("/inbox/") => {
+                Box::pin(
+                    async move { host::notify_inbox::handle(req, env, &config, ctx, &sub).await },
+                )
+            }
+            #[cfg(feature = "control")]
+            s if s == "/notifications" || s.starts_with("/notifications/") => {
+                Box::pin(async move {
                     host::rate_limit(env, &req, "admin").await?;
-                    let rest = sub["/dashboard".len()..].to_owned();
-                    host::dashboard::handle(req, env, &config, &rest).await
-                }),
-                #[cfg(feature = "control")]
-                // Web Push (issue 16): public subscriptions (rate-limited inside), admin sending.
-                s if s.starts_with("/push/") => {
-                    Box::pin(async move { host::notify::public(req, env, &config, &sub).await })
-                }
-                #[cfg(feature = "control")]
-                // The in-app inbox (issue 16): public, the visitor's own (rate-limited inside).
-                s if s == "/inbox" || s.starts_with("/inbox/") => Box::pin(async move {
-                    host::notify_inbox::handle(req, env, &config, ctx, &sub).await
-                }),
-                #[cfg(feature = "control")]
-                s if s == "/notifications" || s.starts_with("/notifications/") => {
-                    Box::pin(async move {
-                        host::rate_limit(env, &req, "admin").await?;
-                        host::notify::admin(req, env, &config, &sub).await
-                    })
-                }
-                #[cfg(feature = "control")]
-                _ => Box::pin(async move {
-                    host::rate_limit(env, &req, "admin").await?;
-                    host::admin::handle(req, env, &config, ctx, &sub).await
-                }),
-                // Not reached: `plane_of` sent everything else to the control worker.
-                #[cfg(not(feature = "control"))]
-                _ => Box::pin(std::future::ready(Err(EdgeError::NotFound(path)))),
-            };
+                    host::notify::admin(req, env, &config, &sub).await
+                })
+            }
+            #[cfg(feature = "control")]
+            _ => Box::pin(async move {
+                host::rate_limit(env, &req, "admin").await?;
+                host::admin::handle(req, env, &config, ctx, &sub).await
+            }),
+            // Not reached: `plane_of` sent everything else to the control worker.
+            #[cfg(not(feature = "control"))]
+            _ => Box::pin(std::future::ready(Err(EdgeError::NotFound(path)))),
+        };
         (answer, true)
     }
 
@@ -309,16 +294,18 @@ mod entry {
         }
         let active = host::flags::current(env, config).await?;
         let etag = format!("\"{}\"", active.version);
-        let res =
-            if crate::ofrep::if_none_match(host::header(req, "if-none-match").as_deref(), &etag) {
-                Response::empty().map_err(host::internal)?.with_status(304)
-            } else {
-                let res = Response::ok(active.client_document.clone()).map_err(host::internal)?;
-                res.headers()
-                    .set("content-type", "application/json")
-                    .map_err(host::internal)?;
-                res
-            };
+        let res = if crate::flags::ofrep::if_none_match(
+            host::header(req, "if-none-match").as_deref(),
+            &etag,
+        ) {
+            Response::empty().map_err(host::internal)?.with_status(304)
+        } else {
+            let res = Response::ok(active.client_document.clone()).map_err(host::internal)?;
+            res.headers()
+                .set("content-type", "application/json")
+                .map_err(host::internal)?;
+            res
+        };
         res.headers().set("etag", &etag).map_err(host::internal)?;
         res.headers()
             .set("cache-control", "no-cache")
@@ -330,7 +317,7 @@ mod entry {
     async fn status(env: &Env, config: &Config) -> std::result::Result<Response, EdgeError> {
         let current = host::flags::current(env, config).await;
         host::json(&serde_json::json!({
-            "edge": crate::proxy::EDGE_HEADER_VALUE,
+            "edge": crate::traffic::proxy::EDGE_HEADER_VALUE,
             "flagsKey": config.flags_key,
             // Whether visitor ids are signed (IDENTITY_KEYS): without it, ids can be chosen
             // and anonymous traffic counts as experiment units.

@@ -216,7 +216,7 @@ export async function startStack({ seed = { flags: { path: DEMO_FLAGS } }, vars 
     CANARY_ORIGIN_URL: `http://${listening.v2}`,
     ADMIN_TOKEN,
     // Every request re-checks KV, so a test's hand-written KV change is seen at once
-    // (the refresh interval itself is unit-tested in edge/src/live.rs).
+    // (the refresh interval itself is unit-tested in edge/src/flags/live.rs).
     REFRESH_SECONDS: '0',
     // Unsigned visitor ids unless a test asks for signing: a developer's .dev.vars (which
     // scripts/dev.sh fills, and wrangler reads beside the derived config) must not change

@@ -6,11 +6,11 @@ use worker::{Context, Env, Method, Request, Response};
 
 use super::control;
 use super::{header, internal, json};
-use crate::admin::{self, FeatureToggle, FlagPatch};
 use crate::config::Config;
-use crate::control::Command;
 use crate::error::EdgeError;
-use crate::store;
+use crate::flags::admin::{self, FeatureToggle, FlagPatch};
+use crate::flags::control::Command;
+use crate::flags::store;
 
 /// Handles `{prefix}{sub}` for an admin request.
 pub async fn handle(

@@ -17,10 +17,12 @@ use crate::error::EdgeError;
 use crate::httpcache::{
     self, CacheStatus, Lookup, OnError, RequestPolicy, META_STATUS, META_STORED_AT,
 };
-use crate::split::{RouteTable, Target};
+use crate::traffic::split::{RouteTable, Target};
 
-/// Keys this isolate passes without a lookup (see [`crate::passmemory`]; `host/isolate.rs`).
-fn pass_memory<R>(f: impl FnOnce(&std::cell::RefCell<crate::passmemory::PassMemory>) -> R) -> R {
+/// Keys this isolate passes without a lookup (see [`crate::traffic::passmemory`]; `host/isolate.rs`).
+fn pass_memory<R>(
+    f: impl FnOnce(&std::cell::RefCell<crate::traffic::passmemory::PassMemory>) -> R,
+) -> R {
     super::isolate::with(|i| f(&i.pass))
 }
 
@@ -387,7 +389,7 @@ pub fn invalidate(
     request_url: &str,
     res_headers: &[(String, String)],
     table: &RouteTable,
-    active: Option<&crate::live::Active>,
+    active: Option<&crate::flags::live::Active>,
 ) {
     let keys: Vec<String> = httpcache::invalidation_targets(request_url, res_headers)
         .iter()
@@ -413,7 +415,7 @@ pub async fn pass(
     req: &Request,
     url: &worker::Url,
     upstream: Upstream,
-    (table, active): (&RouteTable, Option<&crate::live::Active>),
+    (table, active): (&RouteTable, Option<&crate::flags::live::Active>),
 ) -> Result<Served, EdgeError> {
     let body = req.inner().body().map(JsValue::from);
     let fetched = upstream.fetch(body, &[]).await;

@@ -6,10 +6,10 @@ use serde::Serialize;
 use worker::Env;
 
 use crate::config::Config;
-#[cfg(feature = "control")]
-use crate::control::{self, Answer, Audit, Command, Versions};
-use crate::control::{HeadAnswer, HeadQuery};
 use crate::error::EdgeError;
+#[cfg(feature = "control")]
+use crate::flags::control::{self, Answer, Audit, Command, Versions};
+use crate::flags::control::{HeadAnswer, HeadQuery};
 
 /// Durable Object binding of the writer (`[[durable_objects.bindings]]`; the request worker's
 /// names the control worker's class with `script_name`).

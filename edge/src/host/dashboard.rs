@@ -7,11 +7,11 @@ use worker::{Env, Method, Request, Response};
 
 use super::{control, header, internal, now_ms};
 use crate::config::Config;
-use crate::control::Command;
 use crate::dashboard::{self as page, Health};
 use crate::error::EdgeError;
+use crate::flags::control::Command;
 use crate::jwt::JwtError;
-use crate::metrics::{Totals, LATENCY_BOUNDS_MS};
+use crate::measure::metrics::{Totals, LATENCY_BOUNDS_MS};
 
 /// Handles `{prefix}/dashboard{rest}`.
 pub async fn handle(
@@ -29,7 +29,7 @@ pub async fn handle(
     let now_s = now_ms() / 1000;
     let session_value = header(&req, "cookie")
         .as_deref()
-        .and_then(|c| crate::identity::cookie_value(c, page::COOKIE).map(str::to_owned));
+        .and_then(|c| crate::traffic::identity::cookie_value(c, page::COOKIE).map(str::to_owned));
     let actor = session_value
         .as_deref()
         .and_then(|v| page::open_session(v, &key, now_s));
@@ -366,7 +366,7 @@ async fn gather(
             },
         )
         .await?;
-        experiments.push(crate::experiments::result(spec, &arms));
+        experiments.push(crate::measure::experiments::result(spec, &arms));
     }
     let more_experiments = active
         .experiments
@@ -379,20 +379,20 @@ async fn gather(
     let (_, document) = control::document(env, config)
         .await?
         .unwrap_or_else(|| (String::new(), "{}".into()));
-    use crate::metrics::Resolution;
+    use crate::measure::metrics::Resolution;
     let hour =
         super::metrics_api::timeline_points(env, Resolution::Minute, 3_600_000, None, None).await?;
     let day =
         super::metrics_api::timeline_points(env, Resolution::Hour, 24 * 3_600_000, None, None)
             .await?;
     // The plan's windows first, then the totals per flag variant.
-    let window = |name: &str, points: &[crate::metrics::Point]| {
-        let mut sum = crate::metrics::Counts {
+    let window = |name: &str, points: &[crate::measure::metrics::Point]| {
+        let mut sum = crate::measure::metrics::Counts {
             latency: vec![0; LATENCY_BOUNDS_MS.len() + 1],
             ..Default::default()
         };
         points.iter().for_each(|p| sum.add(&p.counts));
-        let s = crate::metrics::summarise(0, &sum);
+        let s = crate::measure::metrics::summarise(0, &sum);
         Health {
             name: name.to_owned(),
             requests: s.requests,
@@ -403,7 +403,7 @@ async fn gather(
     };
     let mut rows = vec![window("last hour", &hour), window("last day", &day)];
     // Per flag variant over the same two windows: two more metrics-store calls.
-    let series = |resolution, window_ms: u64| crate::metrics::TimelineQuery {
+    let series = |resolution, window_ms: u64| crate::measure::metrics::TimelineQuery {
         resolution,
         since_ms: now_ms().saturating_sub(window_ms),
         flag: None,
@@ -469,7 +469,7 @@ async fn gather(
     // plan with the delivery gate (bounded like the experiments).
     let mut rollouts = Vec::new();
     let now = now_ms();
-    for (plan, state) in crate::rollout::plans(&parsed)
+    for (plan, state) in crate::measure::rollout::plans(&parsed)
         .unwrap_or_default()
         .into_iter()
         .take(page::MAX_ROLLOUTS)
@@ -477,7 +477,7 @@ async fn gather(
         let epoch = parsed
             .get("flags")
             .and_then(|f| f.get(&plan.flag))
-            .map(crate::metrics::epoch)
+            .map(crate::measure::metrics::epoch)
             .unwrap_or_default();
         let arms: Vec<super::metrics::ArmCounts> = super::metrics::call(
             env,
@@ -540,8 +540,8 @@ async fn gather(
 /// Since the metrics store began (the timeline keeps no origin): all traffic, and per origin
 /// the requests no flag routed.
 fn health(totals: &Totals) -> Vec<Health> {
-    let mut rows: Vec<(String, crate::metrics::Counts)> = Vec::new();
-    let mut all = crate::metrics::Counts {
+    let mut rows: Vec<(String, crate::measure::metrics::Counts)> = Vec::new();
+    let mut all = crate::measure::metrics::Counts {
         latency: vec![0; LATENCY_BOUNDS_MS.len() + 1],
         ..Default::default()
     };

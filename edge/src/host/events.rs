@@ -77,9 +77,13 @@ pub async fn handle(
             .and_then(Value::as_f64);
         // A conversion counts only for a unit the edge can vouch for: the caller's own
         // identity or an API-keyed server's; other events still count in the totals.
-        let unit =
-            crate::identity::counted_unit(Some(&key), &visitor, api_caller, &config.identity_keys)
-                .map(crate::metrics::unit_id);
+        let unit = crate::traffic::identity::counted_unit(
+            Some(&key),
+            &visitor,
+            api_caller,
+            &config.identity_keys,
+        )
+        .map(crate::measure::metrics::unit_id);
         match by_unit.iter_mut().find(|(u, _)| *u == unit) {
             Some((_, list)) => list.push((name.to_owned(), value)),
             None => by_unit.push((unit, vec![(name.to_owned(), value)])),
@@ -101,7 +105,7 @@ pub async fn handle(
     };
     for (_, list) in &mut by_unit {
         for (name, _) in list.iter_mut() {
-            *name = crate::metrics::event_series(name, is_declared).to_owned();
+            *name = crate::measure::metrics::event_series(name, is_declared).to_owned();
         }
     }
     if enabled(env) {

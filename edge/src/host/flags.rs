@@ -11,11 +11,11 @@ use worker::Env;
 
 use super::{internal, kv, now_ms};
 use crate::config::Config;
-use crate::control::HeadQuery;
 use crate::error::EdgeError;
-use crate::live::{Active, LiveFlags, Problem, Refresh};
-use crate::split::{RouteTable, Routes};
-use crate::store::{self, Keys};
+use crate::flags::control::HeadQuery;
+use crate::flags::live::{Active, LiveFlags, Problem, Refresh};
+use crate::flags::store::{self, Keys};
+use crate::traffic::split::{RouteTable, Routes};
 
 /// What this module keeps per isolate, in one place: the flag set, where its last check got
 /// its answer, the route table and the purge records.
@@ -170,11 +170,11 @@ pub fn status_snapshot() -> serde_json::Value {
                 "documentVersion": a.set.metadata().get("version"),
                 "flags": a.set.len(),
                 "loadedAtMs": a.loaded_at_ms,
-                "warnings": crate::live::findings(&a.warnings),
+                "warnings": crate::flags::live::findings(&a.warnings),
                 // Flags that answer PARSE_ERROR (a document read as flagd reads a file keeps
                 // them), each with its errors and their JSON paths.
                 "flagErrors": a.set.flag_errors()
-                    .map(|(flag, errors)| (flag.to_owned(), serde_json::json!(crate::live::findings(errors))))
+                    .map(|(flag, errors)| (flag.to_owned(), serde_json::json!(crate::flags::live::findings(errors))))
                     .collect::<serde_json::Map<_, _>>(),
             })),
             "problem": l.problem(),

@@ -1,5 +1,5 @@
 //! The request worker's hand-off to the control worker (service binding `CONTROL`; which
-//! endpoints go is `crate::plane`). The request is passed on unchanged — method, URL, headers
+//! endpoints go is `crate::traffic::plane`). The request is passed on unchanged — method, URL, headers
 //! (the client address, cookies, tokens), body as a stream — and the answer comes back as it
 //! is, with the edge's headers added on the way out like any other answer.
 
@@ -33,7 +33,7 @@ pub async fn to_control(req: Request, env: &Env, config: &Config) -> Result<Resp
         .fetch_request(req)
         .await
         .map_err(|e| EdgeError::ControlUnavailable(e.to_string()))?;
-    if crate::plane::takes_in_after(&method, res.status_code()) {
+    if crate::traffic::plane::takes_in_after(&method, res.status_code()) {
         if let Err(e) = super::flags::check_now(env, config).await {
             worker::console_error!("could not take in the new version at once: {e}");
         }

@@ -8,7 +8,7 @@ use wasm_bindgen::prelude::*;
 use worker::worker_sys::web_sys;
 
 use crate::error::EdgeError;
-use crate::header_edits::HeaderEdit;
+use crate::traffic::header_edits::HeaderEdit;
 
 #[wasm_bindgen(inline_js = "export function edgeflags_edit_headers(h, ops) {
   const p = ops.split('\\u0000');

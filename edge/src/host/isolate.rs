@@ -8,10 +8,10 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use crate::config::Config;
-use crate::metrics::Recorder;
-use crate::passmemory::PassMemory;
-use crate::proxy::ProxyCounters;
-use crate::security::Policy;
+use crate::measure::metrics::Recorder;
+use crate::traffic::passmemory::PassMemory;
+use crate::traffic::proxy::ProxyCounters;
+use crate::traffic::security::Policy;
 
 /// Settings parsed once per isolate: variables cannot change under a running isolate (a new
 /// deploy or `wrangler dev` restart starts new isolates), and reading ~20 of them through JS
@@ -29,7 +29,7 @@ pub(crate) struct Isolate {
     /// The flag set, where its last check got its answer, the route table and the purge
     /// records (`host/flags.rs`).
     pub(crate) flags: RefCell<super::flags::FlagState>,
-    /// Keys passed without a cache lookup (`host/cache.rs`, `crate::passmemory`).
+    /// Keys passed without a cache lookup (`host/cache.rs`, `crate::traffic::passmemory`).
     pub(crate) pass: RefCell<PassMemory>,
     /// Requests per origin and stable retries, for `/__edge/status` (`host/proxy.rs`).
     pub(crate) proxy: RefCell<ProxyCounters>,

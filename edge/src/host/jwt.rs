@@ -12,8 +12,8 @@ use worker::{Env, Fetch, Request};
 
 use super::{header, now_ms};
 use crate::config::Config;
-use crate::identity::Source;
 use crate::jwt::{self, Alg, JwtError, Token};
+use crate::traffic::identity::Source;
 
 /// How long fetched keys are used before they are fetched again.
 const JWKS_TTL_MS: u64 = 10 * 60 * 1000;
@@ -64,11 +64,11 @@ pub async fn visitor(
     env: &Env,
     config: &Config,
     issue_id: bool,
-) -> crate::identity::Visitor {
+) -> crate::traffic::identity::Visitor {
     // The scheme of the serialized URL; a full parse per request is not needed for it.
     let secure = req.inner().url().starts_with("https:");
     let verified = verified_sub(req, env, config).await;
-    crate::identity::identify(
+    crate::traffic::identity::identify(
         &config.identity,
         &config.identity_keys,
         |n| header(req, n),

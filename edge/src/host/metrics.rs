@@ -17,7 +17,7 @@ use worker::{Context, Env};
 
 use super::{now_ms, random_id};
 use crate::error::EdgeError;
-use crate::metrics::{Batch, Recorder, RequestRecord};
+use crate::measure::metrics::{Batch, Recorder, RequestRecord};
 
 /// Durable Object binding of the metrics store (wrangler.toml `[[durable_objects.bindings]]`).
 pub const BINDING: &str = "METRICS";
@@ -172,7 +172,7 @@ pub async fn call<B: Serialize, R: DeserializeOwned>(
 
 #[cfg(feature = "control")]
 /// Per-variant counts of one flag in one epoch (for results and rollout gates).
-pub use crate::experiments::Arm as ArmCounts;
+pub use crate::measure::experiments::Arm as ArmCounts;
 
 #[cfg(feature = "control")]
 /// `POST /arms` body.
@@ -193,16 +193,16 @@ pub struct NotificationsQuery {
 }
 
 #[cfg(feature = "control")]
-/// Notification outcomes per channel (see [`crate::metrics::OUTCOMES`]).
+/// Notification outcomes per channel (see [`crate::measure::metrics::OUTCOMES`]).
 pub async fn notifications(
     env: &Env,
     since_ms: Option<u64>,
-) -> Result<Vec<crate::metrics::ChannelDeliveries>, EdgeError> {
+) -> Result<Vec<crate::measure::metrics::ChannelDeliveries>, EdgeError> {
     call(env, "/notifications", &NotificationsQuery { since_ms }).await
 }
 
 #[cfg(feature = "control")]
-/// Counts one notification delivery outcome (`outcome` one of [`crate::metrics::OUTCOMES`],
+/// Counts one notification delivery outcome (`outcome` one of [`crate::measure::metrics::OUTCOMES`],
 /// or another label of the channel's own) of `channel` (`push`, `inapp`, `email`). Call it
 /// where the delivery store confirmed the transition, so a redelivered message counts
 /// nothing. Nothing is sent here: a fetch sends it with its next batch from `waitUntil`, and

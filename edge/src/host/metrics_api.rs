@@ -7,7 +7,7 @@ use worker::{Env, Request, Response};
 
 use super::metrics::{call, flush_or_warn, ArmCounts, ArmsQuery, DecisionRecord};
 use crate::error::EdgeError;
-use crate::metrics::Totals;
+use crate::measure::metrics::Totals;
 
 /// `GET {prefix}/metrics`: Prometheus text (version 0.0.4) of the totals.
 pub async fn prometheus(env: &Env, config: &crate::config::Config) -> Result<Response, EdgeError> {
@@ -15,12 +15,12 @@ pub async fn prometheus(env: &Env, config: &crate::config::Config) -> Result<Res
     let mut totals: Totals = call(env, "/totals", &json!({})).await?;
     if let Ok(Some((_, text))) = super::control::document(env, config).await {
         if let Ok(doc) = serde_json::from_str::<Value>(&text) {
-            if let Ok(plans) = crate::rollout::plans(&doc) {
+            if let Ok(plans) = crate::measure::rollout::plans(&doc) {
                 totals.rollouts = plans
                     .iter()
                     .map(|(plan, state)| {
                         let percent = match state.status {
-                            crate::rollout::Status::RolledBack => 0,
+                            crate::measure::rollout::Status::RolledBack => 0,
                             _ if state.stage_started_ms.is_none() => 0,
                             _ => plan.stages.get(state.stage).copied().unwrap_or(0),
                         };
@@ -35,7 +35,7 @@ pub async fn prometheus(env: &Env, config: &crate::config::Config) -> Result<Res
         }
     }
     super::text(
-        crate::metrics::prometheus(&totals),
+        crate::measure::metrics::prometheus(&totals),
         "text/plain; version=0.0.4; charset=utf-8",
     )
 }
@@ -54,7 +54,7 @@ pub async fn results(
     let (out, decisions, version) = results_data(env, config).await?;
     if csv {
         return super::text(
-            crate::experiments::csv(&out),
+            crate::measure::experiments::csv(&out),
             "text/csv; charset=utf-8; header=present",
         );
     }
@@ -62,7 +62,7 @@ pub async fn results(
     let notifications: Vec<Value> = super::metrics::notifications(env, None)
         .await?
         .iter()
-        .map(crate::metrics::ChannelDeliveries::report)
+        .map(crate::measure::metrics::ChannelDeliveries::report)
         .collect();
     super::json(&json!({
         "version": version,
@@ -79,7 +79,7 @@ pub async fn results_data(
     config: &crate::config::Config,
 ) -> Result<
     (
-        Vec<crate::experiments::ExperimentResult>,
+        Vec<crate::measure::experiments::ExperimentResult>,
         Vec<DecisionRecord>,
         String,
     ),
@@ -99,7 +99,7 @@ pub async fn results_data(
             },
         )
         .await?;
-        out.push(crate::experiments::result(spec, &arms));
+        out.push(crate::measure::experiments::result(spec, &arms));
     }
     let decisions: Vec<DecisionRecord> = call(env, "/decisions", &json!({})).await?;
     Ok((out, decisions, active.version.clone()))
@@ -108,17 +108,17 @@ pub async fn results_data(
 /// The timeline since `window_ms` ago at `resolution`, optionally for one flag (variant).
 pub async fn timeline_points(
     env: &Env,
-    resolution: crate::metrics::Resolution,
+    resolution: crate::measure::metrics::Resolution,
     window_ms: u64,
     flag: Option<String>,
     variant: Option<String>,
-) -> Result<Vec<crate::metrics::Point>, EdgeError> {
+) -> Result<Vec<crate::measure::metrics::Point>, EdgeError> {
     flush_or_warn(env).await;
     let since_ms = super::now_ms().saturating_sub(window_ms);
     call(
         env,
         "/timeline",
-        &crate::metrics::TimelineQuery {
+        &crate::measure::metrics::TimelineQuery {
             resolution,
             since_ms,
             flag,
@@ -132,7 +132,7 @@ pub async fn timeline_points(
 /// bucket requests, errors, error rate, p99 and cache hit ratio (minutes kept 48 h, hours 30
 /// days), oldest first — the dashboard's data, for other tools as JSON.
 pub async fn timeline(req: &Request, env: &Env) -> Result<Response, EdgeError> {
-    use crate::metrics::Resolution;
+    use crate::measure::metrics::Resolution;
     let url = req.url().map_err(super::internal)?;
     let param = |name: &str| {
         url.query_pairs()
@@ -166,7 +166,7 @@ pub async fn timeline(req: &Request, env: &Env) -> Result<Response, EdgeError> {
     .await?;
     let summaries: Vec<_> = points
         .iter()
-        .map(|p| crate::metrics::summarise(p.t, &p.counts))
+        .map(|p| crate::measure::metrics::summarise(p.t, &p.counts))
         .collect();
     super::json(&json!({ "resolution": resolution, "points": summaries }))
 }

@@ -8,7 +8,7 @@ use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, 
 use super::metrics::{ArmCounts, ArmsQuery, DecisionRecord, NotificationsQuery};
 use super::now_ms;
 use super::sql::{f, n, num, rows, text, v};
-use crate::metrics::{
+use crate::measure::metrics::{
     by_channel, Batch, ChannelDeliveries, Counts, Point, Resolution, SeriesKey, TimelineQuery,
     Totals, LATENCY_BOUNDS_MS,
 };

@@ -14,7 +14,7 @@ pub mod ofrep;
 pub mod origin;
 pub mod proxy;
 
-// The request worker's way to the control worker (`crate::plane`).
+// The request worker's way to the control worker (`crate::traffic::plane`).
 #[cfg(not(feature = "control"))]
 pub mod forward;
 
@@ -50,8 +50,8 @@ pub mod writer;
 use worker::{Env, Headers, Request, Response};
 
 use crate::error::EdgeError;
-use crate::header_edits::HeaderEdit;
-use crate::proxy as policy;
+use crate::traffic::header_edits::HeaderEdit;
+use crate::traffic::proxy as policy;
 
 /// Name of the KV binding holding flag sets (wrangler.toml `[[kv_namespaces]]`).
 pub const FLAGS_BINDING: &str = "FLAGS";
@@ -70,7 +70,7 @@ pub fn now_ms() -> u64 {
 pub fn random_id() -> Option<String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).ok()?;
-    Some(crate::identity::format_id(bytes))
+    Some(crate::traffic::identity::format_id(bytes))
 }
 
 /// A request header, `None` when absent or unreadable.
@@ -110,9 +110,9 @@ pub async fn durable_call<B: serde::Serialize, R: serde::de::DeserializeOwned>(
 
 #[cfg(feature = "control")]
 /// The admin tokens (secrets `ADMIN_TOKENS` / `ADMIN_TOKEN`).
-pub fn admin_tokens(env: &Env) -> Result<crate::admin::Tokens, EdgeError> {
+pub fn admin_tokens(env: &Env) -> Result<crate::flags::admin::Tokens, EdgeError> {
     let secret = |n: &str| env.secret(n).ok().map(|s| s.to_string());
-    crate::admin::Tokens::parse(
+    crate::flags::admin::Tokens::parse(
         secret("ADMIN_TOKENS").as_deref(),
         secret("ADMIN_TOKEN").as_deref(),
     )
@@ -174,7 +174,7 @@ pub fn error_response(err: &EdgeError) -> worker::Result<Response> {
 /// every response.
 pub fn harden(
     mut res: Response,
-    policy: &crate::security::Policy,
+    policy: &crate::traffic::security::Policy,
     own: bool,
     https: bool,
 ) -> Result<Response, EdgeError> {

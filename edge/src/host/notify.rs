@@ -20,7 +20,7 @@ use worker::{
 use super::{flags, header, internal, json_with_status, now_ms, random_id};
 use crate::config::Config;
 use crate::error::EdgeError;
-use crate::live::Active;
+use crate::flags::live::Active;
 use crate::notify::api::{
     self, Audience, Channel, ChannelState, Counts, Job, SendRequest, Settings,
 };

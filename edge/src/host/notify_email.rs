@@ -15,7 +15,7 @@ use super::notify::{observe, store, Step, DLQ_BINDING, QUEUE_BINDING};
 use super::{flags, internal, now_ms};
 use crate::config::Config;
 use crate::error::EdgeError;
-use crate::live::Active;
+use crate::flags::live::Active;
 use crate::notify::api::{self, Audience, Channel, SendRequest};
 use crate::notify::email::{self, Attempt, Job, Settings};
 use crate::notify::inbox::visitor_shard;

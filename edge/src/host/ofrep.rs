@@ -5,7 +5,8 @@ use worker::{Context, Env, Request, Response};
 use super::{flags, header, internal, json_with_status, now_ms, set_all};
 use crate::config::Config;
 use crate::error::EdgeError;
-use crate::{cors, identity, ofrep};
+use crate::flags::ofrep;
+use crate::traffic::{cors, identity};
 
 /// CORS preflight for the OFREP paths.
 pub fn preflight(req: &Request, config: &Config) -> Result<Response, EdgeError> {
@@ -88,7 +89,7 @@ async fn answer(
             api_caller,
             &config.identity_keys,
         )
-        .map(crate::metrics::unit_id)
+        .map(crate::measure::metrics::unit_id)
         {
             let exposures: Vec<(String, String, String)> = active
                 .experiments

@@ -2,7 +2,7 @@
 //! the chosen origin and, when that fails and the route allows, once to the stable origin
 //! ([`Upstream::fetch`]). The proxy builds it and the cache calls it; it calls neither back.
 //! Which headers cross, which statuses can be sent and whether a retry happens are decided
-//! in `crate::proxy` and `crate::split`.
+//! in `crate::traffic::proxy` and `crate::traffic::split`.
 
 use std::rc::Rc;
 
@@ -12,8 +12,8 @@ use worker::{Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Resp
 
 use super::internal;
 use crate::error::EdgeError;
-use crate::header_edits::{header_edits, HeaderEdit};
-use crate::{proxy, split};
+use crate::traffic::header_edits::{header_edits, HeaderEdit};
+use crate::traffic::{proxy, split};
 
 /// A request to an origin, kept as parts so a bodiless one can be sent again (retry on the
 /// stable origin, background revalidation).

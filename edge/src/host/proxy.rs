@@ -2,12 +2,12 @@
 //! bottom and follows each step into one module, never back here:
 //!
 //! 1. **route**: the route table (`host/flags.rs`, refreshed per isolate);
-//! 2. **identify**: the visitor (`host/jwt.rs` → `crate::identity`) and the flag set;
-//! 3. **choose origin**: `crate::split::choose` with the visitor's flag evaluation;
+//! 2. **identify**: the visitor (`host/jwt.rs` → `crate::traffic::identity`) and the flag set;
+//! 3. **choose origin**: `crate::traffic::split::choose` with the visitor's flag evaluation;
 //! 4. **cache lookup → origin fetch → store**: `host/cache.rs` (decisions in
 //!    `crate::httpcache`), which sends through `host/origin.rs`;
-//! 5. **measure**: `crate::proxy::request_record` → `host/metrics.rs`;
-//! 6. **bootstrap**: the visitor's flags streamed into HTML (`crate::bootstrap`);
+//! 5. **measure**: `crate::traffic::proxy::request_record` → `host/metrics.rs`;
+//! 6. **bootstrap**: the visitor's flags streamed into HTML (`crate::traffic::bootstrap`);
 //! 7. **harden**: the edge's response headers here, security headers in `lib.rs`
 //!    (`host::harden`).
 
@@ -21,13 +21,15 @@ use worker::{Context, Env, Method, Request, Response};
 use super::cache::{self, header_list, headers_of, Served};
 use super::origin::{Outgoing, Upstream};
 use super::{flags, internal, now_ms, random_id};
-use crate::bootstrap::{self, Injector};
 use crate::config::Config;
 use crate::error::EdgeError;
-use crate::header_edits::HeaderEdit;
-use crate::live::Active;
-use crate::proxy::ProxyCounters;
-use crate::{httpcache, identity, metrics, proxy, split};
+use crate::flags::live::Active;
+use crate::httpcache;
+use crate::measure::metrics;
+use crate::traffic::bootstrap::{self, Injector};
+use crate::traffic::header_edits::HeaderEdit;
+use crate::traffic::proxy::ProxyCounters;
+use crate::traffic::{identity, proxy, split};
 
 /// Per-isolate proxy counters (requests per origin, stable retries) for `/__edge/status`:
 /// what this one isolate did, next to the deployment-wide metrics of the metrics store.
@@ -70,7 +72,7 @@ pub async fn handle(
     let flags_tag = active
         .as_ref()
         .filter(|_| config.bootstrap)
-        .map(|a| crate::ofrep::flags_tag(&a.version, &context));
+        .map(|a| crate::flags::ofrep::flags_tag(&a.version, &context));
 
     // 3. Choose the origin.
     let now_secs = now_ms() / 1000;

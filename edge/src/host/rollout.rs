@@ -11,10 +11,10 @@ use super::control;
 use super::metrics::{self, ArmCounts, ArmsQuery, DecisionRecord};
 use super::now_ms;
 use crate::config::Config;
-use crate::control::{flag_fingerprint, Answer, Command};
 use crate::error::EdgeError;
-use crate::metrics::LATENCY_BOUNDS_MS;
-use crate::rollout::{self, Decision};
+use crate::flags::control::{flag_fingerprint, Answer, Command};
+use crate::measure::metrics::LATENCY_BOUNDS_MS;
+use crate::measure::rollout::{self, Decision};
 
 pub(crate) fn arm(arms: &[ArmCounts], variant: &str) -> rollout::Arm {
     arms.iter()
@@ -100,7 +100,7 @@ pub async fn evaluate(
                 "/flags/{}",
                 plan.flag.replace('~', "~0").replace('/', "~1")
             ))
-            .map(crate::metrics::epoch)
+            .map(crate::measure::metrics::epoch)
             .unwrap_or_default();
         let arms: Vec<ArmCounts> = metrics::call(
             env,
@@ -185,7 +185,7 @@ pub async fn evaluate(
             "deliveries": treatment
                 .deliveries
                 .iter()
-                .map(crate::metrics::ChannelDeliveries::report)
+                .map(crate::measure::metrics::ChannelDeliveries::report)
                 .collect::<Vec<_>>(),
         }));
     }

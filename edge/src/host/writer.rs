@@ -16,11 +16,11 @@ use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, 
 use super::sql::{n, num, rows, text, v};
 use super::{kv, now_ms};
 use crate::config::Config;
-use crate::control::write::{self, Commit, Head, History, Outcome};
-use crate::control::{self, Answer, HeadAnswer, HeadQuery, HistoryEntry, Versions};
 use crate::error::EdgeError;
-use crate::live::{Finding, Problem};
-use crate::store::{self, AuditRecord, Keys, Purge};
+use crate::flags::control::write::{self, Commit, Head, History, Outcome};
+use crate::flags::control::{self, Answer, HeadAnswer, HeadQuery, HistoryEntry, Versions};
+use crate::flags::live::{Finding, Problem};
+use crate::flags::store::{self, AuditRecord, Keys, Purge};
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",

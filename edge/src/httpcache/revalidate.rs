@@ -1,6 +1,6 @@
 //! Freshening a stored response with a 304 from the origin (RFC 9111 §4.3.3–4.3.4, §3.2).
 
-use crate::proxy::{connection_tokens, is_hop_by_hop};
+use crate::traffic::proxy::{connection_tokens, is_hop_by_hop};
 
 use super::dates::{format_http_date, parse_http_date};
 use super::entry::{is_meta, Entry};

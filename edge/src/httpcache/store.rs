@@ -1,6 +1,6 @@
 //! Storability (RFC 9111 §3, for a shared cache) and the plan for storing a response.
 
-use crate::proxy::{connection_tokens, is_hop_by_hop};
+use crate::traffic::proxy::{connection_tokens, is_hop_by_hop};
 
 use super::dates::format_http_date;
 use super::directives::{storage_directives, Scope};

@@ -10,10 +10,10 @@
 //! 4. AES-128-GCM with `CEK`/`NONCE` (WebCrypto, in the host; the tag is appended);
 //! 5. [`body`]: `salt ‖ rs ‖ idlen ‖ keyid(as_public) ‖ ciphertext`.
 //!
-//! HKDF is HMAC-SHA-256 (`crate::identity::hmac_sha256`, over the `sha2` the worker already
+//! HKDF is HMAC-SHA-256 (`crate::traffic::identity::hmac_sha256`, over the `sha2` the worker already
 //! has): the steps then run natively and are checked against RFC 8291 §5's example.
 
-use crate::identity::hmac_sha256;
+use crate::traffic::identity::hmac_sha256;
 
 /// Record size written in the header: one record holds the whole message.
 pub const RECORD_SIZE: u32 = 4096;

@@ -2,7 +2,7 @@
 //! records for a notification (a push answered, an e-mail accepted, an inbox item fetched
 //! or read) is one of these, so a metrics recorder counts them from one hook
 //! (`host::notify::observe`, which feeds `edgeflags_notifications_total{channel, outcome}`)
-//! with the labels the status endpoint and `crate::metrics` use.
+//! with the labels the status endpoint and `crate::measure::metrics` use.
 
 use serde::{Deserialize, Serialize};
 

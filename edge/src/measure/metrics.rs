@@ -395,7 +395,7 @@ pub fn summarise(t: u64, c: &Counts) -> PointSummary {
         requests: c.requests,
         errors: c.errors,
         error_rate: ratio(c.errors, c.requests),
-        p99_ms: crate::stats::quantile(&LATENCY_BOUNDS_MS, &c.latency, 0.99),
+        p99_ms: crate::measure::stats::quantile(&LATENCY_BOUNDS_MS, &c.latency, 0.99),
         hit_ratio: ratio(c.cache_hits, c.cache_hits + c.cache_misses),
     }
 }

@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::stats::{self, Interval, Srm, Uplift};
+use crate::measure::stats::{self, Interval, Srm, Uplift};
 
 /// How to read one experiment flag's data.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,7 +116,7 @@ pub fn spec(flag: &str, definition: &Value) -> Option<Spec> {
         .to_owned();
     Some(Spec {
         flag: flag.to_owned(),
-        epoch: crate::metrics::epoch(definition),
+        epoch: crate::measure::metrics::epoch(definition),
         control,
         conversion_event: meta_str(
             meta,

@@ -10,10 +10,10 @@ pub mod write;
 
 use serde::{Deserialize, Serialize};
 
-use crate::admin::FlagPatch;
-use crate::live::{Finding, Problem};
-use crate::rollout::Decision;
-use crate::store::{AuditRecord, Purge};
+use crate::flags::admin::FlagPatch;
+use crate::flags::live::{Finding, Problem};
+use crate::flags::store::{AuditRecord, Purge};
+use crate::measure::rollout::Decision;
 
 /// One change, as the worker asks the writer for it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,5 +124,5 @@ pub struct Audit {
 /// flag is absent). The writer compares it to tell whether a person changed the flag.
 pub fn flag_fingerprint(document: &serde_json::Value, flag: &str) -> Option<String> {
     let definition = document.get("flags")?.get(flag)?;
-    Some(crate::store::version_of(&definition.to_string()))
+    Some(crate::flags::store::version_of(&definition.to_string()))
 }

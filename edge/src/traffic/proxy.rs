@@ -2,9 +2,9 @@
 //! headers the edge adds, and what a proxied request reports (its metrics record, the retry
 //! header, the isolate's counters). Pure functions, so they are tested natively.
 
+use crate::flags::live::Active;
 use crate::httpcache::CacheStatus;
-use crate::live::Active;
-use crate::metrics::{cache_outcome, CacheOutcome, RequestRecord};
+use crate::measure::metrics::{cache_outcome, CacheOutcome, RequestRecord};
 
 /// Header the edge adds to every response it handles: proof the worker ran, and which build.
 pub const EDGE_HEADER: &str = "x-edgeflags";
@@ -218,7 +218,7 @@ pub fn response_headers_dropped(list: &[(String, String)]) -> Vec<String> {
     list.iter()
         .filter(|(n, _)| {
             !forward_response_header(n, &tokens)
-                || crate::security::STRIPPED_RESPONSE_HEADERS.contains(&n.as_str())
+                || crate::traffic::security::STRIPPED_RESPONSE_HEADERS.contains(&n.as_str())
         })
         .map(|(n, _)| n.clone())
         .collect()

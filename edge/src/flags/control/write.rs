@@ -13,11 +13,11 @@
 use serde_json::Value;
 
 use super::{flag_fingerprint, precondition, strict, Command, Request};
-use crate::admin::{self, Change, Scope};
 use crate::error::EdgeError;
-use crate::live::Finding;
-use crate::rollout::{self, Decision};
-use crate::store::{version_of, Purge};
+use crate::flags::admin::{self, Change, Scope};
+use crate::flags::live::Finding;
+use crate::flags::store::{version_of, Purge};
+use crate::measure::rollout::{self, Decision};
 
 /// The committed head, as the writer holds it.
 #[derive(Debug, Clone, Copy)]
@@ -320,7 +320,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::admin::FlagPatch;
+    use crate::flags::admin::FlagPatch;
 
     const DOC: &str = r#"{"flags":{
         "a":{"state":"ENABLED","variants":{"on":true,"off":false},"defaultVariant":"off"},

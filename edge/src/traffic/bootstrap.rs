@@ -3,12 +3,12 @@
 //! service worker start with flags and nothing flickers.
 //!
 //! Only the part of the document up to the end of the `<head>` start tag is looked at
-//! ([`crate::headscan`], the HTML tokenizer's rules for what may precede a head element):
+//! ([`crate::traffic::headscan`], the HTML tokenizer's rules for what may precede a head element):
 //! once the script is in, the rest streams through untouched. That part is held back (bounded
 //! by a memory limit) until the injection is done, so when anything goes wrong — no usable
 //! `<head>`, or none within the limit — the original bytes pass through unchanged.
 
-use crate::headscan::{HeadScan, Step};
+use crate::traffic::headscan::{HeadScan, Step};
 
 /// Default bound on how much of a document is held back while looking for `<head>`.
 pub const DEFAULT_LIMIT: usize = 256 * 1024;

@@ -17,7 +17,7 @@
 
 use serde_json::Value;
 
-use crate::live::Refreshing;
+use crate::flags::live::Refreshing;
 
 /// One route.
 #[derive(Debug, Clone, PartialEq, Eq)]

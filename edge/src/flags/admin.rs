@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 
 use crate::error::EdgeError;
-use crate::live::{findings, Finding};
+use crate::flags::live::{findings, Finding};
 
 /// Largest accepted admin request body (a flag-set document).
 pub const MAX_BODY_BYTES: usize = 512 * 1024;
@@ -186,7 +186,7 @@ pub fn validate(document: &str, scope: Scope<'_>) -> Result<Vec<Finding>, EdgeEr
     // a misspelt gate is refused at write time instead of failing the next cron run.
     let doc: Value = serde_json::from_str(document)
         .map_err(|e| EdgeError::BadRequest(format!("invalid JSON: {e}")))?;
-    crate::rollout::plans(&doc).map_err(EdgeError::InvalidFlagSet)?;
+    crate::measure::rollout::plans(&doc).map_err(EdgeError::InvalidFlagSet)?;
     Ok(warnings)
 }
 

@@ -105,11 +105,11 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::admin::Change;
 use crate::error::EdgeError;
-use crate::live::Finding;
-use crate::metrics::{ChannelDeliveries, CHANNELS};
-use crate::stats::{self, Uplift};
+use crate::flags::admin::Change;
+use crate::flags::live::Finding;
+use crate::measure::metrics::{ChannelDeliveries, CHANNELS};
+use crate::measure::stats::{self, Uplift};
 
 const STAGES: &str = "rollout.stages";
 const CONTROL: &str = "rollout.control";
@@ -981,8 +981,8 @@ fn delivery_text(c: &ChannelDeliveries, ratio: f64) -> String {
         "{} delivery success {} ({} delivered, {} failed; {} gone, {} retried not counted)",
         c.channel,
         pct(ratio),
-        c.get(crate::metrics::DELIVERED),
-        c.get(crate::metrics::FAILED),
+        c.get(crate::measure::metrics::DELIVERED),
+        c.get(crate::measure::metrics::FAILED),
         c.get("gone"),
         c.get("retried")
     )
@@ -2304,7 +2304,7 @@ mod tests {
 
     fn delivered(arm: Arm, rows: &[(&str, &str, u64)]) -> Arm {
         Arm {
-            deliveries: crate::metrics::by_channel(rows.iter().copied()),
+            deliveries: crate::measure::metrics::by_channel(rows.iter().copied()),
             ..arm
         }
     }
@@ -2432,7 +2432,7 @@ mod tests {
                             visitor_latency: latency.clone(),
                             units,
                             converted: errors,
-                            deliveries: crate::metrics::by_channel([
+                            deliveries: crate::measure::metrics::by_channel([
                                 ("push", "delivered", requests),
                                 ("push", "failed", errors),
                                 ("email", "delivered", units),
@@ -2463,7 +2463,11 @@ mod tests {
 
     fn applied(doc: &Value, plan: &Plan, decision: &Decision, now_ms: u64) -> Value {
         let change = apply(&text(doc), plan, decision, now_ms).unwrap().unwrap();
-        crate::admin::validate(&change.document, crate::admin::Scope::Flag(&plan.flag)).unwrap();
+        crate::flags::admin::validate(
+            &change.document,
+            crate::flags::admin::Scope::Flag(&plan.flag),
+        )
+        .unwrap();
         assert!(
             change
                 .summary

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use edgeflags_core::{Diagnostic, FlagSet, LoadOptions};
 use serde::Serialize;
 
-use crate::store::version_of;
+use crate::flags::store::version_of;
 
 /// A compiled, active flag set.
 #[derive(Debug)]
@@ -25,7 +25,7 @@ pub struct Active {
     /// Each flag's epoch (see `metrics::epoch`): measurements are kept per epoch.
     pub epochs: std::collections::HashMap<String, String>,
     /// The flags that are experiments (metadata `experiment.*` / `rollout.*`).
-    pub experiments: Vec<crate::experiments::Spec>,
+    pub experiments: Vec<crate::measure::experiments::Spec>,
 }
 
 impl Active {
@@ -273,13 +273,13 @@ impl LiveFlags {
             .map(|flags| {
                 flags
                     .iter()
-                    .map(|(k, d)| (k.clone(), crate::metrics::epoch(d)))
+                    .map(|(k, d)| (k.clone(), crate::measure::metrics::epoch(d)))
                     .collect()
             })
             .unwrap_or_default();
         self.active.set(Active {
             epochs,
-            experiments: crate::experiments::specs(&doc),
+            experiments: crate::measure::experiments::specs(&doc),
             set: loaded.set,
             version: version.clone(),
             warnings: loaded.warnings,

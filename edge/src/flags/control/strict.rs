@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::live::Finding;
+use crate::flags::live::Finding;
 
 /// Longest flag key or variant name accepted on a write.
 pub const MAX_NAME_BYTES: usize = 128;
