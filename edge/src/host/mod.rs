@@ -18,34 +18,28 @@ pub mod proxy;
 #[cfg(not(feature = "control"))]
 pub mod forward;
 
+/// Declares the modules only the control worker compiles.
+macro_rules! control_only {
+    ($($module:ident),* $(,)?) => { $( #[cfg(feature = "control")] pub mod $module; )* };
+}
+
 // The control worker only (`--features control`): Durable Objects, admin, dashboard,
 // notifications, rollouts.
-#[cfg(feature = "control")]
-pub mod admin;
-#[cfg(feature = "control")]
-pub mod dashboard;
-#[cfg(feature = "control")]
-pub mod metrics_api;
-#[cfg(feature = "control")]
-pub mod metrics_store;
-#[cfg(feature = "control")]
-pub mod notify;
-#[cfg(feature = "control")]
-pub mod notify_crypto;
-#[cfg(feature = "control")]
-pub mod notify_email;
-#[cfg(feature = "control")]
-pub mod notify_inbox;
-#[cfg(feature = "control")]
-pub mod notify_store;
-#[cfg(feature = "control")]
-pub mod rollout;
-#[cfg(feature = "control")]
-pub mod signin;
-#[cfg(feature = "control")]
-pub mod sql;
-#[cfg(feature = "control")]
-pub mod writer;
+control_only!(
+    admin,
+    dashboard,
+    metrics_api,
+    metrics_store,
+    notify,
+    notify_crypto,
+    notify_email,
+    notify_inbox,
+    notify_store,
+    rollout,
+    signin,
+    sql,
+    writer,
+);
 
 use worker::{Env, Headers, Request, Response};
 
