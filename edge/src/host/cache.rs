@@ -45,6 +45,24 @@ pub fn header_list(h: &Headers) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `want` as a Workers header map, made from `base` (whose list is `have`): a native copy and
+/// the edits between the two lists in one call, instead of one `append` per header (on a HIT,
+/// rebuilding the stored response's headers one by one was ~28 µs of glue per request:
+/// bench/profile-edge.mjs).
+fn headers_from(
+    base: &Headers,
+    have: &[(String, String)],
+    want: &[(String, String)],
+) -> Result<Headers, EdgeError> {
+    let copy = web_sys::Headers::new_with_headers(&base.0)
+        .map_err(|e| internal(worker::Error::from(e)))?;
+    super::headers_js::apply(
+        &copy,
+        &crate::traffic::header_edits::header_edits(have, want),
+    )?;
+    Ok(Headers(copy))
+}
+
 /// A header list as a Workers header map.
 pub fn headers_of(list: &[(String, String)]) -> Result<Headers, EdgeError> {
     let h = Headers::new();
@@ -154,7 +172,15 @@ pub async fn serve(
                     }
                     let (_, body) = entry.into_parts();
                     return Ok(Served {
-                        response: respond(stored_status, &rev.headers, body, &policy, &req, head)?,
+                        response: respond(
+                            stored_status,
+                            &rev.headers,
+                            None,
+                            body,
+                            &policy,
+                            &req,
+                            head,
+                        )?,
                         origin: fetched.served_by,
                         retried: fetched.retried,
                         cache: cs,
@@ -217,13 +243,26 @@ fn from_stored(
     head: bool,
 ) -> Result<Response, EdgeError> {
     let headers = httpcache::unwrap_for_client(h, age);
+    // The same JS header map (a reference, not `Headers::clone`'s copy): copied once below.
+    let base = Headers(entry.headers().0.clone());
     let (_, body) = entry.into_parts();
-    respond(stored_status(h), &headers, body, policy, req, head)
+    respond(
+        stored_status(h),
+        &headers,
+        Some((&base, h)),
+        body,
+        policy,
+        req,
+        head,
+    )
 }
 
+/// The client's response: a 304 when its own validators match, else `status` with `headers`,
+/// built from `base` (a header map and its list) when there is one.
 fn respond(
     status: u16,
     headers: &[(String, String)],
+    base: Option<(&Headers, &[(String, String)])>,
     body: ResponseBody,
     policy: &RequestPolicy,
     req: &[(String, String)],
@@ -248,9 +287,13 @@ fn respond(
     } else {
         body
     };
+    let out = match base {
+        Some((base, have)) => headers_from(base, have, headers)?,
+        None => headers_of(headers)?,
+    };
     Ok(Response::builder()
         .with_status(status)
-        .with_headers(headers_of(headers)?)
+        .with_headers(out)
         .body(body))
 }
 
