@@ -166,8 +166,12 @@ struct PurgeRequest {
     prefix: Option<String>,
 }
 
-/// The purge record for a request; an exact URL is also deleted from this location's cache
-/// for every variant at once (other locations honour the record).
+/// The purge record for a request; an exact URL is also deleted, for every variant, from the
+/// cache this worker sees. That is best effort: since the split (issue 15) this runs in the
+/// control worker, whose `caches.default` need not be the one the request worker stores in
+/// (on Cloudflare a worker without a zone route has its own). What purges is the record: the
+/// request worker takes it in with the writer's head — at once on the isolate that relayed
+/// the purge — and treats every entry stored before it as absent.
 async fn purge_record(
     env: &Env,
     config: &Config,
