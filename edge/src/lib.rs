@@ -172,7 +172,7 @@ mod entry {
         #[cfg(not(feature = "control"))]
         if crate::traffic::plane::plane_of(&sub) == crate::traffic::plane::Plane::Control {
             return (
-                Box::pin(async move { host::forward::to_control(req, env, &config).await }),
+                Box::pin(async move { host::forward::to_control(req, env, &config, &sub).await }),
                 true,
             );
         }

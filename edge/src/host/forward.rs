@@ -9,6 +9,7 @@ use worker::{Env, Headers, Request, Response};
 use super::internal;
 use crate::config::Config;
 use crate::error::EdgeError;
+use crate::traffic::plane;
 
 /// Service binding to the control worker (`wrangler.toml` `[[services]]`).
 pub const BINDING: &str = "CONTROL";
@@ -23,17 +24,25 @@ fn unbound(e: impl std::fmt::Display) -> EdgeError {
 /// Passes a control-plane request on and returns the control worker's answer, whatever its
 /// status; a call that fails outright is 503 (`ControlUnavailable`), and the visitor's path
 /// goes on without the control worker (the flag set from the KV replica, metrics retained).
-pub async fn to_control(req: Request, env: &Env, config: &Config) -> Result<Response, EdgeError> {
+pub async fn to_control(
+    req: Request,
+    env: &Env,
+    config: &Config,
+    sub: &str,
+) -> Result<Response, EdgeError> {
     let control = env.service(BINDING).map_err(unbound)?;
-    // What this isolate has counted but not yet sent belongs in what the control worker is
-    // about to read (metrics, experiment results, rollout gates, the dashboard).
-    super::metrics::flush_or_warn(env).await;
+    // What this isolate has counted but not yet sent belongs in what a metrics read is about
+    // to see; at most 300 such flushes a minute per client (an unauthenticated caller reaches
+    // this too: the control worker checks credentials after the hand-off).
+    if plane::reads_metrics(sub) && super::rate_limit(env, &req, "relay").await.is_ok() {
+        super::metrics::flush_or_warn(env).await;
+    }
     let method = req.method().to_string();
     let res = control
         .fetch_request(req)
         .await
         .map_err(|e| EdgeError::ControlUnavailable(e.to_string()))?;
-    if crate::traffic::plane::takes_in_after(&method, res.status_code()) {
+    if plane::takes_in_after(&method, res.status_code()) {
         if let Err(e) = super::flags::check_now(env, config).await {
             worker::console_error!("could not take in the new version at once: {e}");
         }

@@ -25,6 +25,18 @@ pub fn plane_of(sub: &str) -> Plane {
     }
 }
 
+/// Whether a relayed request reads what the metrics store holds (totals, results, timeline,
+/// rollout gates, the dashboard), so the request worker first sends the counts it holds and
+/// the reader sees its own traffic. Only these: a flush is a Durable Object call, and an
+/// anonymous client must not be able to force one with any `/__edge/…` path it makes up.
+pub fn reads_metrics(sub: &str) -> bool {
+    matches!(
+        sub,
+        "/metrics" | "/metrics/timeline" | "/features/experiments/results" | "/rollouts/evaluate"
+    ) || sub == "/dashboard"
+        || sub.starts_with("/dashboard/")
+}
+
 /// Whether a forwarded request may have changed the flag set (a write the control worker
 /// accepted), so the request worker takes in the writer's head at once instead of after
 /// `REFRESH_SECONDS`: an admin's change, a kill switch, a rollback or a purge is then in
@@ -61,6 +73,30 @@ mod tests {
             "/nope",
         ] {
             assert_eq!(plane_of(sub), Plane::Control, "{sub:?}");
+        }
+    }
+
+    #[test]
+    fn only_metric_reads_make_the_request_worker_send_its_counts_first() {
+        for sub in [
+            "/metrics",
+            "/metrics/timeline",
+            "/features/experiments/results",
+            "/rollouts/evaluate",
+            "/dashboard",
+            "/dashboard/flags",
+        ] {
+            assert!(reads_metrics(sub), "{sub}");
+        }
+        for sub in [
+            "/flags",
+            "/push/subscribe",
+            "/inbox",
+            "/nope",
+            "/metricsx",
+            "/dashboardx",
+        ] {
+            assert!(!reads_metrics(sub), "{sub}");
         }
     }
 
