@@ -68,6 +68,11 @@ mod entry {
         // The serialized URL's scheme, without parsing the whole URL (the proxy parses it once).
         let https = req.inner().url().starts_with("https:");
         let (req_method, req_path) = (req.method(), req.path());
+        // The control worker tells the request worker that relayed a request when this
+        // isolate took in a new flag-set version while answering it (a write committed here:
+        // admin API, dashboard), so that one takes it in too (`traffic::plane::takes_in`).
+        #[cfg(feature = "control")]
+        let version_before = host::flags::active_version();
         let (res, own) = match route(req, &env, &ctx).await {
             // workers-rs panics converting a status outside 200..=599 into a JS Response:
             // whatever produced one, the visitor gets a clean 502 instead.
@@ -96,6 +101,17 @@ mod entry {
                 })
                 .clone()
         });
+        #[cfg(feature = "control")]
+        if let Some(now) =
+            host::flags::active_version().filter(|v| Some(v) != version_before.as_ref())
+        {
+            if let Err(e) = res
+                .headers()
+                .set(crate::traffic::plane::VERSION_HEADER, &now)
+            {
+                worker::console_error!("version hint not set: {e}");
+            }
+        }
         host::harden(res, &policy, own, https).or_else(|e| host::error_response(&e))
     }
 

@@ -257,7 +257,12 @@ export async function startStack({ seed = { flags: { path: DEMO_FLAGS } }, vars 
       await Promise.all([stopChild(edge), stopChild(origin)]);
       throw new Error(`${err.message}\n--- wrangler log ---\n${edge.log.join('\n')}`);
     }
-    if (up === true) break;
+    if (up === true) {
+      // Another process may hold the port and have answered the probe: ours then exits with
+      // "Address already in use" — give it a moment to say so before trusting the answer.
+      await new Promise((r) => setTimeout(r, 300));
+      if (!portTaken(edge) && edge.exitCode === null) break;
+    }
     await stopChild(edge);
     if (attempt === 3) {
       await stopChild(origin);

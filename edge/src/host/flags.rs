@@ -149,6 +149,11 @@ async fn from_kv(env: &Env, config: &Config, now: u64) -> Result<(), EdgeError> 
     Ok(())
 }
 
+/// The version of the flag set this isolate has active, if any (no I/O).
+pub fn active_version() -> Option<String> {
+    state(|i| i.borrow().live.active().map(|a| a.version.clone()))
+}
+
 /// A snapshot of the isolate's view for the status endpoint.
 pub fn status_snapshot() -> serde_json::Value {
     let control = state(|i| {

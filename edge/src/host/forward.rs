@@ -37,20 +37,40 @@ pub async fn to_control(
     if plane::reads_metrics(sub) && super::rate_limit(env, &req, "relay").await.is_ok() {
         super::metrics::flush_or_warn(env).await;
     }
-    let method = req.method().to_string();
     let res = control
         .fetch_request(req)
         .await
         .map_err(|e| EdgeError::ControlUnavailable(e.to_string()))?;
-    if plane::takes_in_after(&method, res.status_code()) {
+    // Every answer of the control worker carries the edge's mark (`host::harden`); one without
+    // it came from the platform in its place (no such worker, an uncaught exception).
+    if header_of(&res, crate::traffic::proxy::EDGE_HEADER).is_none() {
+        return Err(EdgeError::ControlUnavailable(format!(
+            "answered {} without the edge's mark",
+            res.status_code()
+        )));
+    }
+    let committed = header_of(&res, plane::VERSION_HEADER);
+    if plane::takes_in(
+        committed.as_deref(),
+        super::flags::active_version().as_deref(),
+    ) {
         if let Err(e) = super::flags::check_now(env, config).await {
             worker::console_error!("could not take in the new version at once: {e}");
         }
     }
-    // A fetched response's headers are immutable; the edge adds its own on the way out.
+    // A fetched response's headers are immutable: a copy, without the hint meant for us; the
+    // edge adds its own headers on the way out.
     let headers = web_sys::Headers::new_with_headers(&res.headers().0)
         .map_err(|e| internal(worker::Error::from(e)))?;
+    headers
+        .delete(plane::VERSION_HEADER)
+        .map_err(|e| internal(worker::Error::from(e)))?;
     Ok(res.with_headers(Headers(headers)))
+}
+
+/// A response header, `None` when absent or unreadable.
+fn header_of(res: &Response, name: &str) -> Option<String> {
+    res.headers().get(name).ok().flatten()
 }
 
 /// Runs the control worker's cron handler now (the request worker has no cron trigger of its

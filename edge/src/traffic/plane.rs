@@ -25,25 +25,38 @@ pub fn plane_of(sub: &str) -> Plane {
     }
 }
 
+/// Response header from the control worker to the request worker that relayed the request:
+/// the flag-set version the control worker's isolate took in while answering (a write it
+/// committed). Never sent on to the client.
+pub const VERSION_HEADER: &str = "x-edgeflags-committed";
+
 /// Whether a relayed request reads what the metrics store holds (totals, results, timeline,
 /// rollout gates, the dashboard), so the request worker first sends the counts it holds and
 /// the reader sees its own traffic. Only these: a flush is a Durable Object call, and an
 /// anonymous client must not be able to force one with any `/__edge/…` path it makes up.
+/// Paths are compared as the admin API routes them (segments, outer slashes ignored).
 pub fn reads_metrics(sub: &str) -> bool {
+    if sub == "/dashboard" || sub.starts_with("/dashboard/") {
+        return true;
+    }
+    let segments: Vec<&str> = sub.trim_matches('/').split('/').collect();
     matches!(
-        sub,
-        "/metrics" | "/metrics/timeline" | "/features/experiments/results" | "/rollouts/evaluate"
-    ) || sub == "/dashboard"
-        || sub.starts_with("/dashboard/")
+        segments.as_slice(),
+        ["metrics"]
+            | ["metrics", "timeline"]
+            | ["features", "experiments", "results"]
+            | ["rollouts", "evaluate"]
+    )
 }
 
-/// Whether a forwarded request may have changed the flag set (a write the control worker
-/// accepted), so the request worker takes in the writer's head at once instead of after
-/// `REFRESH_SECONDS`: an admin's change, a kill switch, a rollback or a purge is then in
-/// effect on the isolate that relayed it when the admin gets the 2xx — as in one worker.
-pub fn takes_in_after(method: &str, status: u16) -> bool {
-    let read_only = matches!(method, "GET" | "HEAD" | "OPTIONS");
-    !read_only && (200..300).contains(&status)
+/// Whether the request worker takes in the writer's head at once after a relayed request:
+/// when the control worker says it took in a version (`VERSION_HEADER`) this isolate does
+/// not have. Keyed on the version, not on the method or status: an anonymous write that
+/// changes no flag (a push subscription, an inbox read mark) costs no writer call, a
+/// dashboard action answered with a redirect still counts, and one change costs each
+/// isolate at most one extra check however many relayed answers name it.
+pub fn takes_in(committed: Option<&str>, active: Option<&str>) -> bool {
+    committed.is_some_and(|v| !v.is_empty() && Some(v) != active)
 }
 
 #[cfg(test)]
@@ -101,25 +114,34 @@ mod tests {
     }
 
     #[test]
-    fn only_an_accepted_write_is_taken_in_at_once() {
+    fn only_a_version_this_isolate_lacks_is_taken_in() {
         let cases = [
-            ("PUT", 200, true),
-            ("PATCH", 200, true),
-            ("POST", 201, true),
-            ("DELETE", 204, true),
-            ("POST", 409, false),
-            ("PUT", 412, false),
-            ("POST", 500, false),
-            ("GET", 200, false),
-            ("HEAD", 200, false),
-            ("OPTIONS", 204, false),
+            (Some("v2"), Some("v1"), true),
+            (Some("v2"), None, true),
+            (Some("v2"), Some("v2"), false),
+            (None, Some("v1"), false),
+            (None, None, false),
+            (Some(""), Some("v1"), false),
         ];
-        for (method, status, expected) in cases {
+        for (committed, active, expected) in cases {
             assert_eq!(
-                takes_in_after(method, status),
+                takes_in(committed, active),
                 expected,
-                "{method} {status}"
+                "{committed:?} {active:?}"
             );
         }
+    }
+
+    #[test]
+    fn metric_reads_are_recognised_as_the_admin_api_routes_them() {
+        for sub in [
+            "//metrics",
+            "/metrics/",
+            "/metrics/timeline/",
+            "/rollouts/evaluate/",
+        ] {
+            assert!(reads_metrics(sub), "{sub}");
+        }
+        assert!(!reads_metrics("/metrics//timeline"));
     }
 }
