@@ -1,7 +1,9 @@
 //! The request worker's hand-off to the control worker (service binding `CONTROL`; which
 //! endpoints go is `crate::traffic::plane`). The request is passed on unchanged — method, URL, headers
-//! (the client address, cookies, tokens), body as a stream — and the answer comes back as it
-//! is, with the edge's headers added on the way out like any other answer.
+//! (the client address, cookies, tokens), body as a stream. The answer comes back as the
+//! control worker wrote it, less the version hint meant for the request worker
+//! (`plane::VERSION_HEADER`); one without the edge's mark is replaced by 503
+//! `CONTROL_UNAVAILABLE`. The edge's headers are added on the way out like any other answer.
 
 use wasm_bindgen::{JsCast, JsValue};
 use worker::{Env, Headers, Request, Response};
