@@ -125,6 +125,20 @@ const TARGETS = {
   // worker itself) is not timed.
   'edgeflags, control warm': edgeOptions,
 };
+// The smallest workers-rs worker that forwards (bench/baselines/rust-fetch: MISS only), when
+// built (`bash bench/baselines/rust-fetch/build.sh`): what wasm-bindgen and workers-rs cost
+// before any of the edge's own work.
+const RUST_FETCH_DIR = join(ROOT, 'bench/baselines/rust-fetch/build');
+if (existsSync(join(RUST_FETCH_DIR, 'index.js'))) {
+  TARGETS['rust-fetch'] = () => ({
+    modules: true,
+    scriptPath: join(RUST_FETCH_DIR, 'index.js'),
+    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
+    modulesRoot: RUST_FETCH_DIR,
+    compatibilityDate: '2026-04-01',
+    bindings: { ORIGIN_URL: ORIGIN_V1 },
+  });
+}
 
 const workerdPids = () =>
   new Set(
@@ -224,6 +238,7 @@ try {
     const plan = [
       ['miss', 'origin'], ['miss', 'js-fetch'], ['miss', 'edgeflags'],
       ['hit', 'origin'], ['hit', 'js-cache'], ['hit', 'edgeflags'],
+      ...(TARGETS['rust-fetch'] ? [['miss', 'rust-fetch']] : []),
     ];
     const samples = {};
     for (let r = 0; r < ROUNDS; r++) {
@@ -256,6 +271,9 @@ try {
       '',
       `edgeflags / JS, MISS (vs js-fetch): req/s ${ratio('miss/edgeflags', 'miss/js-fetch', 'rps').toFixed(2)}×, CPU per request ${ratio('miss/edgeflags', 'miss/js-fetch', 'cpuMsPerKReq').toFixed(2)}× (target ≤ 1.3×).`,
       `edgeflags / JS, HIT (vs js-cache): req/s ${ratio('hit/edgeflags', 'hit/js-cache', 'rps').toFixed(2)}×, CPU per request ${ratio('hit/edgeflags', 'hit/js-cache', 'cpuMsPerKReq').toFixed(2)}× (target ≤ 1.2×).`,
+      ...(samples['miss/rust-fetch']
+        ? [`workers-rs forwarder / JS, MISS (rust-fetch vs js-fetch): CPU per request ${ratio('miss/rust-fetch', 'miss/js-fetch', 'cpuMsPerKReq').toFixed(2)}×; edgeflags / rust-fetch ${ratio('miss/edgeflags', 'miss/rust-fetch', 'cpuMsPerKReq').toFixed(2)}×.`]
+        : []),
       `Edge Cache-Status: MISS path \`${missStatus}\`; HIT path \`${hit.headers.get('cache-status')}\`.`,
     );
   }

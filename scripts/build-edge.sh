@@ -25,4 +25,5 @@ build_one() {
   fi
 }
 build_one build
-build_one build-control -- --features control
+# EDGEFLAGS_REQUEST_ONLY=1: only the request worker (iterating on the request path).
+[ "${EDGEFLAGS_REQUEST_ONLY:-}" = 1 ] || build_one build-control -- --features control

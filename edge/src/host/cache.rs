@@ -40,9 +40,7 @@ pub struct Served {
 
 /// A Workers header map as a lowercase-name list.
 pub fn header_list(h: &Headers) -> Vec<(String, String)> {
-    h.entries()
-        .map(|(n, v)| (n.to_ascii_lowercase(), v))
-        .collect()
+    super::headers_js::read(&h.0)
 }
 
 /// `want` as a Workers header map, made from `base` (whose list is `have`): a native copy and

@@ -18,10 +18,31 @@ use crate::traffic::header_edits::HeaderEdit;
     else if (p[i] === 'k') { if (!h.has(p[i + 1])) h.set(p[i + 1], p[i + 2]); }
     else h.set(p[i + 1], p[i + 2]);
   }
+}
+export function edgeflags_read_headers(h) {
+  let s = '';
+  for (const [n, v] of h) s += n + '\\u0000' + v + '\\u0000';
+  return s;
 }")]
 extern "C" {
     #[wasm_bindgen(catch)]
     fn edgeflags_edit_headers(h: &web_sys::Headers, ops: &str) -> Result<(), JsValue>;
+    fn edgeflags_read_headers(h: &web_sys::Headers) -> String;
+}
+
+/// A header map as a list of (lowercase name, value), read in one call: iterating it from
+/// wasm cost seven crossings per header (`next`, `done`, `value`, two index reads and two
+/// string reads: 105 of a proxied MISS's 169 crossings, counted by wrapping the glue's
+/// imports). The Fetch standard iterates names lowercased and sorted, values combined except
+/// `Set-Cookie`; NUL never occurs in a field name or value, so it separates them.
+pub fn read(h: &web_sys::Headers) -> Vec<(String, String)> {
+    let joined = edgeflags_read_headers(h);
+    let mut fields = joined.split('\0');
+    let mut out = Vec::new();
+    while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+        out.push((name.to_owned(), value.to_owned()));
+    }
+    out
 }
 
 /// Applies `edits` to `h` in one call.
