@@ -4,58 +4,58 @@ use crate::error::EdgeError;
 use crate::traffic::identity;
 
 /// Default path prefix of the edge's own endpoints (status now, admin API later).
-pub const DEFAULT_ADMIN_PREFIX: &str = "/__edge";
+pub(crate) const DEFAULT_ADMIN_PREFIX: &str = "/__edge";
 /// Default KV key of the active flag set.
-pub const DEFAULT_FLAGS_KEY: &str = "flags";
+pub(crate) const DEFAULT_FLAGS_KEY: &str = "flags";
 
 /// Everything the worker needs from its environment, parsed and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
+pub(crate) struct Config {
     /// Base URL of the stable origin (no trailing slash).
-    pub origin: String,
+    pub(crate) origin: String,
     /// Base URL of the canary origin, when one is configured.
-    pub canary_origin: Option<String>,
+    pub(crate) canary_origin: Option<String>,
     /// Prefix of the edge's own endpoints, e.g. `/__edge`.
-    pub admin_prefix: String,
+    pub(crate) admin_prefix: String,
     /// KV key holding the active flag set.
-    pub flags_key: String,
+    pub(crate) flags_key: String,
     /// How often an isolate re-checks KV for a new flag set (`REFRESH_SECONDS`, default 5).
-    pub refresh_ms: u64,
+    pub(crate) refresh_ms: u64,
     /// Where visitors' targetingKey comes from (`IDENTITY_SOURCE`).
-    pub identity: identity::Source,
+    pub(crate) identity: identity::Source,
     /// Origins allowed to call OFREP cross-origin (`CORS_ALLOWED_ORIGINS`: `*` or a
     /// comma-separated list; empty = same-origin only).
-    pub cors: Cors,
+    pub(crate) cors: Cors,
     /// Whether HTML gets the flag bootstrap (`BOOTSTRAP`, default on).
-    pub bootstrap: bool,
+    pub(crate) bootstrap: bool,
     /// Version history kept for rollback (`HISTORY_LIMIT`, default 20).
-    pub history_limit: usize,
+    pub(crate) history_limit: usize,
     /// Audit records kept (`AUDIT_LIMIT`, default 500).
-    pub audit_limit: usize,
+    pub(crate) audit_limit: usize,
     /// KV key of the optional route table (`ROUTES_KEY`, default `routes`).
-    pub routes_key: String,
+    pub(crate) routes_key: String,
     /// Flag that splits traffic in the default route table (`SPLIT_FLAG`, default `backend`).
-    pub split_flag: String,
+    pub(crate) split_flag: String,
     /// Event names counted under their own name besides the ones flags declare
     /// (`EVENT_NAMES`, comma-separated; default none). See `metrics::event_series`.
-    pub event_names: Vec<String>,
+    pub(crate) event_names: Vec<String>,
     /// Claims a visitor JWT must carry (`JWT_ISSUER`, `JWT_AUDIENCE`; `IDENTITY_SOURCE=jwt`).
-    pub jwt_rules: crate::jwt::Rules,
+    pub(crate) jwt_rules: crate::jwt::Rules,
     /// Where RS256/ES256 keys come from (`JWT_JWKS_URL`); HS256 uses the secret `JWT_SECRET`.
-    pub jwks_url: Option<String>,
+    pub(crate) jwks_url: Option<String>,
     /// Keys signing visitor ids (secret `IDENTITY_KEYS`; empty = unsigned, the old way).
-    pub identity_keys: identity::Keys,
+    pub(crate) identity_keys: identity::Keys,
     /// Server callers allowed to evaluate for a `targetingKey` of their own choosing that
     /// still counts as an experiment unit (secret `EVALUATION_KEYS`, `name:key,…`).
-    pub evaluation_keys: crate::flags::admin::Tokens,
+    pub(crate) evaluation_keys: crate::flags::admin::Tokens,
     /// Path prefixes of the origins' own control endpoints, never proxied (`PRIVATE_PATHS`,
     /// comma-separated; default `/__origin/`): a visitor must not reach a fault switch.
-    pub private_paths: Vec<String>,
+    pub(crate) private_paths: Vec<String>,
 }
 
 /// Cross-origin policy for the OFREP endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Cors {
+pub(crate) enum Cors {
     /// Same-origin only: no CORS headers.
     None,
     /// Any origin (no credentials).
@@ -67,7 +67,7 @@ pub enum Cors {
 impl Config {
     /// Builds the configuration from a variable lookup (the Worker `Env` in production, a
     /// closure in tests), so the rules live in plain Rust.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, EdgeError> {
+    pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, EdgeError> {
         let origin = get("ORIGIN_URL")
             .filter(|s| !s.trim().is_empty())
             .ok_or_else(|| EdgeError::Config("ORIGIN_URL is not set".into()))?;
@@ -172,14 +172,14 @@ impl Config {
     }
 
     /// Whether `path` is an origin's private endpoint, which the edge never proxies.
-    pub fn is_private(&self, path: &str) -> bool {
+    pub(crate) fn is_private(&self, path: &str) -> bool {
         self.private_paths
             .iter()
             .any(|p| path.starts_with(p.as_str()))
     }
 
     /// The path below the admin prefix, if `path` is one of the edge's own endpoints.
-    pub fn admin_subpath<'p>(&self, path: &'p str) -> Option<&'p str> {
+    pub(crate) fn admin_subpath<'p>(&self, path: &'p str) -> Option<&'p str> {
         let rest = path.strip_prefix(self.admin_prefix.as_str())?;
         (rest.is_empty() || rest.starts_with('/')).then_some(rest)
     }

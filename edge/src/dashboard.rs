@@ -8,19 +8,19 @@ use serde_json::Value;
 use crate::traffic::identity::hmac_sha256;
 
 /// The user's plan: what a healthy stage looks like.
-pub const TARGET_P99_MS: f64 = 200.0;
-pub const TARGET_ERROR_RATE: f64 = 0.005;
-pub const TARGET_HIT_RATIO: f64 = 0.8;
+pub(crate) const TARGET_P99_MS: f64 = 200.0;
+pub(crate) const TARGET_ERROR_RATE: f64 = 0.005;
+pub(crate) const TARGET_HIT_RATIO: f64 = 0.8;
 /// Notification delivery success: delivered / (delivered + failed), per channel.
-pub const TARGET_DELIVERY_SUCCESS: f64 = 0.99;
+pub(crate) const TARGET_DELIVERY_SUCCESS: f64 = 0.99;
 
 /// How long a dashboard session lasts.
-pub const SESSION_SECONDS: u64 = 3600;
+pub(crate) const SESSION_SECONDS: u64 = 3600;
 /// Name of the session cookie.
-pub const COOKIE: &str = "ef_admin";
+pub(crate) const COOKIE: &str = "ef_admin";
 
 /// Escapes text for HTML element content and attribute values.
-pub fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -41,13 +41,13 @@ fn hex(bytes: &[u8]) -> String {
 
 /// A session cookie value: `actor.expires.mac` (HMAC-SHA256 under `key`, which the host
 /// derives from the admin tokens, so rotating them ends every session).
-pub fn session(actor: &str, expires_s: u64, key: &[u8]) -> String {
+pub(crate) fn session(actor: &str, expires_s: u64, key: &[u8]) -> String {
     let body = format!("{}.{expires_s}", hex(actor.as_bytes()));
     format!("{body}.{}", hex(&hmac_sha256(key, body.as_bytes())))
 }
 
 /// The actor of a valid, unexpired session cookie value.
-pub fn open_session(value: &str, key: &[u8], now_s: u64) -> Option<String> {
+pub(crate) fn open_session(value: &str, key: &[u8], now_s: u64) -> Option<String> {
     use subtle::ConstantTimeEq;
     let (body, mac) = value.rsplit_once('.')?;
     let expected = hex(&hmac_sha256(key, body.as_bytes()));
@@ -66,7 +66,7 @@ pub fn open_session(value: &str, key: &[u8], now_s: u64) -> Option<String> {
 }
 
 /// The CSRF token of a session: forms carry it, and a state-changing request must too.
-pub fn csrf(session_value: &str, key: &[u8]) -> String {
+pub(crate) fn csrf(session_value: &str, key: &[u8]) -> String {
     hex(&hmac_sha256(
         key,
         format!("csrf:{session_value}").as_bytes(),
@@ -75,12 +75,12 @@ pub fn csrf(session_value: &str, key: &[u8]) -> String {
 
 /// Whether a state-changing request comes from the dashboard's own origin (`Origin` must be
 /// present and equal; browsers send it on every POST).
-pub fn same_origin(origin_header: Option<&str>, own_origin: &str) -> bool {
+pub(crate) fn same_origin(origin_header: Option<&str>, own_origin: &str) -> bool {
     origin_header.is_some_and(|o| o == own_origin)
 }
 
 /// `Set-Cookie` for a session (`None` value: sign-out).
-pub fn cookie(value: Option<&str>, path: &str, secure: bool) -> String {
+pub(crate) fn cookie(value: Option<&str>, path: &str, secure: bool) -> String {
     let secure = if secure { "; Secure" } else { "" };
     match value {
         Some(v) => format!(
@@ -92,58 +92,58 @@ pub fn cookie(value: Option<&str>, path: &str, secure: bool) -> String {
 
 /// Failed sign-ins one client (IP address) may make in a window; after that every sign-in
 /// from it, right or wrong, is answered 429 until the window ends.
-pub const SIGNIN_FAILURES: u64 = 10;
+pub(crate) const SIGNIN_FAILURES: u64 = 10;
 /// The sign-in limit's window, from a client's first failure.
-pub const SIGNIN_WINDOW_MS: u64 = 15 * 60 * 1000;
+pub(crate) const SIGNIN_WINDOW_MS: u64 = 15 * 60 * 1000;
 /// Failed sign-in records kept. They live apart from the change audit (whose records only
 /// admins cause), so an anonymous client can never push an admin's record out; older ones
 /// are deleted and counted.
-pub const SIGNIN_RECORDS: u64 = 200;
+pub(crate) const SIGNIN_RECORDS: u64 = 200;
 /// Clients whose windows are tracked at once; past that the oldest windows are forgotten
 /// (and counted), so a spray from many addresses cannot grow storage without bound.
-pub const SIGNIN_CLIENTS: u64 = 10_000;
+pub(crate) const SIGNIN_CLIENTS: u64 = 10_000;
 
 /// One sign-in, as the worker reports it to the flag writer, which keeps the windows: the
 /// writer answers whether the client is over its limit, and records a failure.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SigninAttempt {
+pub(crate) struct SigninAttempt {
     /// The client's IP address (`CF-Connecting-IP`).
-    pub client: String,
+    pub(crate) client: String,
     /// Whether the credential was right (a right one is still refused while limited).
-    pub ok: bool,
+    pub(crate) ok: bool,
     /// The admin token name tried, only when it is a configured name (never the secret,
     /// never free text from the client).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Why it failed, in the edge's words.
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 /// The writer's answer: `retry_after_s` set while the client is limited.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SigninGate {
+pub(crate) struct SigninGate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry_after_s: Option<u64>,
+    pub(crate) retry_after_s: Option<u64>,
 }
 
 /// Recent failed sign-ins (newest first) and what the bounds dropped.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SigninFailures {
-    pub records: Vec<crate::flags::store::AuditRecord>,
+pub(crate) struct SigninFailures {
+    pub(crate) records: Vec<crate::flags::store::AuditRecord>,
     /// Failed sign-ins ever recorded.
-    pub total: u64,
+    pub(crate) total: u64,
     /// Attempts refused by the limit (not recorded one by one).
-    pub limited: u64,
+    pub(crate) limited: u64,
     /// Records deleted past [`SIGNIN_RECORDS`], and client windows forgotten past
     /// [`SIGNIN_CLIENTS`].
-    pub dropped: u64,
+    pub(crate) dropped: u64,
 }
 
 /// A client's current window: (start ms, failures in it).
-pub type Window = (u64, u64);
+pub(crate) type Window = (u64, u64);
 
 /// The window that still counts at `now_ms` (an ended one counts for nothing).
 fn live(window: Option<Window>, now_ms: u64) -> Option<Window> {
@@ -152,7 +152,7 @@ fn live(window: Option<Window>, now_ms: u64) -> Option<Window> {
 
 /// Whether a client may try to sign in now: `Err(seconds to wait)` once its window holds
 /// [`SIGNIN_FAILURES`] failures.
-pub fn signin_gate(window: Option<Window>, now_ms: u64) -> Result<(), u64> {
+pub(crate) fn signin_gate(window: Option<Window>, now_ms: u64) -> Result<(), u64> {
     match live(window, now_ms) {
         Some((start, failures)) if failures >= SIGNIN_FAILURES => {
             let end = start.saturating_add(SIGNIN_WINDOW_MS);
@@ -163,7 +163,7 @@ pub fn signin_gate(window: Option<Window>, now_ms: u64) -> Result<(), u64> {
 }
 
 /// The client's window after one more failure at `now_ms`.
-pub fn signin_failed(window: Option<Window>, now_ms: u64) -> Window {
+pub(crate) fn signin_failed(window: Option<Window>, now_ms: u64) -> Window {
     match live(window, now_ms) {
         Some((start, failures)) => (start, failures.saturating_add(1)),
         None => (now_ms, 1),
@@ -172,7 +172,10 @@ pub fn signin_failed(window: Option<Window>, now_ms: u64) -> Window {
 
 /// The audit record of a failed sign-in: who is "anonymous" and the client's address, with
 /// the token name tried when it is a known one.
-pub fn signin_record(attempt: &SigninAttempt, now_ms: u64) -> crate::flags::store::AuditRecord {
+pub(crate) fn signin_record(
+    attempt: &SigninAttempt,
+    now_ms: u64,
+) -> crate::flags::store::AuditRecord {
     let client: String = attempt.client.chars().take(64).collect();
     let reason = clip(&attempt.reason, SIGNIN_REASON_CHARS);
     crate::flags::store::AuditRecord {
@@ -191,10 +194,10 @@ pub fn signin_record(attempt: &SigninAttempt, now_ms: u64) -> crate::flags::stor
 
 /// Most characters of a failure's reason kept in its record: a refused JWT's reason can
 /// quote the client's text (its `alg`).
-pub const SIGNIN_REASON_CHARS: usize = 160;
+pub(crate) const SIGNIN_REASON_CHARS: usize = 160;
 
 /// `text`, cut to `max` characters with an ellipsis when longer.
-pub fn clip(text: &str, max: usize) -> String {
+pub(crate) fn clip(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_owned();
     }
@@ -206,17 +209,17 @@ pub fn clip(text: &str, max: usize) -> String {
 /// Cloudflare Access in front of the dashboard (`ACCESS_TEAM_DOMAIN`, `ACCESS_AUD`): a
 /// request carrying Access's JWT signs in as the token's e-mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Access {
+pub(crate) struct Access {
     /// `https://<team>.cloudflareaccess.com`, without a trailing slash: the tokens' issuer.
-    pub team: String,
+    pub(crate) team: String,
     /// The Access application's audience tag.
-    pub aud: String,
+    pub(crate) aud: String,
 }
 
 impl Access {
     /// Both variables or neither. The team domain must be https; plain http is accepted for
     /// a loopback address only, which is what the end-to-end tests serve their keys from.
-    pub fn from_vars(team: Option<&str>, aud: Option<&str>) -> Result<Option<Self>, String> {
+    pub(crate) fn from_vars(team: Option<&str>, aud: Option<&str>) -> Result<Option<Self>, String> {
         let team = team.map(str::trim).filter(|s| !s.is_empty());
         let aud = aud.map(str::trim).filter(|s| !s.is_empty());
         let (team, aud) = match (team, aud) {
@@ -263,13 +266,13 @@ impl Access {
     }
 
     /// Where Access publishes its signing keys (a JWKS).
-    pub fn certs_url(&self) -> String {
+    pub(crate) fn certs_url(&self) -> String {
         format!("{}/cdn-cgi/access/certs", self.team)
     }
 
     /// The token of a request: the `Cf-Access-Jwt-Assertion` header Access adds, else the
     /// `CF_Authorization` cookie it sets in the browser.
-    pub fn assertion(header: Option<&str>, cookies: Option<&str>) -> Option<String> {
+    pub(crate) fn assertion(header: Option<&str>, cookies: Option<&str>) -> Option<String> {
         header
             .map(str::trim)
             .filter(|h| !h.is_empty())
@@ -284,7 +287,7 @@ impl Access {
     /// signs with), `iss` = the team domain, `aud` containing the application's tag,
     /// `exp`/`nbf`; returns the e-mail it signs in as (a service token has none and is
     /// refused).
-    pub fn check(
+    pub(crate) fn check(
         &self,
         token: &crate::jwt::Token,
         now_s: u64,
@@ -311,7 +314,7 @@ impl Access {
 /// `ACCESS_ONLY`: `true` turns the token sign-in off, so only Cloudflare Access signs in.
 /// It needs Access configured (else nobody could sign in); absent or `false` keeps the token
 /// form.
-pub fn access_only(value: Option<&str>, access_configured: bool) -> Result<bool, String> {
+pub(crate) fn access_only(value: Option<&str>, access_configured: bool) -> Result<bool, String> {
     match value.map(str::trim).unwrap_or("") {
         "" | "false" => Ok(false),
         "true" if access_configured => Ok(true),
@@ -322,21 +325,21 @@ pub fn access_only(value: Option<&str>, access_configured: bool) -> Result<bool,
 
 /// One row of the overview: a series' health against the plan's targets.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Health {
-    pub name: String,
-    pub requests: u64,
-    pub error_rate: Option<f64>,
-    pub p99_ms: Option<f64>,
-    pub hit_ratio: Option<f64>,
+pub(crate) struct Health {
+    pub(crate) name: String,
+    pub(crate) requests: u64,
+    pub(crate) error_rate: Option<f64>,
+    pub(crate) p99_ms: Option<f64>,
+    pub(crate) hit_ratio: Option<f64>,
 }
 
 /// One (flag, variant)'s counts summed over a window of the metrics store's timeline.
-pub type WindowCounts = (String, String, crate::measure::metrics::Counts);
+pub(crate) type WindowCounts = (String, String, crate::measure::metrics::Counts);
 
 /// The overview's per-variant rows: each flag variant's health over the last hour and the
 /// last day (from the timeline, so a canary that was rolled back stops failing once its bad
 /// minutes leave the window). Unflagged traffic (`flag` empty) is in the overall rows.
-pub fn variant_windows(hour: &[WindowCounts], day: &[WindowCounts]) -> Vec<Health> {
+pub(crate) fn variant_windows(hour: &[WindowCounts], day: &[WindowCounts]) -> Vec<Health> {
     let mut keys: Vec<(&str, &str)> = hour
         .iter()
         .chain(day)
@@ -360,7 +363,7 @@ pub fn variant_windows(hour: &[WindowCounts], day: &[WindowCounts]) -> Vec<Healt
 }
 
 /// A row from counts: error rate, p99 and cache hit ratio (none when nothing was counted).
-pub fn health_of(name: String, c: &crate::measure::metrics::Counts) -> Health {
+pub(crate) fn health_of(name: String, c: &crate::measure::metrics::Counts) -> Health {
     let s = crate::measure::metrics::summarise(0, c);
     Health {
         name,
@@ -375,37 +378,37 @@ pub fn health_of(name: String, c: &crate::measure::metrics::Counts) -> Health {
 /// those exposed to each flag. Both counts cover the same window, so their ratio is a share.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct UnitCounts {
+pub(crate) struct UnitCounts {
     /// Start of the window (Unix ms); it ends now.
-    pub since_ms: u64,
+    pub(crate) since_ms: u64,
     /// Distinct units exposed to any flag.
-    pub all: u64,
+    pub(crate) all: u64,
     /// (flag, distinct units exposed to it).
-    pub flags: Vec<(String, u64)>,
+    pub(crate) flags: Vec<(String, u64)>,
 }
 
 /// The window adoption is counted over: the metrics store keeps a unit for 30 days after it
 /// was first seen, so this is all it knows.
-pub const ADOPTION_WINDOW_DAYS: u64 = 30;
+pub(crate) const ADOPTION_WINDOW_DAYS: u64 = 30;
 
 /// One row of the overview's per-feature table.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Feature {
-    pub key: String,
-    pub state: String,
+pub(crate) struct Feature {
+    pub(crate) key: String,
+    pub(crate) state: String,
     /// The canary variant(s) and their share of the split; `None` without a split.
-    pub rollout: Option<(String, f64)>,
+    pub(crate) rollout: Option<(String, f64)>,
     /// Distinct units exposed to the flag in the window.
-    pub exposed: u64,
+    pub(crate) exposed: u64,
     /// `exposed / all units`; `None` while no unit was seen at all.
-    pub adoption: Option<f64>,
+    pub(crate) adoption: Option<f64>,
     /// Proxied requests the flag routed, and the origin errors among them.
-    pub requests: u64,
-    pub errors: u64,
+    pub(crate) requests: u64,
+    pub(crate) errors: u64,
 }
 
 /// Exposed units as a share of all units (`None` when there are none).
-pub fn adoption(exposed: u64, all: u64) -> Option<f64> {
+pub(crate) fn adoption(exposed: u64, all: u64) -> Option<f64> {
     (all > 0).then(|| exposed.min(all) as f64 / all as f64)
 }
 
@@ -425,7 +428,7 @@ fn first_fractional(rule: &Value) -> Option<&Vec<Value>> {
 /// The rollout of a flag: which variant is the canary and what share of the split it gets.
 /// The canary is the rollout plan's treatment (`rollout.treatment`) when there is a plan,
 /// else every variant but the default. A disabled flag rolls out nothing.
-pub fn rollout(flag: &Value) -> Option<(String, f64)> {
+pub(crate) fn rollout(flag: &Value) -> Option<(String, f64)> {
     let split = first_fractional(flag.get("targeting")?)?;
     let entries: Vec<(&str, f64)> = split
         .iter()
@@ -464,7 +467,7 @@ pub fn rollout(flag: &Value) -> Option<(String, f64)> {
 /// The per-feature table: every flag of the document with its state, rollout, adoption
 /// (`units`) and the requests/errors of the series it routed (`routed`: flag → (requests,
 /// errors)).
-pub fn features(
+pub(crate) fn features(
     document: &Value,
     units: &UnitCounts,
     routed: &[(String, u64, u64)],
@@ -503,76 +506,76 @@ pub fn features(
 
 /// Everything the page shows.
 #[derive(Debug, Clone, Default)]
-pub struct Page {
-    pub prefix: String,
-    pub actor: String,
-    pub csrf: String,
+pub(crate) struct Page {
+    pub(crate) prefix: String,
+    pub(crate) actor: String,
+    pub(crate) csrf: String,
     /// A message after an action (already plain text).
-    pub notice: Option<String>,
-    pub health: Vec<Health>,
+    pub(crate) notice: Option<String>,
+    pub(crate) health: Vec<Health>,
     /// Requests and errors per minute over the last hour, oldest first: (t ms, requests, errors).
-    pub minutes: Vec<(u64, u64, u64)>,
+    pub(crate) minutes: Vec<(u64, u64, u64)>,
     /// The active flag-set document.
-    pub flags: Value,
-    pub version: String,
+    pub(crate) flags: Value,
+    pub(crate) version: String,
     /// `experiments` of the results endpoint.
-    pub experiments: Value,
+    pub(crate) experiments: Value,
     /// Experiments beyond [`MAX_EXPERIMENTS`], not shown (the CSV has them all).
-    pub more_experiments: usize,
+    pub(crate) more_experiments: usize,
     /// Recent rollout decisions.
-    pub decisions: Value,
+    pub(crate) decisions: Value,
     /// Notification outcomes per channel, per window ("last hour", "last day").
-    pub notifications: Vec<(String, Vec<crate::measure::metrics::ChannelDeliveries>)>,
+    pub(crate) notifications: Vec<(String, Vec<crate::measure::metrics::ChannelDeliveries>)>,
     /// The first [`MAX_ROLLOUTS`] plans' current gate values.
-    pub rollouts: Vec<RolloutView>,
+    pub(crate) rollouts: Vec<RolloutView>,
     /// Audit records, newest first (changes and failed sign-ins).
-    pub audit: Value,
+    pub(crate) audit: Value,
     /// Failed sign-ins: recorded in total, refused by the limit, records dropped.
-    pub signin_counts: (u64, u64, u64),
+    pub(crate) signin_counts: (u64, u64, u64),
     /// Version history, newest first.
-    pub versions: Value,
+    pub(crate) versions: Value,
     /// The overview's per-feature table.
-    pub features: Vec<Feature>,
+    pub(crate) features: Vec<Feature>,
     /// Distinct units in the adoption window (the table's denominator).
-    pub all_units: u64,
+    pub(crate) all_units: u64,
     /// What each listed version changed against the one before it (version → lines).
-    pub diffs: Vec<(String, Vec<String>)>,
+    pub(crate) diffs: Vec<(String, Vec<String>)>,
     /// The text in the editor: the active document, or a submitted one that was refused.
-    pub document_text: String,
+    pub(crate) document_text: String,
     /// Why the submitted document was refused (path, message).
-    pub edit_errors: Vec<(String, String)>,
+    pub(crate) edit_errors: Vec<(String, String)>,
 }
 
 /// Most rollout plans whose live gate values the page reads (one or two metrics-store calls
 /// each); the decision log covers the rest.
-pub const MAX_ROLLOUTS: usize = 5;
+pub(crate) const MAX_ROLLOUTS: usize = 5;
 
 /// One gate of a rollout plan as the page shows it: the current value next to its threshold.
 #[derive(Debug, Clone, PartialEq)]
-pub struct GateRow {
-    pub gate: &'static str,
-    pub value: String,
-    pub threshold: String,
+pub(crate) struct GateRow {
+    pub(crate) gate: &'static str,
+    pub(crate) value: String,
+    pub(crate) threshold: String,
     /// Pass / fail; `None` is undecided (no data, not reached yet, or between the
     /// sequential test's bounds), shown with `pending`.
-    pub pass: Option<bool>,
-    pub pending: &'static str,
+    pub(crate) pass: Option<bool>,
+    pub(crate) pending: &'static str,
 }
 
 /// A rollout plan's current stage, time in it and gate values.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RolloutView {
-    pub flag: String,
+pub(crate) struct RolloutView {
+    pub(crate) flag: String,
     /// "stage 2 of 3 (50 %), running".
-    pub stage: String,
+    pub(crate) stage: String,
     /// Time since the stage began; `None` when it has not started.
-    pub in_stage_ms: Option<u64>,
-    pub gates: Vec<GateRow>,
+    pub(crate) in_stage_ms: Option<u64>,
+    pub(crate) gates: Vec<GateRow>,
 }
 
 /// The gate values of one plan's current stage, from the treatment arm's counts since the
 /// stage began — what `rollout::decide` reads, against what it compares them with.
-pub fn rollout_view(
+pub(crate) fn rollout_view(
     plan: &crate::measure::rollout::Plan,
     state: &crate::measure::rollout::State,
     treatment: &crate::measure::rollout::Arm,
@@ -697,14 +700,14 @@ fn duration(ms: u64) -> String {
 }
 
 /// Most experiments whose results the page reads (one metrics-store call each).
-pub const MAX_EXPERIMENTS: usize = 10;
+pub(crate) const MAX_EXPERIMENTS: usize = 10;
 
 /// Most change lines shown for one version.
 const DIFF_LINES: usize = 12;
 
 /// What changed from `old` to `new`, one line per changed leaf (`path: old → new`), for
 /// people reading the version history; at most `DIFF_LINES` lines.
-pub fn diff(old: &Value, new: &Value) -> Vec<String> {
+pub(crate) fn diff(old: &Value, new: &Value) -> Vec<String> {
     fn show(v: Option<&Value>) -> String {
         v.map_or("(absent)".to_owned(), |v| {
             let t = v.to_string();
@@ -755,7 +758,7 @@ svg{max-width:100%;height:auto}textarea{width:100%;box-sizing:border-box}";
 
 /// The stylesheet, and its CSP hash source (`'sha256-…'`), so the page needs no
 /// `'unsafe-inline'`.
-pub fn style() -> (&'static str, String) {
+pub(crate) fn style() -> (&'static str, String) {
     use base64::Engine as _;
     use sha2::{Digest, Sha256};
     let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(STYLE.as_bytes()));
@@ -763,7 +766,7 @@ pub fn style() -> (&'static str, String) {
 }
 
 /// The page's Content-Security-Policy: nothing but its own inline stylesheet and forms.
-pub fn csp() -> String {
+pub(crate) fn csp() -> String {
     format!(
         "default-src 'none'; style-src {}; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         style().1
@@ -779,13 +782,13 @@ fn head(title: &str) -> String {
 }
 
 /// The sign-in page.
-pub fn login(prefix: &str, error: Option<&str>) -> String {
+pub(crate) fn login(prefix: &str, error: Option<&str>) -> String {
     signin_page(prefix, error, true)
 }
 
 /// The sign-in page; without `token_form` (`ACCESS_ONLY=true`) it only says to come through
 /// Cloudflare Access.
-pub fn signin_page(prefix: &str, error: Option<&str>, token_form: bool) -> String {
+pub(crate) fn signin_page(prefix: &str, error: Option<&str>, token_form: bool) -> String {
     let mut out = head("edgeflags — sign in");
     out.push_str("<main><h1>edgeflags dashboard</h1>");
     if let Some(e) = error {
@@ -849,10 +852,10 @@ fn action(page: &Page, action: &str, fields: &[(&str, &str)], label: &str, class
 }
 
 /// One bar: variant, conversion rate, its 95 % interval.
-pub type Bar = (String, f64, Option<(f64, f64)>);
+pub(crate) type Bar = (String, f64, Option<(f64, f64)>);
 
 /// A horizontal bar per variant: the conversion rate, with its 95 % interval as a whisker.
-pub fn conversion_svg(variants: &[Bar]) -> String {
+pub(crate) fn conversion_svg(variants: &[Bar]) -> String {
     let max = variants
         .iter()
         .map(|(_, r, ci)| ci.map_or(*r, |(_, hi)| hi.max(*r)))
@@ -894,7 +897,7 @@ pub fn conversion_svg(variants: &[Bar]) -> String {
 }
 
 /// Requests per minute as bars, the errors among them in red, one bar per minute.
-pub fn minutes_svg(minutes: &[(u64, u64, u64)]) -> String {
+pub(crate) fn minutes_svg(minutes: &[(u64, u64, u64)]) -> String {
     let max = minutes.iter().map(|m| m.1).max().unwrap_or(0).max(1) as f64;
     let (w, h) = (6.0, 60.0);
     let mut out = format!(
@@ -996,7 +999,7 @@ fn notifications_table(
 }
 
 /// The dashboard page.
-pub fn render(page: &Page) -> String {
+pub(crate) fn render(page: &Page) -> String {
     let mut out = head("edgeflags — dashboard");
     out.push_str(&format!(
         "<header><h1>edgeflags — success metrics</h1><p>Signed in as <b>{}</b>, flag-set version <code>{}</code>. {}</p></header><main>",

@@ -9,13 +9,13 @@ use base64::Engine as _;
 use serde_json::Value;
 
 /// Clock skew tolerated on `exp` / `nbf` (seconds).
-pub const LEEWAY_SECONDS: u64 = 60;
+pub(crate) const LEEWAY_SECONDS: u64 = 60;
 /// Longest token accepted (bytes): a bearer header is no place for a document.
-pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+pub(crate) const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// A signature algorithm the edge verifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Alg {
+pub(crate) enum Alg {
     Hs256,
     Rs256,
     Es256,
@@ -32,7 +32,7 @@ impl Alg {
     }
 
     /// The JWK `kty` a key for this algorithm has.
-    pub fn key_type(self) -> &'static str {
+    pub(crate) fn key_type(self) -> &'static str {
         match self {
             Alg::Hs256 => "oct",
             Alg::Rs256 => "RSA",
@@ -43,18 +43,18 @@ impl Alg {
 
 /// A parsed, not yet verified token.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Token {
-    pub alg: Alg,
-    pub kid: Option<String>,
-    pub claims: Value,
+pub(crate) struct Token {
+    pub(crate) alg: Alg,
+    pub(crate) kid: Option<String>,
+    pub(crate) claims: Value,
     /// `base64url(header) "." base64url(payload)`: the bytes the signature covers.
-    pub signing_input: String,
-    pub signature: Vec<u8>,
+    pub(crate) signing_input: String,
+    pub(crate) signature: Vec<u8>,
 }
 
 /// Why a token is not accepted (the visitor is then anonymous).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum JwtError {
+pub(crate) enum JwtError {
     #[error("not a compact JWS")]
     Malformed,
     #[error("algorithm {0:?} is not accepted")]
@@ -76,7 +76,7 @@ pub enum JwtError {
 }
 
 /// The token of `Authorization: Bearer <token>`.
-pub fn bearer(authorization: &str) -> Option<&str> {
+pub(crate) fn bearer(authorization: &str) -> Option<&str> {
     authorization
         .strip_prefix("Bearer ")
         .or_else(|| authorization.strip_prefix("bearer "))
@@ -92,7 +92,7 @@ fn b64(part: &str) -> Result<Vec<u8>, JwtError> {
 
 /// Parses a compact JWS. The header's `alg` must be one the edge verifies; `crit` headers
 /// are not understood, so a token carrying them is refused (RFC 7515 §4.1.11).
-pub fn parse(token: &str) -> Result<Token, JwtError> {
+pub(crate) fn parse(token: &str) -> Result<Token, JwtError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(JwtError::Malformed);
     }
@@ -120,13 +120,13 @@ pub fn parse(token: &str) -> Result<Token, JwtError> {
 
 /// What the claims must satisfy (`JWT_ISSUER`, `JWT_AUDIENCE`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Rules {
-    pub issuer: Option<String>,
-    pub audience: Option<String>,
+pub(crate) struct Rules {
+    pub(crate) issuer: Option<String>,
+    pub(crate) audience: Option<String>,
 }
 
 /// Checks `exp` (required), `nbf`, `iss` and `aud` against `now_s`; returns `sub`.
-pub fn check_claims(claims: &Value, rules: &Rules, now_s: u64) -> Result<String, JwtError> {
+pub(crate) fn check_claims(claims: &Value, rules: &Rules, now_s: u64) -> Result<String, JwtError> {
     let time = |name: &str| claims.get(name).and_then(Value::as_f64);
     match time("exp") {
         Some(exp) if (now_s as f64) < exp + LEEWAY_SECONDS as f64 => {}
@@ -162,7 +162,7 @@ pub fn check_claims(claims: &Value, rules: &Rules, now_s: u64) -> Result<String,
 /// names one), the algorithm's key type, an `alg` (if the key states one) equal to the
 /// token's, and a `use` (if stated) of `sig`. `None` when there is none — the caller may then
 /// refresh the set once (a rotated key).
-pub fn select_key<'a>(jwks: &'a Value, alg: Alg, kid: Option<&str>) -> Option<&'a Value> {
+pub(crate) fn select_key<'a>(jwks: &'a Value, alg: Alg, kid: Option<&str>) -> Option<&'a Value> {
     let name = match alg {
         Alg::Hs256 => "HS256",
         Alg::Rs256 => "RS256",

@@ -10,11 +10,11 @@ use crate::error::EdgeError;
 use crate::flags::live::{findings, Finding};
 
 /// Largest accepted admin request body (a flag-set document).
-pub const MAX_BODY_BYTES: usize = 512 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 512 * 1024;
 
 /// Admin tokens, by name (the name goes into the audit log; the token never does).
 #[derive(Clone, PartialEq, Eq)]
-pub struct Tokens(Vec<(String, Vec<u8>)>);
+pub(crate) struct Tokens(Vec<(String, Vec<u8>)>);
 
 impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -27,7 +27,7 @@ impl std::fmt::Debug for Tokens {
 impl Tokens {
     /// From the secrets: `ADMIN_TOKENS` = `name:token,name:token`, or a single `ADMIN_TOKEN`
     /// (named `admin`). Tokens shorter than 16 bytes are refused: they are guessable.
-    pub fn parse(tokens: Option<&str>, single: Option<&str>) -> Result<Self, EdgeError> {
+    pub(crate) fn parse(tokens: Option<&str>, single: Option<&str>) -> Result<Self, EdgeError> {
         let mut out = Vec::new();
         if let Some(list) = tokens.filter(|s| !s.trim().is_empty()) {
             for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -50,7 +50,7 @@ impl Tokens {
 
     /// A key for the dashboard's session cookies, derived from every configured token: a
     /// token rotated (or revoked) ends every session signed before.
-    pub fn session_key(&self) -> [u8; 32] {
+    pub(crate) fn session_key(&self) -> [u8; 32] {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
         for (name, token) in &self.0 {
@@ -64,14 +64,14 @@ impl Tokens {
 
     /// Whether `name` is a configured token's name (a failed dashboard sign-in records the
     /// name tried only when it is one, so clients cannot write free text into the log).
-    pub fn has_name(&self, name: &str) -> bool {
+    pub(crate) fn has_name(&self, name: &str) -> bool {
         self.0.iter().any(|(n, _)| n == name)
     }
 
     /// Checks `Authorization: Bearer <token>`; returns the token's name. Every configured
     /// token is compared in constant time, and all of them are compared, so timing reveals
     /// neither the token nor which one matched.
-    pub fn authenticate(&self, authorization: Option<&str>) -> Result<String, EdgeError> {
+    pub(crate) fn authenticate(&self, authorization: Option<&str>) -> Result<String, EdgeError> {
         if self.0.is_empty() {
             return Err(EdgeError::Forbidden(
                 "the admin API is disabled: set the ADMIN_TOKEN secret".into(),
@@ -100,21 +100,21 @@ impl Tokens {
 /// `PATCH {prefix}/flags/{key}` body. `targeting: null` removes targeting.
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct FlagPatch {
+pub(crate) struct FlagPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
+    pub(crate) state: Option<String>,
     #[serde(
         default,
         deserialize_with = "present",
         skip_serializing_if = "Option::is_none"
     )]
-    pub default_variant: Option<Value>,
+    pub(crate) default_variant: Option<Value>,
     #[serde(
         default,
         deserialize_with = "present",
         skip_serializing_if = "Option::is_none"
     )]
-    pub targeting: Option<Value>,
+    pub(crate) targeting: Option<Value>,
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(Null)`).
@@ -125,8 +125,8 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::E
 /// `POST {prefix}/features/disable|enable` body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FeatureToggle {
-    pub flag: String,
+pub(crate) struct FeatureToggle {
+    pub(crate) flag: String,
 }
 
 /// A validated change, ready to store.
@@ -139,7 +139,7 @@ pub struct Change {
 }
 
 /// Parses a JSON request body, mapping errors to 400s.
-pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, EdgeError> {
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, EdgeError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(EdgeError::PayloadTooLarge(MAX_BODY_BYTES));
     }
@@ -150,7 +150,7 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Edge
 /// Which flags a write is answerable for: errors there refuse it, errors elsewhere (an old,
 /// hand-written mistake in another flag, which flagd would still load) are only warnings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope<'a> {
+pub(crate) enum Scope<'a> {
     /// A whole new document (a replacement): any error refuses it.
     All,
     /// A change to one flag (patch, kill switch, rollout decision): only its errors refuse.
@@ -163,7 +163,7 @@ pub enum Scope<'a> {
 /// Validates a new document with the core; every refusing error is reported with its path.
 /// Returns the warnings (schema deviations flagd evaluates anyway, and broken flags outside
 /// the scope), for the answer.
-pub fn validate(document: &str, scope: Scope<'_>) -> Result<Vec<Finding>, EdgeError> {
+pub(crate) fn validate(document: &str, scope: Scope<'_>) -> Result<Vec<Finding>, EdgeError> {
     let options = match scope {
         Scope::All => edgeflags_core::LoadOptions::default(),
         Scope::Flag(_) | Scope::Nothing => edgeflags_core::LoadOptions::lenient(),
@@ -191,7 +191,11 @@ pub fn validate(document: &str, scope: Scope<'_>) -> Result<Vec<Finding>, EdgeEr
 }
 
 /// Applies a patch to one flag of `current` and validates the result.
-pub fn patch_flag(current: &str, flag: &str, patch: &FlagPatch) -> Result<Change, EdgeError> {
+pub(crate) fn patch_flag(
+    current: &str,
+    flag: &str,
+    patch: &FlagPatch,
+) -> Result<Change, EdgeError> {
     let mut doc = parse_doc(current)?;
     let entry = flag_mut(&mut doc, flag)?;
     let mut changed = Vec::new();
@@ -262,7 +266,7 @@ fn refuse_breaking_others(before: &str, after: &str, flag: &str) -> Result<(), E
 }
 
 /// The kill switch (and its reverse): sets one flag's state.
-pub fn set_state(current: &str, flag: &str, enabled: bool) -> Result<Change, EdgeError> {
+pub(crate) fn set_state(current: &str, flag: &str, enabled: bool) -> Result<Change, EdgeError> {
     let mut doc = parse_doc(current)?;
     let entry = flag_mut(&mut doc, flag)?;
     let state = if enabled { "ENABLED" } else { "DISABLED" };

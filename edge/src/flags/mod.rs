@@ -3,8 +3,8 @@
 //! (`control`), what the admin API accepts (`admin`), and OFREP's request bodies and ETags
 //! (`ofrep`).
 
-pub mod admin;
-pub mod control;
-pub mod live;
-pub mod ofrep;
-pub mod store;
+pub(crate) mod admin;
+pub(crate) mod control;
+pub(crate) mod live;
+pub(crate) mod ofrep;
+pub(crate) mod store;

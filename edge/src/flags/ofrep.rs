@@ -4,13 +4,13 @@
 
 use edgeflags_core::{Context, ErrorCode, EvalError};
 
-pub use edgeflags_core::ofrep::{bulk_etag, flags_tag, MAX_BODY_BYTES};
+pub(crate) use edgeflags_core::ofrep::{bulk_etag, flags_tag, MAX_BODY_BYTES};
 
 /// Parses an OFREP request body into the evaluation context with the parser the service
 /// worker uses too (`edgeflags_core::ofrep`), adding the visitor's targetingKey from the
 /// edge's identity source when the body has none. A body that is not UTF-8 is malformed
 /// JSON (`PARSE_ERROR`, 400).
-pub fn parse_request(body: &[u8], visitor_key: Option<&str>) -> Result<Context, EvalError> {
+pub(crate) fn parse_request(body: &[u8], visitor_key: Option<&str>) -> Result<Context, EvalError> {
     let text = std::str::from_utf8(body).map_err(|_| {
         EvalError::new(
             ErrorCode::ParseError,
@@ -21,7 +21,7 @@ pub fn parse_request(body: &[u8], visitor_key: Option<&str>) -> Result<Context, 
 }
 
 /// Whether an `If-None-Match` header matches `etag` (weak comparison, RFC 9110 §13.1.2).
-pub fn if_none_match(header: Option<&str>, etag: &str) -> bool {
+pub(crate) fn if_none_match(header: Option<&str>, etag: &str) -> bool {
     let Some(h) = header else { return false };
     let bare = |t: &str| t.trim().trim_start_matches("W/").to_owned();
     let want = bare(etag);

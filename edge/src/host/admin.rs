@@ -13,7 +13,7 @@ use crate::flags::control::Command;
 use crate::flags::store;
 
 /// Handles `{prefix}{sub}` for an admin request.
-pub async fn handle(
+pub(crate) async fn handle(
     mut req: Request,
     env: &Env,
     config: &Config,

@@ -31,15 +31,15 @@ fn pass_memory<R>(
 /// a value, rendered to the `Cache-Status` header once by the proxy and read as such by the
 /// metrics.
 #[derive(Debug)]
-pub struct Served {
-    pub response: Response,
-    pub origin: String,
-    pub retried: bool,
-    pub cache: CacheStatus,
+pub(crate) struct Served {
+    pub(crate) response: Response,
+    pub(crate) origin: String,
+    pub(crate) retried: bool,
+    pub(crate) cache: CacheStatus,
 }
 
 /// A Workers header map as a lowercase-name list.
-pub fn header_list(h: &Headers) -> Vec<(String, String)> {
+pub(crate) fn header_list(h: &Headers) -> Vec<(String, String)> {
     super::headers_js::read(&h.0)
 }
 
@@ -62,7 +62,7 @@ fn headers_from(
 }
 
 /// A header list as a Workers header map.
-pub fn headers_of(list: &[(String, String)]) -> Result<Headers, EdgeError> {
+pub(crate) fn headers_of(list: &[(String, String)]) -> Result<Headers, EdgeError> {
     let h = Headers::new();
     for (n, v) in list {
         h.append(n, v).map_err(internal)?;
@@ -77,7 +77,7 @@ fn get<'a>(list: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// Answers a GET/HEAD through the cache.
-pub async fn serve(
+pub(crate) async fn serve(
     ctx: &Context,
     key: String,
     policy: RequestPolicy,
@@ -404,7 +404,7 @@ async fn revalidate_in_background(
 }
 
 /// Every cache key a URL can have: one per variant of the flag routing its path.
-pub fn keys_for(
+pub(crate) fn keys_for(
     url: &str,
     table: &RouteTable,
     set: Option<&edgeflags_core::FlagSet>,
@@ -425,7 +425,7 @@ pub fn keys_for(
 }
 
 /// Deletes the entries an unsafe request invalidated (RFC 9111 §4.4), off the response path.
-pub fn invalidate(
+pub(crate) fn invalidate(
     ctx: &Context,
     request_url: &str,
     res_headers: &[(String, String)],
@@ -440,7 +440,7 @@ pub fn invalidate(
 }
 
 /// Deletes cache keys in this location, off the response path.
-pub fn delete_all(ctx: &Context, keys: Vec<String>) {
+pub(crate) fn delete_all(ctx: &Context, keys: Vec<String>) {
     ctx.wait_until(async move {
         let cache = Cache::default();
         for key in keys {
@@ -451,7 +451,7 @@ pub fn delete_all(ctx: &Context, keys: Vec<String>) {
 
 /// Passes a request the cache does not handle (an unsafe method) to the origin with its
 /// body, and evicts what its success invalidates (RFC 9111 §4.4) in this location.
-pub async fn pass(
+pub(crate) async fn pass(
     ctx: &Context,
     req: &Request,
     url: &worker::Url,

@@ -13,7 +13,7 @@ use crate::flags::control::{HeadAnswer, HeadQuery};
 
 /// Durable Object binding of the writer (`[[durable_objects.bindings]]`; the request worker's
 /// names the control worker's class with `script_name`).
-pub const BINDING: &str = "FLAG_WRITER";
+pub(crate) const BINDING: &str = "FLAG_WRITER";
 
 /// Sends `body` to the writer at `path`; its answer is `{"Ok": R}` or `{"Err": EdgeError}`.
 async fn call<B: Serialize, R: DeserializeOwned>(
@@ -29,7 +29,7 @@ async fn call<B: Serialize, R: DeserializeOwned>(
 
 #[cfg(feature = "control")]
 /// Asks the writer to apply one command.
-pub async fn command(
+pub(crate) async fn command(
     env: &Env,
     config: &Config,
     actor: &str,
@@ -45,19 +45,26 @@ pub async fn command(
 }
 
 /// The writer's head, with the document / purge list when `query` lacks them.
-pub async fn head(env: &Env, config: &Config, query: &HeadQuery) -> Result<HeadAnswer, EdgeError> {
+pub(crate) async fn head(
+    env: &Env,
+    config: &Config,
+    query: &HeadQuery,
+) -> Result<HeadAnswer, EdgeError> {
     call(env, config, "/head", query).await
 }
 
 #[cfg(feature = "control")]
 /// The committed document and its version.
-pub async fn document(env: &Env, config: &Config) -> Result<Option<(String, String)>, EdgeError> {
+pub(crate) async fn document(
+    env: &Env,
+    config: &Config,
+) -> Result<Option<(String, String)>, EdgeError> {
     call(env, config, "/document", &Option::<String>::None).await
 }
 
 #[cfg(feature = "control")]
 /// A version's document from the writer's history.
-pub async fn document_of(
+pub(crate) async fn document_of(
     env: &Env,
     config: &Config,
     version: &str,
@@ -66,19 +73,19 @@ pub async fn document_of(
 }
 
 #[cfg(feature = "control")]
-pub async fn versions(env: &Env, config: &Config) -> Result<Versions, EdgeError> {
+pub(crate) async fn versions(env: &Env, config: &Config) -> Result<Versions, EdgeError> {
     call(env, config, "/versions", &()).await
 }
 
 #[cfg(feature = "control")]
-pub async fn audit(env: &Env, config: &Config, limit: u64) -> Result<Audit, EdgeError> {
+pub(crate) async fn audit(env: &Env, config: &Config, limit: u64) -> Result<Audit, EdgeError> {
     call(env, config, "/audit", &limit).await
 }
 
 #[cfg(feature = "control")]
 /// Reports a dashboard sign-in to the writer, which keeps the per-client limit and records a
 /// failure; the answer says whether the client must wait.
-pub async fn signin(
+pub(crate) async fn signin(
     env: &Env,
     config: &Config,
     attempt: &crate::dashboard::SigninAttempt,
@@ -88,7 +95,7 @@ pub async fn signin(
 
 #[cfg(feature = "control")]
 /// The most recent failed sign-ins and the bounds' counters.
-pub async fn signin_failures(
+pub(crate) async fn signin_failures(
     env: &Env,
     config: &Config,
     limit: u64,

@@ -14,7 +14,7 @@ use crate::jwt::JwtError;
 use crate::measure::metrics::{Totals, LATENCY_BOUNDS_MS};
 
 /// Handles `{prefix}/dashboard{rest}`.
-pub async fn handle(
+pub(crate) async fn handle(
     mut req: Request,
     env: &Env,
     config: &Config,

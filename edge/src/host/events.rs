@@ -17,7 +17,7 @@ const MAX_EVENTS: usize = 100;
 /// (`{"trackingEventName", "context": {"targetingKey"}, "trackingEventDetails": {"value"}}`),
 /// one or `{"events": [...]}`. The unit is the context's targetingKey, else the visitor's
 /// edge identity; it is hashed before it is stored.
-pub async fn handle(
+pub(crate) async fn handle(
     mut req: Request,
     env: &Env,
     config: &crate::config::Config,

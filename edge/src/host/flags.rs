@@ -41,7 +41,7 @@ struct Source {
 }
 
 /// The active flag set, re-checking with the writer when the refresh interval has passed.
-pub async fn current(env: &Env, config: &Config) -> Result<Rc<Active>, EdgeError> {
+pub(crate) async fn current(env: &Env, config: &Config) -> Result<Rc<Active>, EdgeError> {
     let now = now_ms();
     if state(|i| i.borrow().live.needs_check(now, config.refresh_ms)) {
         check(env, config, now).await?;
@@ -63,7 +63,7 @@ pub async fn current(env: &Env, config: &Config) -> Result<Rc<Active>, EdgeError
 }
 
 /// Takes in a change this isolate just made through the writer, so it is active here at once.
-pub async fn check_now(env: &Env, config: &Config) -> Result<(), EdgeError> {
+pub(crate) async fn check_now(env: &Env, config: &Config) -> Result<(), EdgeError> {
     check(env, config, now_ms()).await
 }
 
@@ -150,12 +150,12 @@ async fn from_kv(env: &Env, config: &Config, now: u64) -> Result<(), EdgeError> 
 }
 
 /// The version of the flag set this isolate has active, if any (no I/O).
-pub fn active_version() -> Option<String> {
+pub(crate) fn active_version() -> Option<String> {
     state(|i| i.borrow().live.active().map(|a| a.version.clone()))
 }
 
 /// A snapshot of the isolate's view for the status endpoint.
-pub fn status_snapshot() -> serde_json::Value {
+pub(crate) fn status_snapshot() -> serde_json::Value {
     let control = state(|i| {
         let i = i.borrow();
         let s = &i.source;
@@ -191,7 +191,7 @@ pub fn status_snapshot() -> serde_json::Value {
 
 /// The route table: KV `routes` when present and valid, else the built-in default. Checked
 /// on the same interval as the flag set; a malformed document keeps the last good table.
-pub async fn route_table(env: &Env, config: &Config) -> Result<Rc<RouteTable>, EdgeError> {
+pub(crate) async fn route_table(env: &Env, config: &Config) -> Result<Rc<RouteTable>, EdgeError> {
     let now = now_ms();
     if state(|i| i.borrow().routes.table.needs_check(now, config.refresh_ms)) {
         state(|i| i.borrow_mut().routes.begin_check(now));
@@ -225,7 +225,7 @@ pub async fn route_table(env: &Env, config: &Config) -> Result<Rc<RouteTable>, E
 }
 
 /// Problems with the stored route document, for the status endpoint.
-pub fn route_problems() -> Option<Vec<String>> {
+pub(crate) fn route_problems() -> Option<Vec<String>> {
     state(|i| i.borrow().routes.problem.clone())
 }
 
@@ -238,6 +238,6 @@ struct PurgeState {
 
 /// The latest purge covering a URL (normalised as for its cache key, and its path), as of
 /// the isolate's last check (see [`current`]).
-pub fn purged_after(normalised: &str, path: &str) -> Option<u64> {
+pub(crate) fn purged_after(normalised: &str, path: &str) -> Option<u64> {
     state(|i| store::purged_after(&i.borrow().purges.list, normalised, path))
 }

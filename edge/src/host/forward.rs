@@ -14,7 +14,7 @@ use crate::error::EdgeError;
 use crate::traffic::plane;
 
 /// Service binding to the control worker (`wrangler.toml` `[[services]]`).
-pub const BINDING: &str = "CONTROL";
+pub(crate) const BINDING: &str = "CONTROL";
 
 fn unbound(e: impl std::fmt::Display) -> EdgeError {
     EdgeError::Config(format!(
@@ -26,7 +26,7 @@ fn unbound(e: impl std::fmt::Display) -> EdgeError {
 /// Passes a control-plane request on and returns the control worker's answer, whatever its
 /// status; a call that fails outright is 503 (`ControlUnavailable`), and the visitor's path
 /// goes on without the control worker (the flag set from the KV replica, metrics retained).
-pub async fn to_control(
+pub(crate) async fn to_control(
     req: Request,
     env: &Env,
     config: &Config,
@@ -78,7 +78,7 @@ fn header_of(res: &Response, name: &str) -> Option<String> {
 /// Runs the control worker's cron handler now (the request worker has no cron trigger of its
 /// own; this is what `wrangler dev --test-scheduled`'s `/__scheduled` reaches, since only the
 /// first worker of a `wrangler dev` answers on its port).
-pub async fn scheduled(env: &Env, cron: String) -> Result<(), EdgeError> {
+pub(crate) async fn scheduled(env: &Env, cron: String) -> Result<(), EdgeError> {
     let control = env.service(BINDING).map_err(unbound)?;
     super::metrics::flush_or_warn(env).await;
     let fetcher: &JsValue = control.as_ref();

@@ -35,7 +35,7 @@ extern "C" {
 /// string reads: 105 of a proxied MISS's 169 crossings, counted by wrapping the glue's
 /// imports). The Fetch standard iterates names lowercased and sorted, values combined except
 /// `Set-Cookie`; NUL never occurs in a field name or value, so it separates them.
-pub fn read(h: &web_sys::Headers) -> Vec<(String, String)> {
+pub(crate) fn read(h: &web_sys::Headers) -> Vec<(String, String)> {
     let joined = edgeflags_read_headers(h);
     let mut fields = joined.split('\0');
     let mut out = Vec::new();
@@ -46,7 +46,7 @@ pub fn read(h: &web_sys::Headers) -> Vec<(String, String)> {
 }
 
 /// Applies `edits` to `h` in one call.
-pub fn apply(h: &web_sys::Headers, edits: &[HeaderEdit]) -> Result<(), EdgeError> {
+pub(crate) fn apply(h: &web_sys::Headers, edits: &[HeaderEdit]) -> Result<(), EdgeError> {
     if edits.is_empty() {
         return Ok(());
     }

@@ -50,7 +50,7 @@ fn cache<R>(url: &str, f: impl FnOnce(&mut Jwks) -> R) -> R {
 #[cfg(feature = "control")]
 /// Verifies an RS256 token's signature with a key from the key set at `jwks_url` (the
 /// dashboard's Cloudflare Access sign-in); claims are the caller's to check.
-pub async fn verify_rs256(token: &Token, jwks_url: &str) -> Result<(), JwtError> {
+pub(crate) async fn verify_rs256(token: &Token, jwks_url: &str) -> Result<(), JwtError> {
     if token.alg != Alg::Rs256 {
         return Err(JwtError::Algorithm(format!("{:?}", token.alg)));
     }
@@ -59,7 +59,7 @@ pub async fn verify_rs256(token: &Token, jwks_url: &str) -> Result<(), JwtError>
 
 /// The visitor of a request: its verified JWT subject, its signed edge cookie, or — with
 /// `issue_id` — a new id (the caller sends the returned `set_cookie`).
-pub async fn visitor(
+pub(crate) async fn visitor(
     req: &Request,
     env: &Env,
     config: &Config,
@@ -80,7 +80,7 @@ pub async fn visitor(
 
 /// The `sub` of the request's bearer JWT when the identity source is `jwt` and the token is
 /// verified; `None` otherwise (the visitor is then anonymous).
-pub async fn verified_sub(req: &Request, env: &Env, config: &Config) -> Option<String> {
+pub(crate) async fn verified_sub(req: &Request, env: &Env, config: &Config) -> Option<String> {
     if config.identity != Source::Jwt {
         return None;
     }

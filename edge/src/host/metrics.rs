@@ -20,7 +20,7 @@ use crate::error::EdgeError;
 use crate::measure::metrics::{Batch, Recorder, RequestRecord};
 
 /// Durable Object binding of the metrics store (wrangler.toml `[[durable_objects.bindings]]`).
-pub const BINDING: &str = "METRICS";
+pub(crate) const BINDING: &str = "METRICS";
 
 /// The isolate's recorder (`host/isolate.rs`).
 fn recorder<R>(f: impl FnOnce(&RefCell<Recorder>) -> R) -> R {
@@ -28,7 +28,7 @@ fn recorder<R>(f: impl FnOnce(&RefCell<Recorder>) -> R) -> R {
 }
 
 /// Whether this deployment measures: the binding exists and `METRICS` is not `off`.
-pub fn enabled(env: &Env) -> bool {
+pub(crate) fn enabled(env: &Env) -> bool {
     if let Some(on) = super::isolate::with(|i| i.metrics_enabled.get()) {
         return on;
     }
@@ -43,7 +43,12 @@ pub fn enabled(env: &Env) -> bool {
 
 /// Counts one proxied request (and the exposure of the flag that routed it), then sends a
 /// batch in the background when one is due.
-pub fn record_request(env: &Env, ctx: &Context, rec: &RequestRecord<'_>, unit: Option<&str>) {
+pub(crate) fn record_request(
+    env: &Env,
+    ctx: &Context,
+    rec: &RequestRecord<'_>,
+    unit: Option<&str>,
+) {
     let now = now_ms();
     recorder(|r| {
         let mut r = r.borrow_mut();
@@ -57,7 +62,7 @@ pub fn record_request(env: &Env, ctx: &Context, rec: &RequestRecord<'_>, unit: O
 }
 
 /// Counts exposures of experiment flags answered over OFREP.
-pub fn record_exposures(
+pub(crate) fn record_exposures(
     env: &Env,
     ctx: &Context,
     exposures: &[(String, String, String)],
@@ -77,7 +82,7 @@ pub fn record_exposures(
 }
 
 /// Counts client-reported events.
-pub fn record_events(
+pub(crate) fn record_events(
     env: &Env,
     ctx: &Context,
     events: &[(String, Option<f64>)],
@@ -111,7 +116,7 @@ fn flush_if_due(env: &Env, ctx: &Context, now: u64) {
 }
 
 /// Sends everything pending now (before reading totals, and from the cron trigger).
-pub async fn flush(env: &Env) -> Result<(), EdgeError> {
+pub(crate) async fn flush(env: &Env) -> Result<(), EdgeError> {
     let batches = recorder(|r| r.borrow_mut().take(random_id().unwrap_or_default()));
     deliver(env, batches).await
 }
@@ -119,7 +124,7 @@ pub async fn flush(env: &Env) -> Result<(), EdgeError> {
 /// Flushes before totals are read. A batch that cannot be delivered now stays retained and
 /// is re-sent later with the same id, so a reader gets the totals stored so far rather than
 /// an error.
-pub async fn flush_or_warn(env: &Env) {
+pub(crate) async fn flush_or_warn(env: &Env) {
     if let Err(e) = flush(env).await {
         worker::console_warn!("metrics: flush before reading failed, totals may lag: {e}");
     }
@@ -150,7 +155,7 @@ async fn deliver(env: &Env, batches: Vec<Batch>) -> Result<(), EdgeError> {
 }
 
 /// Isolate-side state for the status endpoint.
-pub fn isolate_status() -> Value {
+pub(crate) fn isolate_status() -> Value {
     recorder(|r| {
         let r = r.borrow();
         json!({
@@ -162,7 +167,7 @@ pub fn isolate_status() -> Value {
 }
 
 /// Calls the metrics object: POST `path` with a JSON body, JSON answer.
-pub async fn call<B: Serialize, R: DeserializeOwned>(
+pub(crate) async fn call<B: Serialize, R: DeserializeOwned>(
     env: &Env,
     path: &str,
     body: &B,
@@ -172,29 +177,29 @@ pub async fn call<B: Serialize, R: DeserializeOwned>(
 
 #[cfg(feature = "control")]
 /// Per-variant counts of one flag in one epoch (for results and rollout gates).
-pub use crate::measure::experiments::Arm as ArmCounts;
+pub(crate) use crate::measure::experiments::Arm as ArmCounts;
 
 #[cfg(feature = "control")]
 /// `POST /arms` body.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct ArmsQuery {
-    pub flag: String,
-    pub epoch: String,
-    pub event: Option<String>,
+pub(crate) struct ArmsQuery {
+    pub(crate) flag: String,
+    pub(crate) epoch: String,
+    pub(crate) event: Option<String>,
 }
 
 #[cfg(feature = "control")]
 /// `POST /notifications` body: every outcome counted, or those since `sinceMs`.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct NotificationsQuery {
+pub(crate) struct NotificationsQuery {
     #[serde(default)]
-    pub since_ms: Option<u64>,
+    pub(crate) since_ms: Option<u64>,
 }
 
 #[cfg(feature = "control")]
 /// Notification outcomes per channel (see [`crate::measure::metrics::OUTCOMES`]).
-pub async fn notifications(
+pub(crate) async fn notifications(
     env: &Env,
     since_ms: Option<u64>,
 ) -> Result<Vec<crate::measure::metrics::ChannelDeliveries>, EdgeError> {
@@ -208,7 +213,7 @@ pub async fn notifications(
 /// nothing. Nothing is sent here: a fetch sends it with its next batch from `waitUntil`, and
 /// the queue handler calls [`flush_or_warn`] at the end of every batch (a queue invocation
 /// has no later request to carry it). From a fetch, pass its `ctx` so a due batch is sent.
-pub fn record_notification(env: &Env, ctx: Option<&Context>, channel: &str, outcome: &str) {
+pub(crate) fn record_notification(env: &Env, ctx: Option<&Context>, channel: &str, outcome: &str) {
     if !enabled(env) {
         return;
     }
@@ -223,11 +228,11 @@ pub fn record_notification(env: &Env, ctx: Option<&Context>, channel: &str, outc
 /// A rollout decision as the store keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DecisionRecord {
-    pub at_ms: u64,
-    pub flag: String,
-    pub action: String,
-    pub reason: String,
-    pub dry_run: bool,
-    pub applied: bool,
+pub(crate) struct DecisionRecord {
+    pub(crate) at_ms: u64,
+    pub(crate) flag: String,
+    pub(crate) action: String,
+    pub(crate) reason: String,
+    pub(crate) dry_run: bool,
+    pub(crate) applied: bool,
 }

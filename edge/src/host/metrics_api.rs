@@ -10,7 +10,7 @@ use crate::error::EdgeError;
 use crate::measure::metrics::Totals;
 
 /// `GET {prefix}/metrics`: Prometheus text (version 0.0.4) of the totals.
-pub async fn prometheus(env: &Env, config: &crate::config::Config) -> Result<Response, EdgeError> {
+pub(crate) async fn prometheus(env: &Env, config: &crate::config::Config) -> Result<Response, EdgeError> {
     flush_or_warn(env).await;
     let mut totals: Totals = call(env, "/totals", &json!({})).await?;
     if let Ok(Some((_, text))) = super::control::document(env, config).await {
@@ -42,7 +42,7 @@ pub async fn prometheus(env: &Env, config: &crate::config::Config) -> Result<Res
 
 /// `GET {prefix}/features/experiments/results[?format=csv]`: every experiment's results in
 /// its flag's current epoch, and the recent rollout decisions.
-pub async fn results(
+pub(crate) async fn results(
     req: &Request,
     env: &Env,
     config: &crate::config::Config,
@@ -74,7 +74,7 @@ pub async fn results(
 
 /// Every experiment's results in its flag's current epoch, the recent rollout decisions and
 /// the flag-set version (the results endpoint and the dashboard show the same).
-pub async fn results_data(
+pub(crate) async fn results_data(
     env: &Env,
     config: &crate::config::Config,
 ) -> Result<
@@ -106,7 +106,7 @@ pub async fn results_data(
 }
 
 /// The timeline since `window_ms` ago at `resolution`, optionally for one flag (variant).
-pub async fn timeline_points(
+pub(crate) async fn timeline_points(
     env: &Env,
     resolution: crate::measure::metrics::Resolution,
     window_ms: u64,
@@ -131,7 +131,7 @@ pub async fn timeline_points(
 /// `GET {prefix}/metrics/timeline?resolution=minute|hour&hours=N[&flag=F[&variant=V]]`: per
 /// bucket requests, errors, error rate, p99 and cache hit ratio (minutes kept 48 h, hours 30
 /// days), oldest first — the dashboard's data, for other tools as JSON.
-pub async fn timeline(req: &Request, env: &Env) -> Result<Response, EdgeError> {
+pub(crate) async fn timeline(req: &Request, env: &Env) -> Result<Response, EdgeError> {
     use crate::measure::metrics::Resolution;
     let url = req.url().map_err(super::internal)?;
     let param = |name: &str| {

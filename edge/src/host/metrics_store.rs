@@ -15,7 +15,7 @@ use crate::measure::metrics::{
 
 /// The metrics store: SQLite tables of counters, keyed so that every write is an upsert.
 #[durable_object(fetch)]
-pub struct MetricsStore {
+pub(crate) struct MetricsStore {
     state: State,
     env: Env,
     /// Batches applied by this instance (for the lost-acknowledgement fault below).

@@ -2,21 +2,21 @@
 //! and writes, origin fetches, responses. Nothing here decides anything on its own.
 
 // On every visitor's path (both workers).
-pub mod cache;
-pub mod control;
-pub mod events;
-pub mod flags;
-pub mod headers_js;
-pub mod isolate;
-pub mod jwt;
-pub mod metrics;
-pub mod ofrep;
-pub mod origin;
-pub mod proxy;
+pub(crate) mod cache;
+pub(crate) mod control;
+pub(crate) mod events;
+pub(crate) mod flags;
+pub(crate) mod headers_js;
+pub(crate) mod isolate;
+pub(crate) mod jwt;
+pub(crate) mod metrics;
+pub(crate) mod ofrep;
+pub(crate) mod origin;
+pub(crate) mod proxy;
 
 // The request worker's way to the control worker (`crate::traffic::plane`).
 #[cfg(not(feature = "control"))]
-pub mod forward;
+pub(crate) mod forward;
 
 /// Declares the modules only the control worker compiles.
 macro_rules! control_only {
@@ -48,34 +48,34 @@ use crate::traffic::header_edits::HeaderEdit;
 use crate::traffic::proxy as policy;
 
 /// Name of the KV binding holding flag sets (wrangler.toml `[[kv_namespaces]]`).
-pub const FLAGS_BINDING: &str = "FLAGS";
+pub(crate) const FLAGS_BINDING: &str = "FLAGS";
 
-pub fn internal(e: impl std::fmt::Display) -> EdgeError {
+pub(crate) fn internal(e: impl std::fmt::Display) -> EdgeError {
     EdgeError::Internal(e.to_string())
 }
 
 /// Unix milliseconds (the core never reads a clock; the host does, once per request).
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     // `Date.now()`, not `new Date().getTime()` (worker::Date): no object per call.
     js_sys::Date::now() as u64
 }
 
 /// 16 random bytes from the platform CSPRNG, as a visitor id.
-pub fn random_id() -> Option<String> {
+pub(crate) fn random_id() -> Option<String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).ok()?;
     Some(crate::traffic::identity::format_id(bytes))
 }
 
 /// A request header, `None` when absent or unreadable.
-pub fn header(req: &Request, name: &str) -> Option<String> {
+pub(crate) fn header(req: &Request, name: &str) -> Option<String> {
     req.headers().get(name).ok().flatten()
 }
 
 /// POSTs a JSON body to `path` of the Durable Object `name` in namespace `binding` and reads
 /// the JSON answer (any status but 200 is an error naming `what`). The metrics store and the
 /// flag writer are both called this way.
-pub async fn durable_call<B: serde::Serialize, R: serde::de::DeserializeOwned>(
+pub(crate) async fn durable_call<B: serde::Serialize, R: serde::de::DeserializeOwned>(
     env: &Env,
     (binding, name, what): (&str, &str, &str),
     path: &str,
@@ -104,7 +104,7 @@ pub async fn durable_call<B: serde::Serialize, R: serde::de::DeserializeOwned>(
 
 #[cfg(feature = "control")]
 /// The admin tokens (secrets `ADMIN_TOKENS` / `ADMIN_TOKEN`).
-pub fn admin_tokens(env: &Env) -> Result<crate::flags::admin::Tokens, EdgeError> {
+pub(crate) fn admin_tokens(env: &Env) -> Result<crate::flags::admin::Tokens, EdgeError> {
     let secret = |n: &str| env.secret(n).ok().map(|s| s.to_string());
     crate::flags::admin::Tokens::parse(
         secret("ADMIN_TOKENS").as_deref(),
@@ -113,12 +113,12 @@ pub fn admin_tokens(env: &Env) -> Result<crate::flags::admin::Tokens, EdgeError>
 }
 
 /// The Workers KV namespace with the flag sets.
-pub fn kv(env: &Env) -> Result<worker::KvStore, EdgeError> {
+pub(crate) fn kv(env: &Env) -> Result<worker::KvStore, EdgeError> {
     env.kv(FLAGS_BINDING).map_err(internal)
 }
 
 /// A JSON response with `status`, never cached.
-pub fn json_with_status<T: serde::Serialize>(
+pub(crate) fn json_with_status<T: serde::Serialize>(
     value: &T,
     status: u16,
 ) -> Result<Response, EdgeError> {
@@ -132,13 +132,13 @@ pub fn json_with_status<T: serde::Serialize>(
 }
 
 /// A JSON response with status 200, never cached.
-pub fn json<T: serde::Serialize>(value: &T) -> Result<Response, EdgeError> {
+pub(crate) fn json<T: serde::Serialize>(value: &T) -> Result<Response, EdgeError> {
     json_with_status(value, 200)
 }
 
 #[cfg(feature = "control")]
 /// A text response of `content_type` (Prometheus text, CSV), never cached.
-pub fn text(body: String, content_type: &str) -> Result<Response, EdgeError> {
+pub(crate) fn text(body: String, content_type: &str) -> Result<Response, EdgeError> {
     let res = Response::ok(body).map_err(internal)?;
     set_all(
         res.headers(),
@@ -151,7 +151,7 @@ pub fn text(body: String, content_type: &str) -> Result<Response, EdgeError> {
 }
 
 /// The response for an error: its status and OFREP-style JSON body.
-pub fn error_response(err: &EdgeError) -> worker::Result<Response> {
+pub(crate) fn error_response(err: &EdgeError) -> worker::Result<Response> {
     let res = Response::from_json(&err.body())?.with_status(err.status());
     res.headers().set("cache-control", "no-store")?;
     if matches!(err, EdgeError::Unauthorized) {
@@ -166,7 +166,7 @@ pub fn error_response(err: &EdgeError) -> worker::Result<Response> {
 /// The edge's mark and the security headers the response lacks, in one call into JS
 /// (`headers_js`): done separately, the presence checks and sets were a dozen crossings on
 /// every response.
-pub fn harden(
+pub(crate) fn harden(
     mut res: Response,
     policy: &crate::traffic::security::Policy,
     own: bool,
@@ -188,7 +188,7 @@ pub fn harden(
 
 /// Per-client rate limit of the OFREP and admin endpoints, through the Workers rate-limiting
 /// binding `RATE_LIMITER` (wrangler.toml `[[ratelimits]]`). Without the binding, no limit.
-pub async fn rate_limit(env: &Env, req: &Request, class: &str) -> Result<(), EdgeError> {
+pub(crate) async fn rate_limit(env: &Env, req: &Request, class: &str) -> Result<(), EdgeError> {
     let Ok(limiter) = env.rate_limiter("RATE_LIMITER") else {
         return Ok(());
     };
@@ -209,7 +209,7 @@ pub async fn rate_limit(env: &Env, req: &Request, class: &str) -> Result<(), Edg
 /// refused as soon as it passes the limit, so a hostile 64 MiB upload (chunked, without a
 /// `Content-Length`) costs at most the limit plus one chunk of wasm memory, never the whole
 /// body (wasm memory never shrinks).
-pub async fn body(req: &mut Request, limit: usize) -> Result<Vec<u8>, EdgeError> {
+pub(crate) async fn body(req: &mut Request, limit: usize) -> Result<Vec<u8>, EdgeError> {
     use futures_util::StreamExt;
     if let Some(len) = header(req, "content-length").and_then(|v| v.parse::<usize>().ok()) {
         if len > limit {
@@ -247,7 +247,7 @@ pub async fn body(req: &mut Request, limit: usize) -> Result<Vec<u8>, EdgeError>
 const LINGER_BYTES: usize = 1024 * 1024;
 
 /// Sets several headers on a response.
-pub fn set_all(headers: &Headers, pairs: &[(&str, String)]) -> Result<(), EdgeError> {
+pub(crate) fn set_all(headers: &Headers, pairs: &[(&str, String)]) -> Result<(), EdgeError> {
     for (name, value) in pairs {
         headers.set(name, value).map_err(internal)?;
     }

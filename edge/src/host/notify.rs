@@ -38,12 +38,12 @@ pub(super) fn observe(env: &Env, ctx: Option<&Context>, channel: Channel, outcom
 }
 
 /// Durable Object binding of the push store shards (wrangler.toml).
-pub const STORE_BINDING: &str = "PUSH_STORE";
+pub(crate) const STORE_BINDING: &str = "PUSH_STORE";
 /// Queue binding of the deliveries (producer), and of their dead-letter queue.
-pub const QUEUE_BINDING: &str = "PUSH_QUEUE";
-pub const DLQ_BINDING: &str = "PUSH_DLQ";
+pub(crate) const QUEUE_BINDING: &str = "PUSH_QUEUE";
+pub(crate) const DLQ_BINDING: &str = "PUSH_DLQ";
 /// The dead-letter queue's name (wrangler.toml `[[queues.consumers]] dead_letter_queue`).
-pub const DLQ_NAME: &str = "edgeflags-push-dlq";
+pub(crate) const DLQ_NAME: &str = "edgeflags-push-dlq";
 
 pub(super) fn lookup(env: &Env, name: &str) -> Option<String> {
     env.var(name)
@@ -114,7 +114,7 @@ pub(super) async fn store_named(
 }
 
 /// `{prefix}/push/...` (public).
-pub async fn public(
+pub(crate) async fn public(
     mut req: Request,
     env: &Env,
     config: &Config,
@@ -181,7 +181,7 @@ pub async fn public(
 }
 
 /// `{prefix}/notifications[/{id}[/retry]]` (admin token).
-pub async fn admin(
+pub(crate) async fn admin(
     mut req: Request,
     env: &Env,
     config: &Config,
@@ -563,7 +563,7 @@ pub(super) enum Step {
 }
 
 /// The queue consumer: deliveries, and the dead-letter queue.
-pub async fn consume(batch: MessageBatch<Value>, env: &Env, config: &Config) {
+pub(crate) async fn consume(batch: MessageBatch<Value>, env: &Env, config: &Config) {
     let dead = batch.queue() == DLQ_NAME;
     let messages: Vec<Message<Value>> = match batch.messages() {
         Ok(m) => m,

@@ -72,7 +72,7 @@ fn ecdh_p256() -> Result<Object, String> {
 
 /// Encrypts `plaintext` for a subscription (`p256dh`, `auth`): the RFC 8291 `aes128gcm`
 /// request body.
-pub async fn encrypt(plaintext: &[u8], p256dh: &[u8], auth: &[u8]) -> Result<Vec<u8>, String> {
+pub(crate) async fn encrypt(plaintext: &[u8], p256dh: &[u8], auth: &[u8]) -> Result<Vec<u8>, String> {
     let padded = ece::pad(plaintext).ok_or("message too large for one record")?;
     let subtle = subtle()?;
     // 1. The ephemeral key pair and the shared secret.
@@ -153,7 +153,7 @@ pub async fn encrypt(plaintext: &[u8], p256dh: &[u8], auth: &[u8]) -> Result<Vec
 }
 
 /// The `Authorization` header for a push to `endpoint` (RFC 8292).
-pub async fn vapid_authorization(
+pub(crate) async fn vapid_authorization(
     keys: &vapid::Keys,
     endpoint: &str,
     now_secs: u64,

@@ -21,7 +21,7 @@ use crate::notify::inbox::{self, FeedCache, FeedEntry, Route};
 use crate::notify::outcome::{Channel, Outcome};
 
 /// `{prefix}/inbox…`.
-pub async fn handle(
+pub(crate) async fn handle(
     req: Request,
     env: &Env,
     config: &Config,

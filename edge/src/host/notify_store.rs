@@ -19,7 +19,7 @@ use crate::notify::api::Counts;
 use crate::notify::{delivery, email};
 
 #[durable_object(fetch)]
-pub struct PushStore {
+pub(crate) struct PushStore {
     state: State,
 }
 

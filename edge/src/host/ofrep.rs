@@ -9,7 +9,7 @@ use crate::flags::ofrep;
 use crate::traffic::{cors, identity};
 
 /// CORS preflight for the OFREP paths.
-pub fn preflight(req: &Request, config: &Config) -> Result<Response, EdgeError> {
+pub(crate) fn preflight(req: &Request, config: &Config) -> Result<Response, EdgeError> {
     let requested = header(req, "access-control-request-headers").unwrap_or_default();
     let res = Response::empty().map_err(internal)?.with_status(204);
     set_all(
@@ -24,7 +24,7 @@ pub fn preflight(req: &Request, config: &Config) -> Result<Response, EdgeError> 
 }
 
 /// Evaluates one flag (`key`) or all flags for the request's context.
-pub async fn evaluate(
+pub(crate) async fn evaluate(
     mut req: Request,
     env: &Env,
     config: &Config,

@@ -18,11 +18,11 @@ use crate::traffic::{proxy, split};
 /// A request to an origin, kept as parts so a bodiless one can be sent again (retry on the
 /// stable origin, background revalidation).
 #[derive(Debug, Clone)]
-pub struct Outgoing {
-    pub method: Method,
-    pub path_and_query: String,
+pub(crate) struct Outgoing {
+    pub(crate) method: Method,
+    pub(crate) path_and_query: String,
     /// The headers to send.
-    pub headers: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, String)>,
     /// The visitor's headers as a list, and as the runtime holds them: a send copies the
     /// runtime's set natively and applies only the edits to `headers` (one call per changed
     /// header, not one per header: appending each header was the largest header cost).
@@ -35,7 +35,7 @@ impl Outgoing {
     /// headers and `extra`.
     /// `visitor` is the request's header list (lowercase names, as [`super::cache::header_list`]
     /// gives it): the request's headers are read once per request.
-    pub fn from_request(
+    pub(crate) fn from_request(
         req: &Request,
         url: &worker::Url,
         visitor: &[(String, String)],
@@ -57,7 +57,7 @@ impl Outgoing {
 
     /// Sends it to `origin`. `replace` headers replace the visitor's of the same name (and
     /// conditional ones replace all of the visitor's `If-*` validators).
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         origin: &str,
         body: Option<JsValue>,
@@ -109,24 +109,24 @@ fn js(e: JsValue) -> EdgeError {
 
 /// Where a request goes: the chosen origin, and the stable one for a retry.
 #[derive(Debug, Clone)]
-pub struct Upstream {
-    pub out: Outgoing,
-    pub primary: (String, String),
-    pub stable: Option<(String, String)>,
-    pub retry: bool,
+pub(crate) struct Upstream {
+    pub(crate) out: Outgoing,
+    pub(crate) primary: (String, String),
+    pub(crate) stable: Option<(String, String)>,
+    pub(crate) retry: bool,
     /// Failures (connect error or 5xx) of the chosen origin, counted for the metrics even
     /// when the retry on the stable origin saved the request.
-    pub primary_failures: Rc<std::cell::Cell<u32>>,
+    pub(crate) primary_failures: Rc<std::cell::Cell<u32>>,
 }
 
 /// What an upstream fetch gave.
 #[derive(Debug)]
-pub struct Fetched {
-    pub result: Result<Response, EdgeError>,
+pub(crate) struct Fetched {
+    pub(crate) result: Result<Response, EdgeError>,
     /// The response's headers as a list (lowercase names; empty when there is none).
-    pub headers: Vec<(String, String)>,
-    pub served_by: String,
-    pub retried: bool,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) served_by: String,
+    pub(crate) retried: bool,
 }
 
 /// A send's result split into the response and its header list.
@@ -142,7 +142,11 @@ fn split_headers(
 impl Upstream {
     /// Sends to the chosen origin; a failed retryable request (connect error or 5xx) goes
     /// once to the stable origin.
-    pub async fn fetch(&self, body: Option<JsValue>, replace: &[(String, String)]) -> Fetched {
+    pub(crate) async fn fetch(
+        &self,
+        body: Option<JsValue>,
+        replace: &[(String, String)],
+    ) -> Fetched {
         let (first, first_headers) =
             split_headers(self.out.send(&self.primary.1, body, replace).await);
         let failed = split::failed(first.as_ref().ok().map(Response::status_code));

@@ -38,13 +38,13 @@ fn counts<R>(f: impl FnOnce(&RefCell<ProxyCounters>) -> R) -> R {
 }
 
 /// A copy of the counters.
-pub fn counters() -> serde_json::Value {
+pub(crate) fn counters() -> serde_json::Value {
     counts(|c| serde_json::to_value(&*c.borrow()).unwrap_or_default())
 }
 
 /// Proxies a visitor's request to the origin the route table picks for them, through the
 /// per-variant cache for GET/HEAD.
-pub async fn handle(
+pub(crate) async fn handle(
     req: Request,
     env: &Env,
     config: &Config,

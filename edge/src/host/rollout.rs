@@ -76,7 +76,7 @@ fn reason(d: &Decision) -> String {
 
 /// Evaluates every plan once. `dry_run` reports without writing (plans with
 /// `rollout.dryRun` never write either). Returns one report entry per plan.
-pub async fn evaluate(
+pub(crate) async fn evaluate(
     env: &Env,
     config: &Config,
     actor: &str,

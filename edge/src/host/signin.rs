@@ -46,7 +46,7 @@ fn scalar(sql: &SqlStorage, q: &str, args: Vec<worker::SqlStorageValue>) -> Resu
 
 /// Serves `/signin` (one attempt → the gate) and `/signin/failures` (recent records).
 /// Synchronous after the body is read, so each attempt is one transaction of the object.
-pub async fn route(sql: SqlStorage, path: &str, req: &mut Request) -> Result<Value, EdgeError> {
+pub(crate) async fn route(sql: SqlStorage, path: &str, req: &mut Request) -> Result<Value, EdgeError> {
     let text = req.text().await.map_err(super::internal)?;
     for statement in SCHEMA {
         exec(&sql, statement, vec![])?;

@@ -4,19 +4,19 @@
 use serde_json::Value;
 use worker::{SqlStorage, SqlStorageValue};
 
-pub fn v(s: &str) -> SqlStorageValue {
+pub(crate) fn v(s: &str) -> SqlStorageValue {
     SqlStorageValue::from(s)
 }
 
-pub fn n(x: u64) -> SqlStorageValue {
+pub(crate) fn n(x: u64) -> SqlStorageValue {
     SqlStorageValue::from(i64::try_from(x).unwrap_or(i64::MAX))
 }
 
-pub fn f(x: f64) -> SqlStorageValue {
+pub(crate) fn f(x: f64) -> SqlStorageValue {
     SqlStorageValue::from(x)
 }
 
-pub fn rows(
+pub(crate) fn rows(
     sql: &SqlStorage,
     query: &str,
     args: Vec<SqlStorageValue>,
@@ -36,10 +36,10 @@ pub fn rows(
         .collect())
 }
 
-pub fn num(v: &Value) -> u64 {
+pub(crate) fn num(v: &Value) -> u64 {
     v.as_f64().map_or(0, |x| x.max(0.0) as u64)
 }
 
-pub fn text(v: &Value) -> String {
+pub(crate) fn text(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_owned()
 }

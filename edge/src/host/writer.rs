@@ -38,7 +38,7 @@ const SEEN_LIMIT: u64 = 1000;
 
 /// The flag set's single writer.
 #[durable_object(fetch)]
-pub struct FlagWriter {
+pub(crate) struct FlagWriter {
     state: State,
     env: Env,
     /// A replication loop is running (later commits are picked up by it).

@@ -11,7 +11,7 @@ use super::revalidate::weak_eq;
 /// to send (§4.3.2, RFC 9110 §13.2.2): `If-None-Match` (weak comparison, `*` matches any
 /// stored representation) takes precedence over `If-Modified-Since`. Only for GET/HEAD and
 /// a 2xx response; answer with 304 and [`not_modified_headers`] when true.
-pub fn client_not_modified(
+pub(crate) fn client_not_modified(
     policy: &RequestPolicy,
     req_headers: &HeaderList,
     status: u16,
@@ -66,7 +66,7 @@ pub(crate) fn entity_tags(list: &str) -> Vec<String> {
 
 /// Headers of a 304 built from a full response (RFC 9110 §15.4.5): the fields a 200 would
 /// carry that let the recipient update its cache, and nothing describing a body.
-pub fn not_modified_headers(headers: &HeaderList) -> Vec<(String, String)> {
+pub(crate) fn not_modified_headers(headers: &HeaderList) -> Vec<(String, String)> {
     const KEEP: &[&str] = &[
         "age",
         "cache-control",

@@ -36,7 +36,7 @@ pub(crate) const MAX_HTTP_DATE: u64 = 253_402_300_799;
 /// 19xx) instead of §5.6.7's "50 years in the future" rule, which would need a clock here;
 /// they differ only for dates in 2070–2075 written in an obsolete format. Dates before 1970
 /// become 0.
-pub fn parse_http_date(value: &str) -> Option<u64> {
+pub(crate) fn parse_http_date(value: &str) -> Option<u64> {
     let cleaned = value.replace(',', " ");
     let t: Vec<&str> = cleaned.split_whitespace().collect();
     let (day, month, year, time) = match t.as_slice() {
@@ -65,7 +65,7 @@ pub fn parse_http_date(value: &str) -> Option<u64> {
 }
 
 /// Formats unix seconds as an IMF-fixdate (dates past year 9999 are clamped).
-pub fn format_http_date(secs: u64) -> String {
+pub(crate) fn format_http_date(secs: u64) -> String {
     let secs = secs.min(MAX_HTTP_DATE);
     let days = secs / 86_400;
     let rem = secs % 86_400;

@@ -15,7 +15,7 @@ pub(crate) const SURROGATE_CAPABILITY: &str = "edgeflags=\"Surrogate/1.0\"";
 
 /// The `Surrogate-Capability` to send to the origin: the visitor's (from a surrogate in
 /// front of us) with ours appended.
-pub fn surrogate_capability(incoming: Option<&str>) -> String {
+pub(crate) fn surrogate_capability(incoming: Option<&str>) -> String {
     match incoming.map(str::trim).filter(|v| !v.is_empty()) {
         Some(v) => format!("{v}, {SURROGATE_CAPABILITY}"),
         None => SURROGATE_CAPABILITY.to_owned(),
@@ -53,13 +53,13 @@ pub(crate) fn storage_directives(headers: &HeaderList) -> Directives {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Directive {
     /// Lowercased name.
-    pub name: String,
+    pub(crate) name: String,
     /// Argument with quotes and escapes removed.
-    pub arg: Option<String>,
+    pub(crate) arg: Option<String>,
     /// The element broke the grammar (`max-age =5`, `max-age= 5`, an unterminated quote,
     /// junk after the argument). The directive still counts as present, but its argument is
     /// unusable: the most restrictive reading.
-    pub malformed: bool,
+    pub(crate) malformed: bool,
 }
 
 /// Parsed `Cache-Control` (RFC 9111 §5.2).
@@ -87,7 +87,7 @@ pub(crate) enum Scope {
 
 impl Directives {
     /// Parses every line of a `Cache-Control` field.
-    pub fn parse<'a>(lines: impl IntoIterator<Item = &'a str>) -> Self {
+    pub(crate) fn parse<'a>(lines: impl IntoIterator<Item = &'a str>) -> Self {
         let mut out = Vec::new();
         for line in lines {
             parse_directive_line(line, &mut out);
@@ -96,18 +96,18 @@ impl Directives {
     }
 
     /// Whether the directive is present anywhere.
-    pub fn has(&self, name: &str) -> bool {
+    pub(crate) fn has(&self, name: &str) -> bool {
         self.0.iter().any(|d| d.name == name)
     }
 
     /// The first occurrence of a directive.
-    pub fn first(&self, name: &str) -> Option<&Directive> {
+    pub(crate) fn first(&self, name: &str) -> Option<&Directive> {
         self.0.iter().find(|d| d.name == name)
     }
 
     /// Delta-seconds argument of the first occurrence: `None` when absent, `Some(0)` when
     /// invalid, capped at [`DELTA_SECONDS_MAX`].
-    pub fn seconds(&self, name: &str) -> Option<u64> {
+    pub(crate) fn seconds(&self, name: &str) -> Option<u64> {
         self.first(name).map(|d| {
             if d.malformed {
                 0
@@ -119,7 +119,7 @@ impl Directives {
 
     /// Reach of `no-cache` / `private`: any unqualified occurrence makes it [`Scope::Whole`],
     /// otherwise the union of the listed fields.
-    pub fn scope(&self, name: &str) -> Scope {
+    pub(crate) fn scope(&self, name: &str) -> Scope {
         let mut fields: Vec<String> = Vec::new();
         let mut seen = false;
         for d in self.0.iter().filter(|d| d.name == name) {

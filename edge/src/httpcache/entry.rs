@@ -14,7 +14,7 @@ pub(crate) const META_PREFIX: &str = "x-ef-";
 pub(crate) const META_FORMAT: &str = "x-ef-format";
 
 /// Unix ms at which the entry was (re)stored.
-pub const META_STORED_AT: &str = "x-ef-stored-at";
+pub(crate) const META_STORED_AT: &str = "x-ef-stored-at";
 
 /// Unix ms at which the request that produced the entry was sent (§4.2.3 `request_time`).
 pub(crate) const META_REQUEST_TIME: &str = "x-ef-request-time";
@@ -23,7 +23,7 @@ pub(crate) const META_REQUEST_TIME: &str = "x-ef-request-time";
 pub(crate) const META_RESPONSE_TIME: &str = "x-ef-response-time";
 
 /// Status of the stored response (needed for heuristic freshness at lookup).
-pub const META_STATUS: &str = "x-ef-status";
+pub(crate) const META_STATUS: &str = "x-ef-status";
 
 /// Secondary key: a SHA-256 of the request header values the response's `Vary` names. A
 /// hash rather than the values, so a stored entry never holds a visitor's cookie or token.
@@ -136,7 +136,7 @@ pub(crate) fn current_age(stored: &HeaderList, now_ms: u64) -> Option<u64> {
 /// The headers to send with a stored response: the origin's own headers (metadata removed,
 /// original `Cache-Control` restored) with `Age` set to `age` seconds (§4, §5.1; capped at
 /// 2^31).
-pub fn unwrap_for_client(stored: &HeaderList, age: u64) -> Vec<(String, String)> {
+pub(crate) fn unwrap_for_client(stored: &HeaderList, age: u64) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = origin_view(stored)
         .into_iter()
         .filter(|(n, _)| n != "age")

@@ -3,7 +3,7 @@
 use super::directives::Directives;
 
 /// A header list: lowercase names, raw values, names may repeat.
-pub type HeaderList = [(String, String)];
+pub(crate) type HeaderList = [(String, String)];
 
 /// Read-only view of a header list.
 #[derive(Debug, Clone, Copy)]
@@ -11,7 +11,7 @@ pub(crate) struct Headers<'a>(pub &'a HeaderList);
 
 impl<'a> Headers<'a> {
     /// Value of the first line named `name`.
-    pub fn get(self, name: &str) -> Option<&'a str> {
+    pub(crate) fn get(self, name: &str) -> Option<&'a str> {
         self.0
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -19,7 +19,7 @@ impl<'a> Headers<'a> {
     }
 
     /// Values of every line named `name`, in order.
-    pub fn get_all(self, name: &str) -> Vec<&'a str> {
+    pub(crate) fn get_all(self, name: &str) -> Vec<&'a str> {
         self.0
             .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -28,19 +28,19 @@ impl<'a> Headers<'a> {
     }
 
     /// All lines named `name` joined with `", "` (RFC 9110 §5.3), if there is any.
-    pub fn joined(self, name: &str) -> Option<String> {
+    pub(crate) fn joined(self, name: &str) -> Option<String> {
         let all = self.get_all(name);
         (!all.is_empty()).then(|| all.join(", "))
     }
 
     /// Whether any line is named `name`.
-    pub fn has(self, name: &str) -> bool {
+    pub(crate) fn has(self, name: &str) -> bool {
         self.0.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
     }
 
     /// Members of a comma-separated list field over all its lines, trimmed, empty members
     /// dropped (RFC 9110 §5.6.1). For token lists such as `Vary` and `Connection`.
-    pub fn list(self, name: &str) -> Vec<&'a str> {
+    pub(crate) fn list(self, name: &str) -> Vec<&'a str> {
         self.get_all(name)
             .into_iter()
             .flat_map(|v| v.split(','))
@@ -50,7 +50,7 @@ impl<'a> Headers<'a> {
     }
 
     /// The parsed `Cache-Control` directives of all `Cache-Control` lines.
-    pub fn cache_control(self) -> Directives {
+    pub(crate) fn cache_control(self) -> Directives {
         Directives::parse(self.get_all("cache-control"))
     }
 }

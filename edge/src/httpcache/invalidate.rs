@@ -5,7 +5,7 @@ use super::uri::{normalise_url, Url};
 
 /// Whether a response to `method` invalidates stored responses (§4.4): any method not known
 /// to be safe (so unknown methods too), with a non-error (2xx or 3xx) status.
-pub fn invalidates(method: &str, status: u16) -> bool {
+pub(crate) fn invalidates(method: &str, status: u16) -> bool {
     let safe = matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE");
     !safe && (200..400).contains(&status)
 }
@@ -17,7 +17,7 @@ pub fn invalidates(method: &str, status: u16) -> bool {
 /// Each URL is stored under one key per flag-variant set, and the Cache API can only delete
 /// exact keys, so the glue deletes the keys for the variant sets it can name. Deletion is
 /// per data centre: the Cache API is local.
-pub fn invalidation_targets(request_url: &str, res_headers: &HeaderList) -> Vec<String> {
+pub(crate) fn invalidation_targets(request_url: &str, res_headers: &HeaderList) -> Vec<String> {
     let Some(base) = Url::parse(request_url) else {
         return vec![normalise_url(request_url)];
     };

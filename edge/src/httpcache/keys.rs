@@ -62,7 +62,7 @@ pub(crate) fn vary_key(names: &[String], req_headers: &HeaderList) -> String {
 /// and `,` separate unambiguously. Characters a URL parser would rewrite (`\`, spaces,
 /// quotes, non-ASCII…) are percent-encoded so the Cache API stores the key as given. No
 /// cookie or header ever goes in. The input is normalised again here, so raw URLs work too.
-pub fn cache_key(normalised_url: &str, variants: &[(&str, &str)]) -> String {
+pub(crate) fn cache_key(normalised_url: &str, variants: &[(&str, &str)]) -> String {
     match Url::parse(normalised_url) {
         Some(u) => key_of(&u, variants),
         // Not a URL we understand: a namespace of its own (`!` is never a scheme).
@@ -77,7 +77,7 @@ pub fn cache_key(normalised_url: &str, variants: &[(&str, &str)]) -> String {
 /// The normalised URL and the cache key of a request URL the platform already parsed
 /// (`Request::url()`): the same as [`normalise_url`] and [`cache_key`], without parsing the
 /// URL again.
-pub fn request_key(url: &url::Url, variants: &[(&str, &str)]) -> (String, String) {
+pub(crate) fn request_key(url: &url::Url, variants: &[(&str, &str)]) -> (String, String) {
     match Url::from_parsed(url) {
         Some(u) => (u.to_string(), key_of(&u, variants)),
         None => {

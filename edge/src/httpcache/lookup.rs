@@ -10,7 +10,7 @@ use super::store::{Bypass, StorePlan};
 
 /// What to do with a request given what is stored for its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lookup {
+pub(crate) enum Lookup {
     /// Serve the stored response; `age` goes in the `Age` header.
     Fresh { age: u64, ttl: i64 },
     /// Serve the stale stored response: the request's `max-stale` accepts it.
@@ -38,7 +38,7 @@ pub enum Lookup {
 impl Lookup {
     /// `Cache-Status` for outcomes answered from the cache; `None` when the origin must be
     /// asked (use [`Lookup::forwarded_status`] once it has answered).
-    pub fn cache_status(&self) -> Option<CacheStatus> {
+    pub(crate) fn cache_status(&self) -> Option<CacheStatus> {
         match self {
             Lookup::Fresh { ttl, .. } => Some(CacheStatus::Hit {
                 ttl: *ttl,
@@ -64,7 +64,7 @@ impl Lookup {
     /// not storing replaces the lookup's own detail. Outcomes normally answered from the
     /// cache report `fwd=stale` (stale-while-revalidate) or `fwd=request` if the glue
     /// forwards them anyway.
-    pub fn forwarded_status(
+    pub(crate) fn forwarded_status(
         &self,
         fwd_status: Option<u16>,
         store: Option<&Result<StorePlan, Bypass>>,
@@ -93,7 +93,7 @@ impl Lookup {
 
 /// Decides how to answer a request from `stored` (the wrapped headers found under its key,
 /// or `None`) at `now_ms` (§4).
-pub fn lookup(
+pub(crate) fn lookup(
     policy: &RequestPolicy,
     req_headers: &HeaderList,
     stored: Option<&HeaderList>,
@@ -192,13 +192,13 @@ pub fn lookup(
 /// Whether an origin outcome is an error for `stale-if-error`: a network error (`None`) or
 /// any 5xx. RFC 5861 §4 names 500, 502, 503 and 504; we include the rest of 5xx because
 /// Cloudflare reports origin trouble as 52x.
-pub fn is_origin_error(status: Option<u16>) -> bool {
+pub(crate) fn is_origin_error(status: Option<u16>) -> bool {
     status.is_none_or(|s| (500..=599).contains(&s))
 }
 
 /// What to send when the origin failed while revalidating.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnError {
+pub(crate) enum OnError {
     /// Serve the stored response with this `Age`.
     ServeStale { age: u64, ttl: i64 },
     /// Pass the origin's answer (or a 502 for a network error) through.
@@ -207,7 +207,7 @@ pub enum OnError {
 
 impl OnError {
     /// `Cache-Status` when serving stale: `hit` with `detail=stale-if-error`.
-    pub fn cache_status(&self) -> Option<CacheStatus> {
+    pub(crate) fn cache_status(&self) -> Option<CacheStatus> {
         match self {
             OnError::ServeStale { ttl, .. } => Some(CacheStatus::Hit {
                 ttl: *ttl,
@@ -223,7 +223,7 @@ impl OnError {
 /// covers its staleness (RFC 5861 §4), never when `no-cache`, `must-revalidate`,
 /// `proxy-revalidate` or `s-maxage` forbid stale (§4.2.4). A still-fresh entry (revalidated
 /// only because the request asked) is served too.
-pub fn on_origin_error(
+pub(crate) fn on_origin_error(
     policy: &RequestPolicy,
     stored: &HeaderList,
     origin_status: Option<u16>,

@@ -98,19 +98,18 @@ mod testing;
 mod uri;
 
 // The surface the Workers glue and the other policy modules use.
-pub use conditional::{client_not_modified, not_modified_headers};
-pub use dates::{format_http_date, parse_http_date};
-pub use directives::surrogate_capability;
-pub use entry::{unwrap_for_client, META_STATUS, META_STORED_AT};
-pub use headers::HeaderList;
-pub use invalidate::{invalidates, invalidation_targets};
-pub use keys::{cache_key, request_key};
-pub use lookup::{is_origin_error, lookup, on_origin_error, Lookup, OnError};
-pub use request::{request_policy, MaxStale, MethodClass, RequestPolicy};
-pub use revalidate::{after_304, Revalidated};
-pub use status::{CacheStatus, Detail, Fwd};
-pub use store::{storable, storable_answer, Bypass, StorePlan};
-pub use uri::normalise_url;
+pub(crate) use conditional::{client_not_modified, not_modified_headers};
+pub(crate) use dates::{format_http_date, parse_http_date};
+pub(crate) use directives::surrogate_capability;
+pub(crate) use entry::{unwrap_for_client, META_STATUS, META_STORED_AT};
+pub(crate) use invalidate::{invalidates, invalidation_targets};
+pub(crate) use keys::{cache_key, request_key};
+pub(crate) use lookup::{is_origin_error, lookup, on_origin_error, Lookup, OnError};
+pub(crate) use request::{request_policy, MethodClass, RequestPolicy};
+pub(crate) use revalidate::after_304;
+pub(crate) use status::{CacheStatus, Detail, Fwd};
+pub(crate) use store::{storable, storable_answer, Bypass, StorePlan};
+pub(crate) use uri::normalise_url;
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,7 @@ use super::headers::{HeaderList, Headers};
 
 /// How the cache treats a request method. Methods are case-sensitive (RFC 9110 §9.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MethodClass {
+pub(crate) enum MethodClass {
     /// Looked up and stored.
     Get,
     /// Looked up (answered from stored GET responses), never stored.
@@ -15,7 +15,7 @@ pub enum MethodClass {
 
 /// Request `max-stale` (§5.2.1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MaxStale {
+pub(crate) enum MaxStale {
     /// `max-stale` without a value: any staleness.
     Any,
     /// `max-stale=N`.
@@ -24,34 +24,34 @@ pub enum MaxStale {
 
 /// What a request asks of the cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestPolicy {
-    pub method: MethodClass,
+pub(crate) struct RequestPolicy {
+    pub(crate) method: MethodClass,
     /// `no-store`: look up, but do not store the response (§5.2.1.5).
-    pub no_store: bool,
+    pub(crate) no_store: bool,
     /// `no-cache` (or `Pragma: no-cache` without `Cache-Control`): validate before reuse.
-    pub no_cache: bool,
+    pub(crate) no_cache: bool,
     /// `max-age=N` (invalid counts as 0): reuse only responses at most N seconds old.
-    pub max_age: Option<u64>,
-    pub max_stale: Option<MaxStale>,
+    pub(crate) max_age: Option<u64>,
+    pub(crate) max_stale: Option<MaxStale>,
     /// `min-fresh=N`: reuse only responses fresh for at least N more seconds.
-    pub min_fresh: Option<u64>,
+    pub(crate) min_fresh: Option<u64>,
     /// `only-if-cached`: never contact the origin; 504 when nothing usable is stored.
-    pub only_if_cached: bool,
+    pub(crate) only_if_cached: bool,
     /// Request `stale-if-error=N` (RFC 5861 §4).
-    pub stale_if_error: Option<u64>,
+    pub(crate) stale_if_error: Option<u64>,
     /// The request carries `Authorization` (§3.5).
-    pub authorization: bool,
+    pub(crate) authorization: bool,
 }
 
 impl RequestPolicy {
     /// Whether the cache looks the request up at all (GET and HEAD).
-    pub fn cacheable(&self) -> bool {
+    pub(crate) fn cacheable(&self) -> bool {
         self.method != MethodClass::Other
     }
 }
 
 /// Reads the cache-relevant parts of a request.
-pub fn request_policy(method: &str, req_headers: &HeaderList) -> RequestPolicy {
+pub(crate) fn request_policy(method: &str, req_headers: &HeaderList) -> RequestPolicy {
     let h = Headers(req_headers);
     let cc = h.cache_control();
     let method = match method {

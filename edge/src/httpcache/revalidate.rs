@@ -24,14 +24,14 @@ const NOT_UPDATED_BY_304: &[&str] = &[
 
 /// The result of freshening a stored response with a 304.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Revalidated {
+pub(crate) struct Revalidated {
     /// The freshened response headers (origin form) to send to the visitor with the
     /// stored body. No `Age`: the response was just validated (§5.1), unless the 304
     /// itself carried one.
-    pub headers: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, String)>,
     /// Whether and how to re-store the freshened response (with the same body). On `Err`
     /// (e.g. the 304 added `no-store` or a `Set-Cookie`), serve but do not re-store.
-    pub store: Result<StorePlan, Bypass>,
+    pub(crate) store: Result<StorePlan, Bypass>,
 }
 
 /// Freshens `stored` with the 304 `not_modified` (§4.3.4, §3.2): each field of the 304
@@ -43,7 +43,7 @@ pub struct Revalidated {
 /// `ETag` that differs, a weak one that does not weakly match, or a different
 /// `Last-Modified`): then the cache must not use it (§4.3.4) and the glue should repeat the
 /// request without conditional headers.
-pub fn after_304(
+pub(crate) fn after_304(
     policy: &RequestPolicy,
     req_headers: &HeaderList,
     stored_status: u16,

@@ -26,7 +26,7 @@ pub enum Fwd {
 
 impl Fwd {
     /// The RFC 9211 token.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Fwd::Bypass => "bypass",
             Fwd::Method => "method",
@@ -60,7 +60,7 @@ pub enum Detail {
 
 impl Detail {
     /// The token.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Detail::Authorization => "authorization",
             Detail::SetCookie => "set-cookie",
@@ -101,7 +101,7 @@ pub enum CacheStatus {
 
 impl CacheStatus {
     /// Forwarded because the method is not one the cache handles (an unsafe method).
-    pub fn method_bypass(fwd_status: Option<u16>) -> Self {
+    pub(crate) fn method_bypass(fwd_status: Option<u16>) -> Self {
         CacheStatus::Forward {
             fwd: Fwd::Method,
             fwd_status,
@@ -112,7 +112,7 @@ impl CacheStatus {
     }
 
     /// The list member, e.g. `edgeflags; fwd=stale; fwd-status=304; ttl=60; stored`.
-    pub fn header_value(&self) -> String {
+    pub(crate) fn header_value(&self) -> String {
         let mut s = String::from(CACHE_NAME);
         let detail = match self {
             CacheStatus::Hit { ttl, detail } => {
@@ -144,16 +144,6 @@ impl CacheStatus {
             let _ = write!(s, "; detail={}", d.as_str());
         }
         s
-    }
-
-    /// The `Cache-Status` value with ours appended to an upstream one: members are in the
-    /// order the caches handled the response, so the one nearest the visitor is last
-    /// (RFC 9211 §2).
-    pub fn append_to(&self, existing: Option<&str>) -> String {
-        match existing.map(str::trim).filter(|e| !e.is_empty()) {
-            Some(e) => format!("{e}, {}", self.header_value()),
-            None => self.header_value(),
-        }
     }
 }
 
@@ -263,16 +253,6 @@ mod tests {
         for (status, want) in cases {
             assert_eq!(status.header_value(), want);
         }
-        let hit = C::Hit {
-            ttl: 1,
-            detail: None,
-        };
-        assert_eq!(hit.append_to(None), "edgeflags; hit; ttl=1");
-        assert_eq!(hit.append_to(Some("  ")), "edgeflags; hit; ttl=1");
-        assert_eq!(
-            hit.append_to(Some("origin-cache; hit")),
-            "origin-cache; hit, edgeflags; hit; ttl=1"
-        );
     }
 
     #[test]

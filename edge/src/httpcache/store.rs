@@ -24,7 +24,7 @@ pub(crate) const MAX_STORAGE_TTL_SECS: u64 = 31_536_000;
 
 /// Why a response is not stored (or a request not answered from the cache).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Bypass {
+pub(crate) enum Bypass {
     /// Not a GET (HEAD responses have no body and are never stored).
     Method,
     /// The request said `no-store`.
@@ -55,7 +55,7 @@ pub enum Bypass {
 
 impl Bypass {
     /// The `Cache-Status` detail for this reason.
-    pub fn detail(self) -> Detail {
+    pub(crate) fn detail(self) -> Detail {
         match self {
             Bypass::Method => Detail::Method,
             Bypass::RequestNoStore | Bypass::NoStore => Detail::NoStore,
@@ -72,30 +72,30 @@ impl Bypass {
 
 /// How to store a response.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StorePlan {
+pub(crate) struct StorePlan {
     /// Freshness lifetime in seconds (§4.2.1).
-    pub freshness_lifetime: u64,
+    pub(crate) freshness_lifetime: u64,
     /// Whether the lifetime is heuristic (§4.2.2).
-    pub heuristic: bool,
+    pub(crate) heuristic: bool,
     /// Age of the response when stored, in seconds.
-    pub age: u64,
+    pub(crate) age: u64,
     /// Effective `stale-while-revalidate` window in seconds (0 when stale is forbidden).
-    pub stale_while_revalidate: u64,
+    pub(crate) stale_while_revalidate: u64,
     /// Effective response `stale-if-error` window in seconds.
-    pub stale_if_error: u64,
+    pub(crate) stale_if_error: u64,
     /// How long the Cache API keeps the entry, in seconds: the remaining freshness plus the
     /// longest stale window (or [`VALIDATOR_RETENTION_SECS`] for responses with a validator),
     /// capped at [`MAX_STORAGE_TTL_SECS`]. Already written into `headers`.
-    pub storage_ttl: u64,
+    pub(crate) storage_ttl: u64,
     /// The wrapped headers to `put` with the body: origin headers (minus hop-by-hop and
     /// `no-cache`/`private`-listed fields), `Date` if it was missing, the metadata headers
     /// and `Cache-Control: s-maxage=<storage_ttl>` for the Cache API.
-    pub headers: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, String)>,
 }
 
 impl StorePlan {
     /// Remaining freshness at store time (RFC 9211 `ttl`).
-    pub fn ttl(&self) -> i64 {
+    pub(crate) fn ttl(&self) -> i64 {
         ttl_secs(self.freshness_lifetime, self.age.saturating_mul(1000))
     }
 }
@@ -104,7 +104,7 @@ impl StorePlan {
 /// (no body), never the stable origin's answer to a retry (see [`Bypass::Retried`]), else
 /// [`storable`].
 #[allow(clippy::too_many_arguments)]
-pub fn storable_answer(
+pub(crate) fn storable_answer(
     policy: &RequestPolicy,
     req_headers: &HeaderList,
     status: u16,
@@ -132,7 +132,7 @@ pub fn storable_answer(
 /// Whether and how to store an origin response to `req_headers` (RFC 9111 §3 for a shared
 /// cache, plus our Set-Cookie rule). `request_time_ms` is when the request went to the
 /// origin, `response_time_ms` when its response arrived.
-pub fn storable(
+pub(crate) fn storable(
     policy: &RequestPolicy,
     req_headers: &HeaderList,
     status: u16,

@@ -66,7 +66,7 @@ impl std::fmt::Display for Url {
 /// queries as different resources; existing percent-encoding is left alone because decoding
 /// `%2F` or `%3F` changes what the origin sees. A string that is not an absolute URL is
 /// returned trimmed and without fragment.
-pub fn normalise_url(url: &str) -> String {
+pub(crate) fn normalise_url(url: &str) -> String {
     match Url::parse(url) {
         Some(u) => u.to_string(),
         None => url.split('#').next().unwrap_or("").trim().to_owned(),

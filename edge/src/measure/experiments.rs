@@ -20,74 +20,74 @@ use crate::measure::stats::{self, Interval, Srm, Uplift};
 
 /// How to read one experiment flag's data.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Spec {
-    pub flag: String,
-    pub epoch: String,
-    pub control: String,
-    pub conversion_event: Option<String>,
+pub(crate) struct Spec {
+    pub(crate) flag: String,
+    pub(crate) epoch: String,
+    pub(crate) control: String,
+    pub(crate) conversion_event: Option<String>,
     /// The split's configured weights per variant, when the targeting is one `fractional`.
-    pub weights: Option<Vec<(String, f64)>>,
+    pub(crate) weights: Option<Vec<(String, f64)>>,
     /// Every variant of the flag, in definition order.
-    pub variants: Vec<String>,
+    pub(crate) variants: Vec<String>,
 }
 
 /// What the metrics store counted for one variant in the epoch (also the rollout gates'
 /// input).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Arm {
-    pub variant: String,
-    pub exposures: u64,
-    pub units: u64,
-    pub converted: u64,
-    pub requests: u64,
-    pub errors: u64,
+    pub(crate) variant: String,
+    pub(crate) exposures: u64,
+    pub(crate) units: u64,
+    pub(crate) converted: u64,
+    pub(crate) requests: u64,
+    pub(crate) errors: u64,
     /// Distinct visitors (units) whose proxied requests this variant routed.
     #[serde(default)]
-    pub visitors: u64,
+    pub(crate) visitors: u64,
     /// Of those, the visitors who saw at least one origin error.
     #[serde(default)]
-    pub error_units: u64,
+    pub(crate) error_units: u64,
     #[serde(default)]
-    pub cache_hits: u64,
+    pub(crate) cache_hits: u64,
     #[serde(default)]
-    pub cache_misses: u64,
+    pub(crate) cache_misses: u64,
     /// Visitors by the latency bucket of their slowest request (same buckets as `latency`).
     #[serde(default)]
-    pub visitor_latency: Vec<u64>,
+    pub(crate) visitor_latency: Vec<u64>,
     /// Latency histogram (`metrics::LATENCY_BOUNDS_MS` buckets + overflow).
     #[serde(default)]
-    pub latency: Vec<u64>,
+    pub(crate) latency: Vec<u64>,
 }
 
 /// One variant's line of the results.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct VariantResult {
-    pub variant: String,
-    pub control: bool,
-    pub weight: Option<f64>,
-    pub exposures: u64,
-    pub units: u64,
-    pub conversions: Option<u64>,
-    pub conversion_rate: Option<f64>,
-    pub conversion_interval: Option<Interval>,
-    pub uplift: Option<Uplift>,
-    pub requests: u64,
-    pub origin_errors: u64,
+pub(crate) struct VariantResult {
+    pub(crate) variant: String,
+    pub(crate) control: bool,
+    pub(crate) weight: Option<f64>,
+    pub(crate) exposures: u64,
+    pub(crate) units: u64,
+    pub(crate) conversions: Option<u64>,
+    pub(crate) conversion_rate: Option<f64>,
+    pub(crate) conversion_interval: Option<Interval>,
+    pub(crate) uplift: Option<Uplift>,
+    pub(crate) requests: u64,
+    pub(crate) origin_errors: u64,
 }
 
 /// One experiment's results.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ExperimentResult {
-    pub flag: String,
-    pub epoch: String,
-    pub control: String,
-    pub conversion_event: Option<String>,
-    pub variants: Vec<VariantResult>,
-    pub sample_ratio: Option<Srm>,
+pub(crate) struct ExperimentResult {
+    pub(crate) flag: String,
+    pub(crate) epoch: String,
+    pub(crate) control: String,
+    pub(crate) conversion_event: Option<String>,
+    pub(crate) variants: Vec<VariantResult>,
+    pub(crate) sample_ratio: Option<Srm>,
     /// Why there is no sample-ratio check, when there is none.
-    pub sample_ratio_note: Option<String>,
+    pub(crate) sample_ratio_note: Option<String>,
 }
 
 fn meta_str<'a>(meta: Option<&'a Map<String, Value>>, keys: &[&str]) -> Option<&'a str> {
@@ -96,7 +96,7 @@ fn meta_str<'a>(meta: Option<&'a Map<String, Value>>, keys: &[&str]) -> Option<&
 }
 
 /// The experiment spec of a flag definition, if it is an experiment.
-pub fn spec(flag: &str, definition: &Value) -> Option<Spec> {
+pub(crate) fn spec(flag: &str, definition: &Value) -> Option<Spec> {
     let meta = definition.get("metadata").and_then(Value::as_object);
     let marked = meta.is_some_and(|m| {
         m.keys()
@@ -129,7 +129,7 @@ pub fn spec(flag: &str, definition: &Value) -> Option<Spec> {
 }
 
 /// Every experiment in a flag-set document.
-pub fn specs(document: &Value) -> Vec<Spec> {
+pub(crate) fn specs(document: &Value) -> Vec<Spec> {
     document
         .get("flags")
         .and_then(Value::as_object)
@@ -140,7 +140,7 @@ pub fn specs(document: &Value) -> Vec<Spec> {
 /// The weights of a targeting that is exactly one `fractional` split (optionally with a
 /// bucketing expression first). Conditional targeting sends only some units through the
 /// split, so no weights can be claimed for the exposures as a whole.
-pub fn split_weights(targeting: &Value) -> Option<Vec<(String, f64)>> {
+pub(crate) fn split_weights(targeting: &Value) -> Option<Vec<(String, f64)>> {
     let args = targeting.get("fractional")?.as_array()?;
     let mut out: Vec<(String, f64)> = Vec::new();
     for entry in args.iter().filter_map(Value::as_array) {
@@ -158,7 +158,7 @@ pub fn split_weights(targeting: &Value) -> Option<Vec<(String, f64)>> {
 }
 
 /// Computes one experiment's results from the counted arms.
-pub fn result(spec: &Spec, arms: &[Arm]) -> ExperimentResult {
+pub(crate) fn result(spec: &Spec, arms: &[Arm]) -> ExperimentResult {
     let mut names: Vec<String> = spec.variants.clone();
     for a in arms {
         if !names.contains(&a.variant) {
@@ -246,7 +246,7 @@ fn num(v: Option<f64>) -> String {
 }
 
 /// The results as CSV (RFC 4180), one line per experiment variant.
-pub fn csv(results: &[ExperimentResult]) -> String {
+pub(crate) fn csv(results: &[ExperimentResult]) -> String {
     let mut out = String::from(
         "flag,epoch,variant,control,weight,exposures,units,conversions,conversion_rate,ci_low,ci_high,uplift_abs,uplift_rel,uplift_ci_low,uplift_ci_high,requests,origin_errors,srm_p_value,srm_mismatch\r\n",
     );

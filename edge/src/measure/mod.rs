@@ -2,7 +2,7 @@
 //! text (`metrics`), experiment results (`experiments`), the statistics they use (`stats`),
 //! and guarded rollouts' gates and decisions (`rollout`).
 
-pub mod experiments;
+pub(crate) mod experiments;
 pub mod metrics;
 pub mod rollout;
-pub mod stats;
+pub(crate) mod stats;

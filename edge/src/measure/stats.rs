@@ -11,17 +11,17 @@
 use serde::Serialize;
 
 /// The standard normal quantile for a two-sided 95 % interval.
-pub const Z95: f64 = 1.959963984540054;
+pub(crate) const Z95: f64 = 1.959963984540054;
 
 /// The usual significance threshold for sample ratio mismatch: SRM checks run continuously,
 /// so a strict alpha keeps false alarms rare.
-pub const SRM_ALPHA: f64 = 0.001;
+pub(crate) const SRM_ALPHA: f64 = 0.001;
 
 /// A closed interval `[low, high]`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Interval {
-    pub low: f64,
-    pub high: f64,
+pub(crate) struct Interval {
+    pub(crate) low: f64,
+    pub(crate) high: f64,
 }
 
 /// Wilson score interval for a binomial proportion; `None` when `trials == 0`. `successes`
@@ -30,7 +30,7 @@ pub struct Interval {
 ///
 /// Wilson rather than the textbook normal ("Wald") interval because it stays inside `[0, 1]`
 /// and is still meaningful at 0 or all successes, which is exactly the canary case (0 errors).
-pub fn wilson(successes: u64, trials: u64, z: f64) -> Option<Interval> {
+pub(crate) fn wilson(successes: u64, trials: u64, z: f64) -> Option<Interval> {
     if trials == 0 {
         return None;
     }
@@ -73,14 +73,14 @@ fn unit(x: f64, fallback: f64) -> f64 {
 /// Treatment compared with control for a proportion (conversion, error rate).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Uplift {
+pub(crate) struct Uplift {
     /// `pt - pc`.
-    pub absolute: f64,
+    pub(crate) absolute: f64,
     /// `(pt - pc) / pc`; `None` when `pc == 0` (no base to be relative to).
-    pub relative: Option<f64>,
+    pub(crate) relative: Option<f64>,
     /// Confidence interval of `absolute` (Newcombe's hybrid score method 10, built from the
     /// two Wilson intervals).
-    pub interval: Interval,
+    pub(crate) interval: Interval,
 }
 
 /// Treatment minus control, each given as `(successes, trials)`; `None` when either has 0
@@ -91,7 +91,7 @@ pub struct Uplift {
 /// `d - sqrt((p1-l1)² + (u2-p2)²)` to `d + sqrt((u1-p1)² + (p2-l2)²)`. It keeps the Wilson
 /// interval's good coverage for small or extreme proportions, where the Wald interval of the
 /// difference is far too narrow.
-pub fn uplift(control: (u64, u64), treatment: (u64, u64), z: f64) -> Option<Uplift> {
+pub(crate) fn uplift(control: (u64, u64), treatment: (u64, u64), z: f64) -> Option<Uplift> {
     let (cs, cn) = control;
     let (ts, tn) = treatment;
     let wc = wilson(cs, cn, z)?;
@@ -114,16 +114,16 @@ pub fn uplift(control: (u64, u64), treatment: (u64, u64), z: f64) -> Option<Upli
 /// The result of a sample-ratio-mismatch test.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Srm {
+pub(crate) struct Srm {
     /// Pearson's statistic over the categories with positive weight.
-    pub chi_square: f64,
+    pub(crate) chi_square: f64,
     /// Positive-weight categories minus one.
-    pub degrees_of_freedom: u32,
-    pub p_value: f64,
+    pub(crate) degrees_of_freedom: u32,
+    pub(crate) p_value: f64,
     /// `p_value < alpha`, or observations in a zero-weight category.
-    pub mismatch: bool,
+    pub(crate) mismatch: bool,
     /// Expected count per category (same order as the input; 0 for zero weights).
-    pub expected: Vec<f64>,
+    pub(crate) expected: Vec<f64>,
 }
 
 /// Pearson chi-square goodness of fit of `observed` counts against `weights` (any
@@ -139,7 +139,7 @@ pub struct Srm {
 ///
 /// SRM is the standard guard of experiment results: when the traffic split is not what the
 /// flag asked for, assignment is broken and no comparison of the arms can be trusted.
-pub fn srm(observed: &[u64], weights: &[f64], alpha: f64) -> Option<Srm> {
+pub(crate) fn srm(observed: &[u64], weights: &[f64], alpha: f64) -> Option<Srm> {
     if observed.len() != weights.len() || weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
         return None;
     }
@@ -198,7 +198,7 @@ pub fn srm(observed: &[u64], weights: &[f64], alpha: f64) -> Option<Srm> {
 /// fraction (`gcf`, modified Lentz) otherwise, with ln Γ by Lanczos. Always in `[0, 1]`:
 /// `x <= 0` or NaN gives 1 (no evidence), `+∞` gives 0; `df == 0` is the distribution
 /// concentrated at 0 (1 for `x <= 0`, else 0).
-pub fn chi_square_sf(x: f64, df: u32) -> f64 {
+pub(crate) fn chi_square_sf(x: f64, df: u32) -> f64 {
     if x.is_nan() || x <= 0.0 {
         return 1.0;
     }
@@ -314,7 +314,7 @@ fn ln_gamma(x: f64) -> f64 {
 /// `None` when the histogram is empty, `counts.len() != bounds.len() + 1`, the bounds are not
 /// finite, non-negative and strictly ascending, `q` is NaN, or the quantile is in the
 /// overflow bucket and there are no bounds at all.
-pub fn quantile(bounds: &[f64], counts: &[u64], q: f64) -> Option<f64> {
+pub(crate) fn quantile(bounds: &[f64], counts: &[u64], q: f64) -> Option<f64> {
     if counts.len() != bounds.len() + 1 || q.is_nan() {
         return None;
     }

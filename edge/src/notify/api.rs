@@ -5,48 +5,39 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::delivery::Backoff;
-pub use super::outcome::Channel;
+pub(crate) use super::outcome::Channel;
 use super::{b64url_decode, ece, sha256_hex};
 
 /// Largest request body of the notification endpoints.
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
-/// The flag that gates the push channel: sending happens only while it evaluates to
-/// `true`; the kill switch (disabling it) stops queued messages too.
-pub const PUSH_FLAG: &str = "notifications.push";
-/// The flag of the in-app channel: while it is off, the inbox shows nothing and a new
-/// notification is not put into it.
-pub const INAPP_FLAG: &str = "notifications.inapp";
-/// The flag of the e-mail channel: while it is off nothing is queued, and queued e-mails are
-/// not sent (they end as failed, "channel off").
-pub const EMAIL_FLAG: &str = "notifications.email";
+pub(crate) const MAX_BODY_BYTES: usize = 16 * 1024;
 /// RFC 8030 §5.2: a TTL beyond four weeks is pointless (services cap it anyway).
-pub const MAX_TTL_SECS: u32 = 28 * 24 * 3600;
+pub(crate) const MAX_TTL_SECS: u32 = 28 * 24 * 3600;
 /// TTL when the request gives none: a day.
-pub const DEFAULT_TTL_SECS: u32 = 24 * 3600;
+pub(crate) const DEFAULT_TTL_SECS: u32 = 24 * 3600;
 /// Most explicit targeting keys in one request.
-pub const MAX_TARGETING_KEYS: usize = 1000;
+pub(crate) const MAX_TARGETING_KEYS: usize = 1000;
 /// Queue messages per `sendBatch` (the Queues limit).
-pub const QUEUE_BATCH: usize = 100;
+pub(crate) const QUEUE_BATCH: usize = 100;
 
 /// Settings of the push channel (vars and secrets), parsed by the host on demand.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Number of `PushStore` shards (`PUSH_SHARDS`, 1–256, default 16). Changing it moves
     /// subscriptions to other shards: choose it before the first subscription.
-    pub shards: u32,
+    pub(crate) shards: u32,
     /// Hosts push endpoints may point to (`PUSH_ENDPOINT_HOSTS`, comma-separated; a leading
     /// `*.` matches subdomains). Default: the browser vendors' push services.
-    pub endpoint_hosts: Vec<String>,
-    pub backoff: Backoff,
+    pub(crate) endpoint_hosts: Vec<String>,
+    pub(crate) backoff: Backoff,
 }
 
 /// Push services of Chrome/Edge (FCM), Firefox (Mozilla autopush), Safari (Apple) and
 /// legacy Edge (WNS).
-pub const DEFAULT_ENDPOINT_HOSTS: &str =
+pub(crate) const DEFAULT_ENDPOINT_HOSTS: &str =
     "fcm.googleapis.com,*.push.services.mozilla.com,*.push.apple.com,*.notify.windows.com";
 
 impl Settings {
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+    pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let num = |name: &str, default: u32, range: std::ops::RangeInclusive<u32>| match get(name) {
             None => Ok(default),
             Some(v) => v
@@ -76,7 +67,7 @@ impl Settings {
     /// Whether a push endpoint may be stored: `https:` to an allowed host, or `http:` to a
     /// loopback host that is explicitly allowed (local tests). Anything else would let any
     /// visitor make the edge POST to a URL of their choosing.
-    pub fn endpoint_allowed(&self, endpoint: &str) -> bool {
+    pub(crate) fn endpoint_allowed(&self, endpoint: &str) -> bool {
         let Some(Target {
             scheme,
             host,
@@ -104,9 +95,9 @@ impl Settings {
 /// both allow-lists judge the same host.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Target {
-    pub scheme: String,
-    pub host: String,
-    pub loopback: bool,
+    pub(crate) scheme: String,
+    pub(crate) host: String,
+    pub(crate) loopback: bool,
 }
 
 pub(crate) fn target(url: &str) -> Option<Target> {
@@ -141,16 +132,16 @@ struct SubscriptionKeys {
 /// A checked subscription, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Subscription {
-    pub endpoint: String,
+pub(crate) struct Subscription {
+    pub(crate) endpoint: String,
     /// base64url of the 65-byte `p256dh` key.
-    pub p256dh: String,
+    pub(crate) p256dh: String,
     /// base64url of the 16-byte `auth` secret.
-    pub auth: String,
+    pub(crate) auth: String,
 }
 
 /// Parses a subscription body. For `DELETE` only the endpoint is needed (`keys` optional).
-pub fn parse_subscription(
+pub(crate) fn parse_subscription(
     body: &[u8],
     settings: &Settings,
     need_keys: bool,
@@ -181,25 +172,25 @@ pub fn parse_subscription(
 }
 
 /// A subscription's id: a hash of its endpoint (the endpoint is the subscription).
-pub fn subscription_id(endpoint: &str) -> String {
+pub(crate) fn subscription_id(endpoint: &str) -> String {
     sha256_hex(endpoint.as_bytes())[..32].to_owned()
 }
 
 /// The shard a key lives in: the first four bytes of its SHA-256, modulo `shards`.
-pub fn shard_of(key: &str, shards: u32) -> u32 {
+pub(crate) fn shard_of(key: &str, shards: u32) -> u32 {
     let h = sha256_hex(key.as_bytes());
     u32::from_str_radix(&h[..8], 16).unwrap_or(0) % shards.max(1)
 }
 
 /// Name of a shard's Durable Object.
-pub fn shard_name(shard: u32) -> String {
+pub(crate) fn shard_name(shard: u32) -> String {
     format!("push-{shard}")
 }
 
 /// `urgency` (RFC 8030 §5.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
-pub enum Urgency {
+pub(crate) enum Urgency {
     VeryLow,
     Low,
     #[default]
@@ -208,7 +199,7 @@ pub enum Urgency {
 }
 
 impl Urgency {
-    pub fn header(self) -> &'static str {
+    pub(crate) fn header(self) -> &'static str {
         match self {
             Self::VeryLow => "very-low",
             Self::Low => "low",
@@ -221,7 +212,7 @@ impl Urgency {
 /// Who receives a notification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
-pub enum Audience {
+pub(crate) enum Audience {
     /// Visitors for whom `flag` evaluates to `variant`.
     Flag { flag: String, variant: String },
     /// Explicit visitors.
@@ -234,7 +225,7 @@ pub enum Audience {
 impl Audience {
     /// Whether a subscription's visitor is in the audience; `variant_of` evaluates the
     /// audience flag for a targeting key.
-    pub fn includes(
+    pub(crate) fn includes(
         &self,
         targeting_key: &str,
         variant_of: impl Fn(&str, &str) -> Option<String>,
@@ -251,25 +242,25 @@ impl Audience {
 /// `POST {prefix}/notifications` body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SendRequest {
-    pub title: String,
-    pub body: String,
+pub(crate) struct SendRequest {
+    pub(crate) title: String,
+    pub(crate) body: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
+    pub(crate) url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tag: Option<String>,
+    pub(crate) tag: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ttl: Option<u32>,
+    pub(crate) ttl: Option<u32>,
     #[serde(default)]
-    pub urgency: Urgency,
-    pub channels: Vec<String>,
-    pub audience: Audience,
+    pub(crate) urgency: Urgency,
+    pub(crate) channels: Vec<String>,
+    pub(crate) audience: Audience,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idempotency_key: Option<String>,
+    pub(crate) idempotency_key: Option<String>,
 }
 
 /// Parses and checks a send request.
-pub fn parse_send(body: &[u8]) -> Result<SendRequest, String> {
+pub(crate) fn parse_send(body: &[u8]) -> Result<SendRequest, String> {
     let r: SendRequest = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     if r.title.trim().is_empty() || r.title.len() > 200 {
         return Err("title must be 1–200 bytes".into());
@@ -330,7 +321,7 @@ pub fn parse_send(body: &[u8]) -> Result<SendRequest, String> {
 
 impl SendRequest {
     /// The requested channels (unknown names dropped: [`parse_send`] refused them).
-    pub fn channel_list(&self) -> Vec<Channel> {
+    pub(crate) fn channel_list(&self) -> Vec<Channel> {
         let mut list: Vec<Channel> = self
             .channels
             .iter()
@@ -341,7 +332,7 @@ impl SendRequest {
         list
     }
 
-    pub fn has(&self, channel: Channel) -> bool {
+    pub(crate) fn has(&self, channel: Channel) -> bool {
         self.channels.iter().any(|c| c == channel.as_str())
     }
 
@@ -349,7 +340,7 @@ impl SendRequest {
     /// its JSON path (`channels[i]`). Such a send is the caller's mistake against this
     /// deployment (409), not a server fault: nothing is stored, the caller can drop the
     /// channel or ask the operator to configure it.
-    pub fn unconfigured(&self, configured: impl Fn(Channel) -> bool) -> Option<String> {
+    pub(crate) fn unconfigured(&self, configured: impl Fn(Channel) -> bool) -> Option<String> {
         self.channels.iter().enumerate().find_map(|(i, name)| {
             let channel = Channel::parse(name)?;
             (!configured(channel)).then(|| {
@@ -364,7 +355,7 @@ impl SendRequest {
 /// it later).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum ChannelState {
+pub(crate) enum ChannelState {
     On,
     Disabled,
 }
@@ -372,7 +363,7 @@ pub enum ChannelState {
 /// The ledger's record of the channel states of a notification: a JSON object
 /// `{"push":"on","email":"disabled"}`; a record written before there were several channels
 /// holds the push channel's state alone (`on` / `disabled`).
-pub fn channel_states(stored: &str) -> std::collections::BTreeMap<Channel, ChannelState> {
+pub(crate) fn channel_states(stored: &str) -> std::collections::BTreeMap<Channel, ChannelState> {
     let legacy = |s: &str| match s {
         "on" => Some(ChannelState::On),
         "disabled" => Some(ChannelState::Disabled),
@@ -387,11 +378,11 @@ pub fn channel_states(stored: &str) -> std::collections::BTreeMap<Channel, Chann
 /// The channel states of a new notification: each requested channel as its flag is now.
 /// Whether the edge's inbox lists a notification: it was sent on `inapp` with the channel
 /// on (a send while the kill switch was on stored no inbox item).
-pub fn inbox_listed(states: &std::collections::BTreeMap<Channel, ChannelState>) -> bool {
+pub(crate) fn inbox_listed(states: &std::collections::BTreeMap<Channel, ChannelState>) -> bool {
     states.get(&Channel::Inapp) == Some(&ChannelState::On)
 }
 
-pub fn states_at_send(
+pub(crate) fn states_at_send(
     r: &SendRequest,
     on: impl Fn(Channel) -> bool,
 ) -> std::collections::BTreeMap<Channel, ChannelState> {
@@ -410,7 +401,7 @@ pub fn states_at_send(
 
 /// The channels `POST …/retry` re-queues: the notification's queued channels (push, email)
 /// whose flag is on now; an error (409) when there is none.
-pub fn retry_channels(
+pub(crate) fn retry_channels(
     r: &SendRequest,
     on: impl Fn(Channel) -> bool,
 ) -> Result<Vec<Channel>, String> {
@@ -431,7 +422,7 @@ pub fn retry_channels(
 }
 
 /// RFC 8030 §5.4: a Topic is at most 32 characters of the URL-safe base64 alphabet.
-pub fn valid_topic(t: &str) -> bool {
+pub(crate) fn valid_topic(t: &str) -> bool {
     (1..=32).contains(&t.len())
         && t.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -440,7 +431,10 @@ pub fn valid_topic(t: &str) -> bool {
 /// The notification id: derived from the idempotency key when there is one (the same key
 /// always names the same notification, which is what makes a repeated request a no-op);
 /// random otherwise.
-pub fn notification_id(idempotency_key: Option<&str>, random: impl FnOnce() -> String) -> String {
+pub(crate) fn notification_id(
+    idempotency_key: Option<&str>,
+    random: impl FnOnce() -> String,
+) -> String {
     match idempotency_key {
         Some(k) => format!(
             "n{}",
@@ -455,7 +449,7 @@ pub fn notification_id(idempotency_key: Option<&str>, random: impl FnOnce() -> S
 
 /// Whether an id has the shape [`notification_id`] makes (path parameters are checked
 /// before they reach a store).
-pub fn valid_id(id: &str) -> bool {
+pub(crate) fn valid_id(id: &str) -> bool {
     id.len() == 25 && id.starts_with('n') && id[1..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
@@ -463,7 +457,7 @@ pub fn valid_id(id: &str) -> bool {
 /// `"inbox": true` when the edge's inbox lists this notification (`inapp` was sent on): only
 /// then does the service worker keep the pushed copy as an inbox item until the inbox lists
 /// it — a push-only message kept there would stay unread forever.
-pub fn payload(id: &str, r: &SendRequest, inbox: bool) -> String {
+pub(crate) fn payload(id: &str, r: &SendRequest, inbox: bool) -> String {
     let mut p = json!({"id": id, "title": r.title, "body": r.body});
     if inbox {
         p["inbox"] = Value::Bool(true);
@@ -480,23 +474,29 @@ pub fn payload(id: &str, r: &SendRequest, inbox: bool) -> String {
 /// One queue message: one notification to one subscription. The payload travels with it,
 /// so the consumer needs one store call to find the subscription and nothing else.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Job {
+pub(crate) struct Job {
     /// Notification id.
-    pub n: String,
+    pub(crate) n: String,
     /// Subscription id.
-    pub s: String,
+    pub(crate) s: String,
     /// The subscription's shard.
-    pub shard: u32,
-    pub payload: String,
-    pub ttl: u32,
-    pub urgency: Urgency,
+    pub(crate) shard: u32,
+    pub(crate) payload: String,
+    pub(crate) ttl: u32,
+    pub(crate) urgency: Urgency,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub topic: Option<String>,
+    pub(crate) topic: Option<String>,
 }
 
 impl Job {
     /// `inbox`: whether the in-app channel was on for this notification ([`inbox_listed`]).
-    pub fn new(id: &str, r: &SendRequest, subscription: &str, shard: u32, inbox: bool) -> Self {
+    pub(crate) fn new(
+        id: &str,
+        r: &SendRequest,
+        subscription: &str,
+        shard: u32,
+        inbox: bool,
+    ) -> Self {
         Self {
             n: id.to_owned(),
             s: subscription.to_owned(),
@@ -509,25 +509,22 @@ impl Job {
     }
 }
 
-/// Delivery states of one (notification, subscription) pair, as the stores keep them.
-pub const STATES: [&str; 4] = ["queued", "delivered", "failed", "gone"];
-
 /// Per-channel counts of a notification (summed over the shards).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counts {
-    pub targeted: u64,
-    pub queued: u64,
-    pub delivered: u64,
-    pub failed: u64,
-    pub gone: u64,
+pub(crate) struct Counts {
+    pub(crate) targeted: u64,
+    pub(crate) queued: u64,
+    pub(crate) delivered: u64,
+    pub(crate) failed: u64,
+    pub(crate) gone: u64,
     /// Attempts that were retried (each retry counts once).
-    pub retried: u64,
+    pub(crate) retried: u64,
 }
 
 impl Counts {
     /// Adds `pairs` (notification, recipient) pairs found in `state`, which were retried
     /// `retried` times in all: one row of a `GROUP BY state` over a delivery table.
-    pub fn add_state(&mut self, state: &str, pairs: u64, retried: u64) {
+    pub(crate) fn add_state(&mut self, state: &str, pairs: u64, retried: u64) {
         self.targeted += pairs;
         self.retried += retried;
         match state {
@@ -727,9 +724,9 @@ mod tests {
         ]);
         assert_eq!(channel_states(&serde_json::to_string(&both).unwrap()), both);
         assert!(channel_states("garbage").is_empty());
-        assert_eq!(Channel::Push.flag(), PUSH_FLAG);
-        assert_eq!(Channel::Inapp.flag(), INAPP_FLAG);
-        assert_eq!(Channel::Email.flag(), EMAIL_FLAG);
+        assert_eq!(Channel::Push.flag(), "notifications.push");
+        assert_eq!(Channel::Inapp.flag(), "notifications.inapp");
+        assert_eq!(Channel::Email.flag(), "notifications.email");
     }
 
     #[test]

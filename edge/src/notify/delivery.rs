@@ -4,13 +4,13 @@
 
 /// Retry settings (vars `PUSH_RETRY_BASE_SECONDS`, `PUSH_MAX_ATTEMPTS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     /// Delay before the second attempt; doubled for each later one.
-    pub base_secs: u32,
+    pub(crate) base_secs: u32,
     /// Ceiling of any delay (Cloudflare Queues accept at most 12 h).
-    pub max_secs: u32,
+    pub(crate) max_secs: u32,
     /// Attempts in all, the first included; then the message goes to the dead-letter queue.
-    pub max_attempts: u32,
+    pub(crate) max_attempts: u32,
 }
 
 impl Default for Backoff {
@@ -24,11 +24,11 @@ impl Default for Backoff {
 }
 
 /// Cloudflare Queues' largest retry delay.
-pub const QUEUE_MAX_DELAY_SECS: u32 = 12 * 3600;
+pub(crate) const QUEUE_MAX_DELAY_SECS: u32 = 12 * 3600;
 
 /// The decision for one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// 2xx: the push service took the message.
     Delivered,
     /// 404/410: the subscription expired or was revoked — remove it, never retry.
@@ -46,20 +46,20 @@ pub enum Outcome {
 /// minutes is far longer than that step takes, so a pair whose message is merely waiting in
 /// the queue is rarely queued twice — and if it is, the claim of the second message finds it
 /// done (at-least-once, de-duplicated per pair).
-pub const STRANDED_AFTER_MS: u64 = 10 * 60 * 1000;
+pub(crate) const STRANDED_AFTER_MS: u64 = 10 * 60 * 1000;
 
 /// A delivery row as the store has it: `state` (`queued`, `delivered`, `failed`, `gone`),
 /// attempts claimed so far, last change (unix ms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Row<'a> {
-    pub state: &'a str,
-    pub attempts: u64,
-    pub updated_ms: u64,
+pub(crate) struct Row<'a> {
+    pub(crate) state: &'a str,
+    pub(crate) attempts: u64,
+    pub(crate) updated_ms: u64,
 }
 
 /// A pair marked `queued` whose message never reached the queue (no attempt, and older
 /// than [`STRANDED_AFTER_MS`]).
-pub fn stranded(row: Row<'_>, now_ms: u64) -> bool {
+pub(crate) fn stranded(row: Row<'_>, now_ms: u64) -> bool {
     row.state == "queued"
         && row.attempts == 0
         && row.updated_ms.saturating_add(STRANDED_AFTER_MS) < now_ms
@@ -67,18 +67,18 @@ pub fn stranded(row: Row<'_>, now_ms: u64) -> bool {
 
 /// Whether a send (or its repetition with the same idempotency key) queues the pair:
 /// a new pair, or a stranded one; never one that is queued and moving, or settled.
-pub fn enqueue_takes(row: Option<Row<'_>>, now_ms: u64) -> bool {
+pub(crate) fn enqueue_takes(row: Option<Row<'_>>, now_ms: u64) -> bool {
     row.is_none_or(|r| stranded(r, now_ms))
 }
 
 /// Whether a manual retry queues the pair again: a failed one, or a stranded one.
-pub fn retry_takes(row: Row<'_>, now_ms: u64) -> bool {
+pub(crate) fn retry_takes(row: Row<'_>, now_ms: u64) -> bool {
     row.state == "failed" || stranded(row, now_ms)
 }
 
 /// The delay before attempt `attempt + 1` after `attempt` failures (1-based):
 /// `base · 2^(attempt−1)`, capped.
-pub fn backoff_delay(attempt: u32, b: &Backoff) -> u32 {
+pub(crate) fn backoff_delay(attempt: u32, b: &Backoff) -> u32 {
     let exp = attempt.saturating_sub(1).min(30);
     b.base_secs
         .saturating_mul(1u32 << exp)
@@ -88,7 +88,7 @@ pub fn backoff_delay(attempt: u32, b: &Backoff) -> u32 {
 
 /// Classifies attempt number `attempt` (1-based). `status` is `None` when the push service
 /// could not be reached; `retry_after` is its header, `now_secs` the clock for an HTTP-date.
-pub fn classify(
+pub(crate) fn classify(
     status: Option<u16>,
     retry_after: Option<&str>,
     attempt: u32,
@@ -119,7 +119,7 @@ pub fn classify(
 }
 
 /// `Retry-After` (RFC 9110 §10.2.3): delay-seconds or an IMF-fixdate.
-pub fn parse_retry_after(value: &str, now_secs: u64) -> Option<u32> {
+pub(crate) fn parse_retry_after(value: &str, now_secs: u64) -> Option<u32> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(u32::try_from(secs).unwrap_or(u32::MAX));

@@ -16,35 +16,35 @@
 use crate::traffic::identity::hmac_sha256;
 
 /// Record size written in the header: one record holds the whole message.
-pub const RECORD_SIZE: u32 = 4096;
+pub(crate) const RECORD_SIZE: u32 = 4096;
 /// An uncompressed P-256 point: `0x04 ‖ x ‖ y`.
-pub const PUBLIC_KEY_LEN: usize = 65;
+pub(crate) const PUBLIC_KEY_LEN: usize = 65;
 /// `auth` secret length (RFC 8291 §3.2).
-pub const AUTH_LEN: usize = 16;
+pub(crate) const AUTH_LEN: usize = 16;
 /// Salt length (RFC 8188 §2.1).
-pub const SALT_LEN: usize = 16;
+pub(crate) const SALT_LEN: usize = 16;
 /// AES-GCM tag length.
-pub const TAG_LEN: usize = 16;
+pub(crate) const TAG_LEN: usize = 16;
 /// Header length with a P-256 key id: salt(16) + rs(4) + idlen(1) + keyid(65).
-pub const HEADER_LEN: usize = SALT_LEN + 4 + 1 + PUBLIC_KEY_LEN;
+pub(crate) const HEADER_LEN: usize = SALT_LEN + 4 + 1 + PUBLIC_KEY_LEN;
 /// The largest plaintext that fits one 4096-byte record (RFC 8291 §4: push services
 /// accept at least 4096 bytes of body): 4096 − header − delimiter − tag = 3993.
-pub const MAX_PLAINTEXT: usize = RECORD_SIZE as usize - HEADER_LEN - 1 - TAG_LEN;
+pub(crate) const MAX_PLAINTEXT: usize = RECORD_SIZE as usize - HEADER_LEN - 1 - TAG_LEN;
 
 /// Content-encryption key and nonce of the single record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordKeys {
-    pub cek: [u8; 16],
-    pub nonce: [u8; 12],
+pub(crate) struct RecordKeys {
+    pub(crate) cek: [u8; 16],
+    pub(crate) nonce: [u8; 12],
 }
 
 /// HKDF-Extract (RFC 5869 §2.2).
-pub fn hkdf_extract(salt: &[u8], ikm: &[u8]) -> [u8; 32] {
+pub(crate) fn hkdf_extract(salt: &[u8], ikm: &[u8]) -> [u8; 32] {
     hmac_sha256(salt, ikm)
 }
 
 /// HKDF-Expand for at most 32 bytes (one block: `T(1) = HMAC(PRK, info ‖ 0x01)`).
-pub fn hkdf_expand<const N: usize>(prk: &[u8], info: &[u8]) -> [u8; N] {
+pub(crate) fn hkdf_expand<const N: usize>(prk: &[u8], info: &[u8]) -> [u8; N] {
     const { assert!(N <= 32) };
     let mut input = Vec::with_capacity(info.len() + 1);
     input.extend_from_slice(info);
@@ -56,7 +56,7 @@ pub fn hkdf_expand<const N: usize>(prk: &[u8], info: &[u8]) -> [u8; N] {
 }
 
 /// `key_info = "WebPush: info" ‖ 0x00 ‖ ua_public ‖ as_public` (RFC 8291 §3.4).
-pub fn key_info(ua_public: &[u8], as_public: &[u8]) -> Vec<u8> {
+pub(crate) fn key_info(ua_public: &[u8], as_public: &[u8]) -> Vec<u8> {
     let mut info = b"WebPush: info\0".to_vec();
     info.extend_from_slice(ua_public);
     info.extend_from_slice(as_public);
@@ -64,18 +64,23 @@ pub fn key_info(ua_public: &[u8], as_public: &[u8]) -> Vec<u8> {
 }
 
 /// `cek_info = "Content-Encoding: aes128gcm" ‖ 0x00` (RFC 8188 §2.2).
-pub const CEK_INFO: &[u8] = b"Content-Encoding: aes128gcm\0";
+pub(crate) const CEK_INFO: &[u8] = b"Content-Encoding: aes128gcm\0";
 /// `nonce_info = "Content-Encoding: nonce" ‖ 0x00` (RFC 8188 §2.3).
-pub const NONCE_INFO: &[u8] = b"Content-Encoding: nonce\0";
+pub(crate) const NONCE_INFO: &[u8] = b"Content-Encoding: nonce\0";
 
 /// The input keying material: `HKDF(auth_secret, ecdh_secret, key_info, 32)`.
-pub fn ikm(ecdh_secret: &[u8], auth_secret: &[u8], ua_public: &[u8], as_public: &[u8]) -> [u8; 32] {
+pub(crate) fn ikm(
+    ecdh_secret: &[u8],
+    auth_secret: &[u8],
+    ua_public: &[u8],
+    as_public: &[u8],
+) -> [u8; 32] {
     let prk_key = hkdf_extract(auth_secret, ecdh_secret);
     hkdf_expand::<32>(&prk_key, &key_info(ua_public, as_public))
 }
 
 /// Everything after ECDH: the record's key and nonce.
-pub fn derive(
+pub(crate) fn derive(
     ecdh_secret: &[u8],
     auth_secret: &[u8],
     ua_public: &[u8],
@@ -91,7 +96,7 @@ pub fn derive(
 
 /// The single (last) record's plaintext: the message and the delimiter `0x02`, no padding.
 /// `None` when the message does not fit one record.
-pub fn pad(plaintext: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn pad(plaintext: &[u8]) -> Option<Vec<u8>> {
     if plaintext.len() > MAX_PLAINTEXT {
         return None;
     }
@@ -103,7 +108,7 @@ pub fn pad(plaintext: &[u8]) -> Option<Vec<u8>> {
 
 /// The `aes128gcm` header: `salt ‖ rs (u32 BE) ‖ idlen ‖ keyid`, the key id being the
 /// sender's ephemeral public key (RFC 8291 §4).
-pub fn header(salt: &[u8; SALT_LEN], as_public: &[u8; PUBLIC_KEY_LEN]) -> Vec<u8> {
+pub(crate) fn header(salt: &[u8; SALT_LEN], as_public: &[u8; PUBLIC_KEY_LEN]) -> Vec<u8> {
     let mut h = Vec::with_capacity(HEADER_LEN);
     h.extend_from_slice(salt);
     h.extend_from_slice(&RECORD_SIZE.to_be_bytes());
@@ -113,7 +118,7 @@ pub fn header(salt: &[u8; SALT_LEN], as_public: &[u8; PUBLIC_KEY_LEN]) -> Vec<u8
 }
 
 /// The request body: header followed by the encrypted record (ciphertext ‖ tag).
-pub fn body(header: &[u8], sealed: &[u8]) -> Vec<u8> {
+pub(crate) fn body(header: &[u8], sealed: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(header.len() + sealed.len());
     out.extend_from_slice(header);
     out.extend_from_slice(sealed);
@@ -122,7 +127,7 @@ pub fn body(header: &[u8], sealed: &[u8]) -> Vec<u8> {
 
 /// Whether `key` is an uncompressed P-256 point (the shape check; the curve check is
 /// WebCrypto's when it imports the key).
-pub fn is_uncompressed_point(key: &[u8]) -> bool {
+pub(crate) fn is_uncompressed_point(key: &[u8]) -> bool {
     key.len() == PUBLIC_KEY_LEN && key[0] == 4
 }
 

@@ -16,38 +16,40 @@ use super::delivery::{self, Backoff, Outcome};
 
 /// The body sent when `EMAIL_BODY_TEMPLATE` is not set (the shape several providers accept;
 /// set the template for yours).
-pub const DEFAULT_TEMPLATE: &str =
+pub(crate) const DEFAULT_TEMPLATE: &str =
     r#"{"from":"{{from}}","to":"{{to}}","subject":"{{subject}}","text":"{{text}}"}"#;
 /// The placeholders a template may use (inside JSON strings).
-pub const PLACEHOLDERS: [&str; 6] = ["to", "from", "subject", "text", "url", "id"];
+pub(crate) const PLACEHOLDERS: [&str; 6] = ["to", "from", "subject", "text", "url", "id"];
 /// Longest address accepted (RFC 5321 §4.5.3.1.3 path limit minus the brackets).
-pub const MAX_ADDRESS: usize = 254;
+pub(crate) const MAX_ADDRESS: usize = 254;
 
 /// Settings of the e-mail channel. `None` from [`Settings::from_lookup`] when
 /// `EMAIL_API_URL` is unset: the channel is not configured and a send naming it is refused.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Settings {
-    pub api_url: String,
-    pub from: String,
+pub(crate) struct Settings {
+    pub(crate) api_url: String,
+    pub(crate) from: String,
     /// The `Authorization` header value (secret `EMAIL_API_AUTH`).
-    pub auth: String,
-    pub template: Value,
+    pub(crate) auth: String,
+    pub(crate) template: Value,
     /// Base URL a notification's path `url` is joined to (`EMAIL_LINK_BASE`): a path alone
     /// means nothing in a mail client.
-    pub link_base: Option<String>,
+    pub(crate) link_base: Option<String>,
     /// How long one call to the API may take before it is aborted (`EMAIL_API_TIMEOUT_SECONDS`,
     /// default [`DEFAULT_API_TIMEOUT_SECS`], at most half the [`LEASE_SECS`] lease): an attempt
     /// must end while it still holds its pair, or a second copy could send meanwhile.
-    pub timeout_ms: u32,
+    pub(crate) timeout_ms: u32,
 }
 
 /// The default of `EMAIL_API_TIMEOUT_SECONDS`.
-pub const DEFAULT_API_TIMEOUT_SECS: u64 = 30;
+pub(crate) const DEFAULT_API_TIMEOUT_SECS: u64 = 30;
 
 impl Settings {
     /// Reads `EMAIL_API_URL`, `EMAIL_API_HOSTS`, `EMAIL_FROM`, `EMAIL_API_AUTH`,
     /// `EMAIL_BODY_TEMPLATE`, `EMAIL_LINK_BASE`, `EMAIL_API_TIMEOUT_SECONDS`.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, String> {
+    pub(crate) fn from_lookup(
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Self>, String> {
         let Some(api_url) = get("EMAIL_API_URL").map(|u| u.trim().to_owned()) else {
             return Ok(None);
         };
@@ -110,7 +112,7 @@ impl Settings {
 /// Whether the e-mail API URL may be called: its host must be listed in `EMAIL_API_HOSTS`
 /// (so a mistyped URL never sends recipients' addresses elsewhere), over `https:`, or
 /// `http:` to a listed loopback host (local tests).
-pub fn api_allowed(url: &str, hosts: &[String]) -> bool {
+pub(crate) fn api_allowed(url: &str, hosts: &[String]) -> bool {
     let Some(t) = super::api::target(url) else {
         return false;
     };
@@ -137,7 +139,7 @@ fn bare_address(s: &str) -> &str {
 /// A deliberately plain address check: one `@`, a non-empty local part, a domain of
 /// dot-separated labels, no spaces, quotes, angle brackets or control characters (nothing
 /// that could break out of a header or a template), at most 254 bytes.
-pub fn valid_address(a: &str) -> bool {
+pub(crate) fn valid_address(a: &str) -> bool {
     let Some((local, domain)) = a.split_once('@') else {
         return false;
     };
@@ -157,7 +159,7 @@ pub fn valid_address(a: &str) -> bool {
 
 /// Addresses compare case-insensitively for de-duplication (domains are case-insensitive,
 /// and providers treat local parts so in practice).
-pub fn normalized(a: &str) -> String {
+pub(crate) fn normalized(a: &str) -> String {
     a.trim().to_ascii_lowercase()
 }
 
@@ -165,13 +167,13 @@ pub fn normalized(a: &str) -> String {
 /// `{"targetingKey"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Contact {
-    pub targeting_key: String,
+pub(crate) struct Contact {
+    pub(crate) targeting_key: String,
     #[serde(default)]
-    pub email: Option<String>,
+    pub(crate) email: Option<String>,
 }
 
-pub fn parse_contact(body: &[u8], need_email: bool) -> Result<Contact, String> {
+pub(crate) fn parse_contact(body: &[u8], need_email: bool) -> Result<Contact, String> {
     let c: Contact = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     if c.targeting_key.is_empty() || c.targeting_key.len() > 256 {
         return Err("targetingKey must be 1–256 bytes".into());
@@ -186,7 +188,7 @@ pub fn parse_contact(body: &[u8], need_email: bool) -> Result<Contact, String> {
 /// The address in a verified JWT's claims: `email`, only when the identity provider says it
 /// is verified (`email_verified: true`, OpenID Connect Core §5.1). Many providers omit the
 /// claim for an address nobody confirmed, so its absence counts as unverified.
-pub fn claim_address(claims: &Value) -> Option<String> {
+pub(crate) fn claim_address(claims: &Value) -> Option<String> {
     if claims.get("email_verified") != Some(&Value::Bool(true)) {
         return None;
     }
@@ -200,16 +202,16 @@ pub fn claim_address(claims: &Value) -> Option<String> {
 /// One contact of an audience as the fan-out collects it: targeting key, address, and when
 /// it was registered or last changed (unix ms).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
-    pub key: String,
-    pub address: String,
-    pub updated_ms: u64,
+pub(crate) struct Member {
+    pub(crate) key: String,
+    pub(crate) address: String,
+    pub(crate) updated_ms: u64,
 }
 
 /// One e-mail per address within a notification: of the contacts sharing an address
 /// (case-insensitive), the one registered or changed earliest is kept (ties: the smaller
 /// targeting key) — the same one whatever the shard count or the order shards answer in.
-pub fn dedupe(mut members: Vec<Member>) -> Vec<Member> {
+pub(crate) fn dedupe(mut members: Vec<Member>) -> Vec<Member> {
     members.sort_by(|a, b| (a.updated_ms, &a.key).cmp(&(b.updated_ms, &b.key)));
     let mut seen = std::collections::BTreeSet::new();
     members.retain(|m| seen.insert(normalized(&m.address)));
@@ -218,16 +220,19 @@ pub fn dedupe(mut members: Vec<Member>) -> Vec<Member> {
 
 /// Contacts a shard reads per call for a flag audience (paged by targeting key: a send's
 /// memory and each call's work stay bounded whatever the shard holds).
-pub const AUDIENCE_PAGE: u64 = 500;
+pub(crate) const AUDIENCE_PAGE: u64 = 500;
 
 /// Keys a shard looks up per SQL statement (`targeting_key IN (…)`): Durable Object SQL
 /// binds at most 100 parameters per statement.
-pub const KEYS_PER_LOOKUP: usize = 100;
+pub(crate) const KEYS_PER_LOOKUP: usize = 100;
 
 /// A `targetingKeys` audience split by the shard each key's contact lives in
 /// (`inbox::visitor_shard`): a shard is asked only for its own keys, and one without any is
 /// not asked at all.
-pub fn keys_by_shard(keys: &[String], shards: u32) -> std::collections::BTreeMap<u32, Vec<String>> {
+pub(crate) fn keys_by_shard(
+    keys: &[String],
+    shards: u32,
+) -> std::collections::BTreeMap<u32, Vec<String>> {
     let mut out: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
     for k in keys {
         let list = out
@@ -244,23 +249,29 @@ pub fn keys_by_shard(keys: &[String], shards: u32) -> std::collections::BTreeMap
 /// read from the contact when the message is handled, so it never sits in the queue and a
 /// removed contact is not written to).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Job {
+pub(crate) struct Job {
     /// Always `"email"`: tells the consumer this is not a push job.
-    pub ch: String,
+    pub(crate) ch: String,
     /// Notification id.
-    pub n: String,
+    pub(crate) n: String,
     /// The contact's targeting key.
-    pub k: String,
+    pub(crate) k: String,
     /// The contact's shard.
-    pub shard: u32,
-    pub subject: String,
-    pub text: String,
+    pub(crate) shard: u32,
+    pub(crate) subject: String,
+    pub(crate) text: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
+    pub(crate) url: Option<String>,
 }
 
 impl Job {
-    pub fn new(id: &str, r: &SendRequest, key: &str, shard: u32, settings: &Settings) -> Self {
+    pub(crate) fn new(
+        id: &str,
+        r: &SendRequest,
+        key: &str,
+        shard: u32,
+        settings: &Settings,
+    ) -> Self {
         let url = r
             .url
             .as_ref()
@@ -285,20 +296,20 @@ impl Job {
     }
 
     /// Whether a queue message is an e-mail job (push jobs have no `ch`).
-    pub fn is_email(message: &Value) -> bool {
+    pub(crate) fn is_email(message: &Value) -> bool {
         message.get("ch").and_then(Value::as_str) == Some("email")
     }
 
     /// The `Idempotency-Key` sent to the API (honoured by providers that support it): one
     /// per (notification, recipient), so a retry after a lost answer is not a second mail.
-    pub fn idempotency_key(&self) -> String {
+    pub(crate) fn idempotency_key(&self) -> String {
         format!("{}-{}", self.n, &super::sha256_hex(self.k.as_bytes())[..16])
     }
 }
 
 /// The request body: the template with every `{{placeholder}}` inside its strings replaced.
 /// Values are substituted as text into JSON strings, so whatever they contain stays data.
-pub fn render(template: &Value, job: &Job, to: &str, from: &str) -> Value {
+pub(crate) fn render(template: &Value, job: &Job, to: &str, from: &str) -> Value {
     let value = |name: &str| match name {
         "to" => to.to_owned(),
         "from" => from.to_owned(),
@@ -333,18 +344,18 @@ pub fn render(template: &Value, job: &Job, to: &str, from: &str) -> Value {
 /// it: a second copy of the same queue message arriving meanwhile (Queues deliver at least
 /// once) waits instead of sending a second e-mail. Longer than an attempt can take: the call
 /// to the API is aborted after `Settings::timeout_ms` (at most half of this).
-pub const LEASE_SECS: u64 = 120;
+pub(crate) const LEASE_SECS: u64 = 120;
 
 /// The claim decision for a pair still `queued`, given the lease an earlier attempt holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lease {
+pub(crate) enum Lease {
     /// Nobody holds it (or the holder's lease ran out: it died): take it until `until_ms`.
     Take { until_ms: u64 },
     /// Another attempt holds it: try again after `retry_in_secs`.
     Busy { retry_in_secs: u32 },
 }
 
-pub fn lease(held_until_ms: Option<u64>, now_ms: u64) -> Lease {
+pub(crate) fn lease(held_until_ms: Option<u64>, now_ms: u64) -> Lease {
     match held_until_ms {
         Some(until) if until > now_ms => Lease::Busy {
             retry_in_secs: u32::try_from((until - now_ms).div_ceil(1000)).unwrap_or(u32::MAX),
@@ -357,7 +368,7 @@ pub fn lease(held_until_ms: Option<u64>, now_ms: u64) -> Lease {
 
 /// The decision for one e-mail attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Attempt {
+pub(crate) enum Attempt {
     /// 2xx: the API took the message.
     Delivered,
     /// 429, 5xx or no answer: try again after `delay_secs`.
@@ -372,7 +383,7 @@ pub enum Attempt {
 /// What an e-mail API's answer means: 2xx accepted; 429, 5xx and no answer retried (with
 /// backoff, never sooner than `Retry-After`), then dead-lettered; anything else refused for
 /// good. Unlike a push service, a 404/410 from an API is a wrong URL, not a gone recipient.
-pub fn classify(
+pub(crate) fn classify(
     status: Option<u16>,
     retry_after: Option<&str>,
     attempt: u32,

@@ -19,39 +19,39 @@ use serde_json::{json, Value};
 use super::api::{shard_of, valid_id, SendRequest};
 
 /// Most items one inbox answer holds (the newest).
-pub const MAX_ITEMS: usize = 50;
+pub(crate) const MAX_ITEMS: usize = 50;
 /// Oldest item an inbox shows; the feed and the read marks are kept as long.
-pub const MAX_AGE_MS: u64 = 30 * 24 * 3600 * 1000;
+pub(crate) const MAX_AGE_MS: u64 = 30 * 24 * 3600 * 1000;
 /// Most feed entries read per inbox request (the newest): the feed is shared by every
 /// audience, so more than [`MAX_ITEMS`] are looked at to find a visitor's fifty.
-pub const FEED_SCAN: usize = 200;
+pub(crate) const FEED_SCAN: usize = 200;
 /// Name of the feed's Durable Object (a `PushStore` instance of its own).
-pub const FEED_OBJECT: &str = "inbox-feed";
+pub(crate) const FEED_OBJECT: &str = "inbox-feed";
 
 /// A notification in the feed.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FeedEntry {
-    pub id: String,
-    pub request: SendRequest,
-    pub created_ms: u64,
+pub(crate) struct FeedEntry {
+    pub(crate) id: String,
+    pub(crate) request: SendRequest,
+    pub(crate) created_ms: u64,
 }
 
 /// One inbox item (the contract's shape).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Item {
-    pub id: String,
-    pub title: String,
-    pub body: Option<String>,
-    pub url: Option<String>,
-    pub tag: Option<String>,
-    pub created_at: u64,
-    pub read: bool,
+pub(crate) struct Item {
+    pub(crate) id: String,
+    pub(crate) title: String,
+    pub(crate) body: Option<String>,
+    pub(crate) url: Option<String>,
+    pub(crate) tag: Option<String>,
+    pub(crate) created_at: u64,
+    pub(crate) read: bool,
 }
 
 /// The feed entries `visitor` sees, newest first, at most [`MAX_ITEMS`], none older than
 /// [`MAX_AGE_MS`]. `variant_of(flag, key)` evaluates an audience flag.
-pub fn visible<'f>(
+pub(crate) fn visible<'f>(
     feed: &'f [FeedEntry],
     visitor: &str,
     now_ms: u64,
@@ -70,7 +70,7 @@ pub fn visible<'f>(
 }
 
 /// Whether `visitor` is in the audience of one entry that is still shown (`POST …/read`).
-pub fn shows(
+pub(crate) fn shows(
     entry: &FeedEntry,
     visitor: &str,
     now_ms: u64,
@@ -81,7 +81,7 @@ pub fn shows(
 }
 
 /// The inbox answer: `{"items": [...], "unread": N}`.
-pub fn answer(entries: &[&FeedEntry], read: &BTreeSet<String>) -> Value {
+pub(crate) fn answer(entries: &[&FeedEntry], read: &BTreeSet<String>) -> Value {
     let items: Vec<Item> = entries
         .iter()
         .map(|e| Item {
@@ -100,13 +100,13 @@ pub fn answer(entries: &[&FeedEntry], read: &BTreeSet<String>) -> Value {
 
 /// The shard of a visitor's own rows (inbox read marks, e-mail contact): a hash of the
 /// targeting key, so one visitor's rows are in one place.
-pub fn visitor_shard(targeting_key: &str, shards: u32) -> u32 {
+pub(crate) fn visitor_shard(targeting_key: &str, shards: u32) -> u32 {
     shard_of(&format!("visitor\0{targeting_key}"), shards)
 }
 
 /// A request to the inbox, from the path below the admin prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Route<'p> {
+pub(crate) enum Route<'p> {
     List,
     Read(&'p str),
     /// `{prefix}/inbox/email`: the visitor's verified JWT `email` claim as their address.
@@ -115,7 +115,7 @@ pub enum Route<'p> {
     NotFound,
 }
 
-pub fn route(sub: &str) -> Route<'_> {
+pub(crate) fn route(sub: &str) -> Route<'_> {
     match sub
         .trim_start_matches('/')
         .split('/')
@@ -132,7 +132,7 @@ pub fn route(sub: &str) -> Route<'_> {
 /// How long an isolate reuses the feed it read (`INBOX_FEED_SECONDS`, 0–300, default 5):
 /// every inbox request would otherwise call the one feed object. A send from the same
 /// isolate drops its copy; other isolates see a new item within this time.
-pub fn feed_ttl_ms(value: Option<&str>) -> Result<u64, String> {
+pub(crate) fn feed_ttl_ms(value: Option<&str>) -> Result<u64, String> {
     match value.map(str::trim) {
         None | Some("") => Ok(5_000),
         Some(v) => v
@@ -146,7 +146,7 @@ pub fn feed_ttl_ms(value: Option<&str>) -> Result<u64, String> {
 
 /// The isolate's copy of the feed.
 #[derive(Debug, Clone, Default)]
-pub struct FeedCache {
+pub(crate) struct FeedCache {
     entries: std::rc::Rc<Vec<FeedEntry>>,
     fetched_ms: Option<u64>,
 }
@@ -154,24 +154,28 @@ pub struct FeedCache {
 impl FeedCache {
     /// The copy, when it was read less than `ttl_ms` ago (a clock that went back makes it
     /// stale, never fresh forever).
-    pub fn fresh(&self, now_ms: u64, ttl_ms: u64) -> Option<std::rc::Rc<Vec<FeedEntry>>> {
+    pub(crate) fn fresh(&self, now_ms: u64, ttl_ms: u64) -> Option<std::rc::Rc<Vec<FeedEntry>>> {
         let at = self.fetched_ms?;
         (now_ms >= at && now_ms - at < ttl_ms).then(|| self.entries.clone())
     }
 
-    pub fn put(&mut self, entries: Vec<FeedEntry>, now_ms: u64) -> std::rc::Rc<Vec<FeedEntry>> {
+    pub(crate) fn put(
+        &mut self,
+        entries: Vec<FeedEntry>,
+        now_ms: u64,
+    ) -> std::rc::Rc<Vec<FeedEntry>> {
         self.entries = std::rc::Rc::new(entries);
         self.fetched_ms = Some(now_ms);
         self.entries.clone()
     }
 
-    pub fn invalidate(&mut self) {
+    pub(crate) fn invalidate(&mut self) {
         self.fetched_ms = None;
     }
 }
 
 /// Parses a feed row (`[id, request JSON, created]`) from the store.
-pub fn feed_entry(row: &Value) -> Option<FeedEntry> {
+pub(crate) fn feed_entry(row: &Value) -> Option<FeedEntry> {
     let id = row.get(0)?.as_str()?;
     let request = serde_json::from_str(row.get(1)?.as_str()?).ok()?;
     let created_ms = row.get(2)?.as_f64()?.max(0.0) as u64;

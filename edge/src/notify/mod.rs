@@ -10,12 +10,12 @@
 //! - [`inbox`]: the in-app channel — who sees which item (decided at read time), its shape.
 //! - [`email`]: the e-mail channel — API settings, body template, contacts, its answers.
 
-pub mod api;
-pub mod delivery;
-pub mod ece;
-pub mod email;
-pub mod inbox;
-pub mod outcome;
+pub(crate) mod api;
+pub(crate) mod delivery;
+pub(crate) mod ece;
+pub(crate) mod email;
+pub(crate) mod inbox;
+pub(crate) mod outcome;
 pub mod vapid;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -34,7 +34,7 @@ pub fn b64url_decode(text: &str) -> Option<Vec<u8>> {
 }
 
 /// SHA-256 as lowercase hex.
-pub fn sha256_hex(data: &[u8]) -> String {
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     Sha256::digest(data)
         .iter()

@@ -9,20 +9,20 @@ use serde::{Deserialize, Serialize};
 /// A notification channel, as named in `POST /notifications` `channels`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Channel {
+pub(crate) enum Channel {
     Push,
     Inapp,
     Email,
 }
 
 impl Channel {
-    pub const ALL: [Channel; 3] = [Channel::Push, Channel::Inapp, Channel::Email];
+    pub(crate) const ALL: [Channel; 3] = [Channel::Push, Channel::Inapp, Channel::Email];
 
-    pub fn parse(name: &str) -> Option<Self> {
+    pub(crate) fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|c| c.as_str() == name)
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Push => "push",
             Self::Inapp => "inapp",
@@ -31,8 +31,10 @@ impl Channel {
     }
 
     /// The flag that gates the channel: it must evaluate to `true` (empty context, a plain
-    /// on/off switch), so the kill switch turns the channel off at once.
-    pub fn flag(self) -> &'static str {
+    /// on/off switch), so the kill switch turns the channel off at once — push: nothing is
+    /// sent, queued messages included; in-app: the inbox shows nothing and takes nothing new;
+    /// e-mail: nothing is queued, and queued e-mails end as failed ("channel off").
+    pub(crate) fn flag(self) -> &'static str {
         match self {
             Self::Push => "notifications.push",
             Self::Inapp => "notifications.inapp",
@@ -42,16 +44,14 @@ impl Channel {
 
     /// Whether deliveries go through the Queue (and can fail and be retried). The inbox is
     /// read, not sent.
-    pub fn queued(self) -> bool {
+    pub(crate) fn queued(self) -> bool {
         !matches!(self, Self::Inapp)
     }
 }
 
 /// What happened to one (notification, recipient) pair of a channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Outcome {
-    /// Handed to the Queue (push, email).
-    Queued,
+pub(crate) enum Outcome {
     /// Push: the push service took it; e-mail: the e-mail API accepted it; in-app: the
     /// visitor's inbox fetched it for the first time.
     Delivered,
@@ -70,9 +70,8 @@ pub enum Outcome {
 
 impl Outcome {
     /// The label (`outcome="…"`) and the status endpoint's count name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
-            Self::Queued => "queued",
             Self::Delivered => "delivered",
             Self::Failed => "failed",
             Self::Gone => "gone",
@@ -83,23 +82,12 @@ impl Outcome {
     }
 
     /// A final state a store records (`delivered`, `failed`, `gone`) or `retry`.
-    pub fn from_record(state: &str) -> Option<Self> {
+    pub(crate) fn from_record(state: &str) -> Option<Self> {
         match state {
             "delivered" => Some(Self::Delivered),
             "failed" => Some(Self::Failed),
             "gone" => Some(Self::Gone),
             "retry" => Some(Self::Retried),
-            _ => None,
-        }
-    }
-
-    /// For a delivery-success ratio: `Some(true)` delivered, `Some(false)` failed, `None`
-    /// for outcomes that are neither (queued, retried, read; gone is the recipient's doing,
-    /// not the channel's failure).
-    pub fn success(self) -> Option<bool> {
-        match self {
-            Self::Delivered => Some(true),
-            Self::Failed => Some(false),
             _ => None,
         }
     }
@@ -129,10 +117,6 @@ mod tests {
         assert_eq!(Outcome::from_record("delivered"), Some(Outcome::Delivered));
         assert_eq!(Outcome::from_record("retry"), Some(Outcome::Retried));
         assert_eq!(Outcome::from_record("queued"), None);
-        assert_eq!(Outcome::Delivered.success(), Some(true));
-        assert_eq!(Outcome::Failed.success(), Some(false));
-        assert_eq!(Outcome::Gone.success(), None);
         assert_eq!(Outcome::Read.as_str(), "read");
-        assert_eq!(Outcome::Dropped.success(), None);
     }
 }

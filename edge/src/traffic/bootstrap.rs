@@ -11,10 +11,10 @@
 use crate::traffic::headscan::{HeadScan, Step};
 
 /// Default bound on how much of a document is held back while looking for `<head>`.
-pub const DEFAULT_LIMIT: usize = 256 * 1024;
+pub(crate) const DEFAULT_LIMIT: usize = 256 * 1024;
 
 /// Whether a response should get the bootstrap.
-pub fn should_inject(
+pub(crate) fn should_inject(
     method: &str,
     status: u16,
     content_type: Option<&str>,
@@ -37,7 +37,7 @@ pub fn should_inject(
 /// and the visitor's flags tag (`flags_tag`: the flag-set version and evaluation context):
 /// `W/"e.<origin opaque>.f.<flags>"` or `W/"m.<secs>.f.<flags>"`. `Last-Modified` is dropped
 /// from the page, so this is its only validator.
-pub fn page_etag(
+pub(crate) fn page_etag(
     origin_etag: Option<&str>,
     last_modified: Option<&str>,
     flags_tag: &str,
@@ -59,12 +59,12 @@ fn opaque(tag: &str) -> Option<&str> {
 
 /// A visitor's conditional request headers, rewritten for the cache and the origin.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Conditionals {
+pub(crate) struct Conditionals {
     /// The request headers to use (validators of bootstrapped pages translated back to the
     /// origin's, or dropped when the flags changed).
-    pub headers: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, String)>,
     /// The page validator to put on a 304 (the visitor's, which still holds).
-    pub confirmed: Option<String>,
+    pub(crate) confirmed: Option<String>,
 }
 
 /// Rewrites a visitor's `If-None-Match` / `If-Modified-Since` against the current flags tag.
@@ -74,7 +74,7 @@ pub struct Conditionals {
 /// on a navigation (`Sec-Fetch-Mode: navigate`, or `Accept` naming `text/html`) is dropped:
 /// bootstrapped pages carry no `Last-Modified`, so such a date validates a copy whose flags
 /// nobody can vouch for.
-pub fn conditionals(headers: &[(String, String)], flags_tag: &str) -> Conditionals {
+pub(crate) fn conditionals(headers: &[(String, String)], flags_tag: &str) -> Conditionals {
     let get = |name: &str| {
         headers
             .iter()
@@ -132,7 +132,7 @@ pub fn conditionals(headers: &[(String, String)], flags_tag: &str) -> Conditiona
 
 /// Cache-Control for a response that now carries one visitor's flags: never for a shared
 /// cache (`private`, `public` and `s-maxage` dropped), other directives kept.
-pub fn personalised_cache_control(cc: Option<&str>) -> String {
+pub(crate) fn personalised_cache_control(cc: Option<&str>) -> String {
     let mut out = vec!["private".to_owned()];
     for d in cc
         .unwrap_or("")
@@ -152,7 +152,7 @@ pub fn personalised_cache_control(cc: Option<&str>) -> String {
 /// body grows), the origin's validators replaced by [`page_etag`] (none when it had none:
 /// `Last-Modified` would validate a copy whose flags nobody can vouch for), and
 /// `Cache-Control` made [`personalised_cache_control`]. Everything else is kept in order.
-pub fn page_headers(headers: &[(String, String)], flags_tag: &str) -> Vec<(String, String)> {
+pub(crate) fn page_headers(headers: &[(String, String)], flags_tag: &str) -> Vec<(String, String)> {
     let get = |name: &str| {
         headers
             .iter()
@@ -178,7 +178,7 @@ pub fn page_headers(headers: &[(String, String)], flags_tag: &str) -> Vec<(Strin
 /// Streaming injector: feed body chunks with [`Injector::push`], then call [`Injector::finish`];
 /// emit whatever they return, in order.
 #[derive(Debug)]
-pub struct Injector {
+pub(crate) struct Injector {
     /// `None` once decided: injected, or given up.
     scan: Option<HeadScan>,
     script: String,
@@ -189,7 +189,7 @@ pub struct Injector {
 
 impl Injector {
     /// An injector that puts `script` (see [`edgeflags_core::ofrep::bootstrap_element`]) first into `<head>`.
-    pub fn new(script: String, limit: usize) -> Self {
+    pub(crate) fn new(script: String, limit: usize) -> Self {
         Self {
             scan: Some(HeadScan::default()),
             script,
@@ -200,12 +200,13 @@ impl Injector {
     }
 
     /// Whether the script has been injected.
-    pub fn injected(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn injected(&self) -> bool {
         self.injected
     }
 
     /// Takes the next body chunk; returns the bytes to emit now.
-    pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
+    pub(crate) fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
         let Some(scan) = self.scan.as_mut() else {
             return chunk.to_vec();
         };
@@ -240,15 +241,21 @@ impl Injector {
     }
 
     /// Ends the body; returns the bytes still to emit.
-    pub fn finish(&mut self) -> Vec<u8> {
+    pub(crate) fn finish(&mut self) -> Vec<u8> {
         // The document ended before any `<head>`: it passes through unchanged.
         self.scan = None;
         std::mem::take(&mut self.held)
     }
 }
 
-/// Runs the injector over a whole body (tests and non-streaming callers).
-pub fn inject_all(body: &[u8], script: String, limit: usize, chunk: usize) -> (Vec<u8>, bool) {
+/// Runs the injector over a whole body, `chunk` bytes at a time (the tests' driver).
+#[cfg(test)]
+pub(crate) fn inject_all(
+    body: &[u8],
+    script: String,
+    limit: usize,
+    chunk: usize,
+) -> (Vec<u8>, bool) {
     let mut inj = Injector::new(script, limit);
     let mut out = Vec::new();
     for c in body.chunks(chunk.max(1)) {

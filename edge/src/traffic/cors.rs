@@ -5,7 +5,7 @@ use crate::config::Cors;
 
 /// CORS response headers for a request from `origin` (`None` when not cross-origin or not
 /// allowed). `preflight` carries `Access-Control-Request-Headers` for an OPTIONS request.
-pub fn headers(
+pub(crate) fn headers(
     policy: &Cors,
     origin: Option<&str>,
     preflight: Option<&str>,

@@ -3,7 +3,7 @@
 
 /// One edit that turns a copy of the visitor's header set into the one to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HeaderEdit {
+pub(crate) enum HeaderEdit {
     Delete(String),
     Append(String, String),
     /// Replaces every value of the name (never produced by [`header_edits`]).
@@ -19,7 +19,10 @@ pub enum HeaderEdit {
 /// The runtime copies the visitor's set natively, so a request costs one call per *changed*
 /// header instead of one per header (measured: appending every header was the largest
 /// header cost of a proxied request).
-pub fn header_edits(have: &[(String, String)], want: &[(String, String)]) -> Vec<HeaderEdit> {
+pub(crate) fn header_edits(
+    have: &[(String, String)],
+    want: &[(String, String)],
+) -> Vec<HeaderEdit> {
     let values = |list: &[(String, String)], name: &str| -> Vec<String> {
         list.iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))

@@ -3,14 +3,14 @@
 //! an upstream layer, or the `sub` claim of a JWT bearer token.
 
 /// Default name of the visitor cookie.
-pub const DEFAULT_COOKIE: &str = "ef_uid";
+pub(crate) const DEFAULT_COOKIE: &str = "ef_uid";
 /// Lifetime of the visitor cookie: one year.
 const COOKIE_MAX_AGE: u32 = 365 * 24 * 3600;
 
 /// Where the targetingKey comes from (`IDENTITY_SOURCE`: `cookie`, `cookie:NAME`,
 /// `header:NAME`, `jwt`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     /// A cookie the edge sets on the first visit.
     Cookie(String),
     /// A request header set by something in front of the edge (e.g. an auth proxy).
@@ -23,7 +23,7 @@ pub enum Source {
 
 impl Source {
     /// Parses the `IDENTITY_SOURCE` variable.
-    pub fn parse(spec: Option<&str>) -> Result<Self, String> {
+    pub(crate) fn parse(spec: Option<&str>) -> Result<Self, String> {
         let spec = spec
             .map(str::trim)
             .filter(|s| !s.is_empty())
@@ -50,15 +50,15 @@ fn valid_token(s: &str) -> bool {
 
 /// The visitor's identity for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Visitor {
+pub(crate) struct Visitor {
     /// The targetingKey, when the source provides one.
-    pub key: Option<String>,
+    pub(crate) key: Option<String>,
     /// A `Set-Cookie` value to send, when the edge just issued a new id (or re-signed one).
-    pub set_cookie: Option<String>,
+    pub(crate) set_cookie: Option<String>,
     /// Whether the edge can vouch for `key`: an id it issued and signed, a verified JWT's
     /// subject, or a header set by a trusted layer in front. Only vouched keys count as
     /// experiment units and exposures (issue 14): an id anyone can choose could steer a gate.
-    pub vouched: bool,
+    pub(crate) vouched: bool,
 }
 
 /// The experiment unit a request may count for `targeting_key`: the caller's own vouched
@@ -66,7 +66,7 @@ pub struct Visitor {
 /// — a targetingKey an anonymous client made up — is served but counts for no unit, exposure
 /// or conversion, so it cannot move a gate or an experiment. Without signing keys
 /// (`IDENTITY_KEYS` unset) nothing can be vouched for and every key counts, as before.
-pub fn counted_unit<'k>(
+pub(crate) fn counted_unit<'k>(
     targeting_key: Option<&'k str>,
     visitor: &Visitor,
     api_caller: bool,
@@ -81,7 +81,7 @@ pub fn counted_unit<'k>(
 /// the first signs, every one verifies, so a key can be rotated without losing visitors).
 /// Empty: ids are not signed (the old behaviour; `/__edge/status` says so).
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct Keys(Vec<Vec<u8>>);
+pub(crate) struct Keys(Vec<Vec<u8>>);
 
 impl std::fmt::Debug for Keys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -91,7 +91,7 @@ impl std::fmt::Debug for Keys {
 
 impl Keys {
     /// Parses `IDENTITY_KEYS`.
-    pub fn parse(list: Option<&str>) -> Result<Self, String> {
+    pub(crate) fn parse(list: Option<&str>) -> Result<Self, String> {
         let keys: Vec<Vec<u8>> = list
             .unwrap_or("")
             .split(',')
@@ -106,7 +106,7 @@ impl Keys {
     }
 
     /// Whether ids are signed.
-    pub fn signing(&self) -> bool {
+    pub(crate) fn signing(&self) -> bool {
         !self.0.is_empty()
     }
 
@@ -148,7 +148,7 @@ fn mac(key: &[u8], id: &str) -> String {
 }
 
 /// HMAC-SHA256 over `sha2` (the worker already has it; no second crypto crate).
-pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+pub(crate) fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     use sha2::{Digest, Sha256};
     let mut block = [0u8; 64];
     if key.len() > 64 {
@@ -171,7 +171,7 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
 /// Finds the visitor's key. `new_id` is called only when a cookie must be issued (the caller
 /// passes randomness in: the policy stays pure). `verified_sub` is the `sub` of a bearer JWT
 /// the host verified (only looked at for [`Source::Jwt`]).
-pub fn identify(
+pub(crate) fn identify(
     source: &Source,
     keys: &Keys,
     header: impl Fn(&str) -> Option<String>,
@@ -245,12 +245,12 @@ fn valid_id(v: &str) -> bool {
 }
 
 /// Formats 16 random bytes as a visitor id.
-pub fn format_id(bytes: [u8; 16]) -> String {
+pub(crate) fn format_id(bytes: [u8; 16]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The value of cookie `name` in a `Cookie` header.
-pub fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
     header.split(';').find_map(|pair| {
         let (k, v) = pair.split_once('=')?;
         (k.trim() == name).then(|| v.trim().trim_matches('"'))

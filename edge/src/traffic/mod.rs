@@ -3,13 +3,15 @@
 //! (`proxy`, `header_edits`), what skips the cache lookup (`passmemory`), the flags injected
 //! into HTML (`bootstrap`, `headscan`), and the headers every answer gets (`security`, `cors`).
 
-pub mod bootstrap;
-pub mod cors;
-pub mod header_edits;
+pub(crate) mod bootstrap;
+pub(crate) mod cors;
+pub(crate) mod header_edits;
 mod headscan;
-pub mod identity;
-pub mod passmemory;
-pub mod plane;
-pub mod proxy;
-pub mod security;
-pub mod split;
+pub(crate) mod identity;
+pub(crate) mod passmemory;
+// The request worker's hand-off rules: the control worker itself uses only the version hint.
+#[cfg_attr(feature = "control", allow(dead_code))]
+pub(crate) mod plane;
+pub(crate) mod proxy;
+pub(crate) mod security;
+pub(crate) mod split;

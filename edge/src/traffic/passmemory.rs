@@ -19,7 +19,7 @@ pub(crate) const CAPACITY: usize = 4096;
 
 /// Keys to pass, each with the time (Unix ms) until which it is passed.
 #[derive(Debug, Default)]
-pub struct PassMemory {
+pub(crate) struct PassMemory {
     until: HashMap<String, u64>,
 }
 
@@ -39,12 +39,12 @@ pub(crate) fn origin_made_uncacheable(reason: Bypass) -> bool {
 
 impl PassMemory {
     /// Whether the lookup for `key` can be skipped at `now_ms`.
-    pub fn skip_lookup(&self, key: &str, now_ms: u64) -> bool {
+    pub(crate) fn skip_lookup(&self, key: &str, now_ms: u64) -> bool {
         self.until.get(key).is_some_and(|&until| now_ms < until)
     }
 
     /// Learns from what storing the origin's answer for `key` decided.
-    pub fn learn(&mut self, key: &str, plan: &Result<StorePlan, Bypass>, now_ms: u64) {
+    pub(crate) fn learn(&mut self, key: &str, plan: &Result<StorePlan, Bypass>, now_ms: u64) {
         match plan {
             Ok(_) => {
                 self.until.remove(key);
@@ -63,13 +63,15 @@ impl PassMemory {
         }
     }
 
-    /// Keys remembered (for tests and the status endpoint).
-    pub fn len(&self) -> usize {
+    /// Keys remembered.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.until.len()
     }
 
     /// Whether nothing is remembered.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.until.is_empty()
     }
 }

@@ -8,7 +8,7 @@
 
 /// The worker that answers an endpoint under `{ADMIN_PREFIX}` (`sub` is the rest of the path).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Plane {
+pub(crate) enum Plane {
     /// Answered where the request arrived: cheap, read-only, on the visitor's path.
     Request,
     /// Handed to the control worker.
@@ -18,7 +18,7 @@ pub enum Plane {
 /// The endpoints the request worker answers itself (conversions reported by clients are on
 /// the visitor's path too, and counted where the exposures are); everything else is the control worker's
 /// (including paths neither knows: its 404 is the one answer for them).
-pub fn plane_of(sub: &str) -> Plane {
+pub(crate) fn plane_of(sub: &str) -> Plane {
     match sub {
         "/health" | "/status" | "/client-flags" | "/events" => Plane::Request,
         _ => Plane::Control,
@@ -28,14 +28,14 @@ pub fn plane_of(sub: &str) -> Plane {
 /// Response header from the control worker to the request worker that relayed the request:
 /// the flag-set version the control worker's isolate took in while answering (a write it
 /// committed). Never sent on to the client.
-pub const VERSION_HEADER: &str = "x-edgeflags-committed";
+pub(crate) const VERSION_HEADER: &str = "x-edgeflags-committed";
 
 /// Whether a relayed request reads what the metrics store holds (totals, results, timeline,
 /// rollout gates, the dashboard), so the request worker first sends the counts it holds and
 /// the reader sees its own traffic. Only these: a flush is a Durable Object call, and an
 /// anonymous client must not be able to force one with any `/__edge/…` path it makes up.
 /// Paths are compared as the admin API routes them (segments, outer slashes ignored).
-pub fn reads_metrics(sub: &str) -> bool {
+pub(crate) fn reads_metrics(sub: &str) -> bool {
     if sub == "/dashboard" || sub.starts_with("/dashboard/") {
         return true;
     }
@@ -55,7 +55,7 @@ pub fn reads_metrics(sub: &str) -> bool {
 /// changes no flag (a push subscription, an inbox read mark) costs no writer call, a
 /// dashboard action answered with a redirect still counts, and one change costs each
 /// isolate at most one extra check however many relayed answers name it.
-pub fn takes_in(committed: Option<&str>, active: Option<&str>) -> bool {
+pub(crate) fn takes_in(committed: Option<&str>, active: Option<&str>) -> bool {
     committed.is_some_and(|v| !v.is_empty() && Some(v) != active)
 }
 

@@ -7,9 +7,9 @@ use crate::httpcache::CacheStatus;
 use crate::measure::metrics::{cache_outcome, CacheOutcome, RequestRecord};
 
 /// Header the edge adds to every response it handles: proof the worker ran, and which build.
-pub const EDGE_HEADER: &str = "x-edgeflags";
+pub(crate) const EDGE_HEADER: &str = "x-edgeflags";
 /// Value of [`EDGE_HEADER`].
-pub const EDGE_HEADER_VALUE: &str = concat!("edge/", env!("CARGO_PKG_VERSION"));
+pub(crate) const EDGE_HEADER_VALUE: &str = concat!("edge/", env!("CARGO_PKG_VERSION"));
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) that a proxy must not forward, in either direction.
 const HOP_BY_HOP: &[&str] = &[
@@ -54,7 +54,7 @@ fn spoofable(lower: &str) -> bool {
 
 /// Whether a header is hop-by-hop: a standard one, or one the message's own `Connection`
 /// header names (`connection_tokens`).
-pub fn is_hop_by_hop(name: &str, connection_tokens: &[String]) -> bool {
+pub(crate) fn is_hop_by_hop(name: &str, connection_tokens: &[String]) -> bool {
     HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
         || connection_tokens
             .iter()
@@ -62,7 +62,7 @@ pub fn is_hop_by_hop(name: &str, connection_tokens: &[String]) -> bool {
 }
 
 /// Whether a visitor's request header goes on to the origin.
-pub fn forward_request_header(name: &str, connection_tokens: &[String]) -> bool {
+pub(crate) fn forward_request_header(name: &str, connection_tokens: &[String]) -> bool {
     let lower = name.to_ascii_lowercase();
     !is_hop_by_hop(&lower, connection_tokens)
         // `cf-*` headers are the platform's; the origin gets the standard forwarding headers.
@@ -75,12 +75,12 @@ pub fn forward_request_header(name: &str, connection_tokens: &[String]) -> bool 
 }
 
 /// Whether an origin response header goes on to the visitor.
-pub fn forward_response_header(name: &str, connection_tokens: &[String]) -> bool {
+pub(crate) fn forward_response_header(name: &str, connection_tokens: &[String]) -> bool {
     !is_hop_by_hop(name, connection_tokens)
 }
 
 /// The header names a `Connection` header value declares hop-by-hop.
-pub fn connection_tokens(connection: Option<&str>) -> Vec<String> {
+pub(crate) fn connection_tokens(connection: Option<&str>) -> Vec<String> {
     connection
         .map(|v| {
             v.split(',')
@@ -92,7 +92,7 @@ pub fn connection_tokens(connection: Option<&str>) -> Vec<String> {
 }
 
 /// The URL to fetch at the origin for a request to `path_and_query` at the edge.
-pub fn upstream_url(origin: &str, path_and_query: &str) -> String {
+pub(crate) fn upstream_url(origin: &str, path_and_query: &str) -> String {
     let mut url = String::with_capacity(origin.len() + path_and_query.len() + 1);
     url.push_str(origin);
     if !path_and_query.starts_with('/') {
@@ -106,7 +106,7 @@ pub fn upstream_url(origin: &str, path_and_query: &str) -> String {
 /// `X-Forwarded-Proto/Host/For` and `X-Real-IP` twins — telling the origin what the visitor
 /// asked for and from where. Every visitor-sent copy was dropped before (the client IP is the
 /// platform's `CF-Connecting-IP`, never a header the visitor wrote).
-pub fn forwarded_headers(
+pub(crate) fn forwarded_headers(
     host: Option<&str>,
     scheme: &str,
     client_ip: Option<&str>,
@@ -138,14 +138,14 @@ pub fn forwarded_headers(
 
 /// Whether a status can be sent on (and be the status of a constructed JS `Response`):
 /// 200..=599. `fetch` returns whatever the origin wrote, 1xx aside.
-pub fn sendable_status(status: u16) -> bool {
+pub(crate) fn sendable_status(status: u16) -> bool {
     (200..=599).contains(&status)
 }
 
 /// The replacement headers of an origin request without the validators the cache added: they
 /// belong to the chosen variant's entry, not to the stable origin's representation, so a
 /// retry on the stable origin goes without them.
-pub fn without_validators(replace: &[(String, String)]) -> Vec<(String, String)> {
+pub(crate) fn without_validators(replace: &[(String, String)]) -> Vec<(String, String)> {
     replace
         .iter()
         .filter(|(n, _)| !n.starts_with("if-"))
@@ -158,7 +158,7 @@ pub fn without_validators(replace: &[(String, String)]) -> Vec<(String, String)>
 /// headers the edge vouches for ([`forwarded_headers`]; `host` defaults to the URL's),
 /// `Surrogate-Capability` (Edge Architecture 1.0, so the origin can address
 /// `Surrogate-Control` to us) and `extra` ([`origin_request_headers`]).
-pub fn origin_headers(
+pub(crate) fn origin_headers(
     visitor: &[(String, String)],
     url_host: Option<&str>,
     scheme: &str,
@@ -191,7 +191,7 @@ pub fn origin_headers(
 /// `headers` with `replace` put in: each replaces the headers of its name, and a conditional
 /// one (`If-*`) replaces all of the visitor's validators (a revalidation asks with the
 /// stored entry's validators only).
-pub fn with_replacements(
+pub(crate) fn with_replacements(
     headers: &[(String, String)],
     replace: &[(String, String)],
 ) -> Vec<(String, String)> {
@@ -209,7 +209,7 @@ pub fn with_replacements(
 
 /// Which of an origin response's headers (`list`, lowercase names) do not pass the edge:
 /// hop-by-hop ones (with those `Connection` names) and those advertising software versions.
-pub fn response_headers_dropped(list: &[(String, String)]) -> Vec<String> {
+pub(crate) fn response_headers_dropped(list: &[(String, String)]) -> Vec<String> {
     let connection = list
         .iter()
         .find(|(n, _)| n == "connection")
@@ -228,7 +228,7 @@ pub fn response_headers_dropped(list: &[(String, String)]) -> Vec<String> {
 /// request id (`X-Edgeflags-Request-Id`, also on the response) and, when a flag chose the
 /// origin, `X-Edgeflags-Variants: <flag>=<variant>` — so the origin can log the variant it
 /// serves.
-pub fn origin_request_headers(
+pub(crate) fn origin_request_headers(
     request_id: &str,
     decided_by: Option<(&str, &str)>,
 ) -> Vec<(String, String)> {
@@ -244,30 +244,33 @@ pub fn origin_request_headers(
 
 /// `X-Edgeflags-Retried` for a response the stable origin gave after the chosen one failed:
 /// `<chosen>-><stable>`; nothing when the chosen origin answered.
-pub fn retried_header(retried: bool, chosen: &str, stable: &str) -> Option<String> {
+pub(crate) fn retried_header(retried: bool, chosen: &str, stable: &str) -> Option<String> {
     retried.then(|| format!("{chosen}->{stable}"))
 }
 
 /// How a proxied request ended, as far as the metrics care.
 #[derive(Debug, Clone, Copy)]
-pub struct Ended<'a> {
+pub(crate) struct Ended<'a> {
     /// The route's flag and the variant that picked the origin, when a flag did.
-    pub decided_by: Option<(&'a str, &'a str)>,
+    pub(crate) decided_by: Option<(&'a str, &'a str)>,
     /// The origin chosen for the request.
-    pub chosen: &'a str,
+    pub(crate) chosen: &'a str,
     /// The origin (or `cache`) that answered and what the cache did; `None` when nothing
     /// answered (the request ends in an error).
-    pub served: Option<(&'a str, &'a CacheStatus)>,
+    pub(crate) served: Option<(&'a str, &'a CacheStatus)>,
     /// Connect errors and 5xx of the chosen origin, counted even when the stable retry saved
     /// the request: they are the canary's errors.
-    pub chosen_failures: u32,
-    pub latency_ms: f64,
+    pub(crate) chosen_failures: u32,
+    pub(crate) latency_ms: f64,
 }
 
 /// The metrics record of a proxied request: the answering origin (the chosen one when
 /// nothing answered), an origin error when the chosen origin failed or nothing answered,
 /// the cache outcome (none for an error), and the epoch of the deciding flag in `active`.
-pub fn request_record<'a>(ended: &Ended<'a>, active: Option<&'a Active>) -> RequestRecord<'a> {
+pub(crate) fn request_record<'a>(
+    ended: &Ended<'a>,
+    active: Option<&'a Active>,
+) -> RequestRecord<'a> {
     let epoch = match (ended.decided_by, active) {
         (Some((flag, _)), Some(a)) => a.epoch(flag),
         _ => "",
@@ -289,14 +292,14 @@ pub fn request_record<'a>(ended: &Ended<'a>, active: Option<&'a Active>) -> Requ
 /// Requests per answering origin and retries on the stable origin since the isolate started:
 /// what this one isolate did, for `/__edge/status` next to the deployment-wide metrics.
 #[derive(Debug, Default, serde::Serialize)]
-pub struct ProxyCounters {
-    pub requests: std::collections::BTreeMap<String, u64>,
-    pub retries: u64,
+pub(crate) struct ProxyCounters {
+    pub(crate) requests: std::collections::BTreeMap<String, u64>,
+    pub(crate) retries: u64,
 }
 
 impl ProxyCounters {
     /// Counts one answered request.
-    pub fn count(&mut self, origin: &str, retried: bool) {
+    pub(crate) fn count(&mut self, origin: &str, retried: bool) {
         match self.requests.get_mut(origin) {
             Some(n) => *n += 1,
             None => {

@@ -3,23 +3,23 @@
 
 /// Default `Strict-Transport-Security` (two years; sent over https only, as RFC 6797 §7.2
 /// has browsers ignore it over plain http).
-pub const DEFAULT_HSTS: &str = "max-age=63072000; includeSubDomains";
+pub(crate) const DEFAULT_HSTS: &str = "max-age=63072000; includeSubDomains";
 /// CSP for the edge's own JSON answers: they are data, never documents.
-pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+pub(crate) const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
 /// Settings (`HSTS`, `CSP`, `FRAME_OPTIONS`, `REFERRER_POLICY` variables; `off` disables).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Policy {
-    pub hsts: Option<String>,
+pub(crate) struct Policy {
+    pub(crate) hsts: Option<String>,
     /// CSP for proxied responses; `None` leaves the origin's choice alone.
-    pub csp: Option<String>,
-    pub frame_options: Option<String>,
-    pub referrer_policy: Option<String>,
+    pub(crate) csp: Option<String>,
+    pub(crate) frame_options: Option<String>,
+    pub(crate) referrer_policy: Option<String>,
 }
 
 impl Policy {
     /// Reads the policy from worker variables.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
+    pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
         let setting =
             |name: &str, default: Option<&str>| match get(name).map(|v| v.trim().to_owned()) {
                 Some(v) if v.eq_ignore_ascii_case("off") => None,
@@ -37,7 +37,7 @@ impl Policy {
     /// Headers to add to a response. `own` is true for the edge's own answers (JSON APIs),
     /// `https` whether the visitor came over TLS; `present` says whether the response
     /// already has a header (the origin's choice wins).
-    pub fn headers(
+    pub(crate) fn headers(
         &self,
         own: bool,
         https: bool,
@@ -70,7 +70,7 @@ impl Policy {
 }
 
 /// Response headers the edge strips from origin answers: they advertise software versions.
-pub const STRIPPED_RESPONSE_HEADERS: &[&str] = &["x-powered-by", "x-aspnet-version"];
+pub(crate) const STRIPPED_RESPONSE_HEADERS: &[&str] = &["x-powered-by", "x-aspnet-version"];
 
 #[cfg(test)]
 mod tests {

@@ -21,16 +21,16 @@ use crate::flags::live::Refreshing;
 
 /// One route.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    pub path: String,
-    pub target: Target,
+pub(crate) struct Route {
+    pub(crate) path: String,
+    pub(crate) target: Target,
     /// Retry an idempotent request once on the stable origin when the chosen one fails.
-    pub retry_on_stable: bool,
+    pub(crate) retry_on_stable: bool,
 }
 
 /// Where a route sends requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     /// Always this origin.
     Origin(String),
     /// The origin named by this flag's evaluated value (a string) for the visitor.
@@ -39,22 +39,22 @@ pub enum Target {
 
 /// A validated route table with resolved origin URLs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteTable {
+pub(crate) struct RouteTable {
     origins: Vec<(String, String)>,
-    pub stable: String,
-    pub routes: Vec<Route>,
+    pub(crate) stable: String,
+    pub(crate) routes: Vec<Route>,
 }
 
 /// A validation error with its JSON path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteError {
-    pub path: String,
-    pub message: String,
+pub(crate) struct RouteError {
+    pub(crate) path: String,
+    pub(crate) message: String,
 }
 
 impl RouteTable {
     /// The built-in table used when KV has no `routes` document.
-    pub fn default_table(origin: &str, canary: Option<&str>, split_flag: &str) -> Self {
+    pub(crate) fn default_table(origin: &str, canary: Option<&str>, split_flag: &str) -> Self {
         let mut origins = vec![("v1".to_owned(), origin.to_owned())];
         let target = match canary {
             Some(c) => {
@@ -76,7 +76,7 @@ impl RouteTable {
 
     /// Parses and validates a route document; `var` resolves `$NAME` origins. Every error is
     /// reported, with its JSON path.
-    pub fn parse(
+    pub(crate) fn parse(
         text: &str,
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, Vec<RouteError>> {
@@ -186,12 +186,12 @@ impl RouteTable {
     }
 
     /// The first route whose prefix matches `path`.
-    pub fn select(&self, path: &str) -> Option<&Route> {
+    pub(crate) fn select(&self, path: &str) -> Option<&Route> {
         self.routes.iter().find(|r| path.starts_with(&r.path))
     }
 
     /// The URL of an origin by name.
-    pub fn origin_url(&self, name: &str) -> Option<&str> {
+    pub(crate) fn origin_url(&self, name: &str) -> Option<&str> {
         self.origins
             .iter()
             .find(|(n, _)| n == name)
@@ -199,7 +199,7 @@ impl RouteTable {
     }
 
     /// The stable origin's URL.
-    pub fn stable_url(&self) -> Option<&str> {
+    pub(crate) fn stable_url(&self) -> Option<&str> {
         self.origin_url(&self.stable)
     }
 }
@@ -207,7 +207,7 @@ impl RouteTable {
 /// An origin URL as the edge accepts one: `http(s)://host[:port]`, nothing else — no path,
 /// query or fragment, and no userinfo (`http://user:pass@host` would send credentials to the
 /// origin and show them wherever the URL is shown). The error never contains the value.
-pub fn check_origin(url: &str) -> Result<String, String> {
+pub(crate) fn check_origin(url: &str) -> Result<String, String> {
     let url = url.trim().trim_end_matches('/');
     let host = url
         .strip_prefix("http://")
@@ -229,23 +229,23 @@ pub fn check_origin(url: &str) -> Result<String, String> {
 /// the last good table (the default when there was none) and is reported with its JSON
 /// paths until it is fixed or removed.
 #[derive(Debug, Default)]
-pub struct Routes {
-    pub table: Refreshing<RouteTable>,
+pub(crate) struct Routes {
+    pub(crate) table: Refreshing<RouteTable>,
     /// Errors of the stored document, when it is malformed.
-    pub problem: Option<Vec<String>>,
+    pub(crate) problem: Option<Vec<String>>,
 }
 
 impl Routes {
     /// Starts a check at `now_ms`. With a table in hand, requests arriving meanwhile use it
     /// (one check per isolate at a time); without one they check too, rather than fail.
-    pub fn begin_check(&mut self, now_ms: u64) {
+    pub(crate) fn begin_check(&mut self, now_ms: u64) {
         if self.table.get().is_some() {
             self.table.claim_check(now_ms);
         }
     }
 
     /// Takes in what KV holds under the routes key (`None`: nothing stored) at `now_ms`.
-    pub fn take(
+    pub(crate) fn take(
         &mut self,
         stored: Option<&str>,
         var: impl Fn(&str) -> Option<String>,
@@ -279,20 +279,20 @@ impl Routes {
 
 /// The origin chosen for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Choice<'t> {
+pub(crate) struct Choice<'t> {
     /// Origin name (e.g. `v2`).
-    pub name: String,
+    pub(crate) name: String,
     /// Its URL.
-    pub url: &'t str,
+    pub(crate) url: &'t str,
     /// `flag=variant` that decided it, when a flag did.
-    pub decided_by: Option<(String, String)>,
+    pub(crate) decided_by: Option<(String, String)>,
     /// Whether a failed idempotent request may be retried on the stable origin.
-    pub retry_on_stable: bool,
+    pub(crate) retry_on_stable: bool,
 }
 
 /// Picks the origin for `path`. `flag_value` evaluates a flag for this visitor and returns
 /// (variant, value-as-origin-name); anything unusable falls back to the stable origin.
-pub fn choose<'t>(
+pub(crate) fn choose<'t>(
     table: &'t RouteTable,
     path: &str,
     flag_value: impl FnOnce(&str) -> Option<(String, String)>,
@@ -335,7 +335,10 @@ pub fn choose<'t>(
 /// leaves the variant's own name as the origin, so `{"v1": true, "v2": false}` routes by
 /// variant name. No variant (flag missing, disabled, an error) names nothing, and the caller
 /// falls back to the stable origin.
-pub fn variant_origin(variant: Option<&str>, value: Option<&Value>) -> Option<(String, String)> {
+pub(crate) fn variant_origin(
+    variant: Option<&str>,
+    value: Option<&Value>,
+) -> Option<(String, String)> {
     let variant = variant?.to_owned();
     let origin = value
         .and_then(Value::as_str)
@@ -344,12 +347,12 @@ pub fn variant_origin(variant: Option<&str>, value: Option<&Value>) -> Option<(S
 }
 
 /// Whether a request may be sent again after a failure (idempotent and bodiless).
-pub fn retryable_method(method: &str) -> bool {
+pub(crate) fn retryable_method(method: &str) -> bool {
     matches!(method, "GET" | "HEAD" | "OPTIONS")
 }
 
 /// Whether an origin answer counts as a failure worth a retry on the stable origin.
-pub fn failed(status: Option<u16>) -> bool {
+pub(crate) fn failed(status: Option<u16>) -> bool {
     status.is_none_or(|s| s >= 500)
 }
 

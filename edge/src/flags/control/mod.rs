@@ -4,9 +4,9 @@
 //! record together. This module is the wire contract between the worker and the writer;
 //! `write` decides, `strict` checks what an admin writes, `precondition` reads `If-Match`.
 
-pub mod precondition;
-pub mod strict;
-pub mod write;
+pub(crate) mod precondition;
+pub(crate) mod strict;
+pub(crate) mod write;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +18,7 @@ use crate::measure::rollout::Decision;
 /// One change, as the worker asks the writer for it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "camelCase")]
-pub enum Command {
+pub(crate) enum Command {
     /// `PUT {prefix}/flags`: replace the whole document.
     Replace { document: String },
     /// `PATCH {prefix}/flags/{key}`.
@@ -43,86 +43,86 @@ pub enum Command {
 /// A command with who sends it and its precondition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Request {
+pub(crate) struct Request {
     /// Token name (admin), `rollout (cron)`, `kv`.
-    pub actor: String,
+    pub(crate) actor: String,
     /// The raw `If-Match` header, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub if_match: Option<String>,
-    pub command: Command,
+    pub(crate) if_match: Option<String>,
+    pub(crate) command: Command,
 }
 
 /// The writer's answer to a command that did not fail.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Answer {
+pub(crate) struct Answer {
     /// The head after the command.
-    pub version: Option<String>,
-    pub previous_version: Option<String>,
+    pub(crate) version: Option<String>,
+    pub(crate) previous_version: Option<String>,
     /// Whether a new version (or purge record) was committed.
-    pub committed: bool,
+    pub(crate) committed: bool,
     /// The audit action of what was committed (`patch`, `rollout-pause`, `purge`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub action: Option<String>,
+    pub(crate) action: Option<String>,
     /// What happened, in one line (also the audit summary when committed).
-    pub summary: String,
+    pub(crate) summary: String,
     /// Schema deviations flagd would still evaluate, with their paths.
     #[serde(default)]
-    pub warnings: Vec<Finding>,
+    pub(crate) warnings: Vec<Finding>,
 }
 
 /// `POST /head`: what an isolate has; the writer answers what changed since.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct HeadQuery {
+pub(crate) struct HeadQuery {
     /// The version the isolate serves.
     #[serde(default)]
-    pub have: Option<String>,
+    pub(crate) have: Option<String>,
     /// The purge sequence number the isolate has.
     #[serde(default)]
-    pub purges_seq: Option<u64>,
+    pub(crate) purges_seq: Option<u64>,
 }
 
 /// The writer's head, with the document and purge list only when the isolate lacks them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct HeadAnswer {
-    pub version: Option<String>,
+pub(crate) struct HeadAnswer {
+    pub(crate) version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub document: Option<String>,
-    pub purges_seq: u64,
+    pub(crate) document: Option<String>,
+    pub(crate) purges_seq: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub purges: Option<Vec<Purge>>,
+    pub(crate) purges: Option<Vec<Purge>>,
     /// The last document written straight into KV that the writer refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kv_refused: Option<Problem>,
+    pub(crate) kv_refused: Option<Problem>,
 }
 
 /// One version in the writer's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct HistoryEntry {
-    pub version: String,
-    pub activated_at_ms: u64,
+pub(crate) struct HistoryEntry {
+    pub(crate) version: String,
+    pub(crate) activated_at_ms: u64,
 }
 
 /// `GET {prefix}/versions`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Versions {
-    pub current: Option<String>,
-    pub versions: Vec<HistoryEntry>,
+pub(crate) struct Versions {
+    pub(crate) current: Option<String>,
+    pub(crate) versions: Vec<HistoryEntry>,
 }
 
 /// `GET {prefix}/audit`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Audit {
-    pub records: Vec<AuditRecord>,
+pub(crate) struct Audit {
+    pub(crate) records: Vec<AuditRecord>,
 }
 
 /// A short, stable fingerprint of one flag's definition in a document (`None` when the
 /// flag is absent). The writer compares it to tell whether a person changed the flag.
-pub fn flag_fingerprint(document: &serde_json::Value, flag: &str) -> Option<String> {
+pub(crate) fn flag_fingerprint(document: &serde_json::Value, flag: &str) -> Option<String> {
     let definition = document.get("flags")?.get(flag)?;
     Some(crate::flags::store::version_of(&definition.to_string()))
 }

@@ -6,7 +6,7 @@ use crate::error::EdgeError;
 
 /// Whether a write may proceed: `Ok` when there is no precondition or it holds, else the
 /// 412 naming the current version.
-pub fn check(if_match: Option<&str>, current: Option<&str>) -> Result<(), EdgeError> {
+pub(crate) fn check(if_match: Option<&str>, current: Option<&str>) -> Result<(), EdgeError> {
     let Some(header) = if_match.map(str::trim) else {
         return Ok(());
     };

@@ -9,12 +9,12 @@ use serde_json::Value;
 use crate::flags::live::Finding;
 
 /// Longest flag key or variant name accepted on a write.
-pub const MAX_NAME_BYTES: usize = 128;
+pub(crate) const MAX_NAME_BYTES: usize = 128;
 /// flagd's cap on a fractional weight (and on their sum): `math.MaxInt32`.
-pub const MAX_WEIGHT: u64 = i32::MAX as u64;
+pub(crate) const MAX_WEIGHT: u64 = i32::MAX as u64;
 
 /// Every problem of `document` under the write rules, with its JSON path (empty = fine).
-pub fn check(document: &Value) -> Vec<Finding> {
+pub(crate) fn check(document: &Value) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut fail = |path: String, message: String| out.push(Finding { path, message });
     let Some(flags) = document.get("flags").and_then(Value::as_object) else {

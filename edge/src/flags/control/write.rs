@@ -21,13 +21,13 @@ use crate::measure::rollout::{self, Decision};
 
 /// The committed head, as the writer holds it.
 #[derive(Debug, Clone, Copy)]
-pub struct Head<'a> {
-    pub version: &'a str,
-    pub document: &'a str,
+pub(crate) struct Head<'a> {
+    pub(crate) version: &'a str,
+    pub(crate) document: &'a str,
 }
 
 /// What the writer knows besides the head.
-pub trait History {
+pub(crate) trait History {
     /// The document of a version in the bounded history.
     fn document(&self, version: &str) -> Option<String>;
     /// The flag's fingerprint after the controller's last write to it.
@@ -36,21 +36,21 @@ pub trait History {
 
 /// A new head to commit.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Commit {
-    pub document: String,
-    pub version: String,
+pub(crate) struct Commit {
+    pub(crate) document: String,
+    pub(crate) version: String,
     /// The audit action (`replace`, `patch`, `disable`, `rollout-advance`, …).
-    pub action: String,
-    pub flag: Option<String>,
-    pub summary: String,
-    pub warnings: Vec<Finding>,
+    pub(crate) action: String,
+    pub(crate) flag: Option<String>,
+    pub(crate) summary: String,
+    pub(crate) warnings: Vec<Finding>,
     /// A new rollout mark: (flag, fingerprint of its definition in `document`).
-    pub mark: Option<(String, String)>,
+    pub(crate) mark: Option<(String, String)>,
 }
 
 /// What to do.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Commit(Commit),
     /// Add a purge record (audited; the document is unchanged).
     Purge {
@@ -62,7 +62,7 @@ pub enum Outcome {
 }
 
 /// Decides `request` against `head` (None: nothing committed yet).
-pub fn decide(
+pub(crate) fn decide(
     head: Option<Head<'_>>,
     request: &Request,
     history: &impl History,
@@ -168,7 +168,7 @@ pub fn decide(
 
 /// Decides whether a document found in KV that the writer has never seen becomes the head
 /// (actor `kv`): it must load as a flag set; what it loads with is reported as warnings.
-pub fn adopt(head: Option<Head<'_>>, document: &str) -> Result<Outcome, EdgeError> {
+pub(crate) fn adopt(head: Option<Head<'_>>, document: &str) -> Result<Outcome, EdgeError> {
     let action = if head.is_none() { "import" } else { "adopt" };
     let change = Change {
         document: document.to_owned(),
