@@ -32,9 +32,113 @@ function call(name, arg, env, ctx) {
   }
 }
 
+// ---- The proxied GET/HEAD's fast path (edge/src/host/fast.rs) -----------------------------
+// Rust decides, in a few synchronous calls that each return one string; this code only does
+// the I/O it is told to: the cache lookup, the origin fetch (and the stable retry), the put,
+// the response. A plan of `undefined` or an answer `x`, given before any I/O, hands the
+// request to the full path in Rust. Field separator U+0001; header edits as NUL-separated
+// (op, name, value) triples, the format of edge/src/host/headers_js.rs.
+const SEP = '\u0001';
+const fastPath = typeof handlers.edge_plan === 'function'; // the request worker only
+
+function joined(headers) {
+  let s = '';
+  headers.forEach((v, n) => {
+    s += n + '\u0000' + v + '\u0000';
+  });
+  return s;
+}
+
+function edit(h, ops) {
+  const p = ops.split('\u0000');
+  for (let i = 0; i + 2 < p.length; i += 3) {
+    if (p[i] === 'd') h.delete(p[i + 1]);
+    else if (p[i] === 'a') h.append(p[i + 1], p[i + 2]);
+    else if (p[i] === 'k') { if (!h.has(p[i + 1])) h.set(p[i + 1], p[i + 2]); }
+    else h.set(p[i + 1], p[i + 2]);
+  }
+}
+
+/** A call into wasm; a trap marks the instance for re-initialisation (see `call`). */
+function wasm(f) {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof WebAssembly.RuntimeError) state.criticalError = true;
+    throw e;
+  }
+}
+
+async function send(url, init) {
+  try {
+    return await fetch(url, init);
+  } catch (e) {
+    return e;
+  }
+}
+
+const told = (id, res) =>
+  wasm(() => res instanceof Response
+    ? handlers.edge_fetched(id, res.status, joined(res.headers))
+    : handlers.edge_fetched(id, 0, String(res?.message ?? res)));
+
+function respond(id, res, env, ctx, due, boot) {
+  if (due === '1') ctx.waitUntil(handlers.edge_flush(env));
+  return boot === '1' ? wasm(() => handlers.edge_bootstrap(id, res)) : res;
+}
+
+async function proxied(plan, request, env, ctx) {
+  const [ids, mode, key, target, requestEdits] = plan.split(SEP);
+  const id = Number(ids);
+  if (mode === 'l') {
+    const entry = await caches.default.match(key);
+    const a = wasm(() => handlers.edge_stored(id, entry ? joined(entry.headers) : undefined));
+    if (a === 'x') return call('fetch', request, env, ctx);
+    if (a !== 'f') {
+      const [, status, fresh, ops, due, boot] = a.split(SEP);
+      const s = Number(status);
+      const h = fresh === '1' ? new Headers() : new Headers(entry.headers);
+      edit(h, ops);
+      const empty = request.method === 'HEAD' || s === 204 || s === 205 || s === 304;
+      return respond(id, new Response(empty ? null : entry.body, { status: s, headers: h }), env, ctx, due, boot);
+    }
+  }
+  const headers = new Headers(request.headers);
+  edit(headers, requestEdits);
+  const init = { method: request.method, headers, redirect: 'manual' };
+  let res = await send(target, init);
+  let a = told(id, res);
+  if (a[0] === 'r') {
+    const first = res;
+    res = await send(a.slice(2), init);
+    a = told(id, res);
+    if (a[0] === 'p') res = first;
+  }
+  if (a === 'e') return wasm(() => handlers.edge_error(id));
+  const [, ops, store, due, boot] = a.split(SEP);
+  if (store) {
+    const copy = res.clone();
+    const h = new Headers();
+    edit(h, store);
+    ctx.waitUntil(caches.default.put(key, new Response(copy.body, { status: 200, headers: h })));
+  }
+  const h = new Headers(res.headers);
+  edit(h, ops);
+  return respond(id, new Response(res.body, { status: res.status, headers: h }), env, ctx, due, boot);
+}
+
 export default {
   fetch(request, env, ctx) {
     Object.defineProperty(request, 'cf', { value: undefined });
+    if (fastPath && !state.criticalError) {
+      let plan;
+      try {
+        plan = handlers.edge_plan(request.method, request.url, joined(request.headers));
+      } catch (e) {
+        if (e instanceof WebAssembly.RuntimeError) state.criticalError = true;
+      }
+      if (plan !== undefined) return proxied(plan, request, env, ctx);
+    }
     return call('fetch', request, env, ctx);
   },
   queue(batch, env, ctx) {

@@ -24,6 +24,10 @@ pub(crate) mod traffic;
 #[cfg(target_arch = "wasm32")]
 mod host;
 
+/// OFREP base path (open-feature/protocol v0.3).
+#[cfg(target_arch = "wasm32")]
+const OFREP: &str = "/ofrep/v1/evaluate/flags";
+
 // See edge/Cargo.toml: faster than dlmalloc for the many small, short-lived allocations of a
 // request; the heap grows with `memory.grow` as dlmalloc's does.
 #[cfg(target_arch = "wasm32")]
@@ -69,9 +73,6 @@ mod entry {
     fn start() {
         console_error_panic_hook::set_once();
     }
-
-    /// OFREP base path (open-feature/protocol v0.3).
-    const OFREP: &str = "/ofrep/v1/evaluate/flags";
 
     #[event(fetch)]
     async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
@@ -163,7 +164,7 @@ mod entry {
             )
         };
 
-        if let Some(rest) = path.strip_prefix(OFREP) {
+        if let Some(rest) = path.strip_prefix(crate::OFREP) {
             let key = match rest {
                 "" => None,
                 k if k.starts_with('/') && k.len() > 1 => Some(k[1..].to_owned()),

@@ -26,6 +26,18 @@ fn pass_memory<R>(
     super::isolate::with(|i| f(&i.pass))
 }
 
+/// Whether this isolate passes `key` without a lookup ([`crate::traffic::passmemory`]).
+#[cfg(not(feature = "control"))]
+pub(crate) fn skips_lookup(key: &str, now: u64) -> bool {
+    pass_memory(|p| p.borrow().skip_lookup(key, now))
+}
+
+/// Remembers what the origin's answer for `key` said about storing it.
+#[cfg(not(feature = "control"))]
+pub(crate) fn learn(key: &str, plan: &Result<httpcache::StorePlan, httpcache::Bypass>, now: u64) {
+    pass_memory(|p| p.borrow_mut().learn(key, plan, now));
+}
+
 /// What answered a request: the response, the origin that produced it (`cache` when the
 /// entry does not say), whether the stable origin answered a retry, and what the cache did —
 /// a value, rendered to the `Cache-Status` header once by the proxy and read as such by the

@@ -62,6 +62,19 @@ pub(crate) async fn current(env: &Env, config: &Config) -> Result<Rc<Active>, Ed
     })
 }
 
+/// The route table and the flag set as this isolate holds them, when neither is due for a
+/// check (`host/fast.rs`: a request that would check takes the full path, which does).
+#[cfg(not(feature = "control"))]
+pub(crate) fn fresh(now: u64, refresh_ms: u64) -> Option<(Rc<RouteTable>, Option<Rc<Active>>)> {
+    state(|i| {
+        let i = i.borrow();
+        if i.live.needs_check(now, refresh_ms) || i.routes.table.needs_check(now, refresh_ms) {
+            return None;
+        }
+        Some((i.routes.table.get()?, i.live.active()))
+    })
+}
+
 /// Takes in a change this isolate just made through the writer, so it is active here at once.
 pub(crate) async fn check_now(env: &Env, config: &Config) -> Result<(), EdgeError> {
     check(env, config, now_ms()).await

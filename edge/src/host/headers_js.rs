@@ -36,7 +36,11 @@ extern "C" {
 /// imports). The Fetch standard iterates names lowercased and sorted, values combined except
 /// `Set-Cookie`; NUL never occurs in a field name or value, so it separates them.
 pub(crate) fn read(h: &web_sys::Headers) -> Vec<(String, String)> {
-    let joined = edgeflags_read_headers(h);
+    parse(&edgeflags_read_headers(h))
+}
+
+/// A header map as `edgeflags_read_headers` (or the fast path's JS) joined it.
+pub(crate) fn parse(joined: &str) -> Vec<(String, String)> {
     let mut fields = joined.split('\0');
     let mut out = Vec::new();
     while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
@@ -50,6 +54,12 @@ pub(crate) fn apply(h: &web_sys::Headers, edits: &[HeaderEdit]) -> Result<(), Ed
     if edits.is_empty() {
         return Ok(());
     }
+    edgeflags_edit_headers(h, &encode(edits)).map_err(|e| super::internal(worker::Error::from(e)))
+}
+
+/// `edits` as the string `edgeflags_edit_headers` applies (the fast path's JS applies the
+/// same format: edge/js/entry.mjs).
+pub(crate) fn encode(edits: &[HeaderEdit]) -> String {
     let mut ops = String::new();
     for edit in edits {
         let (op, name, value) = match edit {
@@ -63,5 +73,5 @@ pub(crate) fn apply(h: &web_sys::Headers, edits: &[HeaderEdit]) -> Result<(), Ed
             ops.push('\0');
         }
     }
-    edgeflags_edit_headers(h, &ops).map_err(|e| super::internal(worker::Error::from(e)))
+    ops
 }

@@ -37,6 +37,9 @@ pub(crate) struct Isolate {
     pub(crate) recorder: RefCell<Recorder>,
     /// Whether this deployment measures, decided on first use (`host/metrics.rs`).
     pub(crate) metrics_enabled: Cell<Option<bool>>,
+    /// Proxied requests between the fast path's calls (`host/fast.rs`).
+    #[cfg(not(feature = "control"))]
+    pub(crate) fast: RefCell<super::fast::InFlight>,
     /// JWKS per key-set URL (`host/jwt.rs`; two at most, the URLs come from configuration).
     pub(crate) jwks: RefCell<Vec<super::jwt::Jwks>>,
     /// The in-app feed's copy (`host/notify_inbox.rs`).

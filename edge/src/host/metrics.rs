@@ -50,6 +50,13 @@ pub(crate) fn record_request(
     unit: Option<&str>,
 ) {
     let now = now_ms();
+    count_request(rec, unit, now);
+    flush_if_due(env, ctx, now);
+}
+
+/// Counts one proxied request without sending anything; says whether a batch is due (the
+/// fast path's JS then sends it through [`flush_due`]).
+pub(crate) fn count_request(rec: &RequestRecord<'_>, unit: Option<&str>, now: u64) -> bool {
     recorder(|r| {
         let mut r = r.borrow_mut();
         r.request(rec, now);
@@ -57,8 +64,25 @@ pub(crate) fn record_request(
         if let Some((flag, variant)) = rec.decided_by {
             r.exposure(flag, variant, rec.epoch, unit, now);
         }
+        r.due(now)
+    })
+}
+
+/// Sends the batches that are due, if any (see [`count_request`]).
+#[cfg(not(feature = "control"))]
+pub(crate) async fn flush_due(env: &Env) {
+    let now = now_ms();
+    let batches = recorder(|r| {
+        let mut r = r.borrow_mut();
+        if r.due(now) {
+            r.take(random_id().unwrap_or_default())
+        } else {
+            Vec::new()
+        }
     });
-    flush_if_due(env, ctx, now);
+    if !batches.is_empty() {
+        let _ = deliver(env, batches).await;
+    }
 }
 
 /// Counts exposures of experiment flags answered over OFREP.

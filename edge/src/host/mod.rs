@@ -14,6 +14,10 @@ pub(crate) mod ofrep;
 pub(crate) mod origin;
 pub(crate) mod proxy;
 
+// The request worker's proxied GET/HEAD with the I/O in its JS entry (edge/js/entry.mjs).
+#[cfg(not(feature = "control"))]
+pub(crate) mod fast;
+
 // The request worker's way to the control worker (`crate::traffic::plane`).
 #[cfg(not(feature = "control"))]
 pub(crate) mod forward;
@@ -172,6 +176,16 @@ pub(crate) fn harden(
     own: bool,
     https: bool,
 ) -> Result<Response, EdgeError> {
+    headers_js::apply(&res.headers_mut().0, &hardening(policy, own, https))?;
+    Ok(res)
+}
+
+/// The edits [`harden`] makes: the edge's mark, and each security header unless present.
+pub(crate) fn hardening(
+    policy: &crate::traffic::security::Policy,
+    own: bool,
+    https: bool,
+) -> Vec<HeaderEdit> {
     let mut edits = vec![HeaderEdit::Set(
         policy::EDGE_HEADER.into(),
         policy::EDGE_HEADER_VALUE.into(),
@@ -182,8 +196,7 @@ pub(crate) fn harden(
             .into_iter()
             .map(|(name, value)| HeaderEdit::SetIfAbsent(name.into(), value)),
     );
-    headers_js::apply(&res.headers_mut().0, &edits)?;
-    Ok(res)
+    edits
 }
 
 /// Per-client rate limit of the OFREP and admin endpoints, through the Workers rate-limiting

@@ -13,7 +13,8 @@ use worker::{Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Resp
 use super::internal;
 use crate::error::EdgeError;
 use crate::traffic::header_edits::{header_edits, HeaderEdit};
-use crate::traffic::{proxy, split};
+use crate::traffic::proxy;
+use crate::traffic::split::{self, Next};
 
 /// A request to an origin, kept as parts so a bodiless one can be sent again (retry on the
 /// stable origin, background revalidation).
@@ -149,24 +150,27 @@ impl Upstream {
     ) -> Fetched {
         let (first, first_headers) =
             split_headers(self.out.send(&self.primary.1, body, replace).await);
-        let failed = split::failed(first.as_ref().ok().map(Response::status_code));
-        if failed {
+        let status = first.as_ref().ok().map(Response::status_code);
+        if split::failed(status) {
             self.primary_failures.set(self.primary_failures.get() + 1);
         }
-        match (&self.stable, failed && self.retry) {
-            (Some((name, url)), true) => {
-                match self
-                    .out
-                    .send(url, None, &proxy::without_validators(replace))
-                    .await
-                {
-                    Ok((res, headers)) => Fetched {
-                        result: Ok(res),
+        let retry = self.retry && self.stable.is_some();
+        match (&self.stable, split::next(None, status, retry)) {
+            (Some((name, url)), Next::RetryOnStable) => {
+                let (second, headers) = split_headers(
+                    self.out
+                        .send(url, None, &proxy::without_validators(replace))
+                        .await,
+                );
+                let again = second.as_ref().ok().map(Response::status_code);
+                match split::next(Some(status), again, retry) {
+                    Next::Serve { .. } => Fetched {
+                        result: second,
                         headers,
                         served_by: name.clone(),
                         retried: true,
                     },
-                    Err(_) => Fetched {
+                    _ => Fetched {
                         result: first,
                         headers: first_headers,
                         served_by: self.primary.0.clone(),

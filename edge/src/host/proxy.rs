@@ -27,7 +27,6 @@ use crate::flags::live::Active;
 use crate::httpcache;
 use crate::measure::metrics;
 use crate::traffic::bootstrap::{self, Injector};
-use crate::traffic::header_edits::HeaderEdit;
 use crate::traffic::proxy::ProxyCounters;
 use crate::traffic::{identity, proxy, split};
 
@@ -35,6 +34,11 @@ use crate::traffic::{identity, proxy, split};
 /// what this one isolate did, next to the deployment-wide metrics of the metrics store.
 fn counts<R>(f: impl FnOnce(&RefCell<ProxyCounters>) -> R) -> R {
     super::isolate::with(|i| f(&i.proxy))
+}
+
+/// Counts an answered request for the status endpoint.
+pub(crate) fn count(origin: &str, retried: bool) {
+    counts(|c| c.borrow_mut().count(origin, retried));
 }
 
 /// A copy of the counters.
@@ -151,7 +155,7 @@ pub(crate) async fn handle(
         retried,
         cache: cache_status,
     } = served?;
-    counts(|c| c.borrow_mut().count(&origin, retried));
+    count(&origin, retried);
 
     // 6. Bootstrap, after the cache, so stored objects stay variant-pure.
     let mut res = match (&flags_tag, &active) {
@@ -167,19 +171,13 @@ pub(crate) async fn handle(
             res.headers_mut().set("etag", page).map_err(internal)?;
         }
     }
-    // Addressed to surrogates (us), never to the visitor; stored entries keep it.
-    let mut edits = vec![
-        HeaderEdit::Delete("surrogate-control".into()),
-        HeaderEdit::Set("cache-status".into(), cache_status.header_value()),
-        HeaderEdit::Set("x-edgeflags-origin".into(), origin),
-        HeaderEdit::Set("x-edgeflags-request-id".into(), request_id),
-    ];
-    if let Some(retry) = proxy::retried_header(retried, &choice.name, &table.stable) {
-        edits.push(HeaderEdit::Set("x-edgeflags-retried".into(), retry));
-    }
-    if let Some(cookie) = visitor.set_cookie {
-        edits.push(HeaderEdit::Append("set-cookie".into(), cookie));
-    }
+    let edits = proxy::answer_edits(proxy::Answered {
+        cache: &cache_status,
+        origin,
+        request_id,
+        retried: proxy::retried_header(retried, &choice.name, &table.stable),
+        set_cookie: visitor.set_cookie,
+    });
     // One call into JS for all of them (see host/headers_js.rs).
     super::headers_js::apply(&res.headers_mut().0, &edits)?;
     Ok(res)
@@ -187,7 +185,7 @@ pub(crate) async fn handle(
 
 /// Streams an HTML response through the bootstrap injector, when it qualifies. Any problem
 /// with flags leaves the page as the origin sent it.
-fn with_bootstrap(
+pub(crate) fn with_bootstrap(
     res: Response,
     method: &Method,
     visitor_key: Option<&str>,

@@ -5,6 +5,7 @@
 use crate::flags::live::Active;
 use crate::httpcache::CacheStatus;
 use crate::measure::metrics::{cache_outcome, CacheOutcome, RequestRecord};
+use crate::traffic::header_edits::HeaderEdit;
 
 /// Header the edge adds to every response it handles: proof the worker ran, and which build.
 pub(crate) const EDGE_HEADER: &str = "x-edgeflags";
@@ -240,6 +241,38 @@ pub(crate) fn origin_request_headers(
         ));
     }
     headers
+}
+
+/// What the edge says about a proxied answer, in its response headers.
+#[derive(Debug)]
+pub(crate) struct Answered<'a> {
+    pub(crate) cache: &'a CacheStatus,
+    /// The origin (or `cache`) that answered.
+    pub(crate) origin: String,
+    pub(crate) request_id: String,
+    /// [`retried_header`]'s value, when the stable origin answered a retry.
+    pub(crate) retried: Option<String>,
+    /// A new visitor id's cookie.
+    pub(crate) set_cookie: Option<String>,
+}
+
+/// The edge's own response headers on a proxied answer (security headers follow, in
+/// `host::hardening`). `Surrogate-Control` is addressed to surrogates (us), never to the
+/// visitor; stored entries keep it.
+pub(crate) fn answer_edits(a: Answered<'_>) -> Vec<HeaderEdit> {
+    let mut edits = vec![
+        HeaderEdit::Delete("surrogate-control".into()),
+        HeaderEdit::Set("cache-status".into(), a.cache.header_value()),
+        HeaderEdit::Set("x-edgeflags-origin".into(), a.origin),
+        HeaderEdit::Set("x-edgeflags-request-id".into(), a.request_id),
+    ];
+    if let Some(retry) = a.retried {
+        edits.push(HeaderEdit::Set("x-edgeflags-retried".into(), retry));
+    }
+    if let Some(cookie) = a.set_cookie {
+        edits.push(HeaderEdit::Append("set-cookie".into(), cookie));
+    }
+    edits
 }
 
 /// `X-Edgeflags-Retried` for a response the stable origin gave after the chosen one failed:

@@ -356,9 +356,65 @@ pub(crate) fn failed(status: Option<u16>) -> bool {
     status.is_none_or(|s| s >= 500)
 }
 
+/// What to do once an origin answered (`Some(status)`) or could not be reached (`None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// Ask the stable origin, once, the same request.
+    RetryOnStable,
+    /// This answer is the one; `retried`: the stable origin gave it after the chosen failed.
+    Serve { retried: bool },
+    /// The chosen origin's answer stands after all: the stable one could not be reached.
+    ServeFirst,
+    /// Nothing to send: the origin could not be reached.
+    Fail,
+}
+
+/// The retry rule of a proxied request, one attempt at a time: the chosen origin's failure
+/// ([`failed`]) goes once to the stable origin when the route allows it (`retry`: the
+/// route's `retryOnStable`, an idempotent method, a stable origin to ask); the stable
+/// origin's answer is served whatever its status, and if it cannot be reached the chosen
+/// origin's answer stands. `first` is the chosen origin's outcome when `this` is the
+/// stable origin's.
+pub(crate) fn next(first: Option<Option<u16>>, this: Option<u16>, retry: bool) -> Next {
+    match first {
+        None if failed(this) && retry => Next::RetryOnStable,
+        None if this.is_some() => Next::Serve { retried: false },
+        None => Next::Fail,
+        Some(_) if this.is_some() => Next::Serve { retried: true },
+        Some(Some(_)) => Next::ServeFirst,
+        Some(None) => Next::Fail,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_chosen_origin_is_retried_once_on_the_stable_one() {
+        use Next::*;
+        // (chosen's outcome when this is the retry, this outcome, retry allowed) → next
+        let cases = [
+            (None, Some(200), true, Serve { retried: false }),
+            (None, Some(404), true, Serve { retried: false }),
+            (None, Some(503), true, RetryOnStable),
+            (None, None, true, RetryOnStable),
+            (None, Some(503), false, Serve { retried: false }),
+            (None, None, false, Fail),
+            (Some(Some(503)), Some(200), true, Serve { retried: true }),
+            // The stable origin's 5xx is still its answer: no third attempt.
+            (Some(Some(503)), Some(502), true, Serve { retried: true }),
+            (Some(Some(503)), None, true, ServeFirst),
+            (Some(None), None, true, Fail),
+        ];
+        for (first, this, retry, want) in cases {
+            assert_eq!(
+                next(first, this, retry),
+                want,
+                "{first:?} then {this:?}, retry {retry}"
+            );
+        }
+    }
 
     #[test]
     fn the_route_table_follows_kv_and_keeps_the_last_good_one_over_a_broken_document() {
