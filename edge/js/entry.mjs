@@ -9,6 +9,10 @@
 // (a `WebAssembly.RuntimeError`, e.g. an abort), the next request goes through it, and it
 // re-instantiates the module before running it.
 //
+// The proxied GET/HEAD's fast path (below; edge/src/host/fast.rs, ARCHITECTURE.md "The request
+// path") does its I/O here and asks Rust only for decisions; everything else goes to the
+// handlers as before.
+//
 // `request.cf`: workers-rs' `Request::from` reads it for every request, which makes workerd
 // parse the cf object (~25 µs). The edge never reads `cf` (it reads headers such as
 // `cf-connecting-ip`), so the request it hands to Rust carries none.
@@ -80,7 +84,7 @@ async function send(url, init) {
 const told = (id, res) =>
   wasm(() => res instanceof Response
     ? handlers.edge_fetched(id, res.status, joined(res.headers))
-    : handlers.edge_fetched(id, 0, String(res?.message ?? res)));
+    : handlers.edge_fetched(id, 0, String(res))); // `Name: message`, as workers-rs renders it
 
 function respond(id, res, env, ctx, due, boot) {
   if (due === '1') ctx.waitUntil(handlers.edge_flush(env));

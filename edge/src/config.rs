@@ -28,6 +28,9 @@ pub(crate) struct Config {
     pub(crate) cors: Cors,
     /// Whether HTML gets the flag bootstrap (`BOOTSTRAP`, default on).
     pub(crate) bootstrap: bool,
+    /// Whether the request worker's common proxied GET/HEAD take the fast path (`FAST_PATH`,
+    /// default on; `off` sends every request through the full path, as a reference).
+    pub(crate) fast_path: bool,
     /// Version history kept for rollback (`HISTORY_LIMIT`, default 20).
     pub(crate) history_limit: usize,
     /// Audit records kept (`AUDIT_LIMIT`, default 500).
@@ -113,6 +116,10 @@ impl Config {
             get("BOOTSTRAP").as_deref().map(str::trim),
             Some("off" | "false" | "0")
         );
+        let fast_path = !matches!(
+            get("FAST_PATH").as_deref().map(str::trim),
+            Some("off" | "false" | "0")
+        );
         let limit = |name: &str, default: usize| -> Result<usize, EdgeError> {
             Ok(usize::try_from(number(name, default as u64)?)
                 .unwrap_or(usize::MAX)
@@ -127,6 +134,7 @@ impl Config {
             identity,
             cors,
             bootstrap,
+            fast_path,
             history_limit: limit("HISTORY_LIMIT", crate::flags::store::DEFAULT_HISTORY_LIMIT)?,
             audit_limit: limit("AUDIT_LIMIT", crate::flags::store::DEFAULT_AUDIT_LIMIT)?,
             routes_key: get("ROUTES_KEY")
@@ -215,6 +223,7 @@ mod tests {
         assert_eq!(c.identity, identity::Source::Cookie("ef_uid".into()));
         assert_eq!(c.cors, Cors::None);
         assert!(c.bootstrap);
+        assert!(c.fast_path);
     }
 
     #[test]
@@ -227,6 +236,7 @@ mod tests {
                 "https://a.example/, https://b.example",
             ),
             ("BOOTSTRAP", "off"),
+            ("FAST_PATH", "off"),
             ("IDENTITY_SOURCE", "header:x-user"),
         ]))
         .unwrap();
@@ -236,6 +246,7 @@ mod tests {
             Cors::List(vec!["https://a.example".into(), "https://b.example".into()])
         );
         assert!(!c.bootstrap);
+        assert!(!c.fast_path);
         assert_eq!(c.identity, identity::Source::Header("x-user".into()));
         for (k, v) in [
             ("REFRESH_SECONDS", "soon"),

@@ -125,7 +125,7 @@ fn plan(method: &str, url: &str, headers: &str) -> Option<String> {
     })?;
     // Known only after the full path ran once in this isolate.
     super::isolate::with(|i| i.metrics_enabled.get())?;
-    if config.identity == identity::Source::Jwt {
+    if !config.fast_path || config.identity == identity::Source::Jwt {
         return None;
     }
     let url = url::Url::parse(url).ok()?;
@@ -476,7 +476,7 @@ fn finish(p: &mut Pending, edits: &mut Vec<HeaderEdit>, out: &[(String, String)]
         .map(crate::measure::metrics::unit_id);
         flush = super::metrics::count_request(&record, unit.as_deref(), now_ms());
     }
-    super::proxy::count(origin, *retried);
+    super::proxy::count_fast(origin, *retried);
     let stable = p
         .stable
         .as_ref()

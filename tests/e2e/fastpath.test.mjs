@@ -1,0 +1,245 @@
+// The request worker's fast path (issue 15: edge/src/host/fast.rs, edge/js/entry.mjs) against
+// the full path it stands in for: two stacks, one as deployed (fast path on) and one with
+// FAST_PATH=off, each in front of its own copy of a scripted origin pair, get the same
+// requests in the same order. Every answer must be the same — status, headers (but the
+// per-request id, the date and the new visitor id), body — and the first stack's status
+// endpoint must show that its fast path answered them.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import http from 'node:http';
+import { once } from 'node:events';
+
+import { startStack } from './harness.mjs';
+
+/**
+ * A scripted origin: `/r/<name>?...` answers with what the query names — `cc`
+ * (Cache-Control), `etag`, `ct` (Content-Type, default text/plain), `xfo` (its own
+ * X-Frame-Options), `hop` (a header listed in Connection, which must not reach the visitor)
+ * — and a body naming the version, path and request count (with `echo`: the request it got). `fail` makes it answer 503,
+ * `down` closes the connection.
+ */
+function scriptedOrigin(version) {
+  const counts = new Map();
+  const state = { fail: false, down: false };
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url, 'http://o');
+    const n = (counts.get(url.pathname) ?? 0) + 1;
+    counts.set(url.pathname, n);
+    if (state.down) return req.socket.destroy();
+    if (state.fail) {
+      res.writeHead(503, { 'content-type': 'text/plain' });
+      return res.end('down');
+    }
+    const q = url.searchParams;
+    const etag = q.get('etag');
+    if (etag && req.headers['if-none-match'] === `"${etag}"`) {
+      res.writeHead(304, { etag: `"${etag}"`, 'cache-control': q.get('cc') ?? 'max-age=60' });
+      return res.end();
+    }
+    const headers = { 'content-type': q.get('ct') ?? 'text/plain', 'x-app-version': version };
+    if (q.get('cc')) headers['cache-control'] = q.get('cc');
+    if (etag) headers.etag = `"${etag}"`;
+    if (q.get('xfo')) headers['x-frame-options'] = q.get('xfo');
+    if (q.get('hop')) {
+      headers.connection = 'x-hop';
+      headers['x-hop'] = q.get('hop');
+    }
+    if (q.get('echo')) {
+      // What the origin was sent (but the per-request id), to compare the two paths' edits.
+      const seen = Object.fromEntries(Object.entries(req.headers).filter(([n]) => n !== 'x-edgeflags-request-id'));
+      res.writeHead(200, headers);
+      return res.end(JSON.stringify({ url: req.url, method: req.method, headers: seen }));
+    }
+    res.writeHead(200, headers);
+    const html = (q.get('ct') ?? '').startsWith('text/html');
+    res.end(html ? `<!doctype html><html><head><title>${version}</title></head><body>#${n}</body></html>` : `${version} ${url.pathname} #${n}`);
+  });
+  return { server, counts, state };
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** One stack and its own origins. */
+async function side(vars) {
+  const v1 = scriptedOrigin('v1');
+  const v2 = scriptedOrigin('v2');
+  for (const o of [v1, v2]) {
+    o.server.listen(0, '127.0.0.1');
+    await once(o.server, 'listening');
+  }
+  const stack = await startStack({
+    vars: {
+      ORIGIN_URL: `http://127.0.0.1:${v1.server.address().port}`,
+      CANARY_ORIGIN_URL: `http://127.0.0.1:${v2.server.address().port}`,
+      ...vars,
+    },
+  });
+  return {
+    v1, v2, stack,
+    stop: async () => {
+      await stack.stop();
+      for (const o of [v1, v2]) o.server.close();
+    },
+  };
+}
+
+/** What must agree between the two paths. */
+async function answer(res) {
+  const headers = {};
+  for (const [n, v] of res.headers) {
+    if (n === 'date' || n === 'x-edgeflags-request-id') headers[n] = '(varies)';
+    // A second may pass between the two stacks' answers.
+    else if (n === 'age') headers[n] = '(n)';
+    else if (n === 'cache-status') headers[n] = v.replace(/ttl=-?\d+/, 'ttl=(n)');
+    else if (n === 'set-cookie') headers[n] = v.replace(/ef_uid=[^;]+/, 'ef_uid=(new)');
+    else headers[n] = v;
+  }
+  // The bootstrap payload carries its evaluation time; each stack has its own ports.
+  const body = (await res.text())
+    .replace(/"(at|time|evaluatedAt)":\s*\d+/g, '"$1":0')
+    .replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:(port)');
+  return { status: res.status, headers, body };
+}
+
+let fast;
+let full;
+before(async () => {
+  // The harness's default REFRESH_SECONDS=0 makes every request check the flag set, which
+  // only the full path does: an hour between checks, as a deployment's steady state.
+  [fast, full] = await Promise.all([
+    side({ REFRESH_SECONDS: '3600' }),
+    side({ REFRESH_SECONDS: '3600', FAST_PATH: 'off' }),
+  ]);
+});
+after(async () => {
+  await Promise.all([fast?.stop(), full?.stop()]);
+});
+
+/** A visitor whose variant of `backend` picks `want` on both stacks (same flags, same split). */
+async function visitorOn(want) {
+  for (let i = 2; i < 400; i++) {
+    const cookie = `ef_uid=${i.toString(16).padStart(32, '0')}`;
+    const res = await fetch(`${fast.stack.edgeUrl}/r/probe-${i}?cc=no-store`, { headers: { cookie } });
+    await res.text();
+    if (res.headers.get('x-edgeflags-origin') === want) return cookie;
+  }
+  throw new Error(`no visitor on ${want}`);
+}
+
+const visitor = `ef_uid=${'1'.padStart(32, '0')}`;
+
+/** Sends the same request to both stacks, one after the other; returns both answers. */
+async function both(path, { method = 'GET', headers = { cookie: visitor }, before: setUp } = {}) {
+  const out = [];
+  for (const s of [fast, full]) {
+    setUp?.(s);
+    out.push(await answer(await fetch(`${s.stack.edgeUrl}${path}`, { method, headers })));
+  }
+  return out;
+}
+
+/** Both paths' answers, equal; returns the fast path's. */
+async function same(path, opts) {
+  const [a, b] = await both(path, opts);
+  assert.deepEqual(a, b, `${opts?.method ?? 'GET'} ${path}`);
+  return a;
+}
+
+/** How many requests a stack's fast path answered (its status endpoint). */
+async function fastAnswered(s) {
+  const status = await (await fetch(`${s.stack.edgeUrl}/__edge/status`)).json();
+  return status.proxy.fastPath;
+}
+
+describe('the fast path answers as the full path does', () => {
+  test('warm-up: the first request of an isolate takes the full path on both', async () => {
+    await same('/r/warm?cc=no-store');
+  });
+
+  test('uncacheable answers, the second one without a lookup', async () => {
+    const a = await same('/r/nostore?cc=no-store');
+    assert.match(a.headers['cache-status'], /fwd=uri-miss/);
+    const b = await same('/r/nostore?cc=no-store');
+    assert.match(b.headers['cache-status'], /detail=no-store/);
+  });
+
+  test('stored, then a hit; HEAD; a hit answered 304 to the visitor\'s own validator', async () => {
+    const miss = await same('/r/stored?cc=max-age=60&etag=e1');
+    assert.match(miss.headers['cache-status'], /stored/);
+    await sleep(100); // the puts (waitUntil)
+    const hit = await same('/r/stored?cc=max-age=60&etag=e1');
+    assert.match(hit.headers['cache-status'], /hit/);
+    const head = await same('/r/stored?cc=max-age=60&etag=e1', { method: 'HEAD' });
+    assert.equal(head.body, '');
+    const notModified = await same('/r/stored?cc=max-age=60&etag=e1', { headers: { cookie: visitor, 'if-none-match': '"e1"' } });
+    assert.equal(notModified.status, 304);
+  });
+
+  test('the origin gets the same request: path, query and forwarding headers', async () => {
+    const headers = { cookie: visitor, 'x-forwarded-for': '6.6.6.6', forwarded: 'for=6.6.6.6', 'x-edgeflags-origin': 'v2', accept: 'application/json' };
+    const a = await same('/r/echo?cc=no-store&echo=1&q=%C3%A9', { headers });
+    const seen = JSON.parse(a.body);
+    assert.equal(seen.url, '/r/echo?cc=no-store&echo=1&q=%C3%A9');
+    assert.notEqual(seen.headers['x-forwarded-for'], '6.6.6.6');
+    assert.equal(seen.headers['x-edgeflags-origin'], undefined);
+  });
+
+  test('a stale-while-revalidate entry (the full path\'s case) is answered alike', async () => {
+    const p = '/r/swr?cc=max-age=1,stale-while-revalidate=60';
+    await same(p);
+    await sleep(2100);
+    const stale = await same(p);
+    assert.match(stale.headers['cache-status'], /stale-while-revalidate/);
+  });
+
+  test('a new visitor gets an id cookie (a random id: the origin it picks may differ)', async () => {
+    const [a, b] = await both('/r/newcomer?cc=no-store', { headers: {} });
+    for (const x of [a, b]) {
+      assert.equal(x.status, 200);
+      assert.match(x.headers['set-cookie'], /^ef_uid=\(new\); /);
+    }
+    assert.equal(a.headers['set-cookie'], b.headers['set-cookie']);
+  });
+
+  test('the origin\'s own security header wins; a Connection-listed header never reaches the visitor', async () => {
+    const a = await same('/r/headers?cc=no-store&xfo=SAMEORIGIN&hop=secret');
+    assert.equal(a.headers['x-frame-options'], 'SAMEORIGIN');
+    assert.equal(a.headers['x-hop'], undefined);
+    assert.equal(a.headers['x-content-type-options'], 'nosniff');
+  });
+
+  test('a failing canary is retried on the stable origin, and the retry is not stored', async () => {
+    const onV2 = await visitorOn('v2');
+    const down = (s) => { s.v2.state.fail = true; };
+    try {
+      const a = await same('/r/retry?cc=max-age=60', { headers: { cookie: onV2 }, before: down });
+      assert.equal(a.headers['x-edgeflags-retried'], 'v2->v1');
+      assert.doesNotMatch(a.headers['cache-status'], /stored/);
+    } finally {
+      for (const s of [fast, full]) s.v2.state.fail = false;
+    }
+  });
+
+  test('both origins unreachable: the same 502 with its JSON body', async () => {
+    const onV2 = await visitorOn('v2');
+    const down = (s) => { s.v1.state.down = true; s.v2.state.down = true; };
+    try {
+      const a = await same('/r/gone?cc=no-store', { headers: { cookie: onV2 }, before: down });
+      assert.equal(a.status, 502);
+      assert.equal(JSON.parse(a.body).errorCode, 'ORIGIN_UNREACHABLE');
+    } finally {
+      for (const s of [fast, full]) { s.v1.state.down = false; s.v2.state.down = false; }
+    }
+  });
+
+  test('an HTML page gets the bootstrap on both paths', async () => {
+    const a = await same('/r/page?cc=no-cache&ct=text/html;charset=utf-8');
+    assert.match(a.body, /<script[^>]*id="edgeflags-bootstrap"/);
+  });
+
+  test('the fast path answered (the status endpoint counts it), the reference never did', async () => {
+    const answered = await fastAnswered(fast);
+    assert.ok(answered >= 8, `fast path answers: ${answered}`);
+    assert.equal(await fastAnswered(full), 0);
+  });
+});
