@@ -343,6 +343,16 @@ pub fn plan(
     wait.map_or(Plan::Done, Plan::Wait)
 }
 
+/// Whether a live write waits for the outbox lock rather than taking it only if free (and
+/// queueing otherwise): only when nothing is pending anywhere — then whoever holds the lock
+/// (a replay started by the worker's start or the page's `online`) has nothing to send or
+/// wait for and lets go at once, and the app gets the server's answer instead of a needless
+/// 202. With anything pending the write queues behind it, as ordering requires (a replay may
+/// be waiting out a backoff). Under the lock the write checks the queue again.
+pub fn waits_for_lock(entries: &[Entry]) -> bool {
+    pending(entries).next().is_none()
+}
+
 /// Position of a pending entry in its queue (1 = next to be sent; held entries do not count).
 pub fn position(entries: &[Entry], id: u64) -> usize {
     let Some(queue) = pending(entries)
@@ -678,6 +688,18 @@ mod tests {
         assert_eq!(old.held.as_deref(), Some(held::RETENTION));
         // A held entry is neither expired again nor sent: it waits for the app.
         assert_eq!(plan(&[old, fresh], 700_000.0, &mut st, c), Plan::Send(2));
+    }
+
+    #[test]
+    fn a_live_write_waits_for_a_taken_lock_only_while_nothing_is_pending() {
+        assert!(waits_for_lock(&[]));
+        let mut held_only = entry(1, "orders", 0.0);
+        held_only.expire();
+        assert!(
+            waits_for_lock(&[held_only.clone()]),
+            "held entries wait for the app, not the lock"
+        );
+        assert!(!waits_for_lock(&[held_only, entry(2, "other", 0.0)]));
     }
 
     #[test]

@@ -14,7 +14,7 @@ import { startStack } from './harness.mjs';
 /**
  * A scripted origin: `/r/<name>?...` answers with what the query names — `cc`
  * (Cache-Control), `etag`, `ct` (Content-Type, default text/plain), `xfo` (its own
- * X-Frame-Options), `hop` (a header listed in Connection, which must not reach the visitor)
+ * X-Frame-Options), `cs` (a Cache-Status, as from a cache in front of the origin), `hop` (a header listed in Connection, which must not reach the visitor)
  * — and a body naming the version, path and request count (with `echo`: the request it got). `fail` makes it answer 503,
  * `down` closes the connection.
  */
@@ -40,6 +40,7 @@ function scriptedOrigin(version) {
     if (q.get('cc')) headers['cache-control'] = q.get('cc');
     if (etag) headers.etag = `"${etag}"`;
     if (q.get('xfo')) headers['x-frame-options'] = q.get('xfo');
+    if (q.get('cs')) headers['cache-status'] = q.get('cs');
     if (q.get('hop')) {
       headers.connection = 'x-hop';
       headers['x-hop'] = q.get('hop');
@@ -206,6 +207,15 @@ describe('the fast path answers as the full path does', () => {
     assert.equal(a.headers['x-frame-options'], 'SAMEORIGIN');
     assert.equal(a.headers['x-hop'], undefined);
     assert.equal(a.headers['x-content-type-options'], 'nosniff');
+  });
+
+  test('an upstream cache\'s Cache-Status is kept, the edge\'s member after it (RFC 9211 §2)', async () => {
+    const p = '/r/upstream?cc=max-age=60&cs=origin-cache%3B%20hit';
+    const miss = await same(p);
+    assert.match(miss.headers['cache-status'], /^origin-cache; hit, edgeflags; fwd=uri-miss/);
+    await sleep(100);
+    const hit = await same(p);
+    assert.match(hit.headers['cache-status'], /^origin-cache; hit, edgeflags; hit/);
   });
 
   test('a failing canary is retried on the stable origin, and the retry is not stored', async () => {

@@ -250,6 +250,31 @@ describe('background sync', () => {
     });
   });
 
+  test('a write made online while a replay holds the outbox lock, with nothing queued, waits for it and gets the server\'s answer', LIMIT, async () => {
+    // The worker's start and the page's `online` each start a replay; with an empty outbox it
+    // lets go at once. A write in that moment was answered 202 "queued" (seen as a flaky
+    // failure of the test above). Here the page holds the lock itself for 300 ms.
+    await withApp(async ({ page }) => {
+      const before = await stack.stats();
+      const answer = await page.evaluate(async () => {
+        let release;
+        const held = new Promise((r) => { release = r; });
+        await new Promise((taken) => navigator.locks.request('edgeflags-outbox', () => { taken(); return held; }));
+        const sent = fetch('/api/orders', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ item: 'while-locked', quantity: 1 }),
+        });
+        setTimeout(release, 300);
+        const res = await sent;
+        return { status: res.status, queuedHeader: res.headers.get('x-edgeflags-outbox') };
+      });
+      assert.equal(answer.status, 201);
+      assert.equal(answer.queuedHeader, null);
+      assert.deepEqual(delta(before, await stack.stats()), { orders: 1, attempts: 1, failed: 0, replays: 0 });
+    });
+  });
+
   test('20 writes made offline get 202 with their queue positions and are replayed exactly once each, in order, once online', LIMIT, async () => {
     await withApp(async ({ context, page }) => {
       const before = await stack.stats();

@@ -485,6 +485,7 @@ fn finish(p: &mut Pending, edits: &mut Vec<HeaderEdit>, out: &[(String, String)]
     let present = |name: &str| out.iter().any(|(n, _)| n == name);
     let answered = proxy::answer_edits(proxy::Answered {
         cache,
+        upstream: get(out, "cache-status"),
         origin: origin.clone(),
         request_id: p.request_id.clone(),
         retried: proxy::retried_header(*retried, &p.chosen, stable),

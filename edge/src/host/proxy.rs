@@ -181,8 +181,10 @@ pub(crate) async fn handle(
             res.headers_mut().set("etag", page).map_err(internal)?;
         }
     }
+    let upstream = res.headers().get("cache-status").ok().flatten();
     let edits = proxy::answer_edits(proxy::Answered {
         cache: &cache_status,
+        upstream: upstream.as_deref(),
         origin,
         request_id,
         retried: proxy::retried_header(retried, &choice.name, &table.stable),

@@ -145,6 +145,16 @@ impl CacheStatus {
         }
         s
     }
+
+    /// The `Cache-Status` value with ours appended to an upstream one: members are in the
+    /// order the caches handled the response, so the one nearest the visitor is last, and a
+    /// cache preserves what is there (RFC 9211 §2).
+    pub(crate) fn append_to(&self, existing: Option<&str>) -> String {
+        match existing.map(str::trim).filter(|e| !e.is_empty()) {
+            Some(e) => format!("{e}, {}", self.header_value()),
+            None => self.header_value(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -253,6 +263,20 @@ mod tests {
         for (status, want) in cases {
             assert_eq!(status.header_value(), want);
         }
+    }
+
+    #[test]
+    fn an_upstream_cache_status_is_kept_before_ours() {
+        let hit = CacheStatus::Hit {
+            ttl: 1,
+            detail: None,
+        };
+        assert_eq!(hit.append_to(None), "edgeflags; hit; ttl=1");
+        assert_eq!(hit.append_to(Some("  ")), "edgeflags; hit; ttl=1");
+        assert_eq!(
+            hit.append_to(Some("origin-cache; hit")),
+            "origin-cache; hit, edgeflags; hit; ttl=1"
+        );
     }
 
     #[test]

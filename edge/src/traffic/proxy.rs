@@ -247,6 +247,8 @@ pub(crate) fn origin_request_headers(
 #[derive(Debug)]
 pub(crate) struct Answered<'a> {
     pub(crate) cache: &'a CacheStatus,
+    /// The answer's own `Cache-Status` (an upstream cache's), which ours follows.
+    pub(crate) upstream: Option<&'a str>,
     /// The origin (or `cache`) that answered.
     pub(crate) origin: String,
     pub(crate) request_id: String,
@@ -262,7 +264,7 @@ pub(crate) struct Answered<'a> {
 pub(crate) fn answer_edits(a: Answered<'_>) -> Vec<HeaderEdit> {
     let mut edits = vec![
         HeaderEdit::Delete("surrogate-control".into()),
-        HeaderEdit::Set("cache-status".into(), a.cache.header_value()),
+        HeaderEdit::Set("cache-status".into(), a.cache.append_to(a.upstream)),
         HeaderEdit::Set("x-edgeflags-origin".into(), a.origin),
         HeaderEdit::Set("x-edgeflags-request-id".into(), a.request_id),
     ];

@@ -119,10 +119,13 @@ pub async fn handle_write(
         now_ms(),
         random_key,
     );
+    // Nothing pending: whoever holds the lock lets go at once, so wait for it rather than
+    // queue (`outbox::waits_for_lock`); otherwise only take it if free, else queue behind.
+    let wait = outbox::waits_for_lock(&entries(&load().await?));
     let cfg = bs.clone();
     let pair = with_lock(
         LOCK,
-        true,
+        !wait,
         Box::new(move |held| {
             Box::pin(async move {
                 let (res, written) = write(held, cfg, entry, body).await?;
