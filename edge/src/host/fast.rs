@@ -284,36 +284,14 @@ pub fn edge_stored(id: u32, stored: Option<String>) -> String {
                 }
                 None => (status, false, header_edits(&h, &headers), &headers),
             };
-            let get_out = |n: &str| {
-                headers
-                    .iter()
-                    .find(|(k, _)| k == n)
-                    .map(|(_, v)| v.as_str())
-            };
-            let boot = p.flags_tag.is_some()
-                && p.active.is_some()
-                && bootstrap::should_inject(
-                    if p.head { "HEAD" } else { "GET" },
-                    status,
-                    get_out("content-type"),
-                    get_out("cache-control"),
-                );
+            let boot = gets_bootstrap(&p, status, &headers);
             if boot && fresh {
                 return "x".into();
             }
             p.served = Some((origin, false, cache));
             let flush = finish(&mut p, &mut edits, out_list);
-            let out = format!(
-                "h{SEP}{status}{SEP}{}{SEP}{}{SEP}{}{SEP}{}",
-                u8::from(fresh),
-                encode(&edits),
-                u8::from(flush),
-                u8::from(boot)
-            );
-            if boot {
-                keep(id, p);
-            }
-            out
+            let head = format!("h{SEP}{status}{SEP}{}", u8::from(fresh));
+            reply(id, p, &head, &edits, flush, boot)
         }
         (Lookup::Miss { .. }, _) => {
             p.decision = Some(decision);
@@ -423,21 +401,38 @@ pub fn edge_fetched(id: u32, status: u16, headers: &str) -> String {
     } else {
         decision.forwarded_status(Some(status), Some(&plan))
     };
-    let get_out = |n: &str| list.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
-    let boot = p.flags_tag.is_some()
+    let boot = gets_bootstrap(&p, status, &list);
+    let mut edits: Vec<HeaderEdit> = dropped.into_iter().map(HeaderEdit::Delete).collect();
+    p.served = Some((served_by, retried, cache));
+    let flush = finish(&mut p, &mut edits, &list);
+    // The store field goes between the edits and the flags: `s␁edits␁store␁flush␁bootstrap`.
+    let edits = format!("{}{SEP}{store}", encode(&edits));
+    reply_raw(id, p, &which.to_string(), &edits, flush, boot)
+}
+
+/// Whether the answer (status, headers as the visitor gets them) is a page that gets the
+/// visitor's flags (`host/proxy.rs` step 6).
+fn gets_bootstrap(p: &Pending, status: u16, headers: &[(String, String)]) -> bool {
+    let get = |n: &str| get(headers, n);
+    p.flags_tag.is_some()
         && p.active.is_some()
         && bootstrap::should_inject(
             if p.head { "HEAD" } else { "GET" },
             status,
-            get_out("content-type"),
-            get_out("cache-control"),
-        );
-    let mut edits: Vec<HeaderEdit> = dropped.into_iter().map(HeaderEdit::Delete).collect();
-    p.served = Some((served_by, retried, cache));
-    let flush = finish(&mut p, &mut edits, &list);
+            get("content-type"),
+            get("cache-control"),
+        )
+}
+
+/// An answer that serves: `head␁edits␁flush␁bootstrap`. A page that gets the bootstrap
+/// keeps its state for [`edge_bootstrap`].
+fn reply(id: u32, p: Pending, head: &str, edits: &[HeaderEdit], flush: bool, boot: bool) -> String {
+    reply_raw(id, p, head, &encode(edits), flush, boot)
+}
+
+fn reply_raw(id: u32, p: Pending, head: &str, edits: &str, flush: bool, boot: bool) -> String {
     let out = format!(
-        "{which}{SEP}{}{SEP}{store}{SEP}{}{SEP}{}",
-        encode(&edits),
+        "{head}{SEP}{edits}{SEP}{}{SEP}{}",
         u8::from(flush),
         u8::from(boot)
     );

@@ -71,15 +71,7 @@ pub(crate) fn count_request(rec: &RequestRecord<'_>, unit: Option<&str>, now: u6
 /// Sends the batches that are due, if any (see [`count_request`]).
 #[cfg(not(feature = "control"))]
 pub(crate) async fn flush_due(env: &Env) {
-    let now = now_ms();
-    let batches = recorder(|r| {
-        let mut r = r.borrow_mut();
-        if r.due(now) {
-            r.take(random_id().unwrap_or_default())
-        } else {
-            Vec::new()
-        }
-    });
+    let batches = take_due(now_ms());
     if !batches.is_empty() {
         let _ = deliver(env, batches).await;
     }
@@ -122,15 +114,20 @@ pub(crate) fn record_events(
     flush_if_due(env, ctx, now);
 }
 
-fn flush_if_due(env: &Env, ctx: &Context, now: u64) {
-    let batches = recorder(|r| {
+/// The batches to send now: everything pending, when a batch is due.
+fn take_due(now: u64) -> Vec<Batch> {
+    recorder(|r| {
         let mut r = r.borrow_mut();
         if r.due(now) {
             r.take(random_id().unwrap_or_default())
         } else {
             Vec::new()
         }
-    });
+    })
+}
+
+fn flush_if_due(env: &Env, ctx: &Context, now: u64) {
+    let batches = take_due(now);
     if !batches.is_empty() {
         let env = env.clone();
         ctx.wait_until(async move {
