@@ -3,55 +3,18 @@
 // 304 revalidation, invalidation and purge. Every response carries Cache-Status.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import http from 'node:http';
-import { once } from 'node:events';
 
-import { startStack } from './harness.mjs';
-
-/**
- * A scripted origin on 127.0.0.1: `/r/<name>?...` answers with the headers named in the
- * query (`cc`, `etag`, `cookie`, `status`), a body naming the request count, and counts
- * requests per path. `fail` in the shared switch makes it answer 503.
- */
-function scriptedOrigin(version) {
-  const counts = new Map();
-  const state = { fail: false };
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url, 'http://o');
-    const n = (counts.get(url.pathname) ?? 0) + 1;
-    counts.set(url.pathname, n);
-    if (state.fail) {
-      res.writeHead(503, { 'content-type': 'text/plain' });
-      return res.end('down');
-    }
-    const q = url.searchParams;
-    const etag = q.get('etag');
-    if (etag && req.headers['if-none-match'] === `"${etag}"`) {
-      res.writeHead(304, { etag: `"${etag}"`, 'cache-control': q.get('cc') ?? 'max-age=60' });
-      return res.end();
-    }
-    const headers = { 'content-type': 'text/plain', 'x-app-version': version, 'x-served': String(n) };
-    if (q.get('cc')) headers['cache-control'] = q.get('cc');
-    if (etag) headers.etag = `"${etag}"`;
-    if (q.get('cookie')) headers['set-cookie'] = `session=${q.get('cookie')}-${n}`;
-    res.writeHead(Number(q.get('status') ?? 200), headers);
-    res.end(`${version} ${url.pathname} #${n}`);
-  });
-  return { server, counts, state };
-}
+import { scriptedOrigin, startStack } from './harness.mjs';
 
 const v1 = scriptedOrigin('v1');
 const v2 = scriptedOrigin('v2');
 let stack;
 before(async () => {
-  for (const o of [v1, v2]) {
-    o.server.listen(0, '127.0.0.1');
-    await once(o.server, 'listening');
-  }
+  const [o1, o2] = [await v1.listen(), await v2.listen()];
   stack = await startStack({
     vars: {
-      ORIGIN_URL: `http://127.0.0.1:${v1.server.address().port}`,
-      CANARY_ORIGIN_URL: `http://127.0.0.1:${v2.server.address().port}`,
+      ORIGIN_URL: o1,
+      CANARY_ORIGIN_URL: o2,
       BOOTSTRAP: 'off',
     },
   });

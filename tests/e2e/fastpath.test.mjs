@@ -6,57 +6,8 @@
 // endpoint must show that its fast path answered them.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import http from 'node:http';
-import { once } from 'node:events';
 
-import { startStack } from './harness.mjs';
-
-/**
- * A scripted origin: `/r/<name>?...` answers with what the query names — `cc`
- * (Cache-Control), `etag`, `ct` (Content-Type, default text/plain), `xfo` (its own
- * X-Frame-Options), `cs` (a Cache-Status, as from a cache in front of the origin), `hop` (a header listed in Connection, which must not reach the visitor)
- * — and a body naming the version, path and request count (with `echo`: the request it got). `fail` makes it answer 503,
- * `down` closes the connection.
- */
-function scriptedOrigin(version) {
-  const counts = new Map();
-  const state = { fail: false, down: false };
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url, 'http://o');
-    const n = (counts.get(url.pathname) ?? 0) + 1;
-    counts.set(url.pathname, n);
-    if (state.down) return req.socket.destroy();
-    if (state.fail) {
-      res.writeHead(503, { 'content-type': 'text/plain' });
-      return res.end('down');
-    }
-    const q = url.searchParams;
-    const etag = q.get('etag');
-    if (etag && req.headers['if-none-match'] === `"${etag}"`) {
-      res.writeHead(304, { etag: `"${etag}"`, 'cache-control': q.get('cc') ?? 'max-age=60' });
-      return res.end();
-    }
-    const headers = { 'content-type': q.get('ct') ?? 'text/plain', 'x-app-version': version };
-    if (q.get('cc')) headers['cache-control'] = q.get('cc');
-    if (etag) headers.etag = `"${etag}"`;
-    if (q.get('xfo')) headers['x-frame-options'] = q.get('xfo');
-    if (q.get('cs')) headers['cache-status'] = q.get('cs');
-    if (q.get('hop')) {
-      headers.connection = 'x-hop';
-      headers['x-hop'] = q.get('hop');
-    }
-    if (q.get('echo')) {
-      // What the origin was sent (but the per-request id), to compare the two paths' edits.
-      const seen = Object.fromEntries(Object.entries(req.headers).filter(([n]) => n !== 'x-edgeflags-request-id'));
-      res.writeHead(200, headers);
-      return res.end(JSON.stringify({ url: req.url, method: req.method, headers: seen }));
-    }
-    res.writeHead(200, headers);
-    const html = (q.get('ct') ?? '').startsWith('text/html');
-    res.end(html ? `<!doctype html><html><head><title>${version}</title></head><body>#${n}</body></html>` : `${version} ${url.pathname} #${n}`);
-  });
-  return { server, counts, state };
-}
+import { scriptedOrigin, startStack } from './harness.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -64,14 +15,11 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function side(vars) {
   const v1 = scriptedOrigin('v1');
   const v2 = scriptedOrigin('v2');
-  for (const o of [v1, v2]) {
-    o.server.listen(0, '127.0.0.1');
-    await once(o.server, 'listening');
-  }
+  const [o1, o2] = [await v1.listen(), await v2.listen()];
   const stack = await startStack({
     vars: {
-      ORIGIN_URL: `http://127.0.0.1:${v1.server.address().port}`,
-      CANARY_ORIGIN_URL: `http://127.0.0.1:${v2.server.address().port}`,
+      ORIGIN_URL: o1,
+      CANARY_ORIGIN_URL: o2,
       ...vars,
     },
   });

@@ -6,6 +6,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createServer as httpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -85,6 +86,60 @@ async function stopChild(child) {
   }, 5000);
   await once(child, 'exit').catch(() => {});
   clearTimeout(timer);
+}
+
+/**
+ * A scripted origin on 127.0.0.1 (cache and fast-path tests): `/r/<name>?...` answers with
+ * what the query names — `cc` (Cache-Control), `etag` (and 304 to a matching If-None-Match),
+ * `cookie` (a Set-Cookie), `status`, `ct` (Content-Type, default text/plain; `text/html`
+ * gets a small page), `xfo` (its own X-Frame-Options), `cs` (a Cache-Status, as from a cache
+ * in front of it), `hop` (a header listed in Connection), `echo` (the body is the request
+ * it got, but the per-request id) — with `x-app-version` and `x-served` (the request count
+ * of the path), and a body naming the version, path and count. `state.fail` makes it answer
+ * 503, `state.down` close the connection. Call `listen()` before use.
+ */
+export function scriptedOrigin(version) {
+  const counts = new Map();
+  const state = { fail: false, down: false };
+  const server = httpServer((req, res) => {
+    const url = new URL(req.url, 'http://o');
+    const n = (counts.get(url.pathname) ?? 0) + 1;
+    counts.set(url.pathname, n);
+    if (state.down) return req.socket.destroy();
+    if (state.fail) {
+      res.writeHead(503, { 'content-type': 'text/plain' });
+      return res.end('down');
+    }
+    const q = url.searchParams;
+    const etag = q.get('etag');
+    if (etag && req.headers['if-none-match'] === `"${etag}"`) {
+      res.writeHead(304, { etag: `"${etag}"`, 'cache-control': q.get('cc') ?? 'max-age=60' });
+      return res.end();
+    }
+    const headers = { 'content-type': q.get('ct') ?? 'text/plain', 'x-app-version': version, 'x-served': String(n) };
+    if (q.get('cc')) headers['cache-control'] = q.get('cc');
+    if (etag) headers.etag = `"${etag}"`;
+    if (q.get('cookie')) headers['set-cookie'] = `session=${q.get('cookie')}-${n}`;
+    if (q.get('xfo')) headers['x-frame-options'] = q.get('xfo');
+    if (q.get('cs')) headers['cache-status'] = q.get('cs');
+    if (q.get('hop')) {
+      headers.connection = 'x-hop';
+      headers['x-hop'] = q.get('hop');
+    }
+    res.writeHead(Number(q.get('status') ?? 200), headers);
+    if (q.get('echo')) {
+      const seen = Object.fromEntries(Object.entries(req.headers).filter(([k]) => k !== 'x-edgeflags-request-id'));
+      return res.end(JSON.stringify({ url: req.url, method: req.method, headers: seen }));
+    }
+    const html = (q.get('ct') ?? '').startsWith('text/html');
+    res.end(html ? `<!doctype html><html><head><title>${version}</title></head><body>#${n}</body></html>` : `${version} ${url.pathname} #${n}`);
+  });
+  const listen = async () => {
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    return `http://127.0.0.1:${server.address().port}`;
+  };
+  return { server, counts, state, listen };
 }
 
 /** A free TCP port on 127.0.0.1. */
