@@ -40,8 +40,10 @@ function call(name, arg, env, ctx) {
 // Rust decides, in a few synchronous calls that each return one string; this code only does
 // the I/O it is told to: the cache lookup, the origin fetch (and the stable retry), the put,
 // the response. A plan of `undefined` or an answer `x`, given before any I/O, hands the
-// request to the full path in Rust. Field separator U+0001; header edits as NUL-separated
-// (op, name, value) triples, the format of edge/src/host/headers_js.rs.
+// request to the full path in Rust. Fixed fields first, separated by U+0001; then, as the
+// rest of the answer (a header value may hold U+0001, never NUL), the header edits as
+// NUL-separated (op, name, value) triples, the format of edge/src/host/headers_js.rs, plus op
+// `S`: append to the header map of the entry to store.
 const SEP = '\u0001';
 const fastPath = typeof handlers.edge_plan === 'function'; // the request worker only
 
@@ -53,10 +55,24 @@ function joined(headers) {
   return s;
 }
 
-function edit(h, ops) {
+/** `n` fixed fields of an answer, then the rest. */
+function fields(s, n) {
+  const out = [];
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    const next = s.indexOf(SEP, at);
+    out.push(s.slice(at, next));
+    at = next + 1;
+  }
+  out.push(s.slice(at));
+  return out;
+}
+
+function edit(h, ops, store) {
   const p = ops.split('\u0000');
   for (let i = 0; i + 2 < p.length; i += 3) {
-    if (p[i] === 'd') h.delete(p[i + 1]);
+    if (p[i] === 'S') store.append(p[i + 1], p[i + 2]);
+    else if (p[i] === 'd') h.delete(p[i + 1]);
     else if (p[i] === 'a') h.append(p[i + 1], p[i + 2]);
     else if (p[i] === 'k') { if (!h.has(p[i + 1])) h.set(p[i + 1], p[i + 2]); }
     else h.set(p[i + 1], p[i + 2]);
@@ -92,14 +108,14 @@ function respond(id, res, env, ctx, due, boot) {
 }
 
 async function proxied(plan, request, env, ctx) {
-  const [ids, mode, key, target, requestEdits] = plan.split(SEP);
+  const [ids, mode, key, target, requestEdits] = fields(plan, 4);
   const id = Number(ids);
   if (mode === 'l') {
     const entry = await caches.default.match(key);
     const a = wasm(() => handlers.edge_stored(id, entry ? joined(entry.headers) : undefined));
     if (a === 'x') return call('fetch', request, env, ctx);
     if (a !== 'f') {
-      const [, status, fresh, ops, due, boot] = a.split(SEP);
+      const [, status, fresh, due, boot, ops] = fields(a, 5);
       const s = Number(status);
       const h = fresh === '1' ? new Headers() : new Headers(entry.headers);
       edit(h, ops);
@@ -119,15 +135,13 @@ async function proxied(plan, request, env, ctx) {
     if (a[0] === 'p') res = first;
   }
   if (a === 'e') return wasm(() => handlers.edge_error(id));
-  const [, ops, store, due, boot] = a.split(SEP);
-  if (store) {
-    const copy = res.clone();
-    const h = new Headers();
-    edit(h, store);
-    ctx.waitUntil(caches.default.put(key, new Response(copy.body, { status: 200, headers: h })));
-  }
+  const [, store, due, boot, ops] = fields(a, 4);
   const h = new Headers(res.headers);
-  edit(h, ops);
+  const entry = new Headers();
+  edit(h, ops, entry);
+  if (store === '1') {
+    ctx.waitUntil(caches.default.put(key, new Response(res.clone().body, { status: 200, headers: entry })));
+  }
   return respond(id, new Response(res.body, { status: res.status, headers: h }), env, ctx, due, boot);
 }
 

@@ -94,7 +94,7 @@ async function stopChild(child) {
  * `cookie` (a Set-Cookie), `status`, `ct` (Content-Type, default text/plain; `text/html`
  * gets a small page), `xfo` (its own X-Frame-Options), `cs` (a Cache-Status, as from a cache
  * in front of it), `hop` (a header listed in Connection), `echo` (the body is the request
- * it got, but the per-request id) — with `x-app-version` and `x-served` (the request count
+ * it got, but the per-request id), `odd` (an `x-odd` header whose value holds U+0001) — with `x-app-version` and `x-served` (the request count
  * of the path), and a body naming the version, path and count. `state.fail` makes it answer
  * 503, `state.down` close the connection. Call `listen()` before use.
  */
@@ -125,6 +125,13 @@ export function scriptedOrigin(version) {
     if (q.get('hop')) {
       headers.connection = 'x-hop';
       headers['x-hop'] = q.get('hop');
+    }
+    if (q.get('odd')) {
+      // A header value with a control character (U+0001: allowed by the Fetch standard and
+      // relayed by workerd, refused by Node's own writer), written raw.
+      const body = `${version} ${url.pathname} #${n}`;
+      const lines = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+      return req.socket.end(`HTTP/1.1 200 OK\r\n${lines}x-odd: a\u0001b\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`, 'latin1');
     }
     res.writeHead(Number(q.get('status') ?? 200), headers);
     if (q.get('echo')) {

@@ -230,6 +230,10 @@ fn plan(method: &str, url: &str, headers: &str) -> Option<String> {
         }
         id
     });
+    // The entry splits the fixed fields off the front; only the edits, last, may hold U+0001.
+    if key.contains(SEP) || target.contains(SEP) {
+        return None;
+    }
     let mode = if pass { "f" } else { "l" };
     Some(format!(
         "{id}{SEP}{mode}{SEP}{key}{SEP}{target}{SEP}{request_edits}"
@@ -237,7 +241,7 @@ fn plan(method: &str, url: &str, headers: &str) -> Option<String> {
 }
 
 /// Step 2, after `caches.default.match(key)`: `stored` is the entry's joined header map, or
-/// `None` when nothing is stored. Answers `h␁status␁fresh␁edits␁flush␁bootstrap`
+/// `None` when nothing is stored. Answers `h␁status␁fresh␁flush␁bootstrap␁edits`
 /// (serve the entry: `fresh` = `1` when the edits apply to an empty header map instead of the
 /// entry's), `f` (fetch) or `x` (take the full path; nothing has been sent yet).
 #[wasm_bindgen]
@@ -304,7 +308,8 @@ pub fn edge_stored(id: u32, stored: Option<String>) -> String {
 
 /// Step 3, after each origin fetch: `status` 0 when the fetch failed (`headers` then holds
 /// the error's message). Answers `r␁url` (ask the stable origin, same request), `s` or `p`
-/// (serve this answer, or the first one) as `s␁edits␁store␁flush␁bootstrap`, or `e` (an
+/// (serve this answer, or the first one) as `s␁store␁flush␁bootstrap␁edits` — `store` = 1
+/// when the answer is to be stored, with the entry's headers as op `S` in `edits` —, or `e` (an
 /// error: build it with [`edge_error`]).
 #[wasm_bindgen]
 pub fn edge_fetched(id: u32, status: u16, headers: &str) -> String {
@@ -384,13 +389,18 @@ pub fn edge_fetched(id: u32, status: u16, headers: &str) -> String {
             let mut h = plan.headers.clone();
             h.retain(|(n, _)| n != "x-edgeflags-origin");
             h.push(("x-edgeflags-origin".into(), served_by.clone()));
-            let edits: Vec<HeaderEdit> = h
-                .into_iter()
-                .map(|(n, v)| HeaderEdit::Append(n, v))
-                .collect();
-            encode(&edits)
+            // Op `S`: append to the entry's header map (the entry's edits travel with the
+            // response's, in the one field that may hold header values).
+            let mut ops = String::new();
+            for (n, v) in &h {
+                for field in ["S", n, v] {
+                    ops.push_str(field);
+                    ops.push('\0');
+                }
+            }
+            Some(ops)
         }
-        Err(_) => String::new(),
+        Err(_) => None,
     };
     let decision = match p.decision.take() {
         Some(d) => d,
@@ -405,9 +415,9 @@ pub fn edge_fetched(id: u32, status: u16, headers: &str) -> String {
     let mut edits: Vec<HeaderEdit> = dropped.into_iter().map(HeaderEdit::Delete).collect();
     p.served = Some((served_by, retried, cache));
     let flush = finish(&mut p, &mut edits, &list);
-    // The store field goes between the edits and the flags: `s␁edits␁store␁flush␁bootstrap`.
-    let edits = format!("{}{SEP}{store}", encode(&edits));
-    reply_raw(id, p, &which.to_string(), &edits, flush, boot)
+    let head = format!("{which}{SEP}{}", u8::from(store.is_some()));
+    let edits = format!("{}{}", store.unwrap_or_default(), encode(&edits));
+    reply_raw(id, p, &head, &edits, flush, boot)
 }
 
 /// Whether the answer (status, headers as the visitor gets them) is a page that gets the
@@ -424,15 +434,18 @@ fn gets_bootstrap(p: &Pending, status: u16, headers: &[(String, String)]) -> boo
         )
 }
 
-/// An answer that serves: `head␁edits␁flush␁bootstrap`. A page that gets the bootstrap
+/// An answer that serves: `head␁flush␁bootstrap␁edits`. A page that gets the bootstrap
 /// keeps its state for [`edge_bootstrap`].
 fn reply(id: u32, p: Pending, head: &str, edits: &[HeaderEdit], flush: bool, boot: bool) -> String {
     reply_raw(id, p, head, &encode(edits), flush, boot)
 }
 
+/// Header values may hold U+0001 (the Fetch standard forbids only NUL, CR and LF; workerd
+/// relays it), so the edits go last, after the fixed fields, and the entry reads them as the
+/// rest of the answer.
 fn reply_raw(id: u32, p: Pending, head: &str, edits: &str, flush: bool, boot: bool) -> String {
     let out = format!(
-        "{head}{SEP}{edits}{SEP}{}{SEP}{}",
+        "{head}{SEP}{}{SEP}{}{SEP}{edits}",
         u8::from(flush),
         u8::from(boot)
     );
