@@ -255,6 +255,31 @@ describe('the fast path answers as the full path does', () => {
     assert.match(a.body, /<script[^>]*id="edgeflags-bootstrap"/);
   });
 
+  test('more requests waiting on a slow origin than the fast path keeps between calls: every one is answered', async () => {
+    // The fast path keeps 1,024 requests' state per isolate (crate::traffic::in_flight); one
+    // more takes the full path. Before, the oldest state was dropped and its request got a 502.
+    const n = 1100;
+    const cookie = await visitorOn('v1'); // also warms the isolate up: the fast path is on
+    let open;
+    fast.v1.state.gate = new Promise((r) => { open = r; });
+    fast.v1.state.waiting = 0;
+    try {
+      const all = Array.from({ length: n }, (_, i) =>
+        fetch(`${fast.stack.edgeUrl}/r/slow-${i}?cc=no-store&hold=1`, { headers: { cookie } })
+          .then(async (res) => ({ status: res.status, body: await res.text() })));
+      const deadline = Date.now() + 60000;
+      while (fast.v1.state.waiting < n && Date.now() < deadline) await sleep(50);
+      assert.equal(fast.v1.state.waiting, n, 'every request reached the origin before any was answered');
+      open();
+      const answers = await Promise.all(all);
+      const failed = answers.filter((a) => a.status !== 200);
+      assert.equal(failed.length, 0, `${failed.length} of ${n} failed, e.g. ${JSON.stringify(failed[0])}`);
+    } finally {
+      open?.();
+      fast.v1.state.gate = null;
+    }
+  });
+
   test('the fast path answered (the status endpoint counts it), the reference never did', async () => {
     const answered = await fastAnswered(fast);
     assert.ok(answered >= 8, `fast path answers: ${answered}`);

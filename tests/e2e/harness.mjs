@@ -100,11 +100,17 @@ async function stopChild(child) {
  */
 export function scriptedOrigin(version) {
   const counts = new Map();
-  const state = { fail: false, down: false };
-  const server = httpServer((req, res) => {
+  // `gate`: a promise that requests with `hold=1` wait for (counted in `waiting`) before
+  // they are answered.
+  const state = { fail: false, down: false, gate: null, waiting: 0 };
+  const server = httpServer(async (req, res) => {
     const url = new URL(req.url, 'http://o');
     const n = (counts.get(url.pathname) ?? 0) + 1;
     counts.set(url.pathname, n);
+    if (url.searchParams.get('hold') && state.gate) {
+      state.waiting++;
+      await state.gate;
+    }
     if (state.down) return req.socket.destroy();
     if (state.fail) {
       res.writeHead(503, { 'content-type': 'text/plain' });

@@ -25,7 +25,6 @@
 //! A page that gets the bootstrap goes through [`edge_bootstrap`]; due metrics batches
 //! through [`edge_flush`].
 
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use wasm_bindgen::prelude::*;
@@ -46,9 +45,6 @@ use crate::traffic::{bootstrap, proxy};
 
 /// Separates the fields of an answer to JS (never in a header, URL or cache key).
 const SEP: char = '\u{1}';
-
-/// How many requests may be between calls at once; older ones are dropped (their JS threw).
-const MAX_PENDING: usize = 1024;
 
 /// What one request carries between the calls.
 pub(crate) struct Pending {
@@ -86,24 +82,18 @@ struct Attempt {
 }
 
 /// The requests between calls, by id (`host/isolate.rs`).
-#[derive(Default)]
-pub(crate) struct InFlight {
-    next: u32,
-    by_id: BTreeMap<u32, Pending>,
-}
+pub(crate) type InFlight = crate::traffic::in_flight::InFlight<Pending>;
 
 fn in_flight<R>(f: impl FnOnce(&mut InFlight) -> R) -> R {
     super::isolate::with(|i| f(&mut i.fast.borrow_mut()))
 }
 
 fn take(id: u32) -> Option<Pending> {
-    in_flight(|q| q.by_id.remove(&id))
+    in_flight(|q| q.take(id))
 }
 
 fn keep(id: u32, p: Pending) {
-    in_flight(|q| {
-        q.by_id.insert(id, p);
-    });
+    in_flight(|q| q.keep(id, now_ms(), p));
 }
 
 /// Step 1. `headers` is the request's header map joined as `headers_js::parse` reads it.
@@ -221,19 +211,12 @@ fn plan(method: &str, url: &str, headers: &str) -> Option<String> {
         first: None,
         served: None,
     };
-    let id = in_flight(|q| {
-        q.next = q.next.wrapping_add(1);
-        let id = q.next;
-        q.by_id.insert(id, pending);
-        while q.by_id.len() > MAX_PENDING {
-            q.by_id.pop_first();
-        }
-        id
-    });
     // The entry splits the fixed fields off the front; only the edits, last, may hold U+0001.
     if key.contains(SEP) || target.contains(SEP) {
         return None;
     }
+    // Full: the full path, which holds its state on its own stack.
+    let id = in_flight(|q| q.admit(started_ms, pending))?;
     let mode = if pass { "f" } else { "l" };
     Some(format!(
         "{id}{SEP}{mode}{SEP}{key}{SEP}{target}{SEP}{request_edits}"
