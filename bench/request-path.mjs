@@ -111,6 +111,8 @@ const miniflare = (name, opts) =>
 const TARGETS = {
   'js-fetch': () => ({ modules: true, scriptPath: join(ROOT, 'bench/baselines/fetch-only.mjs'), compatibilityDate: '2026-04-01', bindings: { ORIGIN_URL: ORIGIN_V1 } }),
   'js-cache': () => ({ modules: true, scriptPath: join(ROOT, 'bench/baselines/cache-only.mjs'), compatibilityDate: '2026-04-01', bindings: { ORIGIN_URL: ORIGIN_V1 } }),
+  // The edge's I/O and header edits without its decisions (bench/baselines/same-work.mjs).
+  'js-same-work': () => ({ modules: true, scriptPath: join(ROOT, 'bench/baselines/same-work.mjs'), compatibilityDate: '2026-04-01', bindings: { ORIGIN_URL: ORIGIN_V1 } }),
   edgeflags: edgeOptions,
   // Cold start only: the JS worker in a runtime that also loads the control worker (unused),
   // so that runtime start-up is the same as the edge's and the difference is the request
@@ -232,12 +234,19 @@ try {
     const hit = await get(targets.edgeflags.url + HIT_PATH);
     if (!/hit/.test(hit.headers.get('cache-status') ?? '')) throw new Error(`the edge's HIT path is not a hit: ${hit.headers.get('cache-status')}`);
     const missStatus = (await get(targets.edgeflags.url + MISS_PATH)).headers.get('cache-status');
+    // The same-work baseline must answer what the edge answers (header names) on both paths.
+    for (const p of [MISS_PATH, HIT_PATH]) {
+      const names = async (t) => [...(await get(targets[t].url + p)).headers.keys()].filter((n) => n !== 'date').join(',');
+      const [edge, same] = [await names('edgeflags'), await names('js-same-work')];
+      if (edge !== same) throw new Error(`js-same-work answers ${p} with other headers than the edge:\n  ${same}\n  ${edge}`);
+    }
     const cacheHit = await get(targets['js-cache'].url + HIT_PATH);
     if (cacheHit.headers.get('cf-cache-status') !== 'HIT' && !cacheHit.headers.get('age')) console.error(`note: js-cache HIT path headers: ${[...cacheHit.headers].join('; ')}`);
 
     const plan = [
       ['miss', 'origin'], ['miss', 'js-fetch'], ['miss', 'edgeflags'],
       ['hit', 'origin'], ['hit', 'js-cache'], ['hit', 'edgeflags'],
+      ['miss', 'js-same-work'], ['hit', 'js-same-work'],
       ...(TARGETS['rust-fetch'] ? [['miss', 'rust-fetch']] : []),
     ];
     const samples = {};
@@ -271,6 +280,7 @@ try {
       '',
       `edgeflags / JS, MISS (vs js-fetch): req/s ${ratio('miss/edgeflags', 'miss/js-fetch', 'rps').toFixed(2)}×, CPU per request ${ratio('miss/edgeflags', 'miss/js-fetch', 'cpuMsPerKReq').toFixed(2)}× (target ≤ 1.3×).`,
       `edgeflags / JS, HIT (vs js-cache): req/s ${ratio('hit/edgeflags', 'hit/js-cache', 'rps').toFixed(2)}×, CPU per request ${ratio('hit/edgeflags', 'hit/js-cache', 'cpuMsPerKReq').toFixed(2)}× (target ≤ 1.2×).`,
+      `JS doing the edge's I/O and header edits, no decisions (js-same-work) / the ten-line JS worker: MISS ${ratio('miss/js-same-work', 'miss/js-fetch', 'cpuMsPerKReq').toFixed(2)}×, HIT ${ratio('hit/js-same-work', 'hit/js-cache', 'cpuMsPerKReq').toFixed(2)}× CPU per request; edgeflags / js-same-work: MISS ${ratio('miss/edgeflags', 'miss/js-same-work', 'cpuMsPerKReq').toFixed(2)}×, HIT ${ratio('hit/edgeflags', 'hit/js-same-work', 'cpuMsPerKReq').toFixed(2)}×.`,
       ...(samples['miss/rust-fetch']
         ? [`workers-rs forwarder / JS, MISS (rust-fetch vs js-fetch): CPU per request ${ratio('miss/rust-fetch', 'miss/js-fetch', 'cpuMsPerKReq').toFixed(2)}×; edgeflags / rust-fetch ${ratio('miss/edgeflags', 'miss/rust-fetch', 'cpuMsPerKReq').toFixed(2)}×.`]
         : []),
