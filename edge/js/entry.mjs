@@ -108,13 +108,14 @@ function respond(id, res, env, ctx, due, boot) {
 }
 
 async function proxied(plan, request, env, ctx) {
-  const [ids, mode, key, target, requestEdits] = fields(plan, 4);
+  let [ids, mode, key, target, requestEdits] = fields(plan, 4);
   const id = Number(ids);
   if (mode === 'l') {
     const entry = await caches.default.match(key);
     const a = wasm(() => handlers.edge_stored(id, entry ? joined(entry.headers) : undefined));
     if (a === 'x') return call('fetch', request, env, ctx);
-    if (a !== 'f') {
+    if (a[0] === 'f') requestEdits = a.slice(2);
+    else {
       const [, status, fresh, due, boot, ops] = fields(a, 5);
       const s = Number(status);
       const h = fresh === '1' ? new Headers() : new Headers(entry.headers);

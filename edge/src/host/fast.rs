@@ -14,10 +14,11 @@
 //! reference for this one: the e2e suites run every proxied request through one or the
 //! other.
 //!
-//! 1. [`edge_plan`]: route, identify, choose the origin, the cache key, the origin-bound
-//!    header edits; `l` (look the key up first) or `f` (fetch: the key is remembered as
+//! 1. [`edge_plan`]: route, identify, choose the origin, the cache key; `l` (look the key up
+//!    first) or `f` (fetch, with the origin-bound header edits: the key is remembered as
 //!    uncacheable).
-//! 2. [`edge_stored`]: the looked-up entry's headers → serve it (`h`), fetch (`f`), or `x`.
+//! 2. [`edge_stored`]: the looked-up entry's headers → serve it (`h`), fetch (`f`, with the
+//!    origin-bound header edits: a hit never computes them), or `x`.
 //! 3. [`edge_fetched`]: an origin answer (or a failed fetch) → retry on the stable origin
 //!    (`r`), serve it (`s`) or the first answer (`p`), with the response edits and what to
 //!    store, or an error (`e`, then [`edge_error`]).
@@ -43,7 +44,7 @@ use crate::traffic::security::Policy;
 use crate::traffic::split::{self, Next};
 use crate::traffic::{bootstrap, proxy};
 
-/// Separates the fields of an answer to JS (never in a header, URL or cache key).
+/// Separates the fixed fields of an answer to JS (header values may hold it: they go last).
 const SEP: char = '\u{1}';
 
 /// What one request carries between the calls.
@@ -53,6 +54,8 @@ pub(crate) struct Pending {
     policy: Rc<Policy>,
     https: bool,
     head: bool,
+    /// The request URL's host (the origin-bound `Host`/forwarding headers' fallback).
+    url_host: Option<String>,
     key: String,
     rules: RequestPolicy,
     req: Vec<(String, String)>,
@@ -162,9 +165,6 @@ fn plan(method: &str, url: &str, headers: &str) -> Option<String> {
     let request_id = random_id().unwrap_or_default();
     let decided_by = choice.decided_by.clone();
     let by = decided_by.as_ref().map(|(f, v)| (f.as_str(), v.as_str()));
-    let extra = proxy::origin_request_headers(&request_id, by);
-    let want = proxy::origin_headers(&req, url.host_str(), url.scheme(), extra);
-    let request_edits = encode(&header_edits(&req, &want));
     let variants: Vec<(&str, &str)> = by.into_iter().collect();
     let (normalised, key) = httpcache::request_key(&url, &variants);
     let purged_after = flags::purged_after(&normalised, url.path());
@@ -187,6 +187,7 @@ fn plan(method: &str, url: &str, headers: &str) -> Option<String> {
         config: config.clone(),
         policy,
         https,
+        url_host: url.host_str().map(str::to_owned),
         head,
         key: key.clone(),
         rules,
@@ -215,18 +216,34 @@ fn plan(method: &str, url: &str, headers: &str) -> Option<String> {
     if key.contains(SEP) || target.contains(SEP) {
         return None;
     }
+    // Sent at once when no lookup comes first; else after the lookup, if it misses.
+    let (mode, request_edits) = if pass {
+        ("f", origin_request_edits(&pending))
+    } else {
+        ("l", String::new())
+    };
     // Full: the full path, which holds its state on its own stack.
     let id = in_flight(|q| q.admit(started_ms, pending))?;
-    let mode = if pass { "f" } else { "l" };
     Some(format!(
         "{id}{SEP}{mode}{SEP}{key}{SEP}{target}{SEP}{request_edits}"
     ))
 }
 
+/// The edits that turn a copy of the visitor's headers into the origin-bound ones
+/// (`host/origin.rs` sends the same), encoded for the entry.
+fn origin_request_edits(p: &Pending) -> String {
+    let by = p.decided_by.as_ref().map(|(f, v)| (f.as_str(), v.as_str()));
+    let extra = proxy::origin_request_headers(&p.request_id, by);
+    let scheme = if p.https { "https" } else { "http" };
+    let want = proxy::origin_headers(&p.req, p.url_host.as_deref(), scheme, extra);
+    encode(&header_edits(&p.req, &want))
+}
+
 /// Step 2, after `caches.default.match(key)`: `stored` is the entry's joined header map, or
 /// `None` when nothing is stored. Answers `h␁status␁fresh␁flush␁bootstrap␁edits`
 /// (serve the entry: `fresh` = `1` when the edits apply to an empty header map instead of the
-/// entry's), `f` (fetch) or `x` (take the full path; nothing has been sent yet).
+/// entry's), `f␁edits` (fetch, with the origin-bound header edits) or `x` (take the full path;
+/// nothing has been sent yet).
 #[wasm_bindgen]
 pub fn edge_stored(id: u32, stored: Option<String>) -> String {
     let Some(mut p) = take(id) else {
@@ -282,8 +299,9 @@ pub fn edge_stored(id: u32, stored: Option<String>) -> String {
         }
         (Lookup::Miss { .. }, _) => {
             p.decision = Some(decision);
+            let out = format!("f{SEP}{}", origin_request_edits(&p));
             keep(id, p);
-            "f".into()
+            out
         }
         _ => "x".into(),
     }

@@ -23,33 +23,30 @@ pub(crate) fn header_edits(
     have: &[(String, String)],
     want: &[(String, String)],
 ) -> Vec<HeaderEdit> {
-    let values = |list: &[(String, String)], name: &str| -> Vec<String> {
-        list.iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-            .collect()
-    };
-    let mut seen: Vec<String> = Vec::new();
+    // Compared in place: only the edits themselves allocate (this runs on every proxied
+    // request; cloning each name's values to compare them was ~90 allocations a request).
+    let mut seen: Vec<&str> = Vec::new();
     let mut edits = Vec::new();
     for (name, _) in have.iter().chain(want) {
-        let name = name.to_ascii_lowercase();
-        if seen.contains(&name) {
+        if seen.iter().any(|s| s.eq_ignore_ascii_case(name)) {
             continue;
         }
-        let wanted = values(want, &name);
-        let had = values(have, &name);
-        if had != wanted {
-            // Deleting a name the copy does not hold would be a wasted call.
-            if !had.is_empty() {
-                edits.push(HeaderEdit::Delete(name.clone()));
-            }
-            edits.extend(
-                wanted
-                    .into_iter()
-                    .map(|v| HeaderEdit::Append(name.clone(), v)),
-            );
-        }
         seen.push(name);
+        let had = have.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name));
+        let wanted = want.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name));
+        if had
+            .clone()
+            .map(|(_, v)| v)
+            .eq(wanted.clone().map(|(_, v)| v))
+        {
+            continue;
+        }
+        let name = name.to_ascii_lowercase();
+        // Deleting a name the copy does not hold would be a wasted call.
+        if had.clone().next().is_some() {
+            edits.push(HeaderEdit::Delete(name.clone()));
+        }
+        edits.extend(wanted.map(|(_, v)| HeaderEdit::Append(name.clone(), v.clone())));
     }
     edits
 }

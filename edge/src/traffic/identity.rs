@@ -246,7 +246,14 @@ fn valid_id(v: &str) -> bool {
 
 /// Formats 16 random bytes as a visitor id.
 pub(crate) fn format_id(bytes: [u8; 16]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    // One allocation (every request makes one of these: its request id).
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(32);
+    for b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    out
 }
 
 /// The value of cookie `name` in a `Cookie` header.
@@ -482,6 +489,10 @@ mod tests {
     #[test]
     fn ids_are_32_hex_digits() {
         assert_eq!(format_id([0xab; 16]), "ab".repeat(16));
+        let mut bytes = [0u8; 16];
+        bytes[0] = 0x0f;
+        bytes[15] = 0xf0;
+        assert_eq!(format_id(bytes), format!("0f{}f0", "0".repeat(28)));
         assert!(valid_id(&format_id([7; 16])));
     }
 }
