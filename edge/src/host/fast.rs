@@ -500,11 +500,17 @@ fn finish(p: &mut Pending, edits: &mut Vec<HeaderEdit>, out: &[(String, String)]
         retried: proxy::retried_header(*retried, &p.chosen, stable),
         set_cookie: p.visitor.set_cookie.take(),
     });
-    edits.extend(
-        answered
-            .into_iter()
-            .filter(|e| !matches!(e, HeaderEdit::Delete(n) if !present(n))),
-    );
+    // A set to the one value the header already has (a stored entry's origin) costs JS a
+    // call for nothing.
+    let holds = |name: &str, value: &str| {
+        let mut values = out.iter().filter(|(n, _)| n == name).map(|(_, v)| v);
+        values.next().is_some_and(|v| v == value) && values.next().is_none()
+    };
+    edits.extend(answered.into_iter().filter(|e| match e {
+        HeaderEdit::Delete(n) => present(n),
+        HeaderEdit::Set(n, v) => !holds(n, v),
+        _ => true,
+    }));
     edits.extend(
         super::hardening(&p.policy, false, p.https)
             .into_iter()
