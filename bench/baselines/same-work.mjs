@@ -45,13 +45,13 @@ export default {
       if (entry) {
         const h = new Headers(entry.headers);
         h.set('age', '1');
-        h.set('cache-control', h.get('x-ef-cache-control'));
+        h.set('cache-control', h.get('x-ef-cache-control') ?? '');
         for (const n of META) h.delete(n);
         answered(h, 'edgeflags; hit; ttl=3599', id, true);
         return new Response(request.method === 'HEAD' ? null : entry.body, { status: 200, headers: h });
       }
     }
-    const ip = request.headers.get('cf-connecting-ip') ?? '';
+    const ip = request.headers.get('cf-connecting-ip'); // Miniflare always sets it
     const headers = new Headers(request.headers);
     headers.delete('cf-connecting-ip');
     headers.delete('connection');

@@ -108,8 +108,20 @@ function respond(id, res, env, ctx, due, boot) {
 }
 
 async function proxied(plan, request, env, ctx) {
-  let [ids, mode, key, target, requestEdits] = fields(plan, 4);
-  const id = Number(ids);
+  const id = Number(plan.slice(0, plan.indexOf(SEP)));
+  try {
+    return await steps(id, plan, request, env, ctx);
+  } catch (e) {
+    // A throw between the calls (a rejected lookup, say) leaves the request's state in wasm.
+    if (!state.criticalError) {
+      try { handlers.edge_drop(id); } catch { /* the first error is the one to report */ }
+    }
+    throw e;
+  }
+}
+
+async function steps(id, plan, request, env, ctx) {
+  let [, mode, key, target, requestEdits] = fields(plan, 4);
   if (mode === 'l') {
     const entry = await caches.default.match(key);
     const a = wasm(() => handlers.edge_stored(id, entry ? joined(entry.headers) : undefined));

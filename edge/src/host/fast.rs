@@ -130,6 +130,10 @@ fn plan(method: &str, url: &str, headers: &str) -> Option<String> {
         return None;
     }
     let started_ms = now_ms();
+    // Full: the full path, which holds its state on its own stack (nothing computed yet).
+    if !in_flight(|q| q.has_room(started_ms)) {
+        return None;
+    }
     let (table, active) = flags::fresh(started_ms, config.refresh_ms)?;
     let req = parse(headers);
     let get = |n: &str| req.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
@@ -222,8 +226,15 @@ fn plan(method: &str, url: &str, headers: &str) -> Option<String> {
     } else {
         ("l", String::new())
     };
-    // Full: the full path, which holds its state on its own stack.
-    let id = in_flight(|q| q.admit(started_ms, pending))?;
+    let id = in_flight(|q| {
+        if !q.seeded() {
+            let mut start = [0u8; 4];
+            // Without randomness, ids start at 0 (as before a re-instantiation).
+            let _ = getrandom::fill(&mut start);
+            q.seed(u32::from_le_bytes(start));
+        }
+        q.admit(started_ms, pending)
+    })?;
     Some(format!(
         "{id}{SEP}{mode}{SEP}{key}{SEP}{target}{SEP}{request_edits}"
     ))
@@ -521,6 +532,13 @@ fn finish(p: &mut Pending, edits: &mut Vec<HeaderEdit>, out: &[(String, String)]
             }),
     );
     flush
+}
+
+/// The entry's request threw between calls (its state would otherwise wait out
+/// `crate::traffic::in_flight::ABANDONED_AFTER_MS` in the table).
+#[wasm_bindgen]
+pub fn edge_drop(id: u32) {
+    take(id);
 }
 
 /// After `e`: the error response (measured as a request nothing answered), hardened as the

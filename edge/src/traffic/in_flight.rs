@@ -1,11 +1,16 @@
 //! The fast path's requests between its calls (`host/fast.rs`): what each one carries from
-//! one synchronous call to the next, by id. Bounded, and it never drops a live request's
-//! state: when full, a new request is refused — it then takes the full path, which keeps its
-//! state on its own stack — unless some entry has not been heard from for `max_age_ms`. An
-//! entry is abandoned when its JS never comes back (the visitor went away mid-fetch and the
-//! runtime dropped the request's continuation), so a flood of those costs later requests the
-//! fast path for a while, never their answer. (Before: the oldest entry was dropped past
-//! 1,024, so 1,025 requests waiting on a slow origin made the first one answer 502.)
+//! one synchronous call to the next, by id. Bounded: when full, a new request is refused — it
+//! then takes the full path, which keeps its state on its own stack — unless some entry has
+//! not been heard from for `max_age_ms`; a request's state is dropped only after that long in
+//! silence. An entry is abandoned when its JS never comes back (the visitor went away
+//! mid-fetch and the runtime dropped the request's continuation; a JS exception drops its
+//! entry at once), so a flood of those costs later requests the fast path for a while, never
+//! their answer. (Before: the oldest entry was dropped past 1,024, so 1,025 requests waiting
+//! on a slow origin made the first one answer 502.)
+//!
+//! Ids start at a random point per instance: after a wasm trap the entry re-instantiates the
+//! module, and a request still waiting from the old instance must not find a new request's
+//! state under its id (it finds none and answers 502, as for lost state).
 
 use std::collections::BTreeMap;
 
@@ -13,9 +18,9 @@ use std::collections::BTreeMap;
 /// Each holds its request's headers: ~1–2 KB.
 pub(crate) const MAX_PENDING: usize = 1024;
 
-/// A request not heard from for this long is taken as abandoned when room is needed. Longer
-/// than any origin wait: an upstream that sends no response headers for 100 s gets a 524 from
-/// Cloudflare's proxy.
+/// A request not heard from for this long is taken as abandoned when room is needed: far
+/// longer than an origin is expected to take to answer (Cloudflare's proxy gives up on a
+/// proxied origin after 100 s with a 524).
 pub(crate) const ABANDONED_AFTER_MS: u64 = 300_000;
 
 /// Requests between calls, by id.
@@ -25,6 +30,9 @@ pub(crate) struct InFlight<T> {
     max_age_ms: u64,
     /// Id → (when last heard from, state).
     by_id: BTreeMap<u32, (u64, T)>,
+    /// When full: no entry can be abandoned before this (saves rescanning on every refusal).
+    full_until_ms: u64,
+    seeded: bool,
 }
 
 impl<T> Default for InFlight<T> {
@@ -41,19 +49,44 @@ impl<T> InFlight<T> {
             cap,
             max_age_ms,
             by_id: BTreeMap::new(),
+            full_until_ms: 0,
+            seeded: false,
         }
+    }
+
+    /// Whether ids have a starting point yet ([`InFlight::seed`]).
+    pub(crate) fn seeded(&self) -> bool {
+        self.seeded
+    }
+
+    /// Where this instance's ids start (a random number; see the module doc).
+    pub(crate) fn seed(&mut self, start: u32) {
+        self.next = start;
+        self.seeded = true;
+    }
+
+    /// Whether a new request would be taken in now (dropping abandoned entries if that makes
+    /// room). A caller asks first, before doing the work the state holds.
+    pub(crate) fn has_room(&mut self, now_ms: u64) -> bool {
+        if self.by_id.len() < self.cap {
+            return true;
+        }
+        if now_ms < self.full_until_ms {
+            return false;
+        }
+        let max_age = self.max_age_ms;
+        self.by_id
+            .retain(|_, (seen, _)| now_ms.saturating_sub(*seen) < max_age);
+        let oldest = self.by_id.values().map(|(seen, _)| *seen).min();
+        self.full_until_ms = oldest.map_or(0, |t| t.saturating_add(max_age));
+        self.by_id.len() < self.cap
     }
 
     /// Takes in a new request's state; `None` when full (the state is dropped: the caller
     /// takes the full path, nothing has been sent).
     pub(crate) fn admit(&mut self, now_ms: u64, state: T) -> Option<u32> {
-        if self.by_id.len() >= self.cap {
-            let max_age = self.max_age_ms;
-            self.by_id
-                .retain(|_, (seen, _)| now_ms.saturating_sub(*seen) < max_age);
-            if self.by_id.len() >= self.cap {
-                return None;
-            }
+        if !self.has_room(now_ms) {
+            return None;
         }
         // Ids wrap after 2³² requests; one still held is skipped.
         loop {
@@ -145,6 +178,28 @@ mod tests {
         assert!(q.admit(1_000 + AGE, 7).is_some());
         assert_eq!(q.take(ids[0]), Some(0));
         assert_eq!(q.take(ids[1]), None);
+    }
+
+    #[test]
+    fn a_refusal_does_not_rescan_until_an_entry_can_have_aged_out() {
+        let (mut q, ids) = full(2);
+        assert!(!q.has_room(1_500));
+        // Heard from again: no longer the oldest, but the table only learns that on a rescan,
+        // which comes when the *oldest* could have aged out.
+        let s = q.take(ids[0]).unwrap();
+        q.keep(ids[0], 2_000, s);
+        assert!(!q.has_room(1_000 + AGE - 1));
+        assert!(q.has_room(1_000 + AGE), "ids[1] aged out");
+        assert_eq!(q.take(ids[0]), Some(0));
+    }
+
+    #[test]
+    fn ids_start_where_seeded() {
+        let mut q = InFlight::new(4, AGE);
+        assert!(!q.seeded());
+        q.seed(1_000_000);
+        assert!(q.seeded());
+        assert_eq!(q.admit(0, "a"), Some(1_000_001));
     }
 
     #[test]
