@@ -1,7 +1,7 @@
 //! The success-metrics dashboard (`GET {prefix}/dashboard`): sessions, CSRF and the page,
 //! rendered on the server as plain HTML with inline SVG — no script at all, so its CSP is
 //! `script-src 'none'`, and every action is a form that works from the keyboard. The host
-//! (`host/dashboard.rs`) gathers the data and performs the actions; everything here is pure.
+//! (`host/dashboard/mod.rs`) gathers the data and performs the actions; everything here is pure.
 
 use serde_json::Value;
 

@@ -159,7 +159,7 @@ mod entry {
         let proxied = |req| -> (Answer<'a>, bool) {
             let config = config.clone();
             (
-                Box::pin(async move { host::proxy::handle(req, env, &config, ctx).await }),
+                Box::pin(async move { host::request::proxy::handle(req, env, &config, ctx).await }),
                 false,
             )
         };
@@ -237,7 +237,7 @@ mod entry {
             // The in-app inbox (issue 16): public, the visitor's own (rate-limited inside).
             s if s == "/inbox" || s.starts_with("/inbox/") => {
                 Box::pin(
-                    async move { host::notify_inbox::handle(req, env, &config, ctx, &sub).await },
+                    async move { host::notify::inbox::handle(req, env, &config, ctx, &sub).await },
                 )
             }
             #[cfg(feature = "control")]
@@ -250,7 +250,7 @@ mod entry {
             #[cfg(feature = "control")]
             _ => Box::pin(async move {
                 host::rate_limit(env, &req, "admin").await?;
-                host::admin::handle(req, env, &config, ctx, &sub).await
+                host::flags::admin::handle(req, env, &config, ctx, &sub).await
             }),
             // Not reached: `plane_of` sent everything else to the control worker.
             #[cfg(not(feature = "control"))]
@@ -270,7 +270,7 @@ mod entry {
                 return;
             }
         };
-        match host::rollout::evaluate(&env, &config, "rollout (cron)", false).await {
+        match host::flags::rollout::evaluate(&env, &config, "rollout (cron)", false).await {
             Ok(report) => worker::console_log!("rollout evaluation: {report}"),
             Err(e) => worker::console_error!("rollout evaluation failed: {e}"),
         }
@@ -305,7 +305,7 @@ mod entry {
         // The batch's delivery counts: a queue invocation has no later request whose
         // waitUntil would carry them, so it sends them itself (from its own waitUntil: the
         // acknowledgements need not wait for the metrics store).
-        ctx.wait_until(async move { host::metrics::flush_or_warn(&env).await });
+        ctx.wait_until(async move { host::measure::flush_or_warn(&env).await });
         Ok(())
     }
 
@@ -351,8 +351,8 @@ mod entry {
             "identity": {"signedIds": config.identity_keys.signing()},
             "isolate": host::flags::status_snapshot(),
             "routeProblems": host::flags::route_problems(),
-            "proxy": host::proxy::counters(),
-            "metrics": host::metrics::isolate_status(),
+            "proxy": host::request::proxy::counters(),
+            "metrics": host::measure::isolate_status(),
             "error": current.err().map(|e| e.to_string()),
         }))
     }

@@ -1,4 +1,4 @@
-// The request worker's fast path (issue 15: edge/src/host/fast.rs, edge/js/entry.mjs) against
+// The request worker's fast path (issue 15: edge/src/host/request/fast.rs, edge/js/entry.mjs) against
 // the full path it stands in for: two stacks, one as deployed (fast path on) and one with
 // FAST_PATH=off, each in front of its own copy of a scripted origin pair, get the same
 // requests in the same order. Every answer must be the same — status, headers (but the

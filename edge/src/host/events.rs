@@ -1,12 +1,12 @@
 //! `POST {prefix}/events`: conversions reported by clients (public, rate-limited). On the
 //! visitor's path, so the request worker answers it and counts into its own recorder
-//! (`host/metrics.rs`), which sends batches to the metrics store like every other count.
+//! (`host/measure/mod.rs`), which sends batches to the metrics store like every other count.
 
 use serde_json::{json, Value};
 use worker::{Context, Env, Method, Request, Response};
 
-use super::metrics::{enabled, record_events};
 use crate::error::EdgeError;
+use crate::host::measure::{enabled, record_events};
 
 /// Largest accepted events body.
 const MAX_EVENTS_BODY: usize = 64 * 1024;
@@ -26,7 +26,7 @@ pub(crate) async fn handle(
     if req.method() != Method::Post {
         return Err(EdgeError::MethodNotAllowed(req.method().to_string()));
     }
-    let body = super::body(&mut req, MAX_EVENTS_BODY).await?;
+    let body = crate::host::body(&mut req, MAX_EVENTS_BODY).await?;
     let parsed: Value = serde_json::from_slice(&body)
         .map_err(|e| EdgeError::BadRequest(format!("invalid JSON: {e}")))?;
     let items: Vec<&Value> = match parsed.get("events") {
@@ -40,10 +40,10 @@ pub(crate) async fn handle(
         )));
     }
     // No new id here: an event from a visitor without one has no unit of its own.
-    let visitor = super::jwt::visitor(&req, env, config, false).await;
+    let visitor = crate::host::jwt::visitor(&req, env, config, false).await;
     let api_caller = config
         .evaluation_keys
-        .authenticate(super::header(&req, "authorization").as_deref())
+        .authenticate(crate::host::header(&req, "authorization").as_deref())
         .is_ok();
     // (unit — None for a targetingKey the edge cannot vouch for —, [(event, value)])
     type ByUnit = Vec<(Option<String>, Vec<(String, Option<f64>)>)>;
@@ -91,7 +91,7 @@ pub(crate) async fn handle(
     }
     let accepted: usize = by_unit.iter().map(|(_, l)| l.len()).sum();
     // Only declared names get a series of their own (bounded label cardinality).
-    let declared = super::flags::current(env, config)
+    let declared = crate::host::flags::current(env, config)
         .await
         .map(|a| {
             a.experiments
@@ -113,5 +113,5 @@ pub(crate) async fn handle(
             record_events(env, ctx, list, unit.as_deref());
         }
     }
-    super::json_with_status(&json!({"accepted": accepted}), 202)
+    crate::host::json_with_status(&json!({"accepted": accepted}), 202)
 }

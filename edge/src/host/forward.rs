@@ -8,9 +8,9 @@
 use wasm_bindgen::{JsCast, JsValue};
 use worker::{Env, Headers, Request, Response};
 
-use super::internal;
 use crate::config::Config;
 use crate::error::EdgeError;
+use crate::host::internal;
 use crate::traffic::plane;
 
 /// Service binding to the control worker (`wrangler.toml` `[[services]]`).
@@ -36,8 +36,8 @@ pub(crate) async fn to_control(
     // What this isolate has counted but not yet sent belongs in what a metrics read is about
     // to see; at most 300 such flushes a minute per client (an unauthenticated caller reaches
     // this too: the control worker checks credentials after the hand-off).
-    if plane::reads_metrics(sub) && super::rate_limit(env, &req, "relay").await.is_ok() {
-        super::metrics::flush_or_warn(env).await;
+    if plane::reads_metrics(sub) && crate::host::rate_limit(env, &req, "relay").await.is_ok() {
+        crate::host::measure::flush_or_warn(env).await;
     }
     let res = control
         .fetch_request(req)
@@ -54,9 +54,9 @@ pub(crate) async fn to_control(
     let committed = header_of(&res, plane::VERSION_HEADER);
     if plane::takes_in(
         committed.as_deref(),
-        super::flags::active_version().as_deref(),
+        crate::host::flags::active_version().as_deref(),
     ) {
-        if let Err(e) = super::flags::check_now(env, config).await {
+        if let Err(e) = crate::host::flags::check_now(env, config).await {
             worker::console_error!("could not take in the new version at once: {e}");
         }
     }
@@ -80,7 +80,7 @@ fn header_of(res: &Response, name: &str) -> Option<String> {
 /// first worker of a `wrangler dev` answers on its port).
 pub(crate) async fn scheduled(env: &Env, cron: String) -> Result<(), EdgeError> {
     let control = env.service(BINDING).map_err(unbound)?;
-    super::metrics::flush_or_warn(env).await;
+    crate::host::measure::flush_or_warn(env).await;
     let fetcher: &JsValue = control.as_ref();
     let run = js_sys::Reflect::get(fetcher, &"scheduled".into())
         .ok()

@@ -27,25 +27,25 @@ pub(crate) struct Isolate {
     /// Parsed vars (`lib.rs`).
     pub(crate) settings: RefCell<Settings>,
     /// The flag set, where its last check got its answer, the route table and the purge
-    /// records (`host/flags.rs`).
-    pub(crate) flags: RefCell<super::flags::FlagState>,
-    /// Keys passed without a cache lookup (`host/cache.rs`, `crate::traffic::passmemory`).
+    /// records (`host/flags/mod.rs`).
+    pub(crate) flags: RefCell<crate::host::flags::FlagState>,
+    /// Keys passed without a cache lookup (`host/request/cache.rs`, `crate::traffic::passmemory`).
     pub(crate) pass: RefCell<PassMemory>,
-    /// Requests per origin and stable retries, for `/__edge/status` (`host/proxy.rs`).
+    /// Requests per origin and stable retries, for `/__edge/status` (`host/request/proxy.rs`).
     pub(crate) proxy: RefCell<ProxyCounters>,
-    /// Counts not yet sent to the metrics store (`host/metrics.rs`).
+    /// Counts not yet sent to the metrics store (`host/measure/mod.rs`).
     pub(crate) recorder: RefCell<Recorder>,
-    /// Whether this deployment measures, decided on first use (`host/metrics.rs`).
+    /// Whether this deployment measures, decided on first use (`host/measure/mod.rs`).
     pub(crate) metrics_enabled: Cell<Option<bool>>,
-    /// Proxied requests between the fast path's calls (`host/fast.rs`).
+    /// Proxied requests between the fast path's calls (`host/request/fast.rs`).
     #[cfg(not(feature = "control"))]
-    pub(crate) fast: RefCell<super::fast::InFlight>,
+    pub(crate) fast: RefCell<crate::host::request::fast::InFlight>,
     /// JWKS per key-set URL (`host/jwt.rs`; two at most, the URLs come from configuration).
-    pub(crate) jwks: RefCell<Vec<super::jwt::Jwks>>,
-    /// The in-app feed's copy (`host/notify_inbox.rs`).
+    pub(crate) jwks: RefCell<Vec<crate::host::jwt::Jwks>>,
+    /// The in-app feed's copy (`host/notify/inbox.rs`).
     #[cfg(feature = "control")]
     pub(crate) feed: RefCell<crate::notify::inbox::FeedCache>,
-    /// The imported VAPID signing key with its public key (`host/notify_crypto.rs`).
+    /// The imported VAPID signing key with its public key (`host/notify/crypto.rs`).
     #[cfg(feature = "control")]
     pub(crate) vapid_key: RefCell<Option<(Vec<u8>, web_sys::CryptoKey)>>,
 }

@@ -10,8 +10,8 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use worker::{Env, Fetch, Request};
 
-use super::{header, now_ms};
 use crate::config::Config;
+use crate::host::{header, now_ms};
 use crate::jwt::{self, Alg, JwtError, Token};
 use crate::traffic::identity::Source;
 
@@ -31,7 +31,7 @@ pub(crate) struct Jwks {
 fn cache<R>(url: &str, f: impl FnOnce(&mut Jwks) -> R) -> R {
     // One cache per key-set URL: `JWT_JWKS_URL` and, for the dashboard, Cloudflare Access's
     // certs (two at most; the URLs come from configuration, never from a request).
-    super::isolate::with(|isolate| {
+    crate::host::isolate::with(|isolate| {
         let mut all = isolate.jwks.borrow_mut();
         let i = match all.iter().position(|j| j.url == url) {
             Some(i) => i,
@@ -73,7 +73,13 @@ pub(crate) async fn visitor(
         &config.identity_keys,
         |n| header(req, n),
         secure,
-        || if issue_id { super::random_id() } else { None },
+        || {
+            if issue_id {
+                crate::host::random_id()
+            } else {
+                None
+            }
+        },
         verified,
     )
 }

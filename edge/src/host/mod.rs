@@ -1,22 +1,18 @@
 //! Worker host glue (wasm32 only): turns policy decisions into Workers API calls — KV reads
 //! and writes, origin fetches, responses. Nothing here decides anything on its own.
 
-// On every visitor's path (both workers).
-pub(crate) mod cache;
-pub(crate) mod control;
+// Both workers: the proxied request (`request/`: full path, cache, origin — and the request
+// worker's fast path), the flag set (`flags/`: the isolate's copy, the head check; the writer,
+// admin API and rollout controller in the control worker), measurement (`measure/`: the
+// recorder and batch delivery; the metrics store and API in the control worker), visitor
+// identity (`jwt`), OFREP, client events and the isolate's state.
 pub(crate) mod events;
 pub(crate) mod flags;
-pub(crate) mod headers_js;
 pub(crate) mod isolate;
 pub(crate) mod jwt;
-pub(crate) mod metrics;
+pub(crate) mod measure;
 pub(crate) mod ofrep;
-pub(crate) mod origin;
-pub(crate) mod proxy;
-
-// The request worker's proxied GET/HEAD with the I/O in its JS entry (edge/js/entry.mjs).
-#[cfg(not(feature = "control"))]
-pub(crate) mod fast;
+pub(crate) mod request;
 
 // The request worker's way to the control worker (`crate::traffic::plane`).
 #[cfg(not(feature = "control"))]
@@ -26,24 +22,11 @@ pub(crate) mod forward;
 macro_rules! control_only {
     ($($module:ident),* $(,)?) => { $( #[cfg(feature = "control")] pub mod $module; )* };
 }
+pub(crate) use control_only;
 
-// The control worker only (`--features control`): Durable Objects, admin, dashboard,
-// notifications, rollouts.
-control_only!(
-    admin,
-    dashboard,
-    metrics_api,
-    metrics_store,
-    notify,
-    notify_crypto,
-    notify_email,
-    notify_inbox,
-    notify_store,
-    rollout,
-    signin,
-    sql,
-    writer,
-);
+// The control worker only (`--features control`): the dashboard, notifications, and the
+// SQLite helpers of its Durable Objects.
+control_only!(dashboard, notify, sql);
 
 use worker::{Env, Headers, Request, Response};
 
@@ -176,7 +159,7 @@ pub(crate) fn harden(
     own: bool,
     https: bool,
 ) -> Result<Response, EdgeError> {
-    headers_js::apply(&res.headers_mut().0, &hardening(policy, own, https))?;
+    request::headers_js::apply(&res.headers_mut().0, &hardening(policy, own, https))?;
     Ok(res)
 }
 

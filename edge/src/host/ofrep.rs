@@ -2,10 +2,10 @@
 
 use worker::{Context, Env, Request, Response};
 
-use super::{flags, header, internal, json_with_status, now_ms, set_all};
 use crate::config::Config;
 use crate::error::EdgeError;
 use crate::flags::ofrep;
+use crate::host::{flags, header, internal, json_with_status, now_ms, set_all};
 use crate::traffic::{cors, identity};
 
 /// CORS preflight for the OFREP paths.
@@ -31,7 +31,7 @@ pub(crate) async fn evaluate(
     ctx: &Context,
     key: Option<&str>,
 ) -> Result<Response, EdgeError> {
-    let visitor = super::jwt::visitor(&req, env, config, true).await;
+    let visitor = crate::host::jwt::visitor(&req, env, config, true).await;
     let cors_headers = cors::headers(&config.cors, header(&req, "origin").as_deref(), None);
     let if_none_match = header(&req, "if-none-match");
 
@@ -51,7 +51,7 @@ pub(crate) async fn evaluate(
     .await
     {
         Ok(res) => res,
-        Err(err) => super::error_response(&err).map_err(internal)?,
+        Err(err) => crate::host::error_response(&err).map_err(internal)?,
     };
     let headers = res.headers_mut();
     set_all(headers, &cors_headers)?;
@@ -70,7 +70,7 @@ async fn answer(
     (visitor, api_caller): (&identity::Visitor, bool),
     if_none_match: Option<&str>,
 ) -> Result<Response, EdgeError> {
-    let body = super::body(req, ofrep::MAX_BODY_BYTES).await?;
+    let body = crate::host::body(req, ofrep::MAX_BODY_BYTES).await?;
     let context = match ofrep::parse_request(&body, visitor.key.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -82,7 +82,7 @@ async fn answer(
     let now_secs = now_ms() / 1000;
     // Exposures of experiment flags: what this answer shows the client — only for a unit the
     // edge can vouch for (see identity::counted_unit).
-    if super::metrics::enabled(env) {
+    if crate::host::measure::enabled(env) {
         if let Some(unit) = identity::counted_unit(
             context.targeting_key(),
             visitor,
@@ -104,7 +104,7 @@ async fn answer(
                     ))
                 })
                 .collect();
-            super::metrics::record_exposures(env, ctx, &exposures, Some(&unit));
+            crate::host::measure::record_exposures(env, ctx, &exposures, Some(&unit));
         }
     }
     let res = match key {

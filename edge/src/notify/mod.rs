@@ -2,7 +2,7 @@
 //!
 //! - [`ece`]: RFC 8291 / RFC 8188 `aes128gcm` — key derivation steps, record layout.
 //!   The two steps that need a private key or a cipher (ECDH, AES-GCM) run in WebCrypto
-//!   (`host::notify_crypto`); every other byte is computed here.
+//!   (`host::notify::crypto`); every other byte is computed here.
 //! - [`vapid`]: RFC 8292 — key parsing, JWT claims, signing input, `Authorization` header.
 //! - [`delivery`]: what a push-service answer means (deliver, remove, fail, retry and when).
 //! - [`api`]: request bodies, subscriptions, ids, shards, idempotency, audience, status.

@@ -1,4 +1,4 @@
-//! The fast path's requests between its calls (`host/fast.rs`): what each one carries from
+//! The fast path's requests between its calls (`host/request/fast.rs`): what each one carries from
 //! one synchronous call to the next, by id. Bounded: when full, a new request is refused — it
 //! then takes the full path, which keeps its state on its own stack — unless some entry has
 //! not been heard from for `max_age_ms`; a request's state is dropped only after that long in

@@ -330,7 +330,7 @@ pub(crate) fn request_record<'a>(
 pub(crate) struct ProxyCounters {
     pub(crate) requests: std::collections::BTreeMap<String, u64>,
     pub(crate) retries: u64,
-    /// Of `requests`, those the fast path answered (`host/fast.rs`, `FAST_PATH`).
+    /// Of `requests`, those the fast path answered (`host/request/fast.rs`, `FAST_PATH`).
     #[serde(rename = "fastPath")]
     pub(crate) fast_path: u64,
 }

@@ -1,5 +1,5 @@
 //! The control plane: every change to a flag set is a [`Command`] sent to its one writer
-//! (the `FlagWriter` Durable Object, `host/writer.rs`), which decides it here against the
+//! (the `FlagWriter` Durable Object, `host/flags/writer.rs`), which decides it here against the
 //! committed head in one synchronous step and commits document, history entry and audit
 //! record together. This module is the wire contract between the worker and the writer;
 //! `write` decides, `strict` checks what an admin writes, `precondition` reads `If-Match`.

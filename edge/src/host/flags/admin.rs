@@ -4,8 +4,8 @@
 use serde_json::{json, Value};
 use worker::{Context, Env, Method, Request, Response};
 
-use super::control;
-use super::{header, internal, json};
+use crate::host::flags::control;
+use crate::host::{header, internal, json};
 use crate::config::Config;
 use crate::error::EdgeError;
 use crate::flags::admin::{self, FeatureToggle, FlagPatch};
@@ -20,7 +20,7 @@ pub(crate) async fn handle(
     ctx: &Context,
     sub: &str,
 ) -> Result<Response, EdgeError> {
-    let tokens = super::admin_tokens(env)?;
+    let tokens = crate::host::admin_tokens(env)?;
     let actor = tokens.authenticate(header(&req, "authorization").as_deref())?;
     let segments: Vec<&str> = sub.trim_matches('/').split('/').collect();
     let method = req.method();
@@ -29,14 +29,14 @@ pub(crate) async fn handle(
     match (method.clone(), segments.as_slice()) {
         (Method::Get, ["flags"]) => read(env, config).await,
         (Method::Put, ["flags"]) => {
-            let body = super::body(&mut req, admin::MAX_BODY_BYTES).await?;
+            let body = crate::host::body(&mut req, admin::MAX_BODY_BYTES).await?;
             let document = String::from_utf8(body)
                 .map_err(|_| EdgeError::BadRequest("body is not UTF-8".into()))?;
             write(Command::Replace { document }).await
         }
         (Method::Patch, ["flags", flag]) => {
             let patch: FlagPatch =
-                admin::parse_body(&super::body(&mut req, admin::MAX_BODY_BYTES).await?)?;
+                admin::parse_body(&crate::host::body(&mut req, admin::MAX_BODY_BYTES).await?)?;
             write(Command::Patch {
                 flag: (*flag).to_owned(),
                 patch,
@@ -45,7 +45,7 @@ pub(crate) async fn handle(
         }
         (Method::Post, ["features", action @ ("disable" | "enable")]) => {
             let toggle: FeatureToggle =
-                admin::parse_body(&super::body(&mut req, admin::MAX_BODY_BYTES).await?)?;
+                admin::parse_body(&crate::host::body(&mut req, admin::MAX_BODY_BYTES).await?)?;
             write(Command::SetState {
                 flag: toggle.flag,
                 enabled: *action == "enable",
@@ -72,10 +72,10 @@ pub(crate) async fn handle(
                 .clamp(1, 1000);
             json(&control::audit(env, config, limit).await?)
         }
-        (Method::Get, ["metrics"]) => super::metrics_api::prometheus(env, config).await,
-        (Method::Get, ["metrics", "timeline"]) => super::metrics_api::timeline(&req, env).await,
+        (Method::Get, ["metrics"]) => crate::host::measure::api::prometheus(env, config).await,
+        (Method::Get, ["metrics", "timeline"]) => crate::host::measure::api::timeline(&req, env).await,
         (Method::Get, ["features", "experiments", "results"]) => {
-            super::metrics_api::results(&req, env, config).await
+            crate::host::measure::api::results(&req, env, config).await
         }
         (Method::Post, ["rollouts", "evaluate"]) => {
             let dry_run = req
@@ -86,7 +86,7 @@ pub(crate) async fn handle(
                 })
                 .unwrap_or(false);
             let report =
-                super::rollout::evaluate(env, config, &format!("rollout ({actor})"), dry_run)
+                crate::host::flags::rollout::evaluate(env, config, &format!("rollout ({actor})"), dry_run)
                     .await?;
             json(&report)
         }
@@ -98,7 +98,7 @@ pub(crate) async fn handle(
         }
         (Method::Post, ["cache", "purge"]) => {
             let purge: PurgeRequest =
-                admin::parse_body(&super::body(&mut req, admin::MAX_BODY_BYTES).await?)?;
+                admin::parse_body(&crate::host::body(&mut req, admin::MAX_BODY_BYTES).await?)?;
             let purge = purge_record(env, config, ctx, purge).await?;
             write(Command::Purge { purge }).await
         }
@@ -131,7 +131,7 @@ async fn write(
 ) -> Result<Response, EdgeError> {
     let answer = control::command(env, config, actor, if_match, command).await?;
     if answer.committed {
-        if let Err(e) = super::flags::check_now(env, config).await {
+        if let Err(e) = crate::host::flags::check_now(env, config).await {
             worker::console_error!("could not take in the new version at once: {e}");
         }
     }
@@ -178,16 +178,16 @@ async fn purge_record(
     ctx: &Context,
     purge: PurgeRequest,
 ) -> Result<store::Purge, EdgeError> {
-    let at_ms = super::now_ms();
+    let at_ms = crate::host::now_ms();
     match (purge.url, purge.prefix) {
         (Some(url), None) => {
             let parsed =
                 worker::Url::parse(&url).map_err(|e| EdgeError::BadRequest(format!("url: {e}")))?;
-            let table = super::flags::route_table(env, config).await?;
-            let active = super::flags::current(env, config).await.ok();
-            super::cache::delete_all(
+            let table = crate::host::flags::route_table(env, config).await?;
+            let active = crate::host::flags::current(env, config).await.ok();
+            crate::host::request::cache::delete_all(
                 ctx,
-                super::cache::keys_for(parsed.as_str(), &table, active.as_ref().map(|a| &a.set)),
+                crate::host::request::cache::keys_for(parsed.as_str(), &table, active.as_ref().map(|a| &a.set)),
             );
             Ok(store::Purge {
                 url: Some(crate::httpcache::normalise_url(parsed.as_str())),

@@ -9,7 +9,7 @@
 //! Only the common cases take it: GET/HEAD to a proxied path, state fresh in this isolate
 //! (no route-table or flag-set check due), no JWT to verify, no conditional request to
 //! rewrite for a bootstrapped page, and cache outcomes "fresh/stale hit" or "miss". Anything
-//! else answers `x` *before any I/O*, and the entry runs the full path (`host/proxy.rs`)
+//! else answers `x` *before any I/O*, and the entry runs the full path (`host/request/proxy.rs`)
 //! instead — which makes the same decisions, with the same policy functions, and is the
 //! reference for this one: the e2e suites run every proxied request through one or the
 //! other.
@@ -32,11 +32,11 @@ use wasm_bindgen::prelude::*;
 use worker::worker_sys::web_sys;
 use worker::Env;
 
-use super::headers_js::{encode, parse};
-use super::{flags, now_ms, random_id};
 use crate::config::Config;
 use crate::error::EdgeError;
 use crate::flags::live::Active;
+use crate::host::request::headers_js::{encode, parse};
+use crate::host::{flags, now_ms, random_id};
 use crate::httpcache::{self, CacheStatus, Lookup, RequestPolicy, META_STATUS, META_STORED_AT};
 use crate::traffic::header_edits::{header_edits, HeaderEdit};
 use crate::traffic::identity::{self, Visitor};
@@ -88,7 +88,7 @@ struct Attempt {
 pub(crate) type InFlight = crate::traffic::in_flight::InFlight<Pending>;
 
 fn in_flight<R>(f: impl FnOnce(&mut InFlight) -> R) -> R {
-    super::isolate::with(|i| f(&mut i.fast.borrow_mut()))
+    crate::host::isolate::with(|i| f(&mut i.fast.borrow_mut()))
 }
 
 fn take(id: u32) -> Option<Pending> {
@@ -112,12 +112,12 @@ fn plan(method: &str, url: &str, headers: &str) -> Option<String> {
         "HEAD" => true,
         _ => return None,
     };
-    let (config, policy) = super::isolate::with(|i| {
+    let (config, policy) = crate::host::isolate::with(|i| {
         let s = i.settings.borrow();
         Some((s.config.clone()?, s.policy.clone()?))
     })?;
     // Known only after the full path ran once in this isolate.
-    super::isolate::with(|i| i.metrics_enabled.get())?;
+    crate::host::isolate::with(|i| i.metrics_enabled.get())?;
     if !config.fast_path || config.identity == identity::Source::Jwt {
         return None;
     }
@@ -172,7 +172,7 @@ fn plan(method: &str, url: &str, headers: &str) -> Option<String> {
     let variants: Vec<(&str, &str)> = by.into_iter().collect();
     let (normalised, key) = httpcache::request_key(&url, &variants);
     let purged_after = flags::purged_after(&normalised, url.path());
-    let pass = super::cache::skips_lookup(&key, started_ms);
+    let pass = crate::host::request::cache::skips_lookup(&key, started_ms);
     let path_and_query = match url.query() {
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_owned(),
@@ -241,7 +241,7 @@ fn plan(method: &str, url: &str, headers: &str) -> Option<String> {
 }
 
 /// The edits that turn a copy of the visitor's headers into the origin-bound ones
-/// (`host/origin.rs` sends the same), encoded for the entry.
+/// (`host/request/origin.rs` sends the same), encoded for the entry.
 fn origin_request_edits(p: &Pending) -> String {
     let by = p.decided_by.as_ref().map(|(f, v)| (f.as_str(), v.as_str()));
     let extra = proxy::origin_request_headers(&p.request_id, by);
@@ -336,7 +336,7 @@ pub fn edge_fetched(id: u32, status: u16, headers: &str) -> String {
             error: headers.to_owned(),
         }
     } else if !proxy::sendable_status(status) {
-        // As `host/origin.rs`: an answer a JS Response cannot carry is no answer.
+        // As `host/request/origin.rs`: an answer a JS Response cannot carry is no answer.
         Attempt {
             status: 0,
             headers: Vec::new(),
@@ -395,7 +395,7 @@ pub fn edge_fetched(id: u32, status: u16, headers: &str) -> String {
     list.retain(|(n, _)| !dropped.contains(n));
     let status = answer.status;
     let plan = httpcache::storable_answer(&p.rules, &p.req, status, &list, p.sent_ms, now, retried);
-    super::cache::learn(&p.key, &plan, now);
+    crate::host::request::cache::learn(&p.key, &plan, now);
     let store = match &plan {
         Ok(plan) => {
             let mut h = plan.headers.clone();
@@ -433,7 +433,7 @@ pub fn edge_fetched(id: u32, status: u16, headers: &str) -> String {
 }
 
 /// Whether the answer (status, headers as the visitor gets them) is a page that gets the
-/// visitor's flags (`host/proxy.rs` step 6).
+/// visitor's flags (`host/request/proxy.rs` step 6).
 fn gets_bootstrap(p: &Pending, status: u16, headers: &[(String, String)]) -> bool {
     let get = |n: &str| get(headers, n);
     p.flags_tag.is_some()
@@ -468,7 +468,7 @@ fn reply_raw(id: u32, p: Pending, head: &str, edits: &str, flush: bool, boot: bo
 }
 
 /// Measures the request, counts it for the status endpoint and appends the edge's response
-/// edits (`host/proxy.rs` steps 5 and 7, `host::harden`) for a response whose headers are
+/// edits (`host/request/proxy.rs` steps 5 and 7, `host::harden`) for a response whose headers are
 /// `out` before them: as they are known here, a removal of an absent header and the
 /// "unless present" checks of the security headers cost JS nothing. Says whether a metrics
 /// batch is due.
@@ -478,7 +478,7 @@ fn finish(p: &mut Pending, edits: &mut Vec<HeaderEdit>, out: &[(String, String)]
     };
     let decided_by = p.decided_by.as_ref().map(|(f, v)| (f.as_str(), v.as_str()));
     let mut flush = false;
-    if super::isolate::with(|i| i.metrics_enabled.get()) == Some(true) {
+    if crate::host::isolate::with(|i| i.metrics_enabled.get()) == Some(true) {
         let ended = proxy::Ended {
             decided_by,
             chosen: &p.chosen,
@@ -494,9 +494,9 @@ fn finish(p: &mut Pending, edits: &mut Vec<HeaderEdit>, out: &[(String, String)]
             &p.config.identity_keys,
         )
         .map(crate::measure::metrics::unit_id);
-        flush = super::metrics::count_request(&record, unit.as_deref(), now_ms());
+        flush = crate::host::measure::count_request(&record, unit.as_deref(), now_ms());
     }
-    super::proxy::count_fast(origin, *retried);
+    crate::host::request::proxy::count_fast(origin, *retried);
     let stable = p
         .stable
         .as_ref()
@@ -523,7 +523,7 @@ fn finish(p: &mut Pending, edits: &mut Vec<HeaderEdit>, out: &[(String, String)]
         _ => true,
     }));
     edits.extend(
-        super::hardening(&p.policy, false, p.https)
+        crate::host::hardening(&p.policy, false, p.https)
             .into_iter()
             .filter_map(|e| match e {
                 HeaderEdit::SetIfAbsent(n, _) if present(&n) => None,
@@ -554,7 +554,7 @@ pub fn edge_error(id: u32) -> Result<web_sys::Response, JsValue> {
     let err = EdgeError::OriginUnreachable(message);
     worker::console_error!("GET/HEAD proxied: {err}");
     if let Some(p) = &p {
-        if super::isolate::with(|i| i.metrics_enabled.get()) == Some(true) {
+        if crate::host::isolate::with(|i| i.metrics_enabled.get()) == Some(true) {
             let ended = proxy::Ended {
                 decided_by: p.decided_by.as_ref().map(|(f, v)| (f.as_str(), v.as_str())),
                 chosen: &p.chosen,
@@ -563,13 +563,13 @@ pub fn edge_error(id: u32) -> Result<web_sys::Response, JsValue> {
                 latency_ms: now_ms().saturating_sub(p.started_ms) as f64,
             };
             let record = proxy::request_record(&ended, p.active.as_deref());
-            super::metrics::count_request(&record, None, now_ms());
+            crate::host::measure::count_request(&record, None, now_ms());
         }
     }
-    let res = super::error_response(&err).map_err(|e| JsValue::from_str(&e.to_string()))?;
+    let res = crate::host::error_response(&err).map_err(|e| JsValue::from_str(&e.to_string()))?;
     let https = p.as_ref().is_some_and(|p| p.https);
     let res = match p.as_ref() {
-        Some(p) => super::harden(res, &p.policy, true, https),
+        Some(p) => crate::host::harden(res, &p.policy, true, https),
         None => Ok(res),
     }
     .map_err(|e| JsValue::from_str(&e.to_string()))?;
@@ -577,7 +577,7 @@ pub fn edge_error(id: u32) -> Result<web_sys::Response, JsValue> {
 }
 
 /// A page that gets the visitor's flags (answers with bootstrap `1`): `res` is the answer
-/// with its edits applied; the injector streams it (`host/proxy.rs` step 6).
+/// with its edits applied; the injector streams it (`host/request/proxy.rs` step 6).
 #[wasm_bindgen]
 pub fn edge_bootstrap(id: u32, res: web_sys::Response) -> web_sys::Response {
     let Some(p) = take(id) else { return res };
@@ -590,7 +590,7 @@ pub fn edge_bootstrap(id: u32, res: web_sys::Response) -> web_sys::Response {
         worker::Method::Get
     };
     let raw = Clone::clone(&res);
-    match super::proxy::with_bootstrap(
+    match crate::host::request::proxy::with_bootstrap(
         worker::Response::from(res),
         &method,
         p.visitor.key.as_deref(),
@@ -605,7 +605,7 @@ pub fn edge_bootstrap(id: u32, res: web_sys::Response) -> web_sys::Response {
 /// Sends the metrics batches that are due (the entry calls it inside `waitUntil`).
 #[wasm_bindgen]
 pub async fn edge_flush(env: Env) {
-    super::metrics::flush_due(&env).await;
+    crate::host::measure::flush_due(&env).await;
 }
 
 fn get<'a>(list: &'a [(String, String)], name: &str) -> Option<&'a str> {

@@ -4,17 +4,22 @@
 //! reached. Replaced only by documents that compile. Cache purge records come along with the
 //! same check.
 
+// The head check's calls to the writer (both workers); the writer itself, the admin API and
+// the rollout controller (control worker).
+pub(crate) mod control;
+crate::host::control_only!(admin, rollout, writer);
+
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use worker::Env;
 
-use super::{internal, kv, now_ms};
 use crate::config::Config;
 use crate::error::EdgeError;
 use crate::flags::control::HeadQuery;
 use crate::flags::live::{Active, LiveFlags, Problem, Refresh};
 use crate::flags::store::{self, Keys};
+use crate::host::{internal, kv, now_ms};
 use crate::traffic::split::{RouteTable, Routes};
 
 /// What this module keeps per isolate, in one place: the flag set, where its last check got
@@ -29,7 +34,7 @@ pub(crate) struct FlagState {
 
 /// This module's part of the isolate's state (`host/isolate.rs`).
 fn state<R>(f: impl FnOnce(&RefCell<FlagState>) -> R) -> R {
-    super::isolate::with(|i| f(&i.flags))
+    crate::host::isolate::with(|i| f(&i.flags))
 }
 
 /// Where the last check got its answer, and what the writer said of KV.
@@ -63,7 +68,7 @@ pub(crate) async fn current(env: &Env, config: &Config) -> Result<Rc<Active>, Ed
 }
 
 /// The route table and the flag set as this isolate holds them, when neither is due for a
-/// check (`host/fast.rs`: a request that would check takes the full path, which does).
+/// check (`host/request/fast.rs`: a request that would check takes the full path, which does).
 #[cfg(not(feature = "control"))]
 pub(crate) fn fresh(now: u64, refresh_ms: u64) -> Option<(Rc<RouteTable>, Option<Rc<Active>>)> {
     state(|i| {
@@ -86,7 +91,7 @@ async fn check(env: &Env, config: &Config, now: u64) -> Result<(), EdgeError> {
         have: state(|i| i.borrow().live.active().map(|a| a.version.clone())),
         purges_seq: state(|i| i.borrow().purges.seq),
     };
-    match super::control::head(env, config, &query).await {
+    match crate::host::flags::control::head(env, config, &query).await {
         Ok(answer) if answer.version.is_some() => {
             if let Some(document) = &answer.document {
                 state(|i| i.borrow_mut().live.refresh(Some(document), now));

@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 use worker::{Env, Request, Response};
 
-use super::metrics::{call, flush_or_warn, ArmCounts, ArmsQuery, DecisionRecord};
+use crate::host::measure::{call, flush_or_warn, ArmCounts, ArmsQuery, DecisionRecord};
 use crate::error::EdgeError;
 use crate::measure::metrics::Totals;
 
@@ -13,7 +13,7 @@ use crate::measure::metrics::Totals;
 pub(crate) async fn prometheus(env: &Env, config: &crate::config::Config) -> Result<Response, EdgeError> {
     flush_or_warn(env).await;
     let mut totals: Totals = call(env, "/totals", &json!({})).await?;
-    if let Ok(Some((_, text))) = super::control::document(env, config).await {
+    if let Ok(Some((_, text))) = crate::host::flags::control::document(env, config).await {
         if let Ok(doc) = serde_json::from_str::<Value>(&text) {
             if let Ok(plans) = crate::measure::rollout::plans(&doc) {
                 totals.rollouts = plans
@@ -34,7 +34,7 @@ pub(crate) async fn prometheus(env: &Env, config: &crate::config::Config) -> Res
             }
         }
     }
-    super::text(
+    crate::host::text(
         crate::measure::metrics::prometheus(&totals),
         "text/plain; version=0.0.4; charset=utf-8",
     )
@@ -53,18 +53,18 @@ pub(crate) async fn results(
         .unwrap_or(false);
     let (out, decisions, version) = results_data(env, config).await?;
     if csv {
-        return super::text(
+        return crate::host::text(
             crate::measure::experiments::csv(&out),
             "text/csv; charset=utf-8; header=present",
         );
     }
     // Delivery outcomes per channel and the delivery-success ratio (metrics::OUTCOMES).
-    let notifications: Vec<Value> = super::metrics::notifications(env, None)
+    let notifications: Vec<Value> = crate::host::measure::notifications(env, None)
         .await?
         .iter()
         .map(crate::measure::metrics::ChannelDeliveries::report)
         .collect();
-    super::json(&json!({
+    crate::host::json(&json!({
         "version": version,
         "experiments": out,
         "rolloutDecisions": decisions,
@@ -86,7 +86,7 @@ pub(crate) async fn results_data(
     EdgeError,
 > {
     flush_or_warn(env).await;
-    let active = super::flags::current(env, config).await?;
+    let active = crate::host::flags::current(env, config).await?;
     let mut out = Vec::new();
     for spec in &active.experiments {
         let arms: Vec<ArmCounts> = call(
@@ -114,7 +114,7 @@ pub(crate) async fn timeline_points(
     variant: Option<String>,
 ) -> Result<Vec<crate::measure::metrics::Point>, EdgeError> {
     flush_or_warn(env).await;
-    let since_ms = super::now_ms().saturating_sub(window_ms);
+    let since_ms = crate::host::now_ms().saturating_sub(window_ms);
     call(
         env,
         "/timeline",
@@ -133,7 +133,7 @@ pub(crate) async fn timeline_points(
 /// days), oldest first — the dashboard's data, for other tools as JSON.
 pub(crate) async fn timeline(req: &Request, env: &Env) -> Result<Response, EdgeError> {
     use crate::measure::metrics::Resolution;
-    let url = req.url().map_err(super::internal)?;
+    let url = req.url().map_err(crate::host::internal)?;
     let param = |name: &str| {
         url.query_pairs()
             .find(|(k, _)| k == name)
@@ -168,5 +168,5 @@ pub(crate) async fn timeline(req: &Request, env: &Env) -> Result<Response, EdgeE
         .iter()
         .map(|p| crate::measure::metrics::summarise(p.t, &p.counts))
         .collect();
-    super::json(&json!({ "resolution": resolution, "points": summaries }))
+    crate::host::json(&json!({ "resolution": resolution, "points": summaries }))
 }

@@ -1,4 +1,4 @@
-//! Failed dashboard sign-ins, kept by the flag writer (`host/writer.rs`) in tables of their
+//! Failed dashboard sign-ins, kept by the flag writer (`host/flags/writer.rs`) in tables of their
 //! own: per-client windows for the rate limit, and a bounded list of failure records for the
 //! dashboard's Audit section. Apart from the change audit on purpose: anonymous clients
 //! cause these, and they must never push an admin's record out. The limit and the record
@@ -7,7 +7,7 @@
 use serde_json::Value;
 use worker::{Request, SqlStorage};
 
-use super::sql::{n, num, rows, v};
+use crate::host::sql::{n, num, rows, v};
 use crate::dashboard::{self as policy, SigninAttempt, SigninFailures, SigninGate};
 use crate::error::EdgeError;
 
@@ -47,7 +47,7 @@ fn scalar(sql: &SqlStorage, q: &str, args: Vec<worker::SqlStorageValue>) -> Resu
 /// Serves `/signin` (one attempt → the gate) and `/signin/failures` (recent records).
 /// Synchronous after the body is read, so each attempt is one transaction of the object.
 pub(crate) async fn route(sql: SqlStorage, path: &str, req: &mut Request) -> Result<Value, EdgeError> {
-    let text = req.text().await.map_err(super::internal)?;
+    let text = req.text().await.map_err(crate::host::internal)?;
     for statement in SCHEMA {
         exec(&sql, statement, vec![])?;
     }
@@ -56,7 +56,7 @@ pub(crate) async fn route(sql: SqlStorage, path: &str, req: &mut Request) -> Res
         "/signin" => serde_json::to_value(attempt(
             &sql,
             &serde_json::from_str(&text).map_err(bad)?,
-            super::now_ms(),
+            crate::host::now_ms(),
         )?),
         "/signin/failures" => serde_json::to_value(failures(
             &sql,
@@ -66,7 +66,7 @@ pub(crate) async fn route(sql: SqlStorage, path: &str, req: &mut Request) -> Res
         )?),
         other => return Err(EdgeError::NotFound(format!("flag writer: {other}"))),
     };
-    answer.map_err(super::internal)
+    answer.map_err(crate::host::internal)
 }
 
 fn attempt(sql: &SqlStorage, a: &SigninAttempt, now: u64) -> Result<SigninGate, EdgeError> {
@@ -109,7 +109,7 @@ fn attempt(sql: &SqlStorage, a: &SigninAttempt, now: u64) -> Result<SigninGate, 
         )?;
         count(sql, "dropped", over)?;
     }
-    let record = serde_json::to_string(&policy::signin_record(a, now)).map_err(super::internal)?;
+    let record = serde_json::to_string(&policy::signin_record(a, now)).map_err(crate::host::internal)?;
     exec(
         sql,
         "INSERT INTO signin_audit (record) VALUES (?)",

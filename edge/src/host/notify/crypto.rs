@@ -15,7 +15,7 @@ use crate::notify::{ece, vapid};
 /// The imported VAPID signing key, per isolate, with the public key it belongs to
 /// (`host/isolate.rs`).
 fn cached_key<R>(f: impl FnOnce(&RefCell<Option<(Vec<u8>, CryptoKey)>>) -> R) -> R {
-    super::isolate::with(|i| f(&i.vapid_key))
+    crate::host::isolate::with(|i| f(&i.vapid_key))
 }
 
 fn subtle() -> Result<SubtleCrypto, String> {

@@ -13,8 +13,8 @@ use serde::Serialize;
 use serde_json::Value;
 use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, State};
 
-use super::sql::{n, num, rows, text, v};
-use super::{kv, now_ms};
+use crate::host::sql::{n, num, rows, text, v};
+use crate::host::{kv, now_ms};
 use crate::config::Config;
 use crate::error::EdgeError;
 use crate::flags::control::write::{self, Commit, Head, History, Outcome};
@@ -135,7 +135,7 @@ impl Tables {
     }
 
     fn audit(&self, record: &AuditRecord, limit: usize) -> Result<(), EdgeError> {
-        let json = serde_json::to_string(record).map_err(super::internal)?;
+        let json = serde_json::to_string(record).map_err(crate::host::internal)?;
         self.sql
             .exec("INSERT INTO audit (record) VALUES (?)", vec![v(&json)])
             .and_then(|_| {
@@ -217,7 +217,7 @@ impl Tables {
     }
 
     fn add_purge(&self, purge: &Purge) -> Result<(), EdgeError> {
-        let json = serde_json::to_string(purge).map_err(super::internal)?;
+        let json = serde_json::to_string(purge).map_err(crate::host::internal)?;
         self.sql
             .exec("INSERT INTO purges (record) VALUES (?)", vec![v(&json)])
             .and_then(|_| {
@@ -338,7 +338,7 @@ impl FlagWriter {
             .get(keys.active())
             .text()
             .await
-            .map_err(super::internal)?
+            .map_err(crate::host::internal)?
         else {
             return Ok(());
         };
@@ -376,7 +376,7 @@ impl FlagWriter {
                 };
                 tables.set_meta(
                     "kv_refused",
-                    &serde_json::to_string(&problem).map_err(super::internal)?,
+                    &serde_json::to_string(&problem).map_err(crate::host::internal)?,
                 )?;
                 tables.remember(&version, now)?;
                 // KV no longer holds the head: put it back.
@@ -406,10 +406,10 @@ impl FlagWriter {
             async move {
                 store
                     .put(&key, value)
-                    .map_err(super::internal)?
+                    .map_err(crate::host::internal)?
                     .execute()
                     .await
-                    .map_err(super::internal)
+                    .map_err(crate::host::internal)
             }
         };
         for _ in 0..8 {
@@ -427,7 +427,7 @@ impl FlagWriter {
                 done = false;
             }
             if kv_purges.as_deref() != Some(purges_seq.as_str()) {
-                let list = serde_json::to_string(&tables.purges()?).map_err(super::internal)?;
+                let list = serde_json::to_string(&tables.purges()?).map_err(crate::host::internal)?;
                 put(store::purges_key(&config.flags_key), list).await?;
                 self.tables()?.set_meta("kv_purges_seq", &purges_seq)?;
                 done = false;
@@ -498,7 +498,7 @@ impl FlagWriter {
         let path = req.path();
         // Failed dashboard sign-ins have tables of their own and touch no flag set.
         if path == "/signin" || path.starts_with("/signin/") {
-            return super::signin::route(self.state.storage().sql(), &path, &mut req).await;
+            return crate::host::dashboard::signin::route(self.state.storage().sql(), &path, &mut req).await;
         }
         // A document written straight into KV is taken in before anything is decided, so a
         // command never applies to a head that a newer hand-written document replaced.
@@ -535,11 +535,11 @@ impl FlagWriter {
 }
 
 fn to_value<T: Serialize>(value: &T) -> Result<Value, EdgeError> {
-    serde_json::to_value(value).map_err(super::internal)
+    serde_json::to_value(value).map_err(crate::host::internal)
 }
 
 async fn body<T: DeserializeOwned>(req: &mut Request) -> Result<T, EdgeError> {
-    let text = req.text().await.map_err(super::internal)?;
+    let text = req.text().await.map_err(crate::host::internal)?;
     serde_json::from_str(&text)
         .map_err(|e| EdgeError::Internal(format!("flag writer: bad request body: {e}")))
 }

@@ -7,9 +7,9 @@
 use serde_json::{json, Value};
 use worker::Env;
 
-use super::control;
-use super::metrics::{self, ArmCounts, ArmsQuery, DecisionRecord};
-use super::now_ms;
+use crate::host::flags::control;
+use crate::host::measure::{self as metrics, ArmCounts, ArmsQuery, DecisionRecord};
+use crate::host::now_ms;
 use crate::config::Config;
 use crate::error::EdgeError;
 use crate::flags::control::{flag_fingerprint, Answer, Command};

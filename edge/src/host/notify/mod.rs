@@ -10,6 +10,12 @@
 //!
 //! Decisions are `crate::notify`'s; this file calls the store, the queue and the network.
 
+// WebCrypto for Web Push, e-mail delivery, the in-app inbox, the push subscriptions' store.
+pub(crate) mod crypto;
+pub(crate) mod email;
+pub(crate) mod inbox;
+pub(crate) mod store;
+
 use edgeflags_core::Context as EvalContext;
 use serde_json::{json, Value};
 use worker::{
@@ -17,7 +23,7 @@ use worker::{
     QueueRetryOptionsBuilder, Request, RequestInit, Response,
 };
 
-use super::{flags, header, internal, json_with_status, now_ms, random_id};
+use crate::host::{flags, header, internal, json_with_status, now_ms, random_id};
 use crate::config::Config;
 use crate::error::EdgeError;
 use crate::flags::live::Active;
@@ -26,7 +32,7 @@ use crate::notify::api::{
 };
 use crate::notify::delivery::{self, Outcome};
 use crate::notify::outcome::Outcome as Observed;
-use crate::notify::{b64url_decode, inbox, vapid};
+use crate::notify::{b64url_decode, vapid};
 
 /// Counts one delivery outcome of the in-app or e-mail channel in the metrics
 /// (`edgeflags_notifications_total{channel, outcome}`), once per (notification, recipient)
@@ -34,7 +40,7 @@ use crate::notify::{b64url_decode, inbox, vapid};
 /// it (an isolate that only serves inboxes would otherwise never send its counts); the queue
 /// handler passes `None` and sends at the end of each batch.
 pub(super) fn observe(env: &Env, ctx: Option<&Context>, channel: Channel, outcome: Observed) {
-    super::metrics::record_notification(env, ctx, channel.as_str(), outcome.as_str());
+    crate::host::measure::record_notification(env, ctx, channel.as_str(), outcome.as_str());
 }
 
 /// Durable Object binding of the push store shards (wrangler.toml).
@@ -110,7 +116,7 @@ pub(super) async fn store_named(
     path: &str,
     call: Value,
 ) -> Result<Value, EdgeError> {
-    super::durable_call(env, (STORE_BINDING, name, "push store"), path, &call).await
+    crate::host::durable_call(env, (STORE_BINDING, name, "push store"), path, &call).await
 }
 
 /// `{prefix}/push/...` (public).
@@ -123,24 +129,24 @@ pub(crate) async fn public(
     let method = req.method();
     match (method.clone(), sub) {
         (Method::Get, "/push/vapid-public-key") => {
-            super::rate_limit(env, &req, "public").await?;
+            crate::host::rate_limit(env, &req, "public").await?;
             let keys = vapid_keys(env)?;
-            let res = super::json(&json!({"publicKey": keys.public_b64()}))?;
+            let res = crate::host::json(&json!({"publicKey": keys.public_b64()}))?;
             res.headers()
                 .set("cache-control", "public, max-age=300")
                 .map_err(internal)?;
             Ok(res)
         }
         (Method::Post | Method::Delete, "/push/subscriptions") => {
-            super::rate_limit(env, &req, "push").await?;
+            crate::host::rate_limit(env, &req, "push").await?;
             let settings = settings(env)?;
-            let visitor = super::jwt::visitor(&req, env, config, true).await;
+            let visitor = crate::host::jwt::visitor(&req, env, config, true).await;
             let key = visitor.key.clone().ok_or_else(|| {
                 EdgeError::TargetingKeyMissing(
                     "no visitor identity to tie the subscription to".into(),
                 )
             })?;
-            let body = super::body(&mut req, api::MAX_BODY_BYTES).await?;
+            let body = crate::host::body(&mut req, api::MAX_BODY_BYTES).await?;
             let subscribe = method == Method::Post;
             let s = api::parse_subscription(&body, &settings, subscribe)
                 .map_err(EdgeError::BadRequest)?;
@@ -187,18 +193,18 @@ pub(crate) async fn admin(
     config: &Config,
     sub: &str,
 ) -> Result<Response, EdgeError> {
-    let tokens = super::admin_tokens(env)?;
+    let tokens = crate::host::admin_tokens(env)?;
     tokens.authenticate(header(&req, "authorization").as_deref())?;
     let segments: Vec<&str> = sub.trim_matches('/').split('/').collect();
     let method = req.method();
     match (method.clone(), segments.as_slice()) {
         (Method::Post, ["notifications"]) => {
-            let body = super::body(&mut req, api::MAX_BODY_BYTES).await?;
+            let body = crate::host::body(&mut req, api::MAX_BODY_BYTES).await?;
             send(env, config, &body).await
         }
         (Method::Put | Method::Delete, ["notifications", "contacts"]) => {
-            let body = super::body(&mut req, api::MAX_BODY_BYTES).await?;
-            super::notify_email::contact(env, &body, method == Method::Put).await
+            let body = crate::host::body(&mut req, api::MAX_BODY_BYTES).await?;
+            crate::host::notify::email::contact(env, &body, method == Method::Put).await
         }
         (_, ["notifications", "contacts"]) => Err(EdgeError::MethodNotAllowed(method.to_string())),
         (Method::Get, ["notifications", id]) if api::valid_id(id) => status(env, config, id).await,
@@ -220,7 +226,7 @@ async fn send(env: &Env, config: &Config, body: &[u8]) -> Result<Response, EdgeE
     // Refuse before anything is stored when a requested channel is not configured (409
     // with the channel's path); settings that are present but malformed stay a deploy
     // error (500) below.
-    let email_settings = super::notify_email::settings(env)?;
+    let email_settings = crate::host::notify::email::settings(env)?;
     let push_configured = lookup(env, "VAPID_PUBLIC_KEY").is_some();
     if let Some(problem) = r.unconfigured(|c| match c {
         Channel::Push => push_configured,
@@ -300,13 +306,13 @@ async fn send(env: &Env, config: &Config, body: &[u8]) -> Result<Response, EdgeE
                     // visitor reads the inbox (`notify::inbox`).
                     let text = serde_json::to_string(r).map_err(internal)?;
                     let call = json!({"id": id, "request": text});
-                    store_named(env, inbox::FEED_OBJECT, "/feed/put", call).await?;
-                    super::notify_inbox::feed_changed();
+                    store_named(env, crate::notify::inbox::FEED_OBJECT, "/feed/put", call).await?;
+                    crate::host::notify::inbox::feed_changed();
                     0
                 }
                 Channel::Email => match &email {
                     Some(e) => {
-                        super::notify_email::fan_out(env, &settings, e, &active, &id, r, now_secs)
+                        crate::host::notify::email::fan_out(env, &settings, e, &active, &id, r, now_secs)
                             .await?
                     }
                     None => 0,
@@ -482,7 +488,7 @@ async fn status(env: &Env, config: &Config, id: &str) -> Result<Response, EdgeEr
         out["enabled"] = Value::Bool(flag_on(&active, channel, now_secs));
         channels.insert(channel.as_str().into(), out);
     }
-    super::json(
+    crate::host::json(
         &json!({"id": id, "createdMs": record["createdMs"], "title": r.title,
         "idempotencyKey": r.idempotency_key, "channels": channels}),
     )
@@ -504,8 +510,8 @@ async fn retry(env: &Env, config: &Config, id: &str) -> Result<Response, EdgeErr
         let n = match channel {
             Channel::Push => retry_push(env, &settings, id, &r, inbox).await?,
             Channel::Email => {
-                let email = super::notify_email::configured(env)?;
-                super::notify_email::requeue(env, &settings, &email, id, &r).await?
+                let email = crate::host::notify::email::configured(env)?;
+                crate::host::notify::email::requeue(env, &settings, &email, id, &r).await?
             }
             Channel::Inapp => 0,
         };
@@ -595,7 +601,7 @@ pub(crate) async fn consume(batch: MessageBatch<Value>, env: &Env, config: &Conf
 /// One queue message: a delivery attempt, or (from the dead-letter queue) its failure.
 async fn handle(msg: &Message<Value>, dead: bool, env: &Env, config: &Config, settings: &Settings) {
     if crate::notify::email::Job::is_email(msg.body()) {
-        return super::notify_email::handle(msg, dead, env, config, settings).await;
+        return crate::host::notify::email::handle(msg, dead, env, config, settings).await;
     }
     let Ok(job) = serde_json::from_value::<Job>(msg.body().clone()) else {
         worker::console_error!("push queue: dropping a message that is not a job");
@@ -636,7 +642,7 @@ async fn handle(msg: &Message<Value>, dead: bool, env: &Env, config: &Config, se
 /// call moved the delivery (a duplicate message's call does not).
 fn count(env: &Env, answer: &Value, outcome: &str) {
     if answer["changed"] != false {
-        super::metrics::record_notification(env, None, "push", outcome);
+        crate::host::measure::record_notification(env, None, "push", outcome);
     }
 }
 
@@ -676,7 +682,7 @@ async fn deliver(
     // Delivered, gone or failed already (a duplicate message): nothing to do.
     if claim["state"] != "queued" {
         if claim["unsubscribed"] == true {
-            super::metrics::record_notification(env, None, "push", "dropped");
+            crate::host::measure::record_notification(env, None, "push", "dropped");
         }
         return Ok(Step::Ack);
     }
@@ -761,10 +767,10 @@ async fn push(
         .as_str()
         .and_then(b64url_decode)
         .ok_or(PushError::Permanent("stored auth unreadable".into()))?;
-    let body = super::notify_crypto::encrypt(job.payload.as_bytes(), &p256dh, &auth)
+    let body = crate::host::notify::crypto::encrypt(job.payload.as_bytes(), &p256dh, &auth)
         .await
         .map_err(PushError::Permanent)?;
-    let authorization = super::notify_crypto::vapid_authorization(keys, endpoint, now_secs)
+    let authorization = crate::host::notify::crypto::vapid_authorization(keys, endpoint, now_secs)
         .await
         .map_err(PushError::Permanent)?;
     let headers = Headers::new();
@@ -778,7 +784,7 @@ async fn push(
     if let Some(topic) = job.topic.as_ref().filter(|t| api::valid_topic(t)) {
         pairs.push(("topic", topic.clone()));
     }
-    super::set_all(&headers, &pairs).map_err(|e| PushError::Permanent(e.to_string()))?;
+    crate::host::set_all(&headers, &pairs).map_err(|e| PushError::Permanent(e.to_string()))?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_headers(headers)

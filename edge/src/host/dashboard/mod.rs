@@ -2,10 +2,14 @@
 //! (metrics store, control plane, results) and performing its actions through the same
 //! paths as the admin API. Rendering and the checks themselves are `crate::dashboard`'s.
 
+// Failed sign-ins, kept by the writer.
+pub(crate) mod signin;
+
 use serde_json::{json, Value};
 use worker::{Env, Method, Request, Response};
 
-use super::{control, header, internal, now_ms};
+use crate::host::flags::control;
+use crate::host::{header, internal, now_ms};
 use crate::config::Config;
 use crate::dashboard::{self as page, Health};
 use crate::error::EdgeError;
@@ -20,7 +24,7 @@ pub(crate) async fn handle(
     config: &Config,
     rest: &str,
 ) -> Result<Response, EdgeError> {
-    let tokens = super::admin_tokens(env)?;
+    let tokens = crate::host::admin_tokens(env)?;
     let key = tokens.session_key();
     let url = req.url().map_err(internal)?;
     let own_origin = url.origin().ascii_serialization();
@@ -179,7 +183,7 @@ fn access_settings(env: &Env) -> Result<Option<page::Access>, EdgeError> {
 async fn access_email(access: &page::Access, assertion: &str) -> Result<String, JwtError> {
     let token = crate::jwt::parse(assertion)?;
     let email = access.check(&token, now_ms() / 1000)?;
-    super::jwt::verify_rs256(&token, &access.certs_url()).await?;
+    crate::host::jwt::verify_rs256(&token, &access.certs_url()).await?;
     Ok(email)
 }
 
@@ -266,7 +270,7 @@ async fn replace(
         {
             Ok(answer) => {
                 if answer.committed {
-                    if let Err(e) = super::flags::check_now(env, config).await {
+                    if let Err(e) = crate::host::flags::check_now(env, config).await {
                         worker::console_error!("dashboard: could not take in the new version: {e}");
                     }
                 }
@@ -308,7 +312,7 @@ async fn act(
             version: field(form, "version").unwrap_or_default(),
         },
         "evaluate" | "dry-run" => {
-            let report = super::rollout::evaluate(
+            let report = crate::host::flags::rollout::evaluate(
                 env,
                 config,
                 &format!("rollout ({actor}, dashboard)"),
@@ -334,7 +338,7 @@ async fn act(
     };
     let answer = control::command(env, config, actor, None, command).await?;
     if answer.committed {
-        if let Err(e) = super::flags::check_now(env, config).await {
+        if let Err(e) = crate::host::flags::check_now(env, config).await {
             worker::console_error!("dashboard: could not take in the new version at once: {e}");
         }
     }
@@ -352,14 +356,14 @@ async fn gather(
 ) -> Result<page::Page, EdgeError> {
     // Results of at most MAX_EXPERIMENTS experiments (one metrics-store call each): the page
     // makes a bounded number of Durable Object calls however large the flag set.
-    super::metrics::flush_or_warn(env).await;
-    let active = super::flags::current(env, config).await?;
+    crate::host::measure::flush_or_warn(env).await;
+    let active = crate::host::flags::current(env, config).await?;
     let mut experiments = Vec::new();
     for spec in active.experiments.iter().take(page::MAX_EXPERIMENTS) {
-        let arms: Vec<super::metrics::ArmCounts> = super::metrics::call(
+        let arms: Vec<crate::host::measure::ArmCounts> = crate::host::measure::call(
             env,
             "/arms",
-            &super::metrics::ArmsQuery {
+            &crate::host::measure::ArmsQuery {
                 flag: spec.flag.clone(),
                 epoch: spec.epoch.clone(),
                 event: spec.conversion_event.clone(),
@@ -372,18 +376,18 @@ async fn gather(
         .experiments
         .len()
         .saturating_sub(page::MAX_EXPERIMENTS);
-    let decisions: Vec<super::metrics::DecisionRecord> =
-        super::metrics::call(env, "/decisions", &json!({})).await?;
+    let decisions: Vec<crate::host::measure::DecisionRecord> =
+        crate::host::measure::call(env, "/decisions", &json!({})).await?;
     let version = active.version.clone();
-    let totals: Totals = super::metrics::call(env, "/totals", &json!({})).await?;
+    let totals: Totals = crate::host::measure::call(env, "/totals", &json!({})).await?;
     let (_, document) = control::document(env, config)
         .await?
         .unwrap_or_else(|| (String::new(), "{}".into()));
     use crate::measure::metrics::Resolution;
     let hour =
-        super::metrics_api::timeline_points(env, Resolution::Minute, 3_600_000, None, None).await?;
+        crate::host::measure::api::timeline_points(env, Resolution::Minute, 3_600_000, None, None).await?;
     let day =
-        super::metrics_api::timeline_points(env, Resolution::Hour, 24 * 3_600_000, None, None)
+        crate::host::measure::api::timeline_points(env, Resolution::Hour, 24 * 3_600_000, None, None)
             .await?;
     // The plan's windows first, then the totals per flag variant.
     let window = |name: &str, points: &[crate::measure::metrics::Point]| {
@@ -409,13 +413,13 @@ async fn gather(
         flag: None,
         variant: None,
     };
-    let hour_series: Vec<page::WindowCounts> = super::metrics::call(
+    let hour_series: Vec<page::WindowCounts> = crate::host::measure::call(
         env,
         "/timeline/series",
         &series(Resolution::Minute, 3_600_000),
     )
     .await?;
-    let day_series: Vec<page::WindowCounts> = super::metrics::call(
+    let day_series: Vec<page::WindowCounts> = crate::host::measure::call(
         env,
         "/timeline/series",
         &series(Resolution::Hour, 24 * 3_600_000),
@@ -428,7 +432,7 @@ async fn gather(
         let since = now_ms().saturating_sub(window_ms);
         notifications.push((
             name.to_owned(),
-            super::metrics::notifications(env, Some(since)).await?,
+            crate::host::measure::notifications(env, Some(since)).await?,
         ));
     }
     // What each of the last versions changed against the one before it.
@@ -452,7 +456,7 @@ async fn gather(
         .and_then(|v| serde_json::to_string_pretty(&v).ok())
         .unwrap_or_else(|| document.clone());
     rows.extend(health(&totals));
-    let units: page::UnitCounts = super::metrics::call(
+    let units: page::UnitCounts = crate::host::measure::call(
         env,
         "/units",
         &now_ms().saturating_sub(page::ADOPTION_WINDOW_DAYS * 24 * 3_600_000),
@@ -479,19 +483,19 @@ async fn gather(
             .and_then(|f| f.get(&plan.flag))
             .map(crate::measure::metrics::epoch)
             .unwrap_or_default();
-        let arms: Vec<super::metrics::ArmCounts> = super::metrics::call(
+        let arms: Vec<crate::host::measure::ArmCounts> = crate::host::measure::call(
             env,
             "/arms",
-            &super::metrics::ArmsQuery {
+            &crate::host::measure::ArmsQuery {
                 flag: plan.flag.clone(),
                 epoch,
                 event: None,
             },
         )
         .await?;
-        let mut treatment = super::rollout::arm(&arms, &plan.treatment);
+        let mut treatment = crate::host::flags::rollout::arm(&arms, &plan.treatment);
         if let (Some(_), Some(since)) = (plan.min_delivery_success, state.stage_started_ms) {
-            treatment.deliveries = super::metrics::notifications(env, Some(since)).await?;
+            treatment.deliveries = crate::host::measure::notifications(env, Some(since)).await?;
         }
         rollouts.push(page::rollout_view(
             &plan,
@@ -563,7 +567,7 @@ fn health(totals: &Totals) -> Vec<Health> {
 }
 
 async fn form(req: &mut Request) -> Result<Vec<(String, String)>, EdgeError> {
-    let body = super::body(req, 16 * 1024).await?;
+    let body = crate::host::body(req, 16 * 1024).await?;
     let body = String::from_utf8(body)
         .map_err(|_| EdgeError::BadRequest("form body is not UTF-8".into()))?;
     // application/x-www-form-urlencoded is a URL query's syntax.
@@ -583,7 +587,7 @@ fn html(body: &str, status: u16) -> Result<Response, EdgeError> {
     let res = Response::from_html(body)
         .map_err(internal)?
         .with_status(status);
-    super::set_all(
+    crate::host::set_all(
         res.headers(),
         &[
             ("cache-control", "no-store".into()),

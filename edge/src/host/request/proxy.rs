@@ -1,12 +1,12 @@
 //! The proxied request, in the order it happens — a newcomer reads this function top to
 //! bottom and follows each step into one module, never back here:
 //!
-//! 1. **route**: the route table (`host/flags.rs`, refreshed per isolate);
+//! 1. **route**: the route table (`host/flags/mod.rs`, refreshed per isolate);
 //! 2. **identify**: the visitor (`host/jwt.rs` → `crate::traffic::identity`) and the flag set;
 //! 3. **choose origin**: `crate::traffic::split::choose` with the visitor's flag evaluation;
-//! 4. **cache lookup → origin fetch → store**: `host/cache.rs` (decisions in
-//!    `crate::httpcache`), which sends through `host/origin.rs`;
-//! 5. **measure**: `crate::traffic::proxy::request_record` → `host/metrics.rs`;
+//! 4. **cache lookup → origin fetch → store**: `host/request/cache.rs` (decisions in
+//!    `crate::httpcache`), which sends through `host/request/origin.rs`;
+//! 5. **measure**: `crate::traffic::proxy::request_record` → `host/measure/mod.rs`;
 //! 6. **bootstrap**: the visitor's flags streamed into HTML (`crate::traffic::bootstrap`);
 //! 7. **harden**: the edge's response headers here, security headers in `lib.rs`
 //!    (`host::harden`).
@@ -18,12 +18,12 @@ use edgeflags_core::ofrep::Bootstrap;
 use futures_util::{stream, StreamExt};
 use worker::{Context, Env, Method, Request, Response};
 
-use super::cache::{self, header_list, headers_of, Served};
-use super::origin::{Outgoing, Upstream};
-use super::{flags, internal, now_ms, random_id};
 use crate::config::Config;
 use crate::error::EdgeError;
 use crate::flags::live::Active;
+use crate::host::request::cache::{self, header_list, headers_of, Served};
+use crate::host::request::origin::{Outgoing, Upstream};
+use crate::host::{flags, internal, now_ms, random_id};
 use crate::httpcache;
 use crate::measure::metrics;
 use crate::traffic::bootstrap::{self, Injector};
@@ -33,7 +33,7 @@ use crate::traffic::{identity, proxy, split};
 /// Per-isolate proxy counters (requests per origin, stable retries) for `/__edge/status`:
 /// what this one isolate did, next to the deployment-wide metrics of the metrics store.
 fn counts<R>(f: impl FnOnce(&RefCell<ProxyCounters>) -> R) -> R {
-    super::isolate::with(|i| f(&i.proxy))
+    crate::host::isolate::with(|i| f(&i.proxy))
 }
 
 /// Counts an answered request for the status endpoint.
@@ -41,7 +41,7 @@ pub(crate) fn count(origin: &str, retried: bool) {
     counts(|c| c.borrow_mut().count(origin, retried));
 }
 
-/// Counts an answered request, one of the fast path's (`host/fast.rs`).
+/// Counts an answered request, one of the fast path's (`host/request/fast.rs`).
 #[cfg(not(feature = "control"))]
 pub(crate) fn count_fast(origin: &str, retried: bool) {
     counts(|c| {
@@ -75,7 +75,7 @@ pub(crate) async fn handle(
     // their sum. A missing or broken flag set must not stop traffic: the stable origin serves.
     let (table, visitor, active) = futures_util::future::join3(
         flags::route_table(env, config),
-        super::jwt::visitor(&req, env, config, true),
+        crate::host::jwt::visitor(&req, env, config, true),
         flags::current(env, config),
     )
     .await;
@@ -140,7 +140,7 @@ pub(crate) async fn handle(
     };
 
     // 5. Measure, before any error leaves, so a failed origin is counted.
-    if super::metrics::enabled(env) {
+    if crate::host::measure::enabled(env) {
         let ended = proxy::Ended {
             decided_by,
             chosen: &choice.name,
@@ -157,7 +157,7 @@ pub(crate) async fn handle(
             &config.identity_keys,
         )
         .map(metrics::unit_id);
-        super::metrics::record_request(env, ctx, &record, unit.as_deref());
+        crate::host::measure::record_request(env, ctx, &record, unit.as_deref());
     }
     let Served {
         response,
@@ -190,8 +190,8 @@ pub(crate) async fn handle(
         retried: proxy::retried_header(retried, &choice.name, &table.stable),
         set_cookie: visitor.set_cookie,
     });
-    // One call into JS for all of them (see host/headers_js.rs).
-    super::headers_js::apply(&res.headers_mut().0, &edits)?;
+    // One call into JS for all of them (see host/request/headers_js.rs).
+    crate::host::request::headers_js::apply(&res.headers_mut().0, &edits)?;
     Ok(res)
 }
 

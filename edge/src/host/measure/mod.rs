@@ -7,6 +7,9 @@
 //! object sustains far beyond this worker's traffic on a single machine; at larger scale,
 //! shard by flag (the object name) — the batch format already groups by flag.
 
+// The metrics endpoints and the metrics store (control worker).
+crate::host::control_only!(api, store);
+
 use std::cell::RefCell;
 
 #[cfg(feature = "control")]
@@ -15,8 +18,8 @@ use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{json, Value};
 use worker::{Context, Env};
 
-use super::{now_ms, random_id};
 use crate::error::EdgeError;
+use crate::host::{now_ms, random_id};
 use crate::measure::metrics::{Batch, Recorder, RequestRecord};
 
 /// Durable Object binding of the metrics store (wrangler.toml `[[durable_objects.bindings]]`).
@@ -24,12 +27,12 @@ pub(crate) const BINDING: &str = "METRICS";
 
 /// The isolate's recorder (`host/isolate.rs`).
 fn recorder<R>(f: impl FnOnce(&RefCell<Recorder>) -> R) -> R {
-    super::isolate::with(|i| f(&i.recorder))
+    crate::host::isolate::with(|i| f(&i.recorder))
 }
 
 /// Whether this deployment measures: the binding exists and `METRICS` is not `off`.
 pub(crate) fn enabled(env: &Env) -> bool {
-    if let Some(on) = super::isolate::with(|i| i.metrics_enabled.get()) {
+    if let Some(on) = crate::host::isolate::with(|i| i.metrics_enabled.get()) {
         return on;
     }
     let on = env.durable_object(BINDING).is_ok()
@@ -37,7 +40,7 @@ pub(crate) fn enabled(env: &Env) -> bool {
             .var("METRICS")
             .map(|v| v.to_string() != "off")
             .unwrap_or(true);
-    super::isolate::with(|i| i.metrics_enabled.set(Some(on)));
+    crate::host::isolate::with(|i| i.metrics_enabled.set(Some(on)));
     on
 }
 
@@ -193,7 +196,7 @@ pub(crate) async fn call<B: Serialize, R: DeserializeOwned>(
     path: &str,
     body: &B,
 ) -> Result<R, EdgeError> {
-    super::durable_call(env, (BINDING, "global", "metrics store"), path, body).await
+    crate::host::durable_call(env, (BINDING, "global", "metrics store"), path, body).await
 }
 
 #[cfg(feature = "control")]

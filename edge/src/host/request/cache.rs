@@ -11,9 +11,9 @@
 use worker::wasm_bindgen::JsValue;
 use worker::{Cache, Context, Headers, Request, Response, ResponseBody};
 
-use super::origin::{Fetched, Upstream};
-use super::{internal, now_ms};
 use crate::error::EdgeError;
+use crate::host::request::origin::{Fetched, Upstream};
+use crate::host::{internal, now_ms};
 use crate::httpcache::{
     self, CacheStatus, Lookup, OnError, RequestPolicy, META_STATUS, META_STORED_AT,
 };
@@ -23,7 +23,7 @@ use crate::traffic::split::{RouteTable, Target};
 fn pass_memory<R>(
     f: impl FnOnce(&std::cell::RefCell<crate::traffic::passmemory::PassMemory>) -> R,
 ) -> R {
-    super::isolate::with(|i| f(&i.pass))
+    crate::host::isolate::with(|i| f(&i.pass))
 }
 
 /// Whether this isolate passes `key` without a lookup ([`crate::traffic::passmemory`]).
@@ -52,7 +52,7 @@ pub(crate) struct Served {
 
 /// A Workers header map as a lowercase-name list.
 pub(crate) fn header_list(h: &Headers) -> Vec<(String, String)> {
-    super::headers_js::read(&h.0)
+    crate::host::request::headers_js::read(&h.0)
 }
 
 /// `want` as a Workers header map, made from `base` (whose list is `have`): a native copy and
@@ -66,7 +66,7 @@ fn headers_from(
 ) -> Result<Headers, EdgeError> {
     let copy = web_sys::Headers::new_with_headers(&base.0)
         .map_err(|e| internal(worker::Error::from(e)))?;
-    super::headers_js::apply(
+    crate::host::request::headers_js::apply(
         &copy,
         &crate::traffic::header_edits::header_edits(have, want),
     )?;

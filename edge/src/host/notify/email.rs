@@ -11,8 +11,8 @@ use worker::{
     Request, RequestInit, Response,
 };
 
-use super::notify::{observe, store, Step, DLQ_BINDING, QUEUE_BINDING};
-use super::{flags, internal, now_ms};
+use crate::host::notify::{observe, store, Step, DLQ_BINDING, QUEUE_BINDING};
+use crate::host::{flags, internal, now_ms};
 use crate::config::Config;
 use crate::error::EdgeError;
 use crate::flags::live::Active;
@@ -23,7 +23,7 @@ use crate::notify::outcome::Outcome as Observed;
 
 /// The channel's settings; `None` when `EMAIL_API_URL` is unset.
 pub(super) fn settings(env: &Env) -> Result<Option<Settings>, EdgeError> {
-    Settings::from_lookup(|n| super::notify::lookup(env, n)).map_err(EdgeError::Config)
+    Settings::from_lookup(|n| crate::host::notify::lookup(env, n)).map_err(EdgeError::Config)
 }
 
 /// The settings, or the error a retry naming the channel gets (409: the request does not
@@ -50,7 +50,7 @@ fn no_content() -> Result<Response, EdgeError> {
 /// users (it vouches for it; the admin token proves it is the app).
 pub(super) async fn contact(env: &Env, body: &[u8], put: bool) -> Result<Response, EdgeError> {
     let c = email::parse_contact(body, put).map_err(EdgeError::BadRequest)?;
-    let shards = super::notify::settings(env)?.shards;
+    let shards = crate::host::notify::settings(env)?.shards;
     let shard = visitor_shard(&c.targeting_key, shards);
     if put {
         let address = c.email.unwrap_or_default();
@@ -60,7 +60,7 @@ pub(super) async fn contact(env: &Env, body: &[u8], put: bool) -> Result<Respons
     } else {
         let call = json!({"targetingKey": c.targeting_key});
         let answer = store(env, shard, "/contact/delete", call).await?;
-        super::json(&json!({"removed": answer["removed"]}))
+        crate::host::json(&json!({"removed": answer["removed"]}))
     }
 }
 
@@ -78,20 +78,20 @@ pub(super) async fn own_address(
     }
     // Verified here (not only through the visitor helper, which falls back to the cookie):
     // the claims read below must be those of a token whose signature was checked.
-    let sub = super::jwt::verified_sub(req, env, config)
+    let sub = crate::host::jwt::verified_sub(req, env, config)
         .await
         .ok_or_else(|| {
             EdgeError::Forbidden(
                 "registering an address needs a verified bearer JWT (IDENTITY_SOURCE=jwt)".into(),
             )
         })?;
-    let shards = super::notify::settings(env)?.shards;
+    let shards = crate::host::notify::settings(env)?.shards;
     let shard = visitor_shard(&sub, shards);
     if method == Method::Delete {
         store(env, shard, "/contact/delete", json!({"targetingKey": sub})).await?;
         return no_content();
     }
-    let claims = super::header(req, "authorization")
+    let claims = crate::host::header(req, "authorization")
         .as_deref()
         .and_then(crate::jwt::bearer)
         .and_then(|t| crate::jwt::parse(t).ok())
@@ -124,13 +124,13 @@ pub(super) async fn fan_out(
                 continue;
             };
             let member = r.audience.includes(key, |flag, k| {
-                super::notify::variant_of(active, flag, k, now_secs)
+                crate::host::notify::variant_of(active, flag, k, now_secs)
             });
             if member {
                 members.push(email::Member {
                     key: key.to_owned(),
                     address: address.to_owned(),
-                    updated_ms: super::sql::num(&c[2]),
+                    updated_ms: crate::host::sql::num(&c[2]),
                 });
             }
         }
@@ -204,7 +204,7 @@ async fn send_jobs(
         .iter()
         .map(|k| Job::new(id, r, k, shard, settings))
         .collect();
-    super::notify::send_in_batches(queue, &jobs).await
+    crate::host::notify::send_in_batches(queue, &jobs).await
 }
 
 /// `POST …/retry` for e-mail: re-queues the failed pairs.
@@ -341,7 +341,7 @@ async fn deliver(
     let attempt = u32::try_from(claim["attempt"].as_u64().unwrap_or(1)).unwrap_or(u32::MAX);
     let now_secs = now_ms() / 1000;
     let active = flags::current(env, config).await?;
-    if !super::notify::flag_on(&active, Channel::Email, now_secs) {
+    if !crate::host::notify::flag_on(&active, Channel::Email, now_secs) {
         record(env, job, "failed", None, CHANNEL_OFF).await?;
         return Ok(Step::Ack);
     }
@@ -399,7 +399,7 @@ async fn post(
 ) -> Result<(Option<u16>, Option<String>), String> {
     let body = email::render(&settings.template, job, to, &settings.from).to_string();
     let headers = Headers::new();
-    super::set_all(
+    crate::host::set_all(
         &headers,
         &[
             ("content-type", "application/json".to_owned()),

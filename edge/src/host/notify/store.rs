@@ -13,8 +13,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, State};
 
-use super::now_ms;
-use super::sql::{n, num, rows, text, v};
+use crate::host::now_ms;
+use crate::host::sql::{n, num, rows, text, v};
 use crate::notify::api::Counts;
 use crate::notify::{delivery, email};
 

@@ -5,9 +5,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, State};
 
-use super::metrics::{ArmCounts, ArmsQuery, DecisionRecord, NotificationsQuery};
-use super::now_ms;
-use super::sql::{f, n, num, rows, text, v};
+use crate::host::measure::{ArmCounts, ArmsQuery, DecisionRecord, NotificationsQuery};
+use crate::host::now_ms;
+use crate::host::sql::{f, n, num, rows, text, v};
 use crate::measure::metrics::{
     by_channel, Batch, ChannelDeliveries, Counts, Point, Resolution, SeriesKey, TimelineQuery,
     Totals, LATENCY_BOUNDS_MS,

@@ -1,4 +1,4 @@
-//! Calls from the worker to its flag set's writer (`host/writer.rs`): one Durable Object per
+//! Calls from the worker to its flag set's writer (`host/flags/writer.rs`): one Durable Object per
 //! flags key, so every change to that set is serialised in one place.
 
 use serde::de::DeserializeOwned;
@@ -23,7 +23,8 @@ async fn call<B: Serialize, R: DeserializeOwned>(
     body: &B,
 ) -> Result<R, EdgeError> {
     let answer: Result<R, EdgeError> =
-        super::durable_call(env, (BINDING, &config.flags_key, "flag writer"), path, body).await?;
+        crate::host::durable_call(env, (BINDING, &config.flags_key, "flag writer"), path, body)
+            .await?;
     answer
 }
 

@@ -10,8 +10,8 @@ use worker::wasm_bindgen::JsValue;
 use worker::worker_sys::web_sys;
 use worker::{Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response};
 
-use super::internal;
 use crate::error::EdgeError;
+use crate::host::internal;
 use crate::traffic::header_edits::{header_edits, HeaderEdit};
 use crate::traffic::proxy;
 use crate::traffic::split::{self, Next};
@@ -34,7 +34,7 @@ pub(crate) struct Outgoing {
 impl Outgoing {
     /// The origin-bound form of a visitor's request: forwardable headers plus the forwarding
     /// headers and `extra`.
-    /// `visitor` is the request's header list (lowercase names, as [`super::cache::header_list`]
+    /// `visitor` is the request's header list (lowercase names, as [`crate::host::request::cache::header_list`]
     /// gives it): the request's headers are read once per request.
     pub(crate) fn from_request(
         req: &Request,
@@ -66,7 +66,7 @@ impl Outgoing {
     ) -> Result<(Response, Vec<(String, String)>), EdgeError> {
         let want = proxy::with_replacements(&self.headers, replace);
         let headers = web_sys::Headers::new_with_headers(&self.base).map_err(js)?;
-        super::headers_js::apply(&headers, &header_edits(&self.visitor, &want))?;
+        crate::host::request::headers_js::apply(&headers, &header_edits(&self.visitor, &want))?;
         let mut init = RequestInit::new();
         init.with_method(self.method.clone())
             .with_headers(Headers(headers))
@@ -93,11 +93,11 @@ impl Outgoing {
         }
         // A fetched response's headers are immutable: a native copy, without what may not
         // pass. The list of what passes goes along, so nobody reads the headers again.
-        let mut list = super::cache::header_list(res.headers());
+        let mut list = crate::host::request::cache::header_list(res.headers());
         let dropped = proxy::response_headers_dropped(&list);
         let out = web_sys::Headers::new_with_headers(&res.headers().0).map_err(js)?;
         let edits: Vec<HeaderEdit> = dropped.iter().cloned().map(HeaderEdit::Delete).collect();
-        super::headers_js::apply(&out, &edits)?;
+        crate::host::request::headers_js::apply(&out, &edits)?;
         list.retain(|(n, _)| !dropped.contains(n));
         Ok((res.with_headers(Headers(out)), list))
     }

@@ -54,7 +54,8 @@ pub(crate) fn apply(h: &web_sys::Headers, edits: &[HeaderEdit]) -> Result<(), Ed
     if edits.is_empty() {
         return Ok(());
     }
-    edgeflags_edit_headers(h, &encode(edits)).map_err(|e| super::internal(worker::Error::from(e)))
+    edgeflags_edit_headers(h, &encode(edits))
+        .map_err(|e| crate::host::internal(worker::Error::from(e)))
 }
 
 /// `edits` as the string `edgeflags_edit_headers` applies (the fast path's JS applies the

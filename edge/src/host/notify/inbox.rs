@@ -13,8 +13,8 @@ use std::rc::Rc;
 use serde_json::json;
 use worker::{Context, Env, Method, Request, Response};
 
-use super::notify::{flag_on, observe, store, store_named, variant_of};
-use super::{flags, internal, now_ms};
+use crate::host::notify::{flag_on, observe, store, store_named, variant_of};
+use crate::host::{flags, internal, now_ms};
 use crate::config::Config;
 use crate::error::EdgeError;
 use crate::notify::inbox::{self, FeedCache, FeedEntry, Route};
@@ -28,12 +28,12 @@ pub(crate) async fn handle(
     ctx: &Context,
     sub: &str,
 ) -> Result<Response, EdgeError> {
-    super::rate_limit(env, &req, "public").await?;
+    crate::host::rate_limit(env, &req, "public").await?;
     let method = req.method();
     match (inbox::route(sub), method.clone()) {
         (Route::List, Method::Get) => list(&req, env, config, ctx).await,
         (Route::Read(id), Method::Post) => read(&req, env, config, ctx, id).await,
-        (Route::Email, _) => super::notify_email::own_address(&req, env, config).await,
+        (Route::Email, _) => crate::host::notify::email::own_address(&req, env, config).await,
         (Route::List | Route::Read(_), m) => Err(EdgeError::MethodNotAllowed(m.to_string())),
         (Route::NotFound, _) => Err(EdgeError::NotFound(format!("{}{sub}", config.admin_prefix))),
     }
@@ -47,7 +47,7 @@ async fn list(
 ) -> Result<Response, EdgeError> {
     // No id is issued here: a cookieless read has no inbox (an id minted for it would
     // write read marks and count deliveries to nobody). The page visit issues the id.
-    let visitor = super::jwt::visitor(req, env, config, false).await;
+    let visitor = crate::host::jwt::visitor(req, env, config, false).await;
     let active = flags::current(env, config).await?;
     let now = now_ms();
     let mut body = inbox::answer(&[], &BTreeSet::new());
@@ -61,7 +61,7 @@ async fn list(
             variant_of(&active, flag, k, now / 1000)
         });
         if !visible.is_empty() {
-            let shards = super::notify::settings(env)?.shards;
+            let shards = crate::host::notify::settings(env)?.shards;
             let ids: Vec<&str> = visible.iter().map(|e| e.id.as_str()).collect();
             let marks = store(
                 env,
@@ -84,7 +84,7 @@ async fn list(
         }
     }
     let mut res = Response::from_json(&body).map_err(internal)?;
-    super::set_all(
+    crate::host::set_all(
         res.headers(),
         &[("cache-control", "private, no-cache".to_owned())],
     )?;
@@ -99,7 +99,7 @@ async fn list(
 
 /// The isolate's copy of the feed (`host/isolate.rs`).
 fn feed_copy<R>(f: impl FnOnce(&RefCell<FeedCache>) -> R) -> R {
-    super::isolate::with(|i| f(&i.feed))
+    crate::host::isolate::with(|i| f(&i.feed))
 }
 
 /// Drops the isolate's copy of the feed (after this isolate put a new item into it).
@@ -109,7 +109,7 @@ pub(super) fn feed_changed() {
 
 /// The newest feed entries: the isolate's copy while it is fresh, else from the feed object.
 async fn feed(env: &Env, now: u64) -> Result<Rc<Vec<FeedEntry>>, EdgeError> {
-    let ttl = inbox::feed_ttl_ms(super::notify::lookup(env, "INBOX_FEED_SECONDS").as_deref())
+    let ttl = inbox::feed_ttl_ms(crate::host::notify::lookup(env, "INBOX_FEED_SECONDS").as_deref())
         .map_err(EdgeError::Config)?;
     if let Some(entries) = feed_copy(|f| f.borrow().fresh(now, ttl)) {
         return Ok(entries);
@@ -133,7 +133,7 @@ async fn read(
     id: &str,
 ) -> Result<Response, EdgeError> {
     let unknown = || EdgeError::NotFound(format!("inbox item {id}"));
-    let visitor = super::jwt::visitor(req, env, config, false).await;
+    let visitor = crate::host::jwt::visitor(req, env, config, false).await;
     let key = visitor.key.ok_or_else(unknown)?;
     let active = flags::current(env, config).await?;
     let now = now_ms();
@@ -155,7 +155,7 @@ async fn read(
     }) {
         return Err(unknown());
     }
-    let shards = super::notify::settings(env)?.shards;
+    let shards = crate::host::notify::settings(env)?.shards;
     let marked = store(
         env,
         inbox::visitor_shard(&key, shards),
