@@ -9,9 +9,9 @@
 // (a `WebAssembly.RuntimeError`, e.g. an abort), the next request goes through it, and it
 // re-instantiates the module before running it.
 //
-// The proxied GET/HEAD's fast path (below; edge/src/host/request/fast.rs, ARCHITECTURE.md "The request
-// path") does its I/O here and asks Rust only for decisions; everything else goes to the
-// handlers as before.
+// The proxied GET/HEAD's fast path (below; edge/src/host/request/fast.rs, ARCHITECTURE.md
+// "The request path") does its I/O here and asks Rust only for decisions; everything else goes
+// to the handlers as before.
 //
 // `request.cf`: workers-rs' `Request::from` reads it for every request, which makes workerd
 // parse the cf object (~25 µs). The edge never reads `cf` (it reads headers such as
@@ -36,14 +36,14 @@ function call(name, arg, env, ctx) {
   }
 }
 
-// ---- The proxied GET/HEAD's fast path (edge/src/host/request/fast.rs) -----------------------------
+// ---- The proxied GET/HEAD's fast path (edge/src/host/request/fast.rs) ---------------------
 // Rust decides, in a few synchronous calls that each return one string; this code only does
 // the I/O it is told to: the cache lookup, the origin fetch (and the stable retry), the put,
 // the response. A plan of `undefined` or an answer `x`, given before any I/O, hands the
 // request to the full path in Rust. Fixed fields first, separated by U+0001; then, as the
 // rest of the answer (a header value may hold U+0001, never NUL), the header edits as
-// NUL-separated (op, name, value) triples, the format of edge/src/host/request/headers_js.rs, plus op
-// `S`: append to the header map of the entry to store.
+// NUL-separated (op, name, value) triples, the format of edge/src/host/request/headers_js.rs,
+// plus op `S`: append to the header map of the entry to store.
 const SEP = '\u0001';
 const fastPath = typeof handlers.edge_plan === 'function'; // the request worker only
 

@@ -9,10 +9,10 @@
 //! Only the common cases take it: GET/HEAD to a proxied path, state fresh in this isolate
 //! (no route-table or flag-set check due), no JWT to verify, no conditional request to
 //! rewrite for a bootstrapped page, and cache outcomes "fresh/stale hit" or "miss". Anything
-//! else answers `x` *before any I/O*, and the entry runs the full path (`host/request/proxy.rs`)
-//! instead — which makes the same decisions, with the same policy functions, and is the
-//! reference for this one: the e2e suites run every proxied request through one or the
-//! other.
+//! else answers `x` *before any I/O*, and the entry runs the full path
+//! (`host/request/proxy.rs`) instead — which makes the same decisions, with the same policy
+//! functions, and is the reference for this one: the e2e suites run every proxied request
+//! through one or the other.
 //!
 //! 1. [`edge_plan`]: route, identify, choose the origin, the cache key; `l` (look the key up
 //!    first) or `f` (fetch, with the origin-bound header edits: the key is remembered as
