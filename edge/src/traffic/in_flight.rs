@@ -120,6 +120,7 @@ impl<T> InFlight<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     const AGE: u64 = 300_000;
 
@@ -200,6 +201,77 @@ mod tests {
         q.seed(1_000_000);
         assert!(q.seeded());
         assert_eq!(q.admit(0, "a"), Some(1_000_001));
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Admit,
+        Take(usize),
+        Keep(usize),
+        Wait(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => Just(Op::Admit),
+            2 => (0usize..64).prop_map(Op::Take),
+            1 => (0usize..64).prop_map(Op::Keep),
+            1 => (0u64..AGE / 2).prop_map(Op::Wait),
+        ]
+    }
+
+    proptest! {
+        /// Whatever comes in, goes out and waits: ids held at once are distinct, a state heard
+        /// from within `max_age_ms` is never lost, the table holds nothing the requests do not,
+        /// and a new request is refused only when `cap` live requests are in it.
+        #[test]
+        fn no_live_state_is_lost_and_refusals_mean_full(
+            start in any::<u32>(),
+            ops in prop::collection::vec(op(), 0..200),
+        ) {
+            const CAP: usize = 8;
+            let mut q = InFlight::new(CAP, AGE);
+            q.seed(start);
+            let (mut now, mut serial) = (0u64, 0u64);
+            // The model: in the table unless abandoned (id, last heard, state); taken out.
+            let mut held: Vec<(u32, u64, u64)> = Vec::new();
+            let mut out: Vec<(u32, u64)> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Admit => {
+                        serial += 1;
+                        let live = held.iter().filter(|(_, seen, _)| now - seen < AGE).count();
+                        match q.admit(now, serial) {
+                            Some(id) => {
+                                let taken = out.iter().map(|(i, _)| *i);
+                                let mut ids = held.iter().map(|(i, _, _)| *i).chain(taken);
+                                prop_assert!(ids.all(|h| h != id), "id {} given twice", id);
+                                held.push((id, now, serial));
+                            }
+                            None => prop_assert!(live >= CAP, "refused with {} live", live),
+                        }
+                    }
+                    Op::Take(i) if !held.is_empty() => {
+                        let (id, seen, state) = held.remove(i % held.len());
+                        let got = q.take(id);
+                        if now - seen < AGE {
+                            prop_assert_eq!(got, Some(state), "a live state was lost");
+                        }
+                        if let Some(state) = got {
+                            out.push((id, state));
+                        }
+                    }
+                    Op::Keep(i) if !out.is_empty() => {
+                        let (id, state) = out.remove(i % out.len());
+                        q.keep(id, now, state);
+                        held.push((id, now, state));
+                    }
+                    Op::Wait(ms) => now += ms,
+                    _ => {}
+                }
+                prop_assert!(q.len() <= held.len());
+            }
+        }
     }
 
     #[test]
