@@ -108,54 +108,50 @@ function respond(id, res, env, ctx, due, boot) {
 }
 
 async function proxied(plan, request, env, ctx) {
-  const id = Number(plan.slice(0, plan.indexOf(SEP)));
+  let [ids, mode, key, target, requestEdits] = fields(plan, 4);
+  const id = Number(ids);
   try {
-    return await steps(id, plan, request, env, ctx);
+    if (mode === 'l') {
+      const entry = await caches.default.match(key);
+      const a = wasm(() => handlers.edge_stored(id, entry ? joined(entry.headers) : undefined));
+      if (a === 'x') return call('fetch', request, env, ctx);
+      if (a[0] === 'f') requestEdits = a.slice(2);
+      else {
+        const [, status, fresh, due, boot, ops] = fields(a, 5);
+        const s = Number(status);
+        const h = fresh === '1' ? new Headers() : new Headers(entry.headers);
+        edit(h, ops);
+        const empty = request.method === 'HEAD' || s === 204 || s === 205 || s === 304;
+        return respond(id, new Response(empty ? null : entry.body, { status: s, headers: h }), env, ctx, due, boot);
+      }
+    }
+    const headers = new Headers(request.headers);
+    edit(headers, requestEdits);
+    const init = { method: request.method, headers, redirect: 'manual' };
+    let res = await send(target, init);
+    let a = told(id, res);
+    if (a[0] === 'r') {
+      const first = res;
+      res = await send(a.slice(2), init);
+      a = told(id, res);
+      if (a[0] === 'p') res = first;
+    }
+    if (a === 'e') return wasm(() => handlers.edge_error(id));
+    const [, store, due, boot, ops] = fields(a, 4);
+    const h = new Headers(res.headers);
+    const entry = new Headers();
+    edit(h, ops, entry);
+    if (store === '1') {
+      ctx.waitUntil(caches.default.put(key, new Response(res.clone().body, { status: 200, headers: entry })));
+    }
+    return respond(id, new Response(res.body, { status: res.status, headers: h }), env, ctx, due, boot);
   } catch (e) {
-    // A throw between the calls (a rejected lookup, say) leaves the request's state in wasm.
+    // A throw between the calls (a rejected lookup, say) would leave the request's state in wasm.
     if (!state.criticalError) {
       try { handlers.edge_drop(id); } catch { /* the first error is the one to report */ }
     }
     throw e;
   }
-}
-
-async function steps(id, plan, request, env, ctx) {
-  let [, mode, key, target, requestEdits] = fields(plan, 4);
-  if (mode === 'l') {
-    const entry = await caches.default.match(key);
-    const a = wasm(() => handlers.edge_stored(id, entry ? joined(entry.headers) : undefined));
-    if (a === 'x') return call('fetch', request, env, ctx);
-    if (a[0] === 'f') requestEdits = a.slice(2);
-    else {
-      const [, status, fresh, due, boot, ops] = fields(a, 5);
-      const s = Number(status);
-      const h = fresh === '1' ? new Headers() : new Headers(entry.headers);
-      edit(h, ops);
-      const empty = request.method === 'HEAD' || s === 204 || s === 205 || s === 304;
-      return respond(id, new Response(empty ? null : entry.body, { status: s, headers: h }), env, ctx, due, boot);
-    }
-  }
-  const headers = new Headers(request.headers);
-  edit(headers, requestEdits);
-  const init = { method: request.method, headers, redirect: 'manual' };
-  let res = await send(target, init);
-  let a = told(id, res);
-  if (a[0] === 'r') {
-    const first = res;
-    res = await send(a.slice(2), init);
-    a = told(id, res);
-    if (a[0] === 'p') res = first;
-  }
-  if (a === 'e') return wasm(() => handlers.edge_error(id));
-  const [, store, due, boot, ops] = fields(a, 4);
-  const h = new Headers(res.headers);
-  const entry = new Headers();
-  edit(h, ops, entry);
-  if (store === '1') {
-    ctx.waitUntil(caches.default.put(key, new Response(res.clone().body, { status: 200, headers: entry })));
-  }
-  return respond(id, new Response(res.body, { status: res.status, headers: h }), env, ctx, due, boot);
 }
 
 export default {
